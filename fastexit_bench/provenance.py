@@ -1,0 +1,76 @@
+"""What produced a result file: code version, environment, hardware, arguments and inputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from fastexit_bench import __version__
+
+SCHEMA_VERSION = 1
+LIBRARIES = ("torch", "transformers", "tokenizers", "datasets", "fvcore", "pandas", "numpy", "snakemake")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """Python and library versions, CPU/GPU and thread count."""
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "cpu": _cpu_model(),
+        **{lib: _version(lib) for lib in LIBRARIES},
+    }
+    if "torch" in sys.modules:
+        import torch
+
+        env["torch_threads"] = torch.get_num_threads()
+        env["cuda"] = torch.version.cuda if torch.cuda.is_available() else None
+        env["gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return env
+
+
+def collect(config: dict[str, Any] | None = None, inputs: dict[str, str] | None = None) -> dict[str, Any]:
+    """The provenance block every result file carries."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "package_version": __version__,
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+        "config": config or {},
+        "inputs": inputs or {},
+        "env": environment(),
+    }
