@@ -1,0 +1,20 @@
+# fastexit-bench workflow. `snakemake --cores all` runs the default target below, fully offline.
+# Rules live in workflow/rules/*.smk and call the `python -m fastexit_bench` CLI; `rule all` stays in
+# this file so that it is the default target.
+
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_output(),

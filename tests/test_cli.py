@@ -1,0 +1,47 @@
+import json
+
+import pytest
+
+from fastexit_bench.cli import build_parser, main
+
+
+def _subcommands(parser, prefix=()):
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for name, sub in action.choices.items():
+            yield (*prefix, name)
+            yield from _subcommands(sub, (*prefix, name))
+
+
+def test_every_subcommand_has_help(capsys):
+    paths = list(_subcommands(build_parser()))
+    assert ("data", "show") in paths and ("backbone", "show") in paths
+    for path in paths:
+        with pytest.raises(SystemExit) as info:
+            main([*path, "--help"])
+        assert info.value.code == 0
+        assert "usage:" in capsys.readouterr().out
+
+
+def test_data_show_prints_sizes_labels_and_an_example(mirror, capsys):
+    assert main(["data", "show", "sst2", "shopping", "--mirror", str(mirror)]) == 0
+    out = capsys.readouterr().out
+    assert "train                    67349 rows" in out
+    assert "labels {'negative': 5327, 'positive': 4673}" in out  # shopping validation, mapped back
+    assert out.count("example (") == 2
+
+
+def test_user_errors_exit_2_with_one_line(capsys):
+    assert main(["data", "show", "sst-3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fastexit-bench: error: unknown dataset 'sst-3'") and "\n" not in err
+
+
+def test_prepare_writes_summary_with_provenance(tmp_path, resources):
+    out = tmp_path / "bbc.json"
+    code = main(["data", "prepare", "bbc_news", "--backbone", "tiny-bert", "--resources", str(resources),
+                 "--max-train", "30", "--max-eval", "10", "--max-length", "64", "--out", str(out)])
+    assert code == 0
+
+    summary = json.loads(out.read_text())
+    assert summary["splits"]["train"]["rows"] == 30 and summary["splits"]["test"]["rows"] == 10
+    assert summary["provenance"]["env"]["torch"] and summary["backbone"]["requested"] == "tiny-bert"

