@@ -45,29 +45,33 @@ QA_PAIR = {"text_a": "question", "text_b": "sentence", "label": "label"}
 ENTAILMENT = ("entailment", "not_entailment")
 PAPER = "DeeBERT Table 1 (Xin et al., 2020); PABEE Table 1 (Zhou et al., 2020)"
 
+
+def glue_task(name: str, title: str, labels: tuple[str, ...], metrics: tuple[str, ...], sources: tuple,
+              hub: HubSource, **kwargs) -> DatasetSpec:
+    """An English GLUE task; pairs when ``hub``'s columns name a ``text_b``."""
+    text_fields = ("text_a", "text_b") if "text_b" in hub.columns else ("text_a",)
+    task = "regression" if not labels else "classification"
+    return DatasetSpec(name=name, title=title, language="en", task=task, label_names=labels, metrics=metrics,
+                       text_fields=text_fields, sources=sources, hub=hub, paper=PAPER, **kwargs)
+
+
 register_dataset(
-    DatasetSpec(
-        name="sst2",
-        title="SST-2",
-        language="en",
-        task="classification",
-        label_names=("negative", "positive"),
-        metrics=("accuracy",),
-        sources=(glue_tsv("SST-2", SINGLE), glue_arrow("sst2", SINGLE)),
-        hub=glue_hub("sst2", SINGLE),
-        paper=PAPER,
+    glue_task(
+        "sst2",
+        "SST-2",
+        ("negative", "positive"),
+        ("accuracy",),
+        (glue_tsv("SST-2", SINGLE), glue_arrow("sst2", SINGLE)),
+        glue_hub("sst2", SINGLE),
     )
 )
 register_dataset(
-    DatasetSpec(
-        name="mrpc",
-        title="MRPC",
-        language="en",
-        task="classification",
-        label_names=("not_equivalent", "equivalent"),
-        metrics=("f1", "accuracy"),
-        text_fields=("text_a", "text_b"),
-        sources=(
+    glue_task(
+        "mrpc",
+        "MRPC",
+        ("not_equivalent", "equivalent"),
+        ("f1", "accuracy"),
+        (
             glue_arrow("mrpc", SENTENCE_PAIR),
             glue_tsv(
                 "MRPC",
@@ -75,72 +79,55 @@ register_dataset(
                 note="GLUE TSV copy; the ../shared/data one lacks 1 train pair (3,667 of 3,668)",
             ),
         ),
-        hub=glue_hub("mrpc", SENTENCE_PAIR),
-        paper=PAPER,
+        glue_hub("mrpc", SENTENCE_PAIR),
     )
 )
 register_dataset(
-    DatasetSpec(
-        name="qnli",
-        title="QNLI",
-        language="en",
-        task="classification",
-        label_names=ENTAILMENT,
-        metrics=("accuracy",),
-        text_fields=("text_a", "text_b"),
-        sources=(
+    glue_task(
+        "qnli",
+        "QNLI",
+        ENTAILMENT,
+        ("accuracy",),
+        (
             glue_tsv("QNLI", QA_PAIR),
             glue_arrow("qnli", QA_PAIR),
             glue_subset("QNLI", {"train": "train.json"}),
         ),
-        hub=glue_hub("qnli", QA_PAIR),
-        paper=PAPER,
+        glue_hub("qnli", QA_PAIR),
     )
 )
 register_dataset(
-    DatasetSpec(
-        name="rte",
-        title="RTE",
-        language="en",
-        task="classification",
-        label_names=ENTAILMENT,
-        metrics=("accuracy",),
-        text_fields=("text_a", "text_b"),
-        sources=(glue_tsv("RTE", SENTENCE_PAIR), glue_arrow("rte", SENTENCE_PAIR)),
-        hub=glue_hub("rte", SENTENCE_PAIR),
-        paper=PAPER,
+    glue_task(
+        "rte",
+        "RTE",
+        ENTAILMENT,
+        ("accuracy",),
+        (glue_tsv("RTE", SENTENCE_PAIR), glue_arrow("rte", SENTENCE_PAIR)),
+        glue_hub("rte", SENTENCE_PAIR),
     )
 )
 register_dataset(
-    DatasetSpec(
-        name="qqp",
-        title="QQP",
-        language="en",
-        task="classification",
-        label_names=("not_duplicate", "duplicate"),
-        metrics=("f1", "accuracy"),
-        text_fields=("text_a", "text_b"),
-        sources=(
+    glue_task(
+        "qqp",
+        "QQP",
+        ("not_duplicate", "duplicate"),
+        ("f1", "accuracy"),
+        (
             glue_tsv("QQP", {"text_a": "question1", "text_b": "question2", "label": "is_duplicate"}),
             glue_arrow("qqp", {"text_a": "question1", "text_b": "question2", "label": "label"}),
             glue_subset("QQP", {"train": "train.json", "validation": "dev.json"}),
         ),
-        hub=glue_hub("qqp", {"text_a": "question1", "text_b": "question2", "label": "label"}),
-        paper=PAPER,
+        glue_hub("qqp", {"text_a": "question1", "text_b": "question2", "label": "label"}),
         notes=("Without the official dev set, validation is a 1,000-pair subset of GLUE train.",),
     )
 )
 register_dataset(
-    DatasetSpec(
-        name="mnli",
-        title="MNLI",
-        language="en",
-        task="classification",
-        label_names=("entailment", "neutral", "contradiction"),
-        metrics=("accuracy",),
-        text_fields=("text_a", "text_b"),
-        eval_splits=("validation_matched", "validation_mismatched"),
-        sources=(
+    glue_task(
+        "mnli",
+        "MNLI",
+        ("entailment", "neutral", "contradiction"),
+        ("accuracy",),
+        (
             glue_tsv(
                 "MNLI",
                 {"text_a": "sentence1", "text_b": "sentence2", "label": "gold_label"},
@@ -157,39 +144,32 @@ register_dataset(
             ),
             glue_subset("MNLI", {"train": "train.json"}),
         ),
-        hub=glue_hub(
+        glue_hub(
             "mnli", NLI_PAIR, splits={s: s for s in ("train", "validation_matched", "validation_mismatched")}
         ),
-        paper=PAPER,
+        eval_splits=("validation_matched", "validation_mismatched"),
     )
 )
 register_dataset(
-    DatasetSpec(
-        name="cola",
-        title="CoLA",
-        language="en",
-        task="classification",
-        label_names=("unacceptable", "acceptable"),
-        metrics=("matthews",),
-        sources=(glue_tsv("CoLA", {"text_a": 3, "label": 1}, header=False), glue_arrow("cola", SINGLE)),
-        hub=glue_hub("cola", SINGLE),
-        paper=PAPER,
+    glue_task(
+        "cola",
+        "CoLA",
+        ("unacceptable", "acceptable"),
+        ("matthews",),
+        (glue_tsv("CoLA", {"text_a": 3, "label": 1}, header=False), glue_arrow("cola", SINGLE)),
+        glue_hub("cola", SINGLE),
     )
 )
 register_dataset(
-    DatasetSpec(
-        name="stsb",
-        title="STS-B",
-        language="en",
-        task="regression",
-        label_names=(),
-        metrics=("pearson", "spearman"),
-        text_fields=("text_a", "text_b"),
-        sources=(
+    glue_task(
+        "stsb",
+        "STS-B",
+        (),
+        ("pearson", "spearman"),
+        (
             glue_tsv("STS-B", {"text_a": "sentence1", "text_b": "sentence2", "label": "score"}),
             glue_arrow("stsb", SENTENCE_PAIR),
         ),
-        hub=glue_hub("stsb", SENTENCE_PAIR),
-        paper=PAPER,
+        glue_hub("stsb", SENTENCE_PAIR),
     )
 )
