@@ -1,0 +1,1 @@
+"""Early-exit models: an installed HF encoder plus one exit head after every layer."""

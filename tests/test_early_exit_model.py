@@ -1,0 +1,65 @@
+"""EarlyExitModel on tiny random BERT configs: exits equal a manual forward through HF's own model."""
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from fastexit_bench.model.early_exit import EarlyExitModel
+from fastexit_bench.model.heads import HEADS
+
+
+def tiny_backbone(layers: int = 3) -> BertModel:
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=37, attn_implementation="eager")
+    return BertModel(config).eval()
+
+
+def batch():
+    torch.manual_seed(1)
+    ids = torch.randint(5, 99, (4, 7))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0  # padded rows must not change real tokens' results
+    mask[3, 2:] = 0
+    return ids, mask
+
+
+@pytest.mark.parametrize("head", HEADS.names())
+def test_layer_k_logits_equal_manual_forward(head):
+    backbone = tiny_backbone()
+    model = EarlyExitModel(backbone, head, num_outputs=3).eval()
+    ids, mask = batch()
+    with torch.no_grad():
+        out = model.forward_all(ids, mask, keep_cls=True)
+        reference = backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    assert out.logits.shape == (3, 4, 3)
+    for k in range(1, 4):
+        manual = model.heads[k - 1](reference[k], mask.bool())
+        torch.testing.assert_close(out.logits[k - 1], manual, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out.cls_states[k - 1], reference[k][:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_padding_does_not_change_an_example():
+    model = EarlyExitModel(tiny_backbone(), "branch", num_outputs=2).eval()
+    ids, mask = batch()
+    with torch.no_grad():
+        batched = model.forward_all(ids, mask).logits[:, 3]
+        alone = model.forward_all(ids[3:4, :2], mask[3:4, :2]).logits[:, 0]
+    torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_heads_are_separate_modules_and_highway_starts_from_the_pooler():
+    backbone = tiny_backbone()
+    model = EarlyExitModel(backbone, "highway", num_outputs=2, learned_exit=True)
+    assert len({id(h) for h in model.heads}) == model.num_layers == 3
+    for head in model.heads:
+        torch.testing.assert_close(head.pooler.weight, backbone.pooler.dense.weight)
+        assert head.pooler.weight.data_ptr() != backbone.pooler.dense.weight.data_ptr()
+    ids, mask = batch()
+    assert model.forward_all(ids, mask).exit_scores.shape == (3, 4)
+
+
+def test_regression_has_one_output():
+    model = EarlyExitModel(tiny_backbone(2), "highway", num_outputs=1)
+    ids, mask = batch()
+    assert model.forward_all(ids, mask).logits.shape == (2, 4, 1)
