@@ -1,0 +1,1 @@
+"""Training recipes of the early-exit papers (losses first; loops build on them)."""

@@ -1,0 +1,42 @@
+"""Per-exit losses of the early-exit papers, as pure functions of ``[layers, batch, outputs]`` logits."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def per_exit_task_loss(logits: Tensor, labels: Tensor, task: str) -> Tensor:
+    """Task loss of every exit, shape ``[layers]``: cross-entropy, or MSE on one output for regression."""
+    if task == "regression":
+        return ((logits.squeeze(-1) - labels.float()) ** 2).mean(dim=1)
+    layers, batch, classes = logits.shape
+    losses = F.cross_entropy(logits.reshape(-1, classes), labels.repeat(layers), reduction="none")
+    return losses.view(layers, batch).mean(dim=1)
+
+
+def deebert_offramp_loss(per_exit: Tensor) -> Tensor:
+    """DeeBERT stage 2: sum of the losses of off-ramps 1..L-1 (the final classifier is frozen)."""
+    return per_exit[:-1].sum()
+
+
+def pabee_loss(per_exit: Tensor) -> Tensor:
+    """PABEE joint training: ``sum_i i * L_i / sum_i i`` over layers i = 1..L (deeper exits weigh more)."""
+    weights = torch.arange(1, per_exit.shape[0] + 1, dtype=per_exit.dtype, device=per_exit.device)
+    return (weights * per_exit).sum() / weights.sum()
+
+
+def fastbert_distillation_loss(logits: Tensor, task: str = "classification") -> Tensor:
+    """FastBERT stage 2: ``sum over students of KL(p_teacher || p_student)``, batch mean; no labels.
+
+    The teacher is the last exit and receives no gradient. For regression the students regress onto
+    the teacher's output (MSE), since there is no distribution to match.
+    """
+    teacher, students = logits[-1].detach(), logits[:-1]
+    if task == "regression":
+        return ((students - teacher) ** 2).mean(dim=(1, 2)).sum()
+    log_teacher = F.log_softmax(teacher, dim=-1)
+    log_students = F.log_softmax(students, dim=-1)
+    kl = (log_teacher.exp() * (log_teacher - log_students)).sum(dim=-1)  # [students, batch]
+    return kl.mean(dim=1).sum()
