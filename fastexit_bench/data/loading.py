@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fastexit_bench.data.sources import HubSource, SavedDataset, Source, TableFiles
+from fastexit_bench.data.sources import SavedDataset, Source, TableFiles
 from fastexit_bench.data.spec import DATASETS, DatasetSpec
 from fastexit_bench.errors import DataError
 
@@ -161,7 +161,7 @@ class _Resolver:
             )
         try:
             return hub.read(split)
-        except Exception as exc:  # the hub raises many types (offline, 404, connection); all mean the same here
+        except Exception as exc:  # noqa: BLE001 - offline, 404, auth, connection: all mean 'not reachable'
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             raise DataError(
                 f"dataset {self.spec.name!r}: no local copy (tried {self.tried()}) and the hub copy "

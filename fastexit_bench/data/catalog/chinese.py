@@ -16,7 +16,7 @@ TRAIN_FROM_DEV = Carve("validation", {"train": 0.8, "validation": 0.2})
 
 def chinese(name: str, title: str, sources: tuple, **kwargs) -> DatasetSpec:
     """A Chinese classification dataset with validation and test splits."""
-    defaults = dict(label_names=SENTIMENT, metrics=("accuracy",), eval_splits=("validation", "test"), paper=PAPER)
+    defaults = {"label_names": SENTIMENT, "metrics": ("accuracy",), "eval_splits": ("validation", "test"), "paper": PAPER}
     return DatasetSpec(name=name, title=title, language="zh", task="classification", sources=sources, **defaults | kwargs)
 
 
