@@ -117,18 +117,19 @@ class _Resolver:
         self.spec = spec
         self.mirror = mirror
         self.all_sources = [*canonical_sources(spec), *spec.sources]
-        self.local = [s for s in self.all_sources if s.splits(mirror)]
+        # Each local source with the splits it holds, probed once (the probes stat files).
+        self.local = {s: splits for s in self.all_sources if (splits := s.splits(mirror))}
 
     def direct_splits(self) -> set[str]:
         if self.local:
-            return {split for s in self.local for split in s.splits(self.mirror)}
+            return {split for splits in self.local.values() for split in splits}
         return set(self.spec.hub.splits) if self.spec.hub else set()
 
     def tried(self) -> list[str]:
         return [c for s in self.all_sources for c in s.candidates(self.mirror)]
 
     def _read_direct(self, split: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-        source = next((s for s in self.local if split in s.splits(self.mirror)), None)
+        source = next((s for s, splits in self.local.items() if split in splits), None)
         if source is not None:
             frame, where = source.read(split, self.mirror)
         elif self.local:

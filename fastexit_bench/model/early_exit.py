@@ -66,8 +66,6 @@ class EarlyExitModel(nn.Module):
             [head_cls(d, num_outputs, dropout=dropout, pooler=pooler) for _ in self.layers]
         )
         self.exit_scorers = nn.ModuleList([ExitScorer(d) for _ in self.layers]) if learned_exit else None
-        self.head_type = head
-        self.num_outputs = num_outputs
 
     @property
     def num_layers(self) -> int:

@@ -21,8 +21,6 @@ class HighwayHead(nn.Module):
     The pooler starts from the backbone's pooler when ``pooler`` is given (DeeBERT copies it).
     """
 
-    reads_cls_only = True
-
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, pooler: nn.Linear | None = None):
         super().__init__()
         self.pooler = nn.Linear(hidden_size, hidden_size)
@@ -59,8 +57,6 @@ class BranchAttention(nn.Module):
 class BranchHead(nn.Module):
     """FastBERT branch classifier: Linear d->128 + tanh, 2-head self-attention at 128 over all tokens,
     [CLS], Linear 128->128 + tanh, Linear 128->outputs."""
-
-    reads_cls_only = False
 
     def __init__(self, hidden_size: int, num_outputs: int, width: int = 128, heads: int = 2, **_: object):
         super().__init__()
