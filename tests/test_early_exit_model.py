@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
+from fastexit_bench.errors import ModelLoadError
 from fastexit_bench.model.early_exit import EarlyExitModel
 from fastexit_bench.model.heads import HEADS
 
@@ -30,13 +31,36 @@ def test_layer_k_logits_equal_manual_forward(head):
     model = EarlyExitModel(backbone, head, num_outputs=3).eval()
     ids, mask = batch()
     with torch.no_grad():
-        out = model.forward_all(ids, mask, keep_cls=True)
+        out = model.forward_all(ids, mask)
+        states = model.encode(ids, mask)
         reference = backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
     assert out.logits.shape == (3, 4, 3)
     for k in range(1, 4):
         manual = model.heads[k - 1](reference[k], mask.bool())
         torch.testing.assert_close(out.logits[k - 1], manual, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(out.cls_states[k - 1], reference[k][:, 0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(states[k - 1], reference[k], rtol=1e-5, atol=1e-5)
+
+
+def test_cached_cls_features_give_the_same_exits_for_cls_only_heads():
+    model = EarlyExitModel(tiny_backbone(), "highway", num_outputs=3, learned_exit=True).eval()
+    assert model.heads_read_cls_only
+    assert not EarlyExitModel(tiny_backbone(), "branch", num_outputs=3).heads_read_cls_only
+    ids, mask = batch()
+    with torch.no_grad():
+        full = model.forward_all(ids, mask)
+        cls = torch.stack([h[:, 0] for h in model.encode(ids, mask)])
+        cached = model.exits_on_cls(cls)
+    torch.testing.assert_close(cached.logits, full.logits)
+    torch.testing.assert_close(cached.exit_scores, full.exit_scores)
+
+
+def test_truncated_model_keeps_the_first_k_layers():
+    backbone = tiny_backbone()
+    model = EarlyExitModel(backbone, "highway", num_outputs=2, num_layers=2)
+    assert model.num_layers == 2 and len(model.heads) == 2
+    assert model.layers[1] is backbone.encoder.layer[1]
+    with pytest.raises(ModelLoadError, match="cannot keep 4 layers of a 3-layer backbone"):
+        EarlyExitModel(backbone, "highway", num_outputs=2, num_layers=4)
 
 
 def test_padding_does_not_change_an_example():
@@ -52,6 +76,7 @@ def test_heads_are_separate_modules_and_highway_starts_from_the_pooler():
     backbone = tiny_backbone()
     model = EarlyExitModel(backbone, "highway", num_outputs=2, learned_exit=True)
     assert len({id(h) for h in model.heads}) == model.num_layers == 3
+    assert isinstance(model.exit_scorer, torch.nn.Module)  # BERxiT: one scorer shared by all layers
     for head in model.heads:
         torch.testing.assert_close(head.pooler.weight, backbone.pooler.dense.weight)
         assert head.pooler.weight.data_ptr() != backbone.pooler.dense.weight.data_ptr()

@@ -6,7 +6,9 @@ import torch.nn.functional as F
 
 from fastexit_bench.training.losses import (
     deebert_offramp_loss,
+    exit_correctness,
     fastbert_distillation_loss,
+    learned_exit_loss,
     pabee_loss,
     per_exit_task_loss,
 )
@@ -52,3 +54,18 @@ def test_fastbert_teacher_gets_no_gradient_and_sums_over_students():
     assert logits.grad[-1].abs().sum() == 0 and logits.grad[:-1].abs().sum() > 0
     single = sum(fastbert_distillation_loss(torch.stack([logits[k], logits[-1]])) for k in range(3))
     torch.testing.assert_close(loss, single)
+
+
+def test_berxit_learned_exit_target_and_loss():
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0]], [[0.0, 3.0], [0.0, 1.0]]])  # [layers 2, batch 2, classes 2]
+    labels = torch.tensor([0, 1])
+    torch.testing.assert_close(exit_correctness(logits, labels, "classification"),
+                               torch.tensor([[1.0, 1.0], [0.0, 1.0]]))
+    values = torch.tensor([[[1.0]], [[3.0]]])
+    torch.testing.assert_close(exit_correctness(values, torch.tensor([1.0]), "regression"),
+                               1 - torch.tanh(torch.tensor([[0.0], [2.0]])))
+    scores = torch.zeros(2, 2, requires_grad=True)  # certainty 0.5 everywhere
+    loss = learned_exit_loss(scores, logits.requires_grad_(), labels, "classification")
+    assert loss.item() == pytest.approx(0.25)
+    loss.backward()
+    assert logits.grad is None  # the correctness target is not trained through

@@ -1,25 +1,47 @@
-"""Each recipe trains a few steps on a tiny model; frozen parts stay bitwise equal."""
+"""Every recipe trains on a tiny model; frozen parts stay bitwise equal; best epoch, caching, resume."""
 
+import functools
+from dataclasses import replace
+
+import datasets
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from transformers import AutoTokenizer
 
+from fastexit_bench.backbones.zoo import BACKBONES, resources_dir
 from fastexit_bench.model.early_exit import EarlyExitModel
-from fastexit_bench.training.recipes import RECIPES
-from fastexit_bench.training.trainer import TrainConfig, TrainingError, train, train_stage
+from fastexit_bench.training.batches import TokenBatches
+from fastexit_bench.training.recipes import RECIPES, get_recipe
+from fastexit_bench.training.trainer import DevSet, TrainConfig, Trainer, TrainingError
 from tests.test_early_exit_model import tiny_backbone
 
-CONFIG = TrainConfig(lr=1e-3, epochs=1, max_steps=3)
+CONFIG = TrainConfig(lr=1e-3, epochs=1, batch_size=4, max_steps=3)
 
 
-def loader(task="classification"):
-    torch.manual_seed(2)
-    ids = torch.randint(5, 99, (16, 9))
-    mask = torch.ones_like(ids)
-    mask[::2, 6:] = 0
-    labels = torch.rand(16) * 5 if task == "regression" else torch.randint(0, 2, (16,))
-    rows = [{"input_ids": i, "attention_mask": m, "labels": y} for i, m, y in zip(ids, mask, labels)]
-    return DataLoader(rows, batch_size=4)
+@functools.cache
+def tokenizer():
+    return AutoTokenizer.from_pretrained(BACKBONES.get("minilm-l6").offline(resources_dir(None)))
+
+
+def token_data(task="classification", rows=16, labels=True, seed=2):
+    """Random token ids of varying length (padding exercised), as a tokenized dataset would hold them."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(3, 10, (rows,), generator=generator).tolist()
+    columns = {"input_ids": [torch.randint(5, 99, (n,), generator=generator).tolist() for n in lengths],
+               "attention_mask": [[1] * n for n in lengths], "length": lengths}
+    if labels:
+        columns["labels"] = ((torch.rand(rows, generator=generator) * 5).tolist() if task == "regression"
+                             else torch.randint(0, 2, (rows,), generator=generator).tolist())
+    return TokenBatches(datasets.Dataset.from_dict(columns), tokenizer())
+
+
+def build(recipe, task="classification"):
+    return EarlyExitModel(tiny_backbone(), recipe.head, num_outputs=1 if task == "regression" else 2,
+                          num_layers=recipe.num_layers, learned_exit=recipe.learned_exit)
+
+
+def dev_set(task="classification"):
+    return DevSet(token_data(task, rows=8, seed=3), task, "pearson" if task == "regression" else "accuracy")
 
 
 def snapshot(module):
@@ -36,40 +58,144 @@ def assert_changed(before, module):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-@pytest.mark.parametrize("name", RECIPES.names())
+@pytest.mark.parametrize("name", [n for n in RECIPES.names() if n != "truncated-k"] + ["truncated-2"])
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_recipe_runs_and_losses_are_finite(name, task):
-    recipe = RECIPES.get(name)
-    model = EarlyExitModel(tiny_backbone(), recipe.head, num_outputs=1 if task == "regression" else 2)
-    logs = train(model, recipe, loader(task), task, CONFIG)
+    recipe = get_recipe(name)
+    model = build(recipe, task)
+    logs = Trainer(model, recipe, token_data(task), dev_set(task), task, CONFIG).run()
     assert [log.stage for log in logs] == [s.name for s in recipe.stages]
-    assert all(len(log.losses) == 3 and all(map(torch.isfinite, map(torch.tensor, log.losses))) for log in logs)
+    for log in logs:
+        (epoch,) = log.epochs
+        assert epoch.steps == 3 and torch.isfinite(torch.tensor(epoch.train_loss))
+        assert len(epoch.dev_metric) == model.num_layers
+
+
+def test_truncated_recipe_needs_a_layer_count():
+    assert get_recipe("truncated-6").num_layers == 6
+    with pytest.raises(Exception, match="needs a layer count"):
+        get_recipe("truncated-k")
+
+
+def test_berxit_alternates_final_exit_and_all_exits_objectives():
+    stage = get_recipe("berxit").stages[0]
+    assert stage.trains == "all"
+    assert stage.loss_at(0) is stage.loss_at(2) is stage.losses[0]
+    assert stage.loss_at(1) is stage.losses[1] is not stage.losses[0]
+
+
+def run_stages(model, recipe, stages, data=None, config=CONFIG):
+    return Trainer(model, replace(recipe, stages=stages), data or token_data(), dev_set(), "classification",
+                   config).run()
 
 
 @pytest.mark.parametrize("name", ["deebert", "fastbert"])
 def test_second_stage_freezes_backbone_and_final_head(name):
-    recipe = RECIPES.get(name)
-    model = EarlyExitModel(tiny_backbone(), recipe.head, num_outputs=2)
-    train_stage(model, recipe.stages[0], loader(), "classification", CONFIG)
+    recipe = get_recipe(name)
+    model = build(recipe)
+    run_stages(model, recipe, recipe.stages[:1])
     frozen = [model.embeddings, model.layers, model.heads[-1]]
     before = [snapshot(m) for m in frozen]
     offramps = snapshot(model.heads[:-1])
-    train_stage(model, recipe.stages[1], loader(), "classification", CONFIG)
+    run_stages(model, recipe, recipe.stages[1:])
     for b, m in zip(before, frozen):
         assert_same(b, m)
     assert_changed(offramps, model.heads[:-1])
 
 
 def test_finetune_stage_leaves_offramps_alone():
-    model = EarlyExitModel(tiny_backbone(), "highway", num_outputs=2)
+    recipe = get_recipe("baseline")
+    model = build(recipe)
     offramps = snapshot(model.heads[:-1])
-    train_stage(model, RECIPES.get("baseline").stages[0], loader(), "classification", CONFIG)
+    run_stages(model, recipe, recipe.stages)
     assert_same(offramps, model.heads[:-1])
 
 
+def test_self_distillation_trains_on_unlabeled_text():
+    recipe = get_recipe("fastbert")
+    model = build(recipe)
+    (log,) = run_stages(model, recipe, recipe.stages[1:], data=token_data(labels=False))
+    assert log.epochs[0].steps == 3
+
+
+def test_cached_cls_features_train_the_offramps_like_the_full_forward():
+    recipe = get_recipe("deebert")
+    config = replace(CONFIG, epochs=2, max_steps=None)
+    results = []
+    for cache in (True, False):
+        model = build(recipe)
+        (log,) = run_stages(model, recipe, recipe.stages[1:], config=replace(config, cache_features=cache))
+        assert log.cached_features is cache
+        results.append(snapshot(model.heads))
+    for key in results[0]:
+        torch.testing.assert_close(results[0][key], results[1][key], rtol=1e-4, atol=1e-5)
+
+
+def test_best_dev_epoch_weights_are_kept(monkeypatch):
+    recipe = get_recipe("baseline")
+    model = build(recipe)
+    scripted, seen = iter([0.5, 0.9, 0.1]), []
+
+    def fake_score(self, dev, stage):
+        seen.append(snapshot(self.model))
+        score = next(scripted)
+        return [score] * self.model.num_layers, score
+
+    monkeypatch.setattr(Trainer, "_score", fake_score)
+    (log,) = run_stages(model, recipe, recipe.stages, config=replace(CONFIG, epochs=3, max_steps=None))
+    assert [e.score for e in log.epochs] == [0.5, 0.9, 0.1] and log.best_epoch == 2
+    assert_same(seen[1], model)
+
+
 def test_nan_loss_stops_with_a_clear_error():
-    model = EarlyExitModel(tiny_backbone(), "highway", num_outputs=2)
+    recipe = get_recipe("baseline")
+    model = build(recipe)
     with torch.no_grad():
         model.heads[-1].classifier.weight.fill_(float("nan"))
     with pytest.raises(TrainingError, match="loss is nan at step 0"):
-        train_stage(model, RECIPES.get("baseline").stages[0], loader(), "classification", CONFIG)
+        run_stages(model, recipe, recipe.stages)
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kill_at_save", [1, 3, 5, 8])
+def test_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch, kill_at_save):
+    """6 steps per epoch, 2 epochs, 2 stages; checkpoints every 2 steps and at epoch/stage ends.
+
+    No dev set: the last epoch is kept, so every step after the kill point shows in the weights.
+    """
+    recipe = get_recipe("deebert")
+    config = replace(CONFIG, epochs=2, max_steps=None, checkpoint_every=2)
+    data = token_data(rows=24)
+
+    uninterrupted = build(recipe)
+    Trainer(uninterrupted, recipe, data, None, "classification", config).run()
+
+    checkpoint = tmp_path / "train.ckpt"
+    save, saves = Trainer._save_checkpoint, []
+
+    def save_then_die(self, state):
+        save(self, state)
+        saves.append(state.get("step"))
+        if len(saves) == kill_at_save:
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_save_checkpoint", save_then_die)
+        with pytest.raises(Killed):
+            Trainer(build(recipe), recipe, data, None, "classification", config, checkpoint).run()
+    resumed = build(recipe)
+    logs = Trainer(resumed, recipe, data, None, "classification", config, checkpoint).run()
+    assert [len(log.epochs) for log in logs] == [2, 2]
+    assert_same(snapshot(uninterrupted), resumed)
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path):
+    recipe = get_recipe("baseline")
+    checkpoint = tmp_path / "train.ckpt"
+    Trainer(build(recipe), recipe, token_data(), None, "classification", CONFIG, checkpoint).run()
+    with pytest.raises(TrainingError, match="written by a different run"):
+        Trainer(build(recipe), recipe, token_data(), None, "classification", replace(CONFIG, lr=5e-4),
+                checkpoint).run()

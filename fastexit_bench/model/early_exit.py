@@ -23,12 +23,10 @@ class AllExitsOutput:
     Attributes:
         logits: ``[layers, batch, outputs]``; ``logits[k - 1]`` comes from the head after layer k.
         exit_scores: ``[layers, batch]`` learned-exit logits (BERxiT), or None.
-        cls_states: ``[layers, batch, d]`` hidden [CLS] after each layer, when asked for (feature caching).
     """
 
     logits: Tensor
     exit_scores: Tensor | None = None
-    cls_states: Tensor | None = None
 
 
 def encoder_layers(backbone: PreTrainedModel) -> nn.ModuleList:
@@ -43,33 +41,43 @@ def encoder_layers(backbone: PreTrainedModel) -> nn.ModuleList:
 
 
 class EarlyExitModel(nn.Module):
-    """A backbone with an exit head after each of its L layers.
+    """A backbone with an exit head after each of its layers.
 
     Args:
         backbone: an ``AutoModel`` loaded with ``attn_implementation="eager"``.
-        head: key in :data:`HEADS` ("highway" for DeeBERT/PABEE, "branch" for FastBERT).
+        head: key in :data:`HEADS` ("highway" for DeeBERT/PABEE/BERxiT, "branch" for FastBERT).
         num_outputs: classes, or 1 for regression.
-        learned_exit: add a BERxiT exit scorer after every layer.
+        num_layers: keep only the first k layers (the truncated-k baselines); default all.
+        learned_exit: add BERxiT's learning-to-exit scorer, one module shared by all layers.
         dropout: head dropout (highway heads).
     """
 
-    def __init__(self, backbone: PreTrainedModel, head: str, num_outputs: int, *, learned_exit: bool = False,
-                 dropout: float = 0.1):
+    def __init__(self, backbone: PreTrainedModel, head: str, num_outputs: int, *, num_layers: int | None = None,
+                 learned_exit: bool = False, dropout: float = 0.1):
         super().__init__()
         self.config = backbone.config
         self.embeddings = backbone.embeddings
-        self.layers = encoder_layers(backbone)
+        layers = encoder_layers(backbone)
+        if num_layers is not None and not 1 <= num_layers <= len(layers):
+            raise ModelLoadError(f"cannot keep {num_layers} layers of a {len(layers)}-layer backbone; "
+                                 f"choose 1..{len(layers)}")
+        self.layers = nn.ModuleList(list(layers)[:num_layers])
         head_cls = HEADS.get(head)
         pooler = getattr(getattr(backbone, "pooler", None), "dense", None)
         d = self.config.hidden_size
         self.heads = nn.ModuleList(
             [head_cls(d, num_outputs, dropout=dropout, pooler=pooler) for _ in self.layers]
         )
-        self.exit_scorers = nn.ModuleList([ExitScorer(d) for _ in self.layers]) if learned_exit else None
+        self.exit_scorer = ExitScorer(d) if learned_exit else None
 
     @property
     def num_layers(self) -> int:
         return len(self.layers)
+
+    @property
+    def heads_read_cls_only(self) -> bool:
+        """True when every exit reads only the [CLS] position, so per-layer [CLS] features suffice."""
+        return all(head.reads_cls_only for head in self.heads)
 
     def embed(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
               ) -> tuple[Tensor, Tensor]:
@@ -84,21 +92,36 @@ class EarlyExitModel(nn.Module):
         out = self.layers[index](hidden, additive_mask)
         return out[0] if isinstance(out, tuple) else out
 
-    def forward_all(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
-                    keep_cls: bool = False) -> AllExitsOutput:
-        """Run all layers and every head (training and cached evaluation)."""
+    def encode(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+               ) -> list[Tensor]:
+        """Hidden states ``[batch, seq, d]`` after each layer."""
         hidden, additive = self.embed(input_ids, attention_mask, token_type_ids)
-        mask = attention_mask.bool()
-        logits, scores, cls_states = [], [], []
+        states = []
         for index in range(self.num_layers):
             hidden = self.run_layer(index, hidden, additive)
-            logits.append(self.heads[index](hidden, mask))
-            if self.exit_scorers is not None:
-                scores.append(self.exit_scorers[index](hidden))
-            if keep_cls:
-                cls_states.append(hidden[:, 0])
+            states.append(hidden)
+        return states
+
+    def exit_output(self, index: int, hidden: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Head ``index``'s logits and the learned-exit logit (or None) for one layer's hidden states."""
+        score = self.exit_scorer(hidden) if self.exit_scorer is not None else None
+        return self.heads[index](hidden, mask), score
+
+    def exits(self, states: list[Tensor], mask: Tensor) -> AllExitsOutput:
+        """Every head on its layer's hidden states; ``mask`` is ``[batch, seq]`` with True on real tokens."""
+        outputs = [self.exit_output(index, hidden, mask) for index, hidden in enumerate(states)]
+        scores = [score for _, score in outputs if score is not None]
         return AllExitsOutput(
-            logits=torch.stack(logits),
+            logits=torch.stack([logits for logits, _ in outputs]),
             exit_scores=torch.stack(scores) if scores else None,
-            cls_states=torch.stack(cls_states) if keep_cls else None,
         )
+
+    def exits_on_cls(self, cls_states: Tensor) -> AllExitsOutput:
+        """Every head on cached per-layer [CLS] features ``[layers, batch, d]`` (CLS-only heads)."""
+        ones = torch.ones(cls_states.shape[1], 1, dtype=torch.bool, device=cls_states.device)
+        return self.exits(list(cls_states.unsqueeze(2)), ones)
+
+    def forward_all(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+                    ) -> AllExitsOutput:
+        """Run all layers and every head (training and full evaluation)."""
+        return self.exits(self.encode(input_ids, attention_mask, token_type_ids), attention_mask.bool())

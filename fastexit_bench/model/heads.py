@@ -21,6 +21,8 @@ class HighwayHead(nn.Module):
     The pooler starts from the backbone's pooler when ``pooler`` is given (DeeBERT copies it).
     """
 
+    reads_cls_only = True
+
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, pooler: nn.Linear | None = None):
         super().__init__()
         self.pooler = nn.Linear(hidden_size, hidden_size)
@@ -58,6 +60,8 @@ class BranchHead(nn.Module):
     """FastBERT branch classifier: Linear d->128 + tanh, 2-head self-attention at 128 over all tokens,
     [CLS], Linear 128->128 + tanh, Linear 128->outputs."""
 
+    reads_cls_only = False
+
     def __init__(self, hidden_size: int, num_outputs: int, width: int = 128, heads: int = 2, **_: object):
         super().__init__()
         self.reduce = nn.Linear(hidden_size, width)
@@ -72,7 +76,8 @@ class BranchHead(nn.Module):
 
 
 class ExitScorer(nn.Module):
-    """BERxiT learning-to-exit module: predicts from [CLS] whether this layer's prediction is correct."""
+    """BERxiT learning-to-exit module: one linear layer, shared by all layers, that predicts from a
+    layer's [CLS] whether that layer's prediction is correct (its sigmoid is the certainty)."""
 
     def __init__(self, hidden_size: int):
         super().__init__()

@@ -40,3 +40,18 @@ def fastbert_distillation_loss(logits: Tensor, task: str = "classification") -> 
     log_students = F.log_softmax(students, dim=-1)
     kl = (log_teacher.exp() * (log_teacher - log_students)).sum(dim=-1)  # [students, batch]
     return kl.mean(dim=1).sum()
+
+
+def exit_correctness(logits: Tensor, labels: Tensor, task: str) -> Tensor:
+    """BERxiT's learning-to-exit target per exit, ``[layers, batch]`` in [0, 1]: 1 where the exit's
+    class is right (classification), ``1 - tanh(|prediction - label|)`` for regression."""
+    if task == "regression":
+        return 1.0 - torch.tanh((logits.squeeze(-1) - labels.float()).abs())
+    return (logits.argmax(dim=-1) == labels).to(logits.dtype)
+
+
+def learned_exit_loss(exit_scores: Tensor, logits: Tensor, labels: Tensor, task: str) -> Tensor:
+    """BERxiT: MSE between the scorer's certainty ``sigmoid(score)`` and :func:`exit_correctness`,
+    averaged over layers and examples; the target carries no gradient."""
+    target = exit_correctness(logits.detach(), labels, task)
+    return F.mse_loss(torch.sigmoid(exit_scores), target)

@@ -1,28 +1,37 @@
-"""Training recipes as data: which head type, and which stages (trainable part, loss, learning rate)."""
+"""Training recipes as data: which head type, how many layers, and which stages (trained part, loss, lr)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from torch import Tensor, nn
 
+from fastexit_bench.errors import UnknownNameError
 from fastexit_bench.model.early_exit import AllExitsOutput, EarlyExitModel
 from fastexit_bench.registry import Registry
 from fastexit_bench.training.losses import (
     deebert_offramp_loss,
     fastbert_distillation_loss,
+    learned_exit_loss,
     pabee_loss,
     per_exit_task_loss,
 )
 
-LossFn = Callable[[AllExitsOutput, Tensor, str], Tensor]
+LossFn = Callable[[AllExitsOutput, Tensor | None, str], Tensor]
 
 
 def final_exit_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
     """Fine-tuning loss of the last exit only (the BERT baseline, stage 1 of DeeBERT and FastBERT)."""
     return per_exit_task_loss(out.logits[-1:], labels, task)[0]
+
+
+def all_exits_and_learned_exit_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
+    """BERxiT's other alternating objective: the sum of every exit's loss plus the learning-to-exit loss."""
+    return per_exit_task_loss(out.logits, labels, task).sum() + learned_exit_loss(
+        out.exit_scores, out.logits, labels, task)
 
 
 @dataclass(frozen=True)
@@ -31,56 +40,93 @@ class Stage:
 
     Attributes:
         trains: "all" parameters, the backbone plus the "final" head, or only the "offramps" (heads 1..L-1).
-        loss: ``loss(outputs, labels, task)``.
+            Parts a stage does not train are frozen and run in eval mode (no dropout): they act as a
+            fixed feature extractor, which is also what lets off-ramp stages reuse cached features.
+        losses: ``loss(outputs, labels, task)`` per step, cycled (BERxiT alternates two objectives).
         lr_scale: multiplies the recipe's learning rate (FastBERT distils at 10x).
         needs_labels: False when the stage learns from the model itself (self-distillation).
     """
 
     name: str
     trains: Literal["all", "final", "offramps"]
-    loss: LossFn
+    losses: tuple[LossFn, ...]
     lr_scale: float = 1.0
     needs_labels: bool = True
 
-    def parameters(self, model: EarlyExitModel) -> Iterator[nn.Parameter]:
-        """The parameters this stage updates; every other parameter is frozen."""
+    def loss_at(self, step: int) -> LossFn:
+        """The objective of training step ``step`` (0-based) within this stage."""
+        return self.losses[step % len(self.losses)]
+
+    def modules(self, model: EarlyExitModel) -> list[nn.Module]:
+        """The modules this stage updates; every other parameter is frozen."""
         if self.trains == "all":
-            yield from model.parameters()
-        elif self.trains == "final":
-            for module in (model.embeddings, model.layers, model.heads[-1]):
-                yield from module.parameters()
-        else:
-            for head in model.heads[:-1]:
-                yield from head.parameters()
+            return [model]
+        if self.trains == "final":
+            return [model.embeddings, model.layers, model.heads[-1]]
+        return [model.heads[:-1]]
+
+    def selection_exits(self, num_layers: int) -> slice:
+        """Exits whose mean dev metric picks this stage's best epoch: the ones it trains."""
+        return {"all": slice(None), "final": slice(num_layers - 1, None), "offramps": slice(None, num_layers - 1)}[
+            self.trains]
 
 
 @dataclass(frozen=True)
 class Recipe:
+    """A named training procedure; ``num_layers`` truncates the backbone, ``learned_exit`` adds BERxiT's scorer."""
+
     name: str
     head: str
     stages: tuple[Stage, ...]
     paper: str
+    num_layers: int | None = None
+    learned_exit: bool = False
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
-FINETUNE = Stage("finetune", "final", final_exit_loss)
+TRUNCATED = re.compile(r"^truncated-([1-9][0-9]*)$")
+FINETUNE = Stage("finetune", "final", (final_exit_loss,))
+
 for _recipe in (
     Recipe("baseline", "highway", (FINETUNE,), "BERT fine-tuning (Devlin et al., 2019)"),
     Recipe(
+        "truncated-k", "highway", (FINETUNE,),
+        "FastBERT (Liu et al., 2020) baselines: the first k layers + classifier, fine-tuned "
+        "(use as truncated-6, truncated-3, ...)",
+    ),
+    Recipe(
         "deebert", "highway",
-        (FINETUNE, Stage("offramps", "offramps", lambda o, y, t: deebert_offramp_loss(per_exit_task_loss(o.logits, y, t)))),
+        (FINETUNE, Stage("offramps", "offramps",
+                         (lambda o, y, t: deebert_offramp_loss(per_exit_task_loss(o.logits, y, t)),))),
         "DeeBERT (Xin et al., 2020): two-stage training",
     ),
     Recipe(
         "fastbert", "branch",
-        (FINETUNE, Stage("self-distillation", "offramps", lambda o, y, t: fastbert_distillation_loss(o.logits, t),
+        (FINETUNE, Stage("self-distillation", "offramps", (lambda o, y, t: fastbert_distillation_loss(o.logits, t),),
                          lr_scale=10.0, needs_labels=False)),
         "FastBERT (Liu et al., 2020): fine-tune backbone + teacher, then self-distil the students",
     ),
     Recipe(
         "pabee", "highway",
-        (Stage("joint", "all", lambda o, y, t: pabee_loss(per_exit_task_loss(o.logits, y, t))),),
+        (Stage("joint", "all", (lambda o, y, t: pabee_loss(per_exit_task_loss(o.logits, y, t)),)),),
         "PABEE (Zhou et al., 2020): joint training with depth-weighted losses",
+    ),
+    Recipe(
+        "berxit", "highway",
+        (Stage("alternating", "all", (final_exit_loss, all_exits_and_learned_exit_loss)),),
+        "BERxiT (Xin et al., 2021): alternate the final-exit loss and the all-exits + learning-to-exit loss",
+        learned_exit=True,
     ),
 ):
     RECIPES.register(_recipe.name, _recipe)
+
+
+def get_recipe(name: str) -> Recipe:
+    """A registered recipe; ``truncated-K`` instantiates the truncated baseline with K layers."""
+    match = TRUNCATED.match(name)
+    if match:
+        k = int(match.group(1))
+        return replace(RECIPES.get("truncated-k"), name=name, num_layers=k)
+    if name == "truncated-k":
+        raise UnknownNameError("recipe 'truncated-k' needs a layer count: truncated-6, truncated-3, truncated-1, ...")
+    return RECIPES.get(name)

@@ -1,0 +1,99 @@
+"""Where training and evaluation batches come from: tokenized text, or cached per-layer [CLS] features.
+
+Both sources hand out batches by example index and know how to run the model on them, so the
+training loop and the evaluator do not care whether the backbone runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import datasets
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from fastexit_bench.model.early_exit import AllExitsOutput, EarlyExitModel
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass
+class Batch:
+    inputs: dict[str, Tensor]
+    labels: Tensor | None
+
+
+class TokenBatches:
+    """Tokenized examples (see :func:`fastexit_bench.data.tokenized.tokenize_split`), padded per batch."""
+
+    def __init__(self, dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, device: str = "cpu"):
+        columns = [c for c in (*MODEL_INPUTS, "labels") if c in dataset.column_names]
+        self.dataset = dataset.select_columns(columns)
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def has_labels(self) -> bool:
+        return "labels" in self.dataset.column_names
+
+    def batch(self, indices: Tensor) -> Batch:
+        rows = self.dataset[indices.tolist()]
+        labels = rows.pop("labels", None)
+        inputs = self.tokenizer.pad(rows, return_tensors="pt")
+        return Batch(
+            {k: v.to(self.device) for k, v in inputs.items() if k in MODEL_INPUTS},
+            torch.tensor(labels, device=self.device) if labels is not None else None,
+        )
+
+    def exits(self, model: EarlyExitModel, batch: Batch) -> AllExitsOutput:
+        return model.forward_all(**batch.inputs)
+
+
+class CachedClsFeatures:
+    """Per-layer [CLS] states of a frozen backbone, computed once and reused every epoch.
+
+    Exact for heads that read only [CLS] (DeeBERT highways, BERxiT's scorer): off-ramp stages
+    then cost a few small matrix products per example instead of a backbone forward pass.
+    """
+
+    def __init__(self, cls_states: Tensor, labels: Tensor | None):
+        self.cls_states = cls_states  # [examples, layers, d]
+        self.labels = labels
+
+    @classmethod
+    @torch.no_grad()
+    def extract(cls, model: EarlyExitModel, source: TokenBatches, batch_size: int) -> CachedClsFeatures:
+        was_training = model.training
+        model.eval()
+        states, labels = [], []
+        for indices in tqdm(sequential(len(source), batch_size), desc="cache [CLS] features", leave=False):
+            batch = source.batch(indices)
+            states.append(torch.stack([h[:, 0] for h in model.encode(**batch.inputs)], dim=1))
+            labels.append(batch.labels)
+        model.train(was_training)
+        return cls(torch.cat(states), torch.cat(labels) if source.has_labels else None)
+
+    def __len__(self) -> int:
+        return len(self.cls_states)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None
+
+    def batch(self, indices: Tensor) -> Batch:
+        indices = indices.to(self.cls_states.device)
+        return Batch({"cls_states": self.cls_states[indices].transpose(0, 1)},
+                     self.labels[indices] if self.labels is not None else None)
+
+    def exits(self, model: EarlyExitModel, batch: Batch) -> AllExitsOutput:
+        return model.exits_on_cls(batch.inputs["cls_states"])
+
+
+def sequential(size: int, batch_size: int) -> tuple[Tensor, ...]:
+    """Index batches in dataset order (evaluation, feature extraction)."""
+    return torch.arange(size).split(batch_size)
