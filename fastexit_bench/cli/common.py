@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def subcommand(group, name: str, help_text: str, examples: str, handler) -> argparse.ArgumentParser:
@@ -17,3 +18,16 @@ def subcommand(group, name: str, help_text: str, examples: str, handler) -> argp
 def emit(text: str = "") -> None:
     """Write command output (not logging) to stdout."""
     sys.stdout.write(text + "\n")
+
+
+def add_location_args(parser: argparse.ArgumentParser) -> None:
+    """``--mirror``, ``--resources`` and ``--device``, spelled the same in every command."""
+    parser.add_argument("--mirror", help="folder of dataset copies (default: $FASTEXIT_DATA_MIRROR); "
+                        "e.g. ../shared/data")
+    parser.add_argument("--resources", help="resources folder (default: $FASTEXIT_RESOURCES or resources/)")
+    parser.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda, cuda:1, ...")
+
+
+def config_of(args: argparse.Namespace) -> dict:
+    """The parsed arguments as a JSON-able dict, for provenance."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "handler"}

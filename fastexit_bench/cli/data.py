@@ -88,7 +88,7 @@ def run_show(args: argparse.Namespace) -> None:
 def run_prepare(args: argparse.Namespace) -> None:
     from fastexit_bench import provenance
     from fastexit_bench.backbones.zoo import load_backbone, resources_dir
-    from fastexit_bench.data.tokenized import tokenize_split
+    from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.io import write_json
 
     spec = DATASETS.get(args.name)
@@ -97,8 +97,8 @@ def run_prepare(args: argparse.Namespace) -> None:
     splits = {}
     for split in spec.splits:
         limit = args.max_train if split == spec.train_split else args.max_eval
-        loaded = load_split(spec, split, args.mirror, max_examples=limit, seed=args.seed)
-        tokenized = tokenize_split(loaded, tokenizer, args.max_length, cache)
+        loaded, tokenized = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=limit,
+                                           seed=args.seed, max_length=args.max_length, cache_dir=cache)
         lengths = tokenized["length"]
         splits[split] = {
             "rows": len(tokenized),

@@ -126,7 +126,8 @@ class _Resolver:
         return set(self.spec.hub.splits) if self.spec.hub else set()
 
     def tried(self) -> list[str]:
-        return [c for s in self.all_sources for c in s.candidates(self.mirror)]
+        """Every path probed, once each, in probing order."""
+        return list(dict.fromkeys(c for s in self.all_sources for c in s.candidates(self.mirror)))
 
     def _read_direct(self, split: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         source = next((s for s, splits in self.local.items() if split in splits), None)

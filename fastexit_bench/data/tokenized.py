@@ -12,7 +12,8 @@ import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
 from fastexit_bench import __version__
-from fastexit_bench.data.loading import LoadedSplit
+from fastexit_bench.data.loading import LoadedSplit, load_split
+from fastexit_bench.data.spec import DatasetSpec
 from fastexit_bench.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -54,3 +55,12 @@ def tokenize_split(
             tokenized.save_to_disk(str(tmp))
         tokenized = datasets.load_from_disk(str(path))
     return tokenized
+
+
+def load_tokenized(
+    spec: DatasetSpec, split: str, tokenizer: PreTrainedTokenizerBase, *, mirror: str | Path | None,
+    max_examples: int | None, seed: int, max_length: int, cache_dir: Path | None,
+) -> tuple[LoadedSplit, datasets.Dataset]:
+    """Load (and subsample) one split, then tokenize it through the cache."""
+    loaded = load_split(spec, split, mirror, max_examples=max_examples, seed=seed)
+    return loaded, tokenize_split(loaded, tokenizer, max_length, cache_dir)

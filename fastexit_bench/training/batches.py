@@ -71,7 +71,8 @@ class CachedClsFeatures:
         was_training = model.training
         model.eval()
         states, labels = [], []
-        for indices in tqdm(sequential(len(source), batch_size), desc="cache [CLS] features", leave=False):
+        for indices in tqdm(sequential(len(source), batch_size), desc="cache [CLS] features", leave=False,
+                            disable=None):
             batch = source.batch(indices)
             states.append(torch.stack([h[:, 0] for h in model.encode(**batch.inputs)], dim=1))
             labels.append(batch.labels)

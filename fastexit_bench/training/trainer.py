@@ -45,7 +45,8 @@ class TrainingError(FastExitError):
 class TrainConfig:
     """Paper defaults: AdamW, lr 2e-5, 10% linear warmup, best dev epoch of 3.
 
-    ``max_steps`` caps each stage (smoke runs); ``checkpoint_every`` adds mid-epoch checkpoints
+    ``stage_lr`` sets the learning rate of named stages outright, e.g. ``(("offramps", 1e-3),)``
+    (the recipe's ``lr_scale`` then does not apply); ``max_steps`` caps each stage (smoke runs); ``checkpoint_every`` adds mid-epoch checkpoints
     (every epoch end is always checkpointed); ``cache_features`` lets off-ramp stages over [CLS]-only
     heads reuse per-layer [CLS] features (memory: examples x layers x hidden floats).
     """
@@ -61,6 +62,11 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int | None = None
     cache_features: bool = True
+    stage_lr: tuple[tuple[str, float], ...] = ()
+
+    def lr_of(self, stage: Stage) -> float:
+        """The learning rate of ``stage``: its override, else ``lr`` times the recipe's scale."""
+        return dict(self.stage_lr).get(stage.name, self.lr * stage.lr_scale)
 
 
 @dataclass
@@ -76,6 +82,7 @@ class EpochLog:
 @dataclass
 class StageLog:
     stage: str
+    lr: float
     cached_features: bool = False
     epochs: list[EpochLog] = field(default_factory=list)
     best_epoch: int | None = None
@@ -150,12 +157,12 @@ class Trainer:
         train, dev, feature_seconds = self._sources(stage)
         if stage.needs_labels and not train.has_labels:
             raise TrainingError(f"stage {stage.name!r} needs labels and the training data has none")
-        optimizer = torch.optim.AdamW(params, lr=config.lr * stage.lr_scale, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=config.lr_of(stage), weight_decay=config.weight_decay)
         per_epoch = math.ceil(len(train) / config.batch_size)
         total = config.epochs * per_epoch if config.max_steps is None else min(config.epochs * per_epoch,
                                                                                 config.max_steps)
         scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup * total), total)
-        history = StageLog(stage.name, cached_features=isinstance(train, CachedClsFeatures),
+        history = StageLog(stage.name, lr=config.lr_of(stage), cached_features=isinstance(train, CachedClsFeatures),
                            feature_seconds=feature_seconds)
         best: dict | None = None
         epoch, first_batch, step, epoch_losses = 0, 0, 0, []
@@ -165,7 +172,8 @@ class Trainer:
             history.epochs, best = resume["epochs"], resume["best"]
             epoch, first_batch, step, epoch_losses = (resume["epoch"], resume["batch"], resume["step"],
                                                       resume["epoch_losses"])
-        progress = tqdm(total=total, initial=step, desc=f"{self.recipe.name}/{stage.name}", leave=False)
+        progress = tqdm(total=total, initial=step, desc=f"{self.recipe.name}/{stage.name}", leave=False,
+                        disable=None)
         while epoch < config.epochs and step < total:
             started = time.perf_counter()
             order = torch.randperm(len(train), generator=torch.Generator().manual_seed(

@@ -1,0 +1,110 @@
+"""``fastexit-bench train``: fine-tune one (dataset, backbone, recipe) and save the model."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from fastexit_bench.cli.common import add_location_args, config_of, emit, subcommand
+
+DEFAULTS_NOTE = "paper defaults: AdamW, lr 2e-5, warmup 0.1, max length 128, best dev epoch of 3"
+
+
+def add_parser(commands) -> None:
+    parser = subcommand(
+        commands, "train", f"fine-tune an early-exit model with a recipe ({DEFAULTS_NOTE})",
+        "  fastexit-bench train --dataset sst2 --backbone minilm-l6 --recipe deebert \\\n"
+        "      --mirror ../shared/data --max-train 2000 --out results/models/sst2/minilm-l6/deebert-s0\n"
+        "  fastexit-bench train --dataset chnsenticorp --backbone me5-small --recipe fastbert --epochs 2 --out m/\n"
+        "  fastexit-bench train --dataset sst2 --backbone minilm-l6 --recipe truncated-3 --out m3/\n"
+        "recipes: baseline, truncated-K, deebert, fastbert, pabee, berxit.\n"
+        "A killed run started again with the same --out resumes from its last checkpoint.\n",
+        run_train,
+    )
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--backbone", required=True, help="backbone name, local folder or hub id")
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    add_location_args(parser)
+    parser.add_argument("--max-train", type=int, help="seeded subsample of the train split")
+    parser.add_argument("--max-eval", type=int, help="seeded subsample of the dev split used to pick epochs")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0, help="seeds subsampling, head init, data order, dropout")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--stage-lr", action="append", default=[], metavar="STAGE=LR", type=_stage_lr,
+                        help="learning rate of one named stage, e.g. offramps=1e-3 (repeatable)")
+    parser.add_argument("--warmup", type=float, default=0.1, help="fraction of steps with linear warmup")
+    parser.add_argument("--max-steps", type=int, help="cap on optimizer steps per stage (smoke runs)")
+    parser.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps inside an epoch")
+    parser.add_argument("--no-feature-cache", action="store_true",
+                        help="run the frozen backbone every epoch instead of caching per-layer [CLS] features")
+
+
+def _stage_lr(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        return name, float(value) if sep else float("nan")  # a missing rate is reported with the stage names
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected STAGE=LR such as offramps=1e-3, got {text!r}") from None
+
+
+def run_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from fastexit_bench import provenance
+    from fastexit_bench.backbones.zoo import resources_dir
+    from fastexit_bench.data.spec import DATASETS
+    from fastexit_bench.data.tokenized import load_tokenized
+    from fastexit_bench.device import resolve_device
+    from fastexit_bench.errors import FastExitError
+    from fastexit_bench.model.saved import ModelSpec, build_model, save_trained
+    from fastexit_bench.training.batches import TokenBatches
+    from fastexit_bench.training.recipes import get_recipe
+    from fastexit_bench.training.trainer import DevSet, TrainConfig, Trainer
+
+    spec = DATASETS.get(args.dataset)
+    recipe = get_recipe(args.recipe)
+    stage_names = [stage.name for stage in recipe.stages]
+    for name, lr in args.stage_lr:
+        if name not in stage_names or not lr > 0:
+            raise FastExitError(f"--stage-lr {name}={lr}: recipe {recipe.name!r} has stages {stage_names}, "
+                                "and the rate must be a positive number")
+    device = resolve_device(args.device)
+    torch.manual_seed(args.seed)
+    model_spec = ModelSpec(args.backbone, recipe.head, spec.num_outputs, recipe.num_layers, recipe.learned_exit)
+    model, tokenizer, resolved = build_model(model_spec, args.resources)
+    model.to(device)
+    cache = resources_dir(args.resources) / "cache" / "tokenized"
+    data = {}
+    for split, limit in ((spec.train_split, args.max_train), (spec.eval_splits[0], args.max_eval)):
+        data[split] = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=limit, seed=args.seed,
+                                     max_length=args.max_length, cache_dir=cache)
+    (train_loaded, train_rows), (dev_loaded, dev_rows) = data.values()
+    config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=args.warmup,
+                         max_steps=args.max_steps, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                         cache_features=not args.no_feature_cache, stage_lr=tuple(args.stage_lr))
+    dev = DevSet(TokenBatches(dev_rows, tokenizer, device), spec.task, spec.metrics[0])
+    emit(f"training {recipe.name} on {spec.name} ({len(train_rows)} train / {len(dev_rows)} dev rows) "
+         f"with {resolved.requested} ({model.num_layers} layers) on {device}")
+    trainer = Trainer(model, recipe, TokenBatches(train_rows, tokenizer, device), dev, spec.task, config,
+                      checkpoint=args.out / "train.ckpt")
+    logs = trainer.run()
+    final = logs[-1].epochs[logs[-1].best_epoch - 1].dev_metric
+    save_trained(args.out, model.cpu(), model_spec, {
+        "provenance": provenance.collect(config=config_of(args)),
+        "dataset": spec.name,
+        "recipe": recipe.name,
+        "seed": args.seed,
+        "max_length": args.max_length,
+        "backbone": asdict(resolved),
+        "train_config": asdict(config),
+        "data": {"train": train_loaded.origin, "dev": {"split": dev_loaded.split, **dev_loaded.origin}},
+        "stages": [asdict(log) for log in logs],
+        "dev_metric": {"name": spec.metrics[0], "per_layer": final},
+    })
+    (args.out / "train.ckpt").unlink()
+    emit(f"dev {spec.metrics[0]} per layer: " + " ".join(f"{m:.4f}" for m in final))
+    emit(f"wrote {args.out}")

@@ -1,0 +1,81 @@
+"""``train`` then ``evaluate`` through the CLI on a tiny backbone; the artefact matches a manual forward."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, BertModel
+
+from fastexit_bench.backbones.zoo import resolve_backbone
+from fastexit_bench.cli import main
+from fastexit_bench.data.loading import load_split
+from fastexit_bench.evaluation import ExitArtifact
+from fastexit_bench.model.heads import HEADS
+
+TRAIN = ["--dataset", "bbc_news", "--backbone", "tiny-bert", "--max-train", "64", "--max-eval", "16",
+         "--max-length", "32", "--epochs", "2", "--max-steps", "3", "--batch-size", "8", "--lr", "1e-3",
+         "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, resources):
+    out = tmp_path_factory.mktemp("model") / "berxit"
+    assert main(["train", *TRAIN, "--recipe", "berxit", "--resources", str(resources), "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_weights_and_a_complete_record(trained):
+    info = json.loads((trained / "training.json").read_text())
+    assert not (trained / "train.ckpt").exists()
+    assert info["model"] == {"backbone": "tiny-bert", "head": "highway", "num_outputs": 5, "num_layers": None,
+                             "learned_exit": True}
+    assert info["recipe"] == "berxit" and info["dataset"] == "bbc_news"
+    (stage,) = info["stages"]
+    assert [e["epoch"] for e in stage["epochs"]] == [1] and stage["epochs"][0]["steps"] == 3
+    assert len(info["dev_metric"]["per_layer"]) == 4
+    assert info["provenance"]["git_commit"]
+
+
+def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resources, tmp_path, capsys):
+    out = tmp_path / "validation.npz"
+    assert main(["evaluate", str(trained), "--max-examples", "6", "--resources", str(resources),
+                 "--device", "cpu", "--out", str(out)]) == 0
+    assert "layer" in capsys.readouterr().out
+    artifact = ExitArtifact.load(out)
+    meta = artifact.metadata
+    assert (meta["dataset"], meta["split"], meta["recipe"], meta["seed"]) == ("bbc_news", "validation", "berxit", 0)
+    assert meta["provenance"]["env"]["torch"] and len(meta["layer_metrics"]) == 4
+    assert artifact.predictions.logits.shape == (4, 6, 5)
+    assert artifact.predictions.exit_scores.shape == (4, 6)
+
+    location = resolve_backbone("tiny-bert", resources).location
+    weights = load_file(str(trained / "model.safetensors"))
+    backbone = BertModel.from_pretrained(location, attn_implementation="eager").eval()
+    backbone.load_state_dict({k.replace("layers.", "encoder.layer."): v for k, v in weights.items()
+                              if k.startswith(("embeddings.", "layers."))}, strict=False)
+    texts = load_split("bbc_news", "validation", max_examples=6, seed=0).frame["text_a"].tolist()
+    encoded = AutoTokenizer.from_pretrained(location)(texts, truncation=True, max_length=32, padding=True,
+                                                       return_tensors="pt")
+    np.testing.assert_array_equal(artifact.lengths, encoded["attention_mask"].sum(1).numpy())
+    with torch.no_grad():
+        hidden = backbone(**encoded, output_hidden_states=True).hidden_states
+        for k in range(1, 5):
+            head = HEADS.get("highway")(32, 5).eval()
+            head.load_state_dict({n.split(".", 2)[2]: v for n, v in weights.items() if n.startswith(f"heads.{k - 1}.")})
+            manual = head(hidden[k], encoded["attention_mask"].bool()).numpy()
+            np.testing.assert_allclose(artifact.predictions.logits[k - 1], manual, rtol=1e-4, atol=1e-5)
+
+
+def test_truncated_recipe_and_bad_inputs(resources, tmp_path, capsys):
+    out = tmp_path / "t2"
+    assert main(["train", *TRAIN, "--recipe", "truncated-2", "--resources", str(resources), "--out", str(out)]) == 0
+    assert json.loads((out / "training.json").read_text())["model"]["num_layers"] == 2
+    assert main(["train", *TRAIN, "--recipe", "truncated-9", "--resources", str(resources),
+                 "--out", str(tmp_path / "t9")]) == 2
+    assert "cannot keep 9 layers of a 4-layer backbone" in capsys.readouterr().err
+    assert main(["train", *TRAIN, "--recipe", "deebrt", "--out", str(tmp_path / "x")]) == 2
+    assert "Did you mean deebert" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npz")]) == 2
+    assert "is not a finished model" in capsys.readouterr().err
