@@ -69,7 +69,7 @@ def main() -> None:
     print(f"{'recipe':9} {'stage 2':18} {'cached':>6} {'s1 epoch s':>10} {'s2 epoch s':>10} {'extract s':>9} "
           f"{'s2/s1':>6} {'amortised':>9}")
     for r in rows:
-        print(f"{r['recipe']:9} {r['stage2']:18} {str(r['cached_features']):>6} {r['stage1_epoch_s']:10.2f} "
+        print(f"{r['recipe']:9} {r['stage2']:18} {r['cached_features']!s:>6} {r['stage1_epoch_s']:10.2f} "
               f"{r['stage2_epoch_s']:10.2f} {r['feature_extraction_s']:9.2f} {r['ratio']:6.3f} "
               f"{r['ratio_amortised']:9.3f}")
     if args.out:

@@ -88,3 +88,31 @@ def test_regression_has_one_output():
     model = EarlyExitModel(tiny_backbone(2), "highway", num_outputs=1)
     ids, mask = batch()
     assert model.forward_all(ids, mask).logits.shape == (2, 4, 1)
+
+
+def tiny_encoder(kind: str):
+    """Tiny random RoBERTa and ALBERT (two layer groups shared over four layers, 16-wide embeddings)."""
+    from transformers import AlbertConfig, AlbertModel, RobertaConfig, RobertaModel
+
+    torch.manual_seed(0)
+    common = {"vocab_size": 99, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 37,
+                  "attn_implementation": "eager"}
+    if kind == "roberta":
+        return RobertaModel(RobertaConfig(num_hidden_layers=3, pad_token_id=1, **common)).eval()
+    return AlbertModel(AlbertConfig(num_hidden_layers=4, num_hidden_groups=2, embedding_size=16, **common)).eval()
+
+
+@pytest.mark.parametrize("kind", ["roberta", "albert"])
+def test_other_encoders_layer_k_equals_hf_hidden_state_k(kind):
+    backbone = tiny_encoder(kind)
+    model = EarlyExitModel(backbone, "highway", num_outputs=2).eval()
+    ids, mask = batch()
+    with torch.no_grad():
+        states = model.encode(ids, mask)
+        reference = backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    assert len(states) == len(reference) - 1
+    for k, state in enumerate(states, start=1):
+        torch.testing.assert_close(state, reference[k], rtol=1e-5, atol=1e-5)
+    if kind == "albert":  # shared groups: layers 1-2 use group 0, layers 3-4 group 1; pooler is a bare Linear
+        assert model.layers[0] is model.layers[1] is not model.layers[2]
+        torch.testing.assert_close(model.heads[0].pooler.weight, backbone.pooler.weight)

@@ -94,7 +94,7 @@ def test_second_stage_freezes_backbone_and_final_head(name):
     recipe = get_recipe(name)
     model = build(recipe)
     run_stages(model, recipe, recipe.stages[:1])
-    frozen = [model.embeddings, model.layers, model.heads[-1]]
+    frozen = [*model.encoder_modules, model.heads[-1]]
     before = [snapshot(m) for m in frozen]
     offramps = snapshot(model.heads[:-1])
     run_stages(model, recipe, recipe.stages[1:])

@@ -47,6 +47,7 @@ def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resour
     meta = artifact.metadata
     assert (meta["dataset"], meta["split"], meta["recipe"], meta["seed"]) == ("bbc_news", "validation", "berxit", 0)
     assert meta["provenance"]["env"]["torch"] and len(meta["layer_metrics"]) == 4
+    assert meta["architecture"]["hidden_size"] == 32 and meta["architecture"]["num_layers"] == 4
     assert artifact.predictions.logits.shape == (4, 6, 5)
     assert artifact.predictions.exit_scores.shape == (4, 6)
 

@@ -47,7 +47,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     ExitArtifact(predictions, rows.with_format("numpy")["length"], {
         "dataset": spec.name, "split": split, "task": spec.task, "metrics": list(spec.metrics),
         "label_names": list(spec.label_names), "recipe": info["recipe"], "backbone": info["backbone"],
-        "model": info["model"], "seed": info["seed"], "max_length": info["max_length"],
+        "model": info["model"], "architecture": model.architecture(), "seed": info["seed"], "max_length": info["max_length"],
         "model_dir": str(args.model), "model_sha256": sha256_file(args.model / WEIGHTS),
         "trained_at_commit": info["provenance"]["git_commit"], "data_origin": loaded.origin,
         "layer_metrics": per_layer,

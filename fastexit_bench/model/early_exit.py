@@ -29,15 +29,30 @@ class AllExitsOutput:
     exit_scores: Tensor | None = None
 
 
-def encoder_layers(backbone: PreTrainedModel) -> nn.ModuleList:
-    """The per-layer modules of a BERT-style encoder (BERT, RoBERTa, XLM-R, ELECTRA, ...)."""
-    layers = getattr(getattr(backbone, "encoder", None), "layer", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise ModelLoadError(
-            f"{type(backbone).__name__} has no encoder.layer list; early exit supports BERT-style encoders "
-            "(BERT, RoBERTa, XLM-R, ELECTRA)"
-        )
-    return layers
+def encoder_layers(backbone: PreTrainedModel) -> list[nn.Module]:
+    """The module applied at each layer of a BERT-style encoder, in order.
+
+    BERT, RoBERTa, XLM-R and ELECTRA keep one module per layer in ``encoder.layer``; ALBERT applies
+    its shared layer groups ``num_hidden_layers`` times, so the same module appears repeatedly.
+    """
+    encoder = getattr(backbone, "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    if isinstance(layers, nn.ModuleList):
+        return list(layers)
+    groups = getattr(encoder, "albert_layer_groups", None)
+    if isinstance(groups, nn.ModuleList):
+        count = backbone.config.num_hidden_layers
+        return [groups[int(i / (count / len(groups)))] for i in range(count)]
+    raise ModelLoadError(
+        f"{type(backbone).__name__} has no encoder.layer list; early exit supports BERT-style encoders "
+        "(BERT, RoBERTa, XLM-R, ELECTRA, ALBERT)"
+    )
+
+
+def _pooler_dense(backbone: PreTrainedModel) -> nn.Linear | None:
+    """The pooler's Linear (BERT: ``pooler.dense``; ALBERT: ``pooler`` itself), or None without a pooler."""
+    pooler = getattr(backbone, "pooler", None)
+    return pooler if isinstance(pooler, nn.Linear) else getattr(pooler, "dense", None)
 
 
 class EarlyExitModel(nn.Module):
@@ -57,13 +72,16 @@ class EarlyExitModel(nn.Module):
         super().__init__()
         self.config = backbone.config
         self.embeddings = backbone.embeddings
+        # ALBERT maps its small embeddings up to the hidden size before the first layer.
+        self.embedding_projection = getattr(backbone.encoder, "embedding_hidden_mapping_in", None) or nn.Identity()
         layers = encoder_layers(backbone)
         if num_layers is not None and not 1 <= num_layers <= len(layers):
             raise ModelLoadError(f"cannot keep {num_layers} layers of a {len(layers)}-layer backbone; "
                                  f"choose 1..{len(layers)}")
-        self.layers = nn.ModuleList(list(layers)[:num_layers])
+        self.layers = nn.ModuleList(layers[:num_layers])
+        self.head_name, self.num_outputs = head, num_outputs
         head_cls = HEADS.get(head)
-        pooler = getattr(getattr(backbone, "pooler", None), "dense", None)
+        pooler = _pooler_dense(backbone)
         d = self.config.hidden_size
         self.heads = nn.ModuleList(
             [head_cls(d, num_outputs, dropout=dropout, pooler=pooler) for _ in self.layers]
@@ -74,6 +92,25 @@ class EarlyExitModel(nn.Module):
     def num_layers(self) -> int:
         return len(self.layers)
 
+    def architecture(self) -> dict[str, int | str]:
+        """Sizes that FLOP models need: width, FFN width, attention heads, exits, head type and outputs."""
+        return {
+            "model_type": self.config.model_type,
+            "hidden_size": self.config.hidden_size,
+            "intermediate_size": self.config.intermediate_size,
+            "num_attention_heads": self.config.num_attention_heads,
+            "embedding_size": getattr(self.config, "embedding_size", self.config.hidden_size),
+            "num_layers": self.num_layers,
+            "head": self.head_name,
+            "num_outputs": self.num_outputs,
+            "learned_exit": self.exit_scorer is not None,
+        }
+
+    @property
+    def encoder_modules(self) -> list[nn.Module]:
+        """Everything before the heads: embeddings, the embedding projection and the layers."""
+        return [self.embeddings, self.embedding_projection, self.layers]
+
     @property
     def heads_read_cls_only(self) -> bool:
         """True when every exit reads only the [CLS] position, so per-layer [CLS] features suffice."""
@@ -83,7 +120,7 @@ class EarlyExitModel(nn.Module):
               ) -> tuple[Tensor, Tensor]:
         """Embeddings ``[batch, seq, d]`` and the additive attention mask ``[batch, 1, 1, seq]``."""
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        hidden = self.embeddings(input_ids=input_ids, **kwargs)
+        hidden = self.embedding_projection(self.embeddings(input_ids=input_ids, **kwargs))
         additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
         return hidden, additive
 

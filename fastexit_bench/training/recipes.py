@@ -62,7 +62,7 @@ class Stage:
         if self.trains == "all":
             return [model]
         if self.trains == "final":
-            return [model.embeddings, model.layers, model.heads[-1]]
+            return [*model.encoder_modules, model.heads[-1]]
         return [model.heads[:-1]]
 
     def selection_exits(self, num_layers: int) -> slice:
