@@ -1,0 +1,284 @@
+"""Exit policies: given every layer's outputs for a batch and one parameter value, the exit layer per example.
+
+A policy is one class. It answers, for each layer k and example, "may this example stop after layer k?"
+using only the outputs of layers 1..k (:meth:`ExitPolicy.exit_mask`), so the same class drives the
+one-pass sweep over a saved artefact and the layer-by-layer inference engine. The exit layer is the
+first layer where the mask holds, or the last layer.
+
+A user policy lives in the user's own module and is named by import path, e.g.
+``--policies entropy,my_pkg.policies:Margin``; see README for a ten-line example.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+from scipy.special import expit, softmax
+from scipy.stats import entropy
+
+from fastexit_bench.errors import FastExitError
+from fastexit_bench.registry import Registry
+
+
+class PolicyError(FastExitError):
+    """A policy cannot be found, imported or run with the given parameter."""
+
+
+@dataclass
+class LayerOutputs:
+    """What a policy sees for a batch.
+
+    Attributes:
+        logits: ``[layers, batch, outputs]`` (layer k at index k - 1; one output for regression).
+        task: "classification" or "regression".
+        exit_scores: ``[layers, batch]`` learned-exit logits (BERxiT), or None.
+        labels: ``[batch]``; only the oracle reads them.
+    """
+
+    logits: np.ndarray
+    task: str
+    exit_scores: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+    @property
+    def num_layers(self) -> int:
+        return self.logits.shape[0]
+
+    def probabilities(self) -> np.ndarray:
+        return softmax(self.logits, axis=-1)
+
+    def predictions(self) -> np.ndarray:
+        """``[layers, batch]`` class ids, or regression values."""
+        return self.logits[..., 0] if self.task == "regression" else self.logits.argmax(-1)
+
+
+class ExitPolicy(ABC):
+    """Base class of exit policies.
+
+    Class attributes:
+        name: short name used in tables.
+        parameter: what the swept value means ("threshold", "patience", "layer", ...).
+        reads: which per-layer outputs a decision needs, for cost accounting: "logits" (every head
+            up to the exit runs), "exit_scores" (BERxiT's scorer runs each layer, one head at the
+            exit), or "nothing" (only the exit layer's head runs).
+    """
+
+    name: ClassVar[str]
+    parameter: ClassVar[str] = "threshold"
+    reads: ClassVar[Literal["logits", "exit_scores", "nothing"]] = "logits"
+
+    @abstractmethod
+    def grid(self, outputs: LayerOutputs) -> Sequence[float]:
+        """Default parameter values to sweep for these outputs."""
+
+    def check(self, value: float, outputs: LayerOutputs) -> None:
+        """Raise :class:`PolicyError` for a value this policy cannot take."""
+
+    @abstractmethod
+    def exit_mask(self, outputs: LayerOutputs, value: float) -> np.ndarray:
+        """``[layers, batch]`` bool: may the example exit after layer k, judged on layers 1..k only."""
+
+    def exit_layers(self, outputs: LayerOutputs, value: float) -> np.ndarray:
+        """1-based exit layer per example: the first layer allowed to exit, else the last."""
+        self.check(value, outputs)
+        mask = np.asarray(self.exit_mask(outputs, value), dtype=bool).copy()
+        if mask.shape != outputs.logits.shape[:2]:
+            raise PolicyError(f"policy {self.name!r} returned a mask of shape {mask.shape}, "
+                              f"expected [layers, batch] = {outputs.logits.shape[:2]}")
+        mask[-1] = True
+        return mask.argmax(axis=0) + 1
+
+    def sweep_exit_layers(self, outputs: LayerOutputs, values: Sequence[float]) -> list[np.ndarray]:
+        """:meth:`exit_layers` for each value (threshold policies compute their signal once)."""
+        return [self.exit_layers(outputs, value) for value in values]
+
+
+class ThresholdPolicy(ExitPolicy):
+    """Exit when a per-layer signal is below (or above) the threshold; the signal is computed once."""
+
+    below: ClassVar[bool] = True
+    bounds: ClassVar[tuple[float, float] | None] = None
+
+    @abstractmethod
+    def signal(self, outputs: LayerOutputs) -> np.ndarray:
+        """``[layers, batch]`` per-layer confidence or uncertainty."""
+
+    def check(self, value: float, outputs: LayerOutputs) -> None:
+        if self.bounds and not self.bounds[0] <= value <= self.bounds[1]:
+            raise PolicyError(f"policy {self.name!r}: {self.parameter} {value} is outside "
+                              f"[{self.bounds[0]}, {self.bounds[1]}]")
+
+    def exit_mask(self, outputs: LayerOutputs, value: float) -> np.ndarray:
+        return self._passes(self.signal(outputs), value)
+
+    def _passes(self, signal: np.ndarray, value: float) -> np.ndarray:
+        return signal < value if self.below else signal > value
+
+    def sweep_exit_layers(self, outputs: LayerOutputs, values: Sequence[float]) -> list[np.ndarray]:
+        signal = self.signal(outputs)
+        layers = []
+        for value in values:
+            self.check(value, outputs)
+            mask = self._passes(signal, value)
+            mask[-1] = True
+            layers.append(mask.argmax(axis=0) + 1)
+        return layers
+
+
+def _classification_only(policy: ExitPolicy, outputs: LayerOutputs) -> None:
+    if outputs.task == "regression":
+        raise PolicyError(f"policy {policy.name!r} needs class probabilities and the task is regression; "
+                          "use patience, learned, static or oracle")
+
+
+class Entropy(ThresholdPolicy):
+    """DeeBERT: exit when the entropy of the softmax (nats) is below S."""
+
+    name = "entropy"
+    bounds = (0.0, float("inf"))
+
+    def grid(self, outputs: LayerOutputs) -> Sequence[float]:
+        return list(np.linspace(0.0, np.log(outputs.logits.shape[-1]), 13))
+
+    def signal(self, outputs: LayerOutputs) -> np.ndarray:
+        _classification_only(self, outputs)
+        return entropy(outputs.probabilities(), axis=-1)
+
+
+class Speed(Entropy):
+    """FastBERT: exit when the normalized entropy -sum p log p / log N is below the speed."""
+
+    name = "speed"
+    parameter = "speed"
+    bounds = (0.0, 1.0)
+
+    def grid(self, outputs: LayerOutputs) -> Sequence[float]:
+        return list(np.round(np.linspace(0.0, 1.0, 11), 2))
+
+    def signal(self, outputs: LayerOutputs) -> np.ndarray:
+        return super().signal(outputs) / np.log(outputs.logits.shape[-1])
+
+
+class MaxProb(ThresholdPolicy):
+    """Exit when the top class probability exceeds tau."""
+
+    name = "max_prob"
+    below = False
+    bounds = (0.0, 1.0)
+
+    def grid(self, outputs: LayerOutputs) -> Sequence[float]:
+        return list(np.round(np.linspace(1.0 / outputs.logits.shape[-1], 1.0, 13), 4))
+
+    def signal(self, outputs: LayerOutputs) -> np.ndarray:
+        _classification_only(self, outputs)
+        return outputs.probabilities().max(-1)
+
+
+class Learned(ThresholdPolicy):
+    """BERxiT: exit when the learning-to-exit certainty sigmoid(score) exceeds tau."""
+
+    name = "learned"
+    below = False
+    bounds = (0.0, 1.0)
+    reads = "exit_scores"
+
+    def grid(self, outputs: LayerOutputs) -> Sequence[float]:
+        return list(np.round(np.linspace(0.4, 1.0, 13), 2))
+
+    def signal(self, outputs: LayerOutputs) -> np.ndarray:
+        if outputs.exit_scores is None:
+            raise PolicyError("policy 'learned' needs learned-exit scores, and this model has none; "
+                              "train it with --recipe berxit")
+        return expit(outputs.exit_scores)
+
+
+class Patience(ExitPolicy):
+    """PABEE: exit once the prediction has stayed the same for t consecutive layers after it first appeared
+    (t agreements in a row); for regression, once it has changed by less than ``tolerance`` t times in a row."""
+
+    name = "patience"
+    parameter = "patience"
+    tolerance: ClassVar[float] = 0.1
+
+    def grid(self, outputs: LayerOutputs) -> Sequence[float]:
+        return list(range(1, outputs.num_layers))
+
+    def check(self, value: float, outputs: LayerOutputs) -> None:
+        if value < 1 or value != int(value):
+            raise PolicyError(f"policy 'patience': patience must be a whole number >= 1, got {value}")
+
+    def exit_mask(self, outputs: LayerOutputs, value: float) -> np.ndarray:
+        predictions = outputs.predictions()
+        if outputs.task == "regression":
+            same = np.abs(np.diff(predictions, axis=0)) < self.tolerance
+        else:
+            same = predictions[1:] == predictions[:-1]
+        streak = np.zeros(predictions.shape, dtype=int)
+        for k in range(1, predictions.shape[0]):
+            streak[k] = np.where(same[k - 1], streak[k - 1] + 1, 0)
+        return streak >= value
+
+
+class Static(ExitPolicy):
+    """Always exit after layer k (the truncation baseline that policies must beat)."""
+
+    name = "static"
+    parameter = "layer"
+    reads = "nothing"
+
+    def grid(self, outputs: LayerOutputs) -> Sequence[float]:
+        return list(range(1, outputs.num_layers + 1))
+
+    def check(self, value: float, outputs: LayerOutputs) -> None:
+        if value != int(value) or not 1 <= value <= outputs.num_layers:
+            raise PolicyError(f"policy 'static': layer must be a whole number in 1..{outputs.num_layers}, got {value}")
+
+    def exit_mask(self, outputs: LayerOutputs, value: float) -> np.ndarray:
+        layers = np.arange(1, outputs.num_layers + 1)[:, None]
+        return np.broadcast_to(layers >= value, outputs.logits.shape[:2])
+
+
+class Oracle(ExitPolicy):
+    """The earliest layer whose prediction is correct (regression: no worse than the last layer's);
+    an upper bound no real policy can reach, since it reads the labels."""
+
+    name = "oracle"
+    parameter = "none"
+    reads = "nothing"
+
+    def grid(self, outputs: LayerOutputs) -> Sequence[float]:
+        return [0.0]
+
+    def exit_mask(self, outputs: LayerOutputs, value: float) -> np.ndarray:
+        if outputs.labels is None:
+            raise PolicyError("policy 'oracle' needs labels, and these outputs have none")
+        predictions = outputs.predictions()
+        if outputs.task == "regression":
+            error = np.abs(predictions - outputs.labels)
+            return error <= error[-1]
+        return predictions == outputs.labels
+
+
+POLICIES: Registry[type[ExitPolicy]] = Registry("policy")
+for _policy in (Entropy, Speed, MaxProb, Patience, Learned, Static, Oracle):
+    POLICIES.register(_policy.name, _policy)
+
+
+def resolve_policy(spec: str) -> ExitPolicy:
+    """A built-in policy by name, or a user's ``package.module:ClassName``."""
+    if ":" not in spec:
+        return POLICIES.get(spec)()
+    module_name, _, class_name = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise PolicyError(f"cannot load policy {spec!r}: {exc}; the module must be importable "
+                          "(installed, or on PYTHONPATH) and define the class") from None
+    if not (isinstance(cls, type) and issubclass(cls, ExitPolicy)):
+        raise PolicyError(f"{spec!r} is not a subclass of fastexit_bench.policies.ExitPolicy")
+    return cls()
