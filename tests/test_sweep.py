@@ -1,0 +1,126 @@
+"""Sweeps over a saved artefact: metrics at the exit layer, FLOPs, selection, scores, and the CLI with a
+policy defined outside the package."""
+
+import json
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fastexit_bench.cli import main
+from fastexit_bench.evaluation import ExitArtifact, ExitPredictions
+from fastexit_bench.flops import AnalyticFlops
+from fastexit_bench.policies import resolve_policy
+from fastexit_bench.sweep import Target, layer_outputs, scores, select, sweep
+
+ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_layers": 4,
+        "head": "highway", "num_outputs": 2, "embedding_size": 32}
+
+
+def artifact(seed=0, examples=200, layers=4):
+    """Exits that get more accurate with depth: layer k is right with probability 0.5 + 0.1 k."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, examples)
+    logits = np.zeros((layers, examples, 2))
+    for k in range(layers):
+        right = rng.random(examples) < 0.5 + 0.1 * (k + 1)
+        predicted = np.where(right, labels, 1 - labels)
+        logits[k, np.arange(examples), predicted] = rng.uniform(0.1, 4.0, examples)
+    meta = {"dataset": "sst2", "split": "validation", "task": "classification", "metrics": ["accuracy"],
+            "recipe": "deebert", "backbone": {"requested": "tiny"}, "seed": seed, "architecture": ARCH}
+    return ExitArtifact(ExitPredictions(logits.astype(np.float32), labels), rng.integers(5, 60, examples), meta)
+
+
+def test_sweep_rows_match_a_direct_computation():
+    art = artifact()
+    table = sweep(art, [resolve_policy("entropy"), resolve_policy("static")])
+    assert len(table) == 13 + 4
+    flops = AnalyticFlops(ARCH)
+    full = flops.full_depth(4, art.lengths).mean()
+    for _, row in table.iterrows():
+        exits = resolve_policy(row.policy).exit_layers(layer_outputs(art), row.value)
+        predicted = art.predictions.logits[exits - 1, np.arange(200)].argmax(-1)
+        assert row.accuracy == pytest.approx((predicted == art.predictions.labels).mean())
+        assert row.mean_exit_layer == pytest.approx(exits.mean())
+        shares = [row[f"exit_share_{k}"] for k in range(1, 5)]
+        assert shares == pytest.approx(np.bincount(exits, minlength=5)[1:] / 200)
+        reads = "logits" if row.policy == "entropy" else "nothing"
+        assert row.flops_per_example == pytest.approx(flops.per_example(exits, art.lengths, reads).mean())
+        assert row.speedup == pytest.approx(full / row.flops_per_example)
+    last = table[(table.policy == "static") & (table.value == 4)].iloc[0]
+    assert last.relative_flops == pytest.approx(1.0) and last.flops_source == "analytic"
+
+
+def test_heads_on_the_way_cost_flops():
+    flops, n = AnalyticFlops(ARCH), np.array([10.0])
+    layer_3 = flops.per_example(np.array([3]), n, "nothing")
+    assert flops.per_example(np.array([3]), n, "logits") == pytest.approx(layer_3 + 2 * flops.head(n))
+    assert flops.per_example(np.array([3]), n, "exit_scores") == pytest.approx(layer_3 + 3 * flops.scorer(n))
+    assert flops.layer(np.array([20.0])) > 2 * flops.layer(n)  # attention grows with n^2
+
+
+def test_selection_picks_the_fastest_value_within_the_drop():
+    table = pd.DataFrame({
+        "policy": ["static"] * 3 + ["p"] * 3, "value": [1, 2, 3, 0.1, 0.5, 0.9],
+        "accuracy": [0.70, 0.80, 0.90, 0.899, 0.88, 0.60], "speedup": [3.0, 1.5, 1.0, 1.2, 2.0, 2.9],
+    })
+    chosen = select(table, "accuracy", [Target("max_drop", 0.5), Target("max_drop", 2.0), Target("min_speedup", 1.9)])
+    picks = chosen[chosen.policy == "p"].set_index("target").value.to_dict()
+    assert picks == {"drop<=0.5pt": 0.1, "drop<=2pt": 0.5, "speedup>=1.9x": 0.5}
+
+
+def test_scores_rank_static_at_one_and_oracle_above():
+    table = sweep(artifact(), [resolve_policy(n) for n in ("max_prob", "static", "oracle")])
+    ranking = scores(table, "accuracy").set_index("policy")
+    assert ranking.loc["static", "auc_vs_static"] == pytest.approx(1.0)
+    assert ranking.loc["oracle", "auc_vs_static"] > 1.0
+
+
+PLUGIN = '''
+    import numpy as np
+    from fastexit_bench.policies import ExitPolicy
+
+    class Margin(ExitPolicy):
+        """Exit when the top-2 probability margin exceeds the threshold."""
+        name = "margin"
+        def grid(self, outputs):
+            return [0.2, 0.5, 0.8]
+        def exit_mask(self, outputs, value):
+            top = np.sort(outputs.probabilities(), axis=-1)
+            return top[..., -1] - top[..., -2] > value
+'''
+
+
+def test_cli_sweeps_a_policy_defined_outside_the_package(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_policies.py").write_text(textwrap.dedent(PLUGIN))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    artifact().save(tmp_path / "dev.npz")
+    artifact(seed=1).save(tmp_path / "test.npz")
+    out = tmp_path / "out" / "sweep.csv"
+    code = main(["sweep", str(tmp_path / "dev.npz"), "--policies", "entropy,speed,patience,max_prob,my_policies:Margin",
+                 "--grid", "entropy=0.1,0.3", "--test", str(tmp_path / "test.npz"), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    table = pd.read_csv(out)
+    assert set(table.policy) == {"entropy", "speed", "patience", "max_prob", "margin", "static", "oracle"}
+    assert table[table.policy == "entropy"].value.tolist() == [0.1, 0.3]
+    assert table[table.policy == "margin"].value.tolist() == [0.2, 0.5, 0.8]
+    pd.testing.assert_frame_equal(pd.read_parquet(out.with_suffix(".parquet")), table, check_dtype=False)
+    selection = pd.read_csv(out.with_suffix(".selection.csv"))
+    assert {"test_accuracy", "test_speedup", "dev_accuracy"} <= set(selection.columns)
+    assert "margin" in set(pd.read_csv(out.with_suffix(".scores.csv")).policy)
+    assert json.loads(out.with_suffix(".json").read_text())["provenance"]["inputs"]
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    artifact().save(tmp_path / "dev.npz")
+    for args, message in [(["--policies", "patience", "--grid", "patience=-1"], "patience must be a whole number"),
+                          (["--policies", "speed", "--grid", "speed=2"], "outside [0.0, 1.0]"),
+                          (["--policies", "nowhere.mod:X"], "cannot load policy"),
+                          (["--policies", "learned"], "train it with --recipe berxit")]:
+        assert main(["sweep", str(tmp_path / "dev.npz"), *args, "--out", str(tmp_path / "s.csv")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "s.csv").exists()
+    (tmp_path / "bad.npz").write_text("not an artefact")
+    assert main(["sweep", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "s.csv")]) == 2
+    assert "is not an evaluation artefact" in capsys.readouterr().err
