@@ -14,7 +14,7 @@ import pandas as pd
 
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.evaluation import ExitArtifact
-from fastexit_bench.flops import AnalyticFlops, ComponentFlops
+from fastexit_bench.flops import ComponentFlops, flops_for
 from fastexit_bench.metrics import METRICS, compute_metrics
 from fastexit_bench.policies import ExitPolicy, LayerOutputs
 
@@ -29,12 +29,14 @@ def layer_outputs(artifact: ExitArtifact) -> LayerOutputs:
 def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[str, Sequence[float]] | None = None,
           flops: ComponentFlops | None = None) -> pd.DataFrame:
     """One row per (policy, value): metrics at the exit layer, mean exit layer, exit-layer shares,
-    expected FLOPs per example, FLOPs relative to the full-depth model, and speed-up."""
+    expected MACs and FLOPs per example at the true token lengths and padded to the max length,
+    FLOPs relative to the full-depth model, and speed-up (both at true lengths)."""
     meta, outputs = artifact.metadata, layer_outputs(artifact)
     if outputs.labels is None:
         raise FastExitError("the artefact has no labels, so a sweep has no metric to report")
-    flops = flops or AnalyticFlops(meta["architecture"])
+    flops = flops or flops_for(meta)
     full = flops.full_depth(outputs.num_layers, artifact.lengths).mean()
+    padded = np.full(len(artifact.lengths), meta.get("max_length", int(artifact.lengths.max())))
     predictions = outputs.predictions()
     columns = np.arange(predictions.shape[1])
     rows = []
@@ -42,6 +44,7 @@ def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[st
         values = list((grids or {}).get(policy.name) or policy.grid(outputs))
         for value, exits in zip(values, policy.sweep_exit_layers(outputs, values)):
             cost = flops.per_example(exits, artifact.lengths, policy.reads).mean()
+            cost_padded = flops.per_example(exits, padded, policy.reads).mean()
             shares = np.bincount(exits, minlength=outputs.num_layers + 1)[1:] / len(exits)
             rows.append({
                 "dataset": meta["dataset"], "split": meta["split"], "recipe": meta["recipe"],
@@ -50,7 +53,8 @@ def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[st
                 **compute_metrics(tuple(meta["metrics"]), predictions[exits - 1, columns], outputs.labels),
                 "mean_exit_layer": float(exits.mean()),
                 **{f"exit_share_{k}": float(share) for k, share in enumerate(shares, start=1)},
-                "flops_per_example": float(cost), "relative_flops": float(cost / full), "speedup": float(full / cost),
+                "macs_per_example": float(cost), "flops_per_example": 2 * float(cost),
+                "flops_per_example_padded": 2 * float(cost_padded), "relative_flops": float(cost / full), "speedup": float(full / cost),
                 "flops_source": flops.source,
             })
     return pd.DataFrame(rows)

@@ -46,8 +46,10 @@ def test_sweep_rows_match_a_direct_computation():
         shares = [row[f"exit_share_{k}"] for k in range(1, 5)]
         assert shares == pytest.approx(np.bincount(exits, minlength=5)[1:] / 200)
         reads = "logits" if row.policy == "entropy" else "nothing"
-        assert row.flops_per_example == pytest.approx(flops.per_example(exits, art.lengths, reads).mean())
-        assert row.speedup == pytest.approx(full / row.flops_per_example)
+        assert row.macs_per_example == pytest.approx(flops.per_example(exits, art.lengths, reads).mean())
+        assert row.flops_per_example == pytest.approx(2 * row.macs_per_example)
+        assert row.flops_per_example_padded >= row.flops_per_example
+        assert row.speedup == pytest.approx(full / row.macs_per_example)
     last = table[(table.policy == "static") & (table.value == 4)].iloc[0]
     assert last.relative_flops == pytest.approx(1.0) and last.flops_source == "analytic"
 

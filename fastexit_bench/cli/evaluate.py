@@ -31,6 +31,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
     from fastexit_bench.evaluation import ExitArtifact, predict
+    from fastexit_bench.flops import measure_fvcore
     from fastexit_bench.io import sha256_file
     from fastexit_bench.model.saved import WEIGHTS, load_trained
     from fastexit_bench.training.batches import TokenBatches
@@ -42,12 +43,14 @@ def run_evaluate(args: argparse.Namespace) -> None:
     loaded, rows = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=args.max_examples,
                                   seed=info["seed"], max_length=info["max_length"],
                                   cache_dir=resources_dir(args.resources) / "cache" / "tokenized")
+    flops = measure_fvcore(model)
     predictions = predict(model.to(device), TokenBatches(rows, tokenizer, device), args.batch_size)
     per_layer = predictions.layer_metrics(spec.task, spec.metrics) if predictions.labels is not None else None
     ExitArtifact(predictions, rows.with_format("numpy")["length"], {
         "dataset": spec.name, "split": split, "task": spec.task, "metrics": list(spec.metrics),
         "label_names": list(spec.label_names), "recipe": info["recipe"], "backbone": info["backbone"],
-        "model": info["model"], "architecture": model.architecture(), "seed": info["seed"], "max_length": info["max_length"],
+        "model": info["model"], "architecture": model.architecture(),
+        "flops": flops.to_dict(), "seed": info["seed"], "max_length": info["max_length"],
         "model_dir": str(args.model), "model_sha256": sha256_file(args.model / WEIGHTS),
         "trained_at_commit": info["provenance"]["git_commit"], "data_origin": loaded.origin,
         "layer_metrics": per_layer,

@@ -1,0 +1,61 @@
+"""fvcore counts per component: attention included, analytic agreement, FastBERT's published number."""
+
+import numpy as np
+import pytest
+import torch
+from fvcore.nn import FlopCountAnalysis
+from transformers import BertConfig, BertModel
+
+from fastexit_bench.flops import AnalyticFlops, count_module, fastbert_convention, measure_fvcore
+from fastexit_bench.model.early_exit import EarlyExitModel
+from tests.test_early_exit_model import tiny_backbone
+
+
+@pytest.fixture(scope="module")
+def bert_base():
+    """Randomly initialised BERT-base (no weights needed to count)."""
+    torch.manual_seed(0)
+    return EarlyExitModel(BertModel(BertConfig(attn_implementation="eager")), "branch", num_outputs=2).eval()
+
+
+def test_fvcore_layer_equals_analytic_count_plus_layernorm_for_bert_base(bert_base):
+    n, d, d_ff = 128, 768, 3072
+    by_op, skipped = count_module(bert_base.layers[0], (torch.zeros(1, n, d), torch.zeros(1, 1, 1, n)))
+    assert by_op["matmul"] == 2 * n * n * d  # attention scores and context: counted, not skipped
+    layer_norm = 2 * 5 * n * d  # fvcore: 5 ops per element, two LayerNorms per layer
+    assert sum(by_op.values()) == 4 * n * d * d + 2 * n * n * d + 2 * n * d * d_ff + layer_norm
+    assert "aten::softmax" in skipped and "aten::gelu" in skipped
+    analytic = AnalyticFlops(bert_base.architecture()).layer(np.array([n]))
+    assert sum(by_op.values()) - layer_norm == analytic
+
+
+def test_fastbert_convention_reproduces_the_published_bert_base_baseline(bert_base):
+    assert fastbert_convention(bert_base) == 21_785_247_744
+
+
+def test_sdpa_attention_is_counted_through_our_handle():
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
+    n = 16
+    inputs = (torch.zeros(1, n, 64), torch.zeros(1, 1, 1, n))
+    eager = BertModel(BertConfig(**config.to_dict(), attn_implementation="eager")).encoder.layer[0].eval()
+    sdpa = BertModel(BertConfig(**config.to_dict(), attn_implementation="sdpa")).encoder.layer[0].eval()
+    plain = FlopCountAnalysis(sdpa, inputs)
+    plain.unsupported_ops_warnings(False)
+    plain.total()
+    if "aten::scaled_dot_product_attention" not in plain.unsupported_ops():
+        pytest.skip("this torch lowers sdpa to ops fvcore counts")
+    assert plain.total() < sum(count_module(eager, inputs)[0].values())  # what fvcore alone silently drops
+    assert sum(count_module(sdpa, inputs)[0].values()) == sum(count_module(eager, inputs)[0].values())
+
+
+def test_measured_polynomial_equals_a_direct_count_at_any_length():
+    model = EarlyExitModel(tiny_backbone(), "branch", num_outputs=3, learned_exit=True).eval()
+    flops = measure_fvcore(model)
+    n = 100
+    layer, _ = count_module(model.layers[0], (torch.zeros(1, n, 32), torch.zeros(1, 1, 1, n)))
+    head, _ = count_module(model.heads[0], (torch.zeros(1, n, 32), torch.ones(1, n, dtype=torch.bool)))
+    assert flops.layer(np.array([n]))[0] == pytest.approx(sum(layer.values()))
+    assert flops.head(np.array([n]))[0] == pytest.approx(sum(head.values()))
+    assert flops.scorer(np.array([n]))[0] == 32
+    assert flops.source == "fvcore" and "aten::softmax" in flops.skipped_ops["layer"]
