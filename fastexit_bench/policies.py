@@ -249,7 +249,6 @@ class Oracle(ExitPolicy):
 
     name = "oracle"
     parameter = "none"
-    reads = "nothing"
 
     def grid(self, outputs: LayerOutputs) -> Sequence[float]:
         return [0.0]

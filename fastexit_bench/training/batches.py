@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import datasets
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -40,6 +41,10 @@ class TokenBatches:
     @property
     def has_labels(self) -> bool:
         return "labels" in self.dataset.column_names
+
+    def lengths(self) -> np.ndarray:
+        """Tokens per example (for length bucketing)."""
+        return np.array([len(ids) for ids in self.dataset["input_ids"]])
 
     def batch(self, indices: Tensor) -> Batch:
         rows = self.dataset[indices.tolist()]

@@ -1,0 +1,93 @@
+"""The early-exit inference engine: runs a model layer by layer and really stops.
+
+Batched inference compacts the batch: examples that exit are removed, so later layers run only on the
+rest, and trailing padding no remaining example needs is trimmed. Heads run only as the policy
+needs them (``ExitPolicy.reads``): every layer's head for confidence policies, the learned-exit
+scorer for BERxiT (one head at the exit), nothing but the exit head for static truncation.
+Decisions call the same :meth:`ExitPolicy.exit_mask` as the sweep, on the layers seen so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fastexit_bench.model.early_exit import EarlyExitModel
+from fastexit_bench.policies import ExitPolicy, LayerOutputs
+from fastexit_bench.training.batches import TokenBatches
+
+
+@dataclass
+class EngineOutput:
+    """``logits``: ``[batch, outputs]`` of each example's exit head; ``exit_layers``: 1-based."""
+
+    logits: Tensor
+    exit_layers: np.ndarray
+
+
+class EarlyExitEngine:
+    """Early-exit inference for one model, policy and parameter value."""
+
+    def __init__(self, model: EarlyExitModel, policy: ExitPolicy, value: float, task: str):
+        self.model, self.policy, self.value, self.task = model.eval(), policy, value, task
+
+    @torch.inference_mode()
+    def run(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
+            labels: np.ndarray | None = None) -> EngineOutput:
+        """One batch; ``labels`` only for the oracle policy."""
+        model, reads = self.model, self.policy.reads
+        layers, batch = model.num_layers, input_ids.shape[0]
+        hidden, additive = model.embed(input_ids, attention_mask, token_type_ids)
+        mask = attention_mask.bool()
+        seen_logits = np.zeros((layers, batch, model.num_outputs), dtype=np.float32)
+        seen_scores = np.zeros((layers, batch), dtype=np.float32) if reads == "exit_scores" else None
+        final = torch.empty(batch, model.num_outputs, device=hidden.device, dtype=hidden.dtype)
+        exit_layers = np.zeros(batch, dtype=np.int64)
+        active = np.arange(batch)
+        for k in range(layers):
+            hidden = model.run_layer(k, hidden, additive)
+            logits = model.heads[k](hidden, mask) if reads == "logits" else None
+            if reads == "exit_scores":
+                seen_scores[k, active] = model.exit_scorer(hidden).float().cpu().numpy()
+            if logits is not None:
+                seen_logits[k, active] = logits.float().cpu().numpy()
+            if k == layers - 1:
+                leaving = np.ones(len(active), dtype=bool)
+            else:
+                outputs = LayerOutputs(seen_logits[: k + 1, active], self.task,
+                                       seen_scores[: k + 1, active] if seen_scores is not None else None,
+                                       labels[active] if labels is not None else None)
+                leaving = np.asarray(self.policy.exit_mask(outputs, self.value), dtype=bool)[k]
+            if leaving.any():
+                rows = torch.from_numpy(np.flatnonzero(leaving)).to(hidden.device)
+                final[torch.from_numpy(active[leaving]).to(hidden.device)] = (
+                    logits[rows] if logits is not None else model.heads[k](hidden[rows], mask[rows]))
+                exit_layers[active[leaving]] = k + 1
+                keep = torch.from_numpy(np.flatnonzero(~leaving)).to(hidden.device)
+                active = active[~leaving]
+                if len(active) == 0:
+                    break
+                hidden, additive, mask = hidden[keep], additive[keep], mask[keep]
+                width = int(mask.sum(1).max())  # right padding no remaining example needs
+                hidden, additive, mask = hidden[:, :width], additive[..., :width], mask[:, :width]
+        return EngineOutput(final, exit_layers)
+
+    def run_source(self, source: TokenBatches, batch_size: int, length_bucketed: bool = False
+                   ) -> EngineOutput:
+        """Every example of ``source`` in batches (sorted by length when ``length_bucketed``), in input order."""
+        order = np.arange(len(source))
+        if length_bucketed:
+            order = np.argsort(source.lengths(), kind="stable")
+        logits, exits = [None] * len(source), np.zeros(len(source), dtype=np.int64)
+        for start in range(0, len(order), batch_size):
+            indices = order[start:start + batch_size]
+            batch = source.batch(torch.from_numpy(indices))
+            labels = batch.labels.cpu().numpy() if batch.labels is not None else None
+            out = self.run(**batch.inputs, labels=labels)
+            for row, index in enumerate(indices):
+                logits[index] = out.logits[row]
+            exits[indices] = out.exit_layers
+        return EngineOutput(torch.stack(logits), exits)

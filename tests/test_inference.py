@@ -1,0 +1,59 @@
+"""The early-exit engine stops for real and agrees with the policy sweep on every built-in policy."""
+
+import numpy as np
+import pytest
+import torch
+
+from fastexit_bench.evaluation import predict
+from fastexit_bench.inference import EarlyExitEngine
+from fastexit_bench.model.early_exit import EarlyExitModel
+from fastexit_bench.policies import POLICIES, LayerOutputs, resolve_policy
+from tests.test_early_exit_model import tiny_backbone
+from tests.test_recipes import token_data
+
+
+@pytest.fixture(scope="module", params=["highway", "branch"])
+def model(request):
+    torch.manual_seed(5)
+    model = EarlyExitModel(tiny_backbone(4), request.param, num_outputs=2, learned_exit=True).eval()
+    with torch.no_grad():  # spread the exits' confidences so that every policy exits at several depths
+        for k, head in enumerate(model.heads):
+            head.classifier.weight.mul_(3.0 * (k + 1))
+        model.exit_scorer.score.weight.mul_(20.0)
+    return model
+
+
+@pytest.mark.parametrize("name", POLICIES.names())
+@pytest.mark.parametrize(("batch_size", "bucketed"), [(1, False), (4, False), (5, True)])
+def test_engine_matches_the_sweep(model, name, batch_size, bucketed):
+    data = token_data(rows=24, seed=7)
+    saved = predict(model, data, batch_size=8)
+    outputs = LayerOutputs(saved.logits, "classification", saved.exit_scores, saved.labels)
+    policy = resolve_policy(name)
+    depths = set()
+    for value in policy.grid(outputs)[::2]:
+        expected = policy.exit_layers(outputs, value)
+        depths.update(expected.tolist())
+        out = EarlyExitEngine(model, policy, value, "classification").run_source(data, batch_size, bucketed)
+        np.testing.assert_array_equal(out.exit_layers, expected)
+        chosen = saved.logits[expected - 1, np.arange(len(expected))]
+        np.testing.assert_allclose(out.logits.numpy(), chosen, rtol=1e-4, atol=1e-5)
+    assert len(depths) >= 2  # the values swept make examples stop at different layers
+
+
+def test_compaction_runs_later_layers_only_on_remaining_examples(model):
+    data = token_data(rows=8, seed=1)
+    batch = data.batch(torch.arange(8))
+    seen = []
+    hook = model.layers[3].register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    try:
+        out = EarlyExitEngine(model, resolve_policy("static"), 2, "classification").run(**batch.inputs)
+    finally:
+        hook.remove()
+    assert (out.exit_layers == 2).all() and seen == []  # nobody reached layer 4
+    hook = model.layers[3].register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    try:
+        out = EarlyExitEngine(model, resolve_policy("max_prob"), 0.8, "classification").run(**batch.inputs)
+    finally:
+        hook.remove()
+    assert seen == ([int((out.exit_layers == 4).sum())] if (out.exit_layers == 4).any() else [])
