@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
-from scipy.special import expit, softmax
-from scipy.stats import entropy
+from scipy.special import entr, expit, softmax
 
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.registry import Registry
@@ -147,7 +146,9 @@ class Entropy(ThresholdPolicy):
 
     def signal(self, outputs: LayerOutputs) -> np.ndarray:
         _classification_only(self, outputs)
-        return entropy(outputs.probabilities(), axis=-1)
+        # entr(p) = -p log p elementwise; scipy.stats.entropy is the same sum with ~20x the call
+        # overhead, which the inference engine would pay at every layer
+        return entr(outputs.probabilities()).sum(axis=-1)
 
 
 class Speed(Entropy):
