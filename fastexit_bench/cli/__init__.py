@@ -7,10 +7,10 @@ import logging
 import sys
 
 from fastexit_bench import __version__
-from fastexit_bench.cli import backbone, data, evaluate, sweep, train
+from fastexit_bench.cli import backbone, data, evaluate, flops, sweep, train
 from fastexit_bench.errors import FastExitError
 
-COMMANDS = (data, backbone, train, evaluate, sweep)
+COMMANDS = (data, backbone, train, evaluate, sweep, flops)
 
 
 def build_parser() -> argparse.ArgumentParser:
