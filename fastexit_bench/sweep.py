@@ -50,6 +50,7 @@ def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[st
                 "dataset": meta["dataset"], "split": meta["split"], "recipe": meta["recipe"],
                 "backbone": meta["backbone"]["requested"], "seed": meta["seed"],
                 "policy": policy.name, "parameter": policy.parameter, "value": float(value),
+                "headline_metric": meta["metrics"][0],
                 **compute_metrics(tuple(meta["metrics"]), predictions[exits - 1, columns], outputs.labels),
                 "mean_exit_layer": float(exits.mean()),
                 **{f"exit_share_{k}": float(share) for k, share in enumerate(shares, start=1)},

@@ -1,5 +1,6 @@
 # Config validation and the input/parameter helpers the rule files use.
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 
@@ -9,17 +10,90 @@ validate(config, "../schemas/config.schema.yaml")
 wildcard_constraints:
     dataset="[a-z][a-z0-9_-]*",
     backbone="[a-z][a-z0-9_-]*",
+    experiment="[a-z][a-z0-9_]*",
+    recipe="[a-z][a-z0-9-]*",
+    seed="[0-9]+",
 
 
 def get_final_output():
-    """Files the default target builds: staged datasets and backbone probes."""
+    """Files the default target builds: staged datasets, backbone probes, and the tables and plots of
+    the default experiments."""
     staged = [
         f"results/data/{item['dataset']}.{item['backbone']}.json" for item in config["prepare"]
     ]
     probes = sorted(
         {f"results/backbones/{item['backbone']}.json" for item in config["prepare"]}
     )
-    return staged + probes
+    reports = []
+    for name in config["default_experiments"]:
+        experiment(name)
+        reports += [f"results/tables/{name}.md", f"results/plots/{name}/metric_vs_flops.png"]
+    return staged + probes + reports
+
+
+def experiment(name):
+    """One experiment's settings; an unknown name is a config error that lists the known ones."""
+    try:
+        return config["experiments"][name]
+    except KeyError:
+        raise WorkflowError(
+            f"unknown experiment {name!r}; config/config.yaml defines {sorted(config['experiments'])}"
+        )
+
+
+def experiment_outputs(name, kind, suffix):
+    """Every (dataset, recipe, seed) file of one kind ("sweeps", "exits") for an experiment."""
+    settings = experiment(name)
+    return [
+        f"results/{name}/{kind}/{dataset}.{recipe}.seed{seed}.{suffix}"
+        for dataset in settings["datasets"]
+        for recipe in settings["recipes"]
+        for seed in settings["seeds"]
+    ]
+
+
+def experiment_data_args(name):
+    settings = experiment(name)
+    return cli_args(
+        {
+            "mirror": config["data_mirror"],
+            "resources": config["resources"],
+            "max_train": settings.get("max_train"),
+            "max_eval": settings.get("max_eval"),
+            "max_length": settings.get("max_length", 128),
+        }
+    )
+
+
+def train_args(name):
+    settings = experiment(name)
+    stage_lr = " ".join(
+        f"--stage-lr {stage}={lr}" for stage, lr in settings.get("stage_lr", {}).items()
+    )
+    options = cli_args(
+        {
+            "mirror": config["data_mirror"],
+            "resources": config["resources"],
+            "max_train": settings.get("max_train"),
+            "max_eval": settings.get("max_eval"),
+            "max_length": settings.get("max_length", 128),
+            "epochs": settings.get("epochs", 3),
+            "lr": settings.get("lr", 2e-5),
+            "batch_size": settings.get("batch_size", 32),
+        }
+    )
+    return f"{options} {stage_lr}".strip()
+
+
+def evaluate_args(name):
+    settings = experiment(name)
+    return cli_args(
+        {
+            "mirror": config["data_mirror"],
+            "resources": config["resources"],
+            "max_examples": settings.get("max_eval"),
+        }
+    )
 
 
 def cli_args(options):
