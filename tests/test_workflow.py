@@ -17,7 +17,7 @@ TINY = {
     "experiments": {"tiny": {
         "datasets": ["bbc_news"], "backbone": "tiny-bert", "recipes": ["baseline", "deebert", "fastbert"],
         "policies": ["entropy", "patience", "max_prob"], "seeds": [0], "max_train": 64, "max_eval": 32,
-        "max_length": 32, "epochs": 1, "lr": 1e-3, "batch_size": 16,
+        "max_length": 32, "epochs": 1, "lr": 1e-3, "batch_size": 16, "stage_lr": {"deebert": {"offramps": 5e-3}},
     }},
     "default_experiments": ["tiny"],
 }

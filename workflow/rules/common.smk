@@ -65,10 +65,11 @@ def experiment_data_args(name):
     )
 
 
-def train_args(name):
+def train_args(name, recipe):
     settings = experiment(name)
     stage_lr = " ".join(
-        f"--stage-lr {stage}={lr}" for stage, lr in settings.get("stage_lr", {}).items()
+        f"--stage-lr {stage}={lr}"
+        for stage, lr in settings.get("stage_lr", {}).get(recipe, {}).items()
     )
     options = cli_args(
         {

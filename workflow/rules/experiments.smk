@@ -32,7 +32,7 @@ rule train:
         "logs/{experiment}/train/{dataset}.{recipe}.seed{seed}.log",
     params:
         folder=subpath(output.record, parent=True),
-        extra=lambda wc: train_args(wc.experiment),
+        extra=lambda wc: train_args(wc.experiment, wc.recipe),
         backbone=lambda wc: experiment(wc.experiment)["backbone"],
     threads: config["threads"]
     resources:
