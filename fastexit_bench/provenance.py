@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import platform
 import subprocess
 import sys
@@ -71,6 +73,7 @@ def collect(config: dict[str, Any] | None = None, inputs: dict[str, str] | None 
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "argv": sys.argv,
         "config": config or {},
+        "config_sha256": hashlib.sha256(json.dumps(config or {}, sort_keys=True, default=str).encode()).hexdigest(),
         "inputs": inputs or {},
         "env": environment(),
     }

@@ -45,3 +45,4 @@ def test_prepare_writes_summary_with_provenance(tmp_path, resources):
     summary = json.loads(out.read_text())
     assert summary["splits"]["train"]["rows"] == 30 and summary["splits"]["test"]["rows"] == 10
     assert summary["provenance"]["env"]["torch"] and summary["backbone"]["requested"] == "tiny-bert"
+    assert len(summary["provenance"]["config_sha256"]) == 64

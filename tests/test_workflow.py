@@ -57,6 +57,20 @@ def test_every_rule_ran_and_the_tables_parse(workflow_run):
     assert record["provenance"]["git_commit"] and len(record["provenance"]["inputs"]) == 6
 
 
+def test_report_gathers_the_plots(workflow_run):
+    done = snakemake(workflow_run, "--report", str(workflow_run / "report.html"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (workflow_run / "report.html").stat().st_size > 10_000
+
+
+def test_paper_experiments_dry_run_with_hub_backbones(workflow_run):
+    done = snakemake(workflow_run, "-n", "-p", "results/tables/fastbert_table2.md",
+                     config=str(ROOT / "config" / "config.yaml"))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "--backbone google-bert/bert-base-chinese" in done.stdout  # Chinese datasets
+    assert "--recipe truncated-1" in done.stdout and "train                       60" in done.stdout
+
+
 def test_rerun_has_nothing_to_do_and_bad_config_fails_clearly(workflow_run):
     assert "Nothing to be done" in snakemake(workflow_run, "-n").stdout
     bad = yaml.safe_load((workflow_run / "tiny.yaml").read_text())

@@ -3,6 +3,8 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from fastexit_bench.data.spec import DATASETS
+
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -39,6 +41,20 @@ def experiment(name):
         raise WorkflowError(
             f"unknown experiment {name!r}; config/config.yaml defines {sorted(config['experiments'])}"
         )
+
+
+def experiment_backbone(name, dataset):
+    """The experiment's backbone for ``dataset``: one for all, or the one for the dataset's language."""
+    backbone = experiment(name)["backbone"]
+    if isinstance(backbone, str):
+        return backbone
+    language = DATASETS.get(dataset).language
+    if language not in backbone:
+        raise WorkflowError(
+            f"experiment {name!r} has no backbone for {dataset!r} (language {language!r}); "
+            f"add backbone.{language} in config/config.yaml"
+        )
+    return backbone[language]
 
 
 def experiment_outputs(name, kind, suffix):

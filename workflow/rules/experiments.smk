@@ -2,6 +2,9 @@
 # Paths: results/<experiment>/{data,models,exits,sweeps}/..., results/tables/<experiment>.*, results/plots/<experiment>/.
 
 
+PLOTS = ["metric_vs_flops", "exit_shares", "layer_metric"]
+
+
 localrules:
     stage_experiment_data,
 
@@ -13,7 +16,7 @@ rule stage_experiment_data:
         "logs/{experiment}/stage/{dataset}.log",
     params:
         extra=lambda wc: experiment_data_args(wc.experiment),
-        backbone=lambda wc: experiment(wc.experiment)["backbone"],
+        backbone=lambda wc: experiment_backbone(wc.experiment, wc.dataset),
     threads: 1
     conda:
         "../envs/fastexit.yaml"
@@ -33,7 +36,7 @@ rule train:
     params:
         folder=subpath(output.record, parent=True),
         extra=lambda wc: train_args(wc.experiment, wc.recipe),
-        backbone=lambda wc: experiment(wc.experiment)["backbone"],
+        backbone=lambda wc: experiment_backbone(wc.experiment, wc.dataset),
     threads: config["threads"]
     resources:
         gpu=0,
@@ -85,7 +88,10 @@ rule report:
     output:
         tables=multiext("results/tables/{experiment}", ".md", ".tex", ".csv", ".json"),
         layers=multiext("results/tables/{experiment}_layers", ".md", ".tex", ".csv"),
-        plots=multiext("results/plots/{experiment}/metric_vs_flops", ".png", ".pdf"),
+        pdfs=expand("results/plots/{{experiment}}/{plot}.pdf", plot=PLOTS),
+        flops_plot=report("results/plots/{experiment}/metric_vs_flops.png", category="{experiment}"),
+        shares_plot=report("results/plots/{experiment}/exit_shares.png", category="{experiment}"),
+        layer_plot=report("results/plots/{experiment}/layer_metric.png", category="{experiment}"),
     log:
         "logs/{experiment}/report.log",
     threads: 1
