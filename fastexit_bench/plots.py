@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from fastexit_bench.io import atomic_path
+from fastexit_bench.sweep import full_depth_metric, within_drop
 
 
 def _save(figure: plt.Figure, stem: Path) -> list[Path]:
@@ -44,10 +45,8 @@ def exit_shares(sweep: pd.DataFrame, stem: Path, max_drop_points: float = 1.0) -
     figure, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
     for axis, ((dataset, recipe), table) in zip(axes[0], groups):
         metric = table.headline_metric.iloc[0]
-        static = table[table.policy == "static"]
-        full = float(static.loc[static.value.idxmax(), metric])
         layers = sorted(int(c.rsplit("_", 1)[1]) for c in table.columns if c.startswith("exit_share_"))
-        candidates = table[(full - table[metric]) * 100 <= max_drop_points + 1e-9]
+        candidates = table[within_drop(table, metric, full_depth_metric(table, metric), max_drop_points)]
         for policy, rows in candidates.groupby("policy", sort=False):
             best = rows.loc[rows.speedup.idxmax()]
             axis.plot(layers, [best[f"exit_share_{k}"] for k in layers], marker="o",

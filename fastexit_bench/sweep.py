@@ -61,6 +61,20 @@ def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[st
     return pd.DataFrame(rows)
 
 
+def full_depth_metric(table: pd.DataFrame, metric: str) -> float:
+    """The metric of the plain model: ``static`` at its last layer."""
+    static = table[table.policy == "static"]
+    if static.empty:
+        raise FastExitError("selection and scores are relative to the 'static' policy; include it in the sweep")
+    return float(static.loc[static.value.idxmax(), metric])
+
+
+def within_drop(rows: pd.DataFrame, metric: str, reference: float, points: float) -> pd.Series:
+    """Rows whose metric is at most ``points`` (x100) worse than ``reference``, whichever way is better."""
+    sign = 1.0 if METRICS.get(metric).higher_is_better else -1.0
+    return sign * (reference - rows[metric]) * 100 <= points + 1e-9
+
+
 @dataclass(frozen=True)
 class Target:
     """A selection rule: ``max_drop`` (metric points below full depth on dev) or ``min_speedup``."""
@@ -76,12 +90,12 @@ def select(dev: pd.DataFrame, metric: str, targets: Sequence[Target]) -> pd.Data
     """Per policy and target, the dev-chosen value: fastest within the drop budget, or most accurate at
     the required speed-up (papers' protocol). Rows whose target no value meets are left out."""
     sign = 1.0 if METRICS.get(metric).higher_is_better else -1.0
-    reference = _full_depth_metric(dev, metric)
+    reference = full_depth_metric(dev, metric)
     chosen = []
     for policy, rows in dev.groupby("policy", sort=False):
         for target in targets:
             if target.kind == "max_drop":
-                ok = rows[sign * (reference - rows[metric]) * 100 <= target.value + 1e-9]
+                ok = rows[within_drop(rows, metric, reference, target.value)]
                 best = ok.sort_values(["speedup", metric], ascending=[False, sign < 0])
             else:
                 ok = rows[rows.speedup >= target.value]
@@ -114,20 +128,13 @@ def _budget_curve(x: np.ndarray, y: np.ndarray, budgets: np.ndarray, floor: floa
     return np.where(index >= 0, best[np.clip(index, 0, None)], floor)
 
 
-def _full_depth_metric(table: pd.DataFrame, metric: str) -> float:
-    static = table[table.policy == "static"]
-    if static.empty:
-        raise FastExitError("selection and scores are relative to the 'static' policy; include it in the sweep")
-    return float(static.loc[static.value.idxmax(), metric])
-
-
 def scores(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One number per policy (ELUE-style): the area of its metric-vs-relative-FLOPs budget curve above
     static truncation's layer-1 metric, divided by static's own area, over static's FLOPs range (layer 1
     .. full depth). 1 matches truncation, > 1 beats it. Lower-is-better metrics are negated first.
     Also the largest speed-up that keeps the full-depth metric."""
     sign = 1.0 if METRICS.get(metric).higher_is_better else -1.0
-    full = _full_depth_metric(table, metric)
+    full = full_depth_metric(table, metric)
     static = table[table.policy == "static"]
     budgets = np.linspace(static.relative_flops.min(), 1.0, CURVE_POINTS)
     floor = sign * float(static.loc[static.value.idxmin(), metric])

@@ -6,21 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from fastexit_bench.evaluation import ExitArtifact
 from fastexit_bench.io import atomic_path
-from fastexit_bench.metrics import METRICS
-from fastexit_bench.sweep import scores
+from fastexit_bench.sweep import full_depth_metric, scores, within_drop
 
 KEYS = ["dataset", "backbone", "recipe", "policy"]
-
-
-def _speedup_within(rows: pd.DataFrame, metric: str, full: float, points: float) -> float:
-    sign = 1.0 if METRICS.get(metric).higher_is_better else -1.0
-    ok = rows[sign * (full - rows[metric]) * 100 <= points + 1e-9]
-    return float(ok.speedup.max()) if not ok.empty else np.nan
 
 
 def policy_summary(sweep: pd.DataFrame) -> pd.DataFrame:
@@ -29,14 +21,14 @@ def policy_summary(sweep: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (dataset, backbone, recipe, seed), table in sweep.groupby(["dataset", "backbone", "recipe", "seed"]):
         metric = table.headline_metric.iloc[0]
-        static = table[table.policy == "static"]
-        full = float(static.loc[static.value.idxmax(), metric])
+        full = full_depth_metric(table, metric)
         ranking = scores(table, metric).set_index("policy")
         for policy, group in table.groupby("policy", sort=False):
             rows.append({"dataset": dataset, "backbone": backbone, "recipe": recipe, "seed": seed,
                          "policy": policy, "metric": metric, "full_depth": full,
                          "auc_vs_static": ranking.loc[policy, "auc_vs_static"],
-                         **{f"speedup_drop<={p}pt": _speedup_within(group, metric, full, p) for p in (0, 1, 2)}})
+                         **{f"speedup_drop<={p}pt": group.speedup[within_drop(group, metric, full, p)].max()
+                            for p in (0, 1, 2)}})
     return pd.DataFrame(rows)
 
 

@@ -31,3 +31,18 @@ def add_location_args(parser: argparse.ArgumentParser) -> None:
 def config_of(args: argparse.Namespace) -> dict:
     """The parsed arguments as a JSON-able dict, for provenance."""
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "handler"}
+
+
+def named_value(parse, example: str):
+    """An argparse type for ``NAME=VALUE`` options; ``parse`` turns VALUE into the value (ValueError if bad)."""
+
+    def convert(text: str):
+        name, sep, value = text.partition("=")
+        try:
+            if not (name and sep):
+                raise ValueError(text)
+            return name, parse(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}") from None
+
+    return convert

@@ -5,24 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import config_of, emit, subcommand
+from fastexit_bench.cli.common import config_of, emit, named_value, subcommand
 
 REFERENCES = ("static", "oracle")
 DEFAULT_POLICIES = ("entropy", "speed", "patience", "max_prob", "learned")
 
 
+def _numbers(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v]
+        return _numbers(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _grid(text: str) -> tuple[str, list[float]]:
-    name, sep, values = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected POLICY=V1,V2,... such as speed=0.1,0.5,0.9, got {text!r}")
-    return name, _floats(values)
 
 
 def add_parser(commands) -> None:
@@ -39,7 +36,8 @@ def add_parser(commands) -> None:
     parser.add_argument("artifact", type=Path, help="dev-split artefact from `fastexit-bench evaluate`")
     parser.add_argument("--policies", help="built-in names or package.module:Class, comma-separated "
                         f"(default: those of {','.join(DEFAULT_POLICIES)} that apply to the artefact)")
-    parser.add_argument("--grid", action="append", type=_grid, default=[], metavar="POLICY=V1,V2",
+    parser.add_argument("--grid", action="append", default=[], metavar="POLICY=V1,V2",
+                        type=named_value(_numbers, "POLICY=V1,V2,... such as speed=0.1,0.5,0.9"),
                         help="values to sweep for one policy instead of its default grid (repeatable)")
     parser.add_argument("--test", type=Path, help="held-out artefact to report the dev-chosen values on")
     parser.add_argument("--max-drop", type=_floats, default=[0.5, 2.0, 4.0],

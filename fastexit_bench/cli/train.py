@@ -6,7 +6,7 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from fastexit_bench.cli.common import add_location_args, config_of, emit, subcommand
+from fastexit_bench.cli.common import add_location_args, config_of, emit, named_value, subcommand
 
 DEFAULTS_NOTE = "paper defaults: AdamW, lr 2e-5, warmup 0.1, max length 128, best dev epoch of 3"
 
@@ -34,21 +34,14 @@ def add_parser(commands) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--stage-lr", action="append", default=[], metavar="STAGE=LR", type=_stage_lr,
+    parser.add_argument("--stage-lr", action="append", default=[], metavar="STAGE=LR",
+                        type=named_value(float, "STAGE=LR such as offramps=1e-3"),
                         help="learning rate of one named stage, e.g. offramps=1e-3 (repeatable)")
     parser.add_argument("--warmup", type=float, default=0.1, help="fraction of steps with linear warmup")
     parser.add_argument("--max-steps", type=int, help="cap on optimizer steps per stage (smoke runs)")
     parser.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps inside an epoch")
     parser.add_argument("--no-feature-cache", action="store_true",
                         help="run the frozen backbone every epoch instead of caching per-layer [CLS] features")
-
-
-def _stage_lr(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    try:
-        return name, float(value) if sep else float("nan")  # a missing rate is reported with the stage names
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected STAGE=LR such as offramps=1e-3, got {text!r}") from None
 
 
 def run_train(args: argparse.Namespace) -> None:

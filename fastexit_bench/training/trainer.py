@@ -172,6 +172,12 @@ class Trainer:
             history.epochs, best = resume["epochs"], resume["best"]
             epoch, first_batch, step, epoch_losses = (resume["epoch"], resume["batch"], resume["step"],
                                                       resume["epoch_losses"])
+        def checkpoint(next_batch: int) -> None:
+            self._save_checkpoint({
+                "stage": index, "logs": logs, "epoch": epoch, "batch": next_batch, "step": step,
+                "epoch_losses": epoch_losses, "epochs": history.epochs, "best": best,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": self._get_rng()})
+
         progress = tqdm(total=total, initial=step, desc=f"{self.recipe.name}/{stage.name}", leave=False,
                         disable=None)
         while epoch < config.epochs and step < total:
@@ -205,11 +211,7 @@ class Trainer:
                 if step >= total:
                     break
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and position + 1 < len(batches):
-                    self._save_checkpoint({
-                        "stage": index, "logs": logs, "epoch": epoch, "batch": position + 1, "step": step,
-                        "epoch_losses": epoch_losses, "epochs": history.epochs, "best": best,
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "rng": self._get_rng()})
+                    checkpoint(position + 1)
             record = EpochLog(epoch + 1, len(epoch_losses), float(np.mean(epoch_losses)),
                               time.perf_counter() - started)
             if dev is not None:
@@ -221,10 +223,7 @@ class Trainer:
             if best is None or record.score is None or self._better(record.score, best["score"]):
                 best = {"epoch": record.epoch, "score": record.score, "state": _state_of(modules)}
             epoch, first_batch, epoch_losses = epoch + 1, 0, []
-            self._save_checkpoint({
-                "stage": index, "logs": logs, "epoch": epoch, "batch": 0, "step": step, "epoch_losses": [],
-                "epochs": history.epochs, "best": best, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": self._get_rng()})
+            checkpoint(0)
         progress.close()
         for module, state in zip(modules, best["state"]):
             module.load_state_dict(state)
