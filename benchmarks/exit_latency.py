@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from fastexit_bench import provenance
-from fastexit_bench.backbones.zoo import resources_dir
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.device import resolve_device
@@ -80,7 +79,7 @@ def main() -> None:
     spec = DATASETS.get(info["dataset"])
     split = args.split or spec.eval_splits[0]
     _, rows = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=args.examples, seed=0,
-                             max_length=info["max_length"], cache_dir=resources_dir(None) / "cache" / "tokenized")
+                             max_length=info["max_length"], resources=None)
     source = TokenBatches(rows, tokenizer, device)
     saved = predict(model, source, 64)
     outputs = LayerOutputs(saved.logits, spec.task, saved.exit_scores, saved.labels)

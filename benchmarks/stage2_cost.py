@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 
 from fastexit_bench import provenance
-from fastexit_bench.backbones.zoo import resources_dir
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.io import write_json
@@ -34,10 +33,10 @@ def measure(args: argparse.Namespace, recipe_name: str, cache: bool) -> dict:
     spec, recipe = DATASETS.get(args.dataset), get_recipe(recipe_name)
     torch.manual_seed(args.seed)
     model, tokenizer, _ = build_model(
-        ModelSpec(args.backbone, recipe.head, spec.num_outputs, recipe.num_layers, recipe.learned_exit))
+        ModelSpec.for_recipe(args.backbone, recipe, spec.num_outputs))
     _, rows = load_tokenized(spec, spec.train_split, tokenizer, mirror=args.mirror, max_examples=args.examples,
                              seed=args.seed, max_length=args.max_length,
-                             cache_dir=resources_dir(None) / "cache" / "tokenized")
+                             resources=None)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, cache_features=cache)
     stage1, stage2 = Trainer(model, recipe, TokenBatches(rows, tokenizer), None, spec.task, config).run()
     t1 = statistics.median(e.seconds for e in stage1.epochs)

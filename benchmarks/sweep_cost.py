@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from fastexit_bench import provenance
-from fastexit_bench.backbones.zoo import resources_dir
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.evaluation import ExitArtifact, predict
@@ -45,7 +44,7 @@ def main() -> None:
     model_spec = ModelSpec(args.backbone, "highway", spec.num_outputs)
     model, tokenizer, _ = build_model(model_spec)
     _, rows = load_tokenized(spec, spec.eval_splits[0], tokenizer, mirror=args.mirror, max_examples=None, seed=0,
-                             max_length=128, cache_dir=resources_dir(None) / "cache" / "tokenized")
+                             max_length=128, resources=None)
     source = TokenBatches(rows, tokenizer)
     policies = [resolve_policy(name) for name in POLICIES]
     eval_times, sweep_times = [], []

@@ -87,18 +87,18 @@ def run_show(args: argparse.Namespace) -> None:
 
 def run_prepare(args: argparse.Namespace) -> None:
     from fastexit_bench import provenance
-    from fastexit_bench.backbones.zoo import load_backbone, resources_dir
+    from fastexit_bench.backbones.zoo import load_backbone
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.io import write_json
 
     spec = DATASETS.get(args.name)
     _, tokenizer, resolved = load_backbone(args.backbone, args.resources)
-    cache = resources_dir(args.resources) / "cache" / "tokenized"
     splits = {}
     for split in spec.splits:
         limit = args.max_train if split == spec.train_split else args.max_eval
         loaded, tokenized = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=limit,
-                                           seed=args.seed, max_length=args.max_length, cache_dir=cache)
+                                           seed=args.seed, max_length=args.max_length,
+                                           resources=args.resources)
         lengths = tokenized["length"]
         splits[split] = {
             "rows": len(tokenized),

@@ -26,7 +26,6 @@ def add_parser(commands) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from fastexit_bench import provenance
-    from fastexit_bench.backbones.zoo import resources_dir
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
@@ -42,7 +41,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     split = args.split or spec.eval_splits[0]
     loaded, rows = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=args.max_examples,
                                   seed=info["seed"], max_length=info["max_length"],
-                                  cache_dir=resources_dir(args.resources) / "cache" / "tokenized")
+                                  resources=args.resources)
     flops = measure_fvcore(model)
     predictions = predict(model.to(device), TokenBatches(rows, tokenizer, device), args.batch_size)
     per_layer = predictions.layer_metrics(spec.task, spec.metrics) if predictions.labels is not None else None

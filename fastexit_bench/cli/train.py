@@ -48,7 +48,6 @@ def run_train(args: argparse.Namespace) -> None:
     import torch
 
     from fastexit_bench import provenance
-    from fastexit_bench.backbones.zoo import resources_dir
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
@@ -67,14 +66,13 @@ def run_train(args: argparse.Namespace) -> None:
                                 "and the rate must be a positive number")
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    model_spec = ModelSpec(args.backbone, recipe.head, spec.num_outputs, recipe.num_layers, recipe.learned_exit)
+    model_spec = ModelSpec.for_recipe(args.backbone, recipe, spec.num_outputs)
     model, tokenizer, resolved = build_model(model_spec, args.resources)
     model.to(device)
-    cache = resources_dir(args.resources) / "cache" / "tokenized"
     data = {}
     for split, limit in ((spec.train_split, args.max_train), (spec.eval_splits[0], args.max_eval)):
         data[split] = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=limit, seed=args.seed,
-                                     max_length=args.max_length, cache_dir=cache)
+                                     max_length=args.max_length, resources=args.resources)
     (train_loaded, train_rows), (dev_loaded, dev_rows) = data.values()
     config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=args.warmup,
                          max_steps=args.max_steps, seed=args.seed, checkpoint_every=args.checkpoint_every,

@@ -12,6 +12,7 @@ import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
 from fastexit_bench import __version__
+from fastexit_bench.backbones.zoo import resources_dir
 from fastexit_bench.data.loading import LoadedSplit, load_split
 from fastexit_bench.data.spec import DatasetSpec
 from fastexit_bench.io import atomic_path
@@ -59,8 +60,8 @@ def tokenize_split(
 
 def load_tokenized(
     spec: DatasetSpec, split: str, tokenizer: PreTrainedTokenizerBase, *, mirror: str | Path | None,
-    max_examples: int | None, seed: int, max_length: int, cache_dir: Path | None,
+    max_examples: int | None, seed: int, max_length: int, resources: str | Path | None,
 ) -> tuple[LoadedSplit, datasets.Dataset]:
-    """Load (and subsample) one split, then tokenize it through the cache."""
+    """Load (and subsample) one split, then tokenize it through the cache under ``resources``."""
     loaded = load_split(spec, split, mirror, max_examples=max_examples, seed=seed)
-    return loaded, tokenize_split(loaded, tokenizer, max_length, cache_dir)
+    return loaded, tokenize_split(loaded, tokenizer, max_length, resources_dir(resources) / "cache" / "tokenized")

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safetensors.torch import load_model, save_model
 
 from fastexit_bench.errors import ModelLoadError
 from fastexit_bench.io import atomic_path, write_json
 from fastexit_bench.model.early_exit import EarlyExitModel
+
+if TYPE_CHECKING:
+    from fastexit_bench.training.recipes import Recipe
 
 WEIGHTS = "model.safetensors"
 INFO = "training.json"
@@ -30,6 +33,11 @@ class ModelSpec:
     num_outputs: int
     num_layers: int | None = None
     learned_exit: bool = False
+
+    @classmethod
+    def for_recipe(cls, backbone: str, recipe: Recipe, num_outputs: int) -> ModelSpec:
+        """The model a recipe trains: its head type, kept layers and learned-exit scorer."""
+        return cls(backbone, recipe.head, num_outputs, recipe.num_layers, recipe.learned_exit)
 
 
 def build_model(spec: ModelSpec, resources: str | Path | None = None):
