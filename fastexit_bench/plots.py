@@ -59,7 +59,9 @@ def exit_shares(sweep: pd.DataFrame, stem: Path, max_drop_points: float = 1.0) -
 
 
 def layer_metric(layers: pd.DataFrame, stem: Path) -> list[Path]:
-    """Headline metric of every exit, one line per recipe, one panel per dataset (mean over seeds)."""
+    """Headline metric of every exit, one line per recipe, one panel per dataset (mean over seeds), on
+    each dataset's first evaluation split (dev)."""
+    layers = layers[layers.split == layers.groupby("dataset").split.transform("first")]
     datasets = sorted(layers.dataset.unique())
     figure, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
     for axis, dataset in zip(axes[0], datasets):
@@ -68,7 +70,7 @@ def layer_metric(layers: pd.DataFrame, stem: Path) -> list[Path]:
         for recipe, rows in table.groupby("recipe", sort=False):
             values = rows[columns].mean()
             axis.plot(range(1, len(columns) + 1), values, marker="o", label=recipe)
-        axis.set(title=dataset, xlabel="exit layer", ylabel=table.metric.iloc[0])
+        axis.set(title=f"{dataset} ({table.split.iloc[0]})", xlabel="exit layer", ylabel=table.metric.iloc[0])
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     return _save(figure, stem)

@@ -46,11 +46,11 @@ def mean_std(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
 
 
 def layer_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
-    """Headline metric at every exit, one row per (dataset, backbone, recipe, seed)."""
+    """Headline metric at every exit, one row per (dataset, split, backbone, recipe, seed)."""
     rows = []
     for art in artifacts:
         meta, metric = art.metadata, art.metadata["metrics"][0]
-        rows.append({"dataset": meta["dataset"], "backbone": meta["backbone"]["requested"],
+        rows.append({"dataset": meta["dataset"], "split": meta["split"], "backbone": meta["backbone"]["requested"],
                      "recipe": meta["recipe"], "seed": meta["seed"], "metric": metric,
                      **{f"layer_{k}": m[metric] for k, m in enumerate(meta["layer_metrics"], start=1)}})
     return pd.DataFrame(rows)

@@ -54,7 +54,7 @@ def test_every_rule_ran_and_the_tables_parse(workflow_run):
         for suffix in (".png", ".pdf"):
             assert (workflow_run / "results" / "plots" / "tiny" / f"{name}{suffix}").stat().st_size > 1000
     record = json.loads((tables / "tiny.json").read_text())
-    assert record["provenance"]["git_commit"] and len(record["provenance"]["inputs"]) == 6
+    assert record["provenance"]["git_commit"] and len(record["provenance"]["inputs"]) == 3 + 6  # sweeps + artefacts of 2 splits
 
 
 def test_report_gathers_the_plots(workflow_run):

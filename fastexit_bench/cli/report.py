@@ -33,7 +33,7 @@ def run_report(args: argparse.Namespace) -> None:
     sweep = pd.concat([pd.read_csv(path) for path in args.sweeps], ignore_index=True)
     layers = tables.layer_table([ExitArtifact.load(path) for path in args.artifacts])
     summary = tables.mean_std(tables.policy_summary(sweep), [*tables.KEYS, "metric"])
-    per_layer = tables.mean_std(layers, ["dataset", "backbone", "recipe", "metric"])
+    per_layer = tables.mean_std(layers, ["dataset", "split", "backbone", "recipe", "metric"])
     flops_source = ", ".join(sorted(sweep.flops_source.unique()))
     legend = ("auc_vs_static: area under the best-metric-within-FLOPs-budget curve relative to static truncation "
               "(1 = no better than truncating). speedup_drop<=Npt: largest FLOPs speed-up whose dev metric is "

@@ -1,5 +1,7 @@
 # Config validation and the input/parameter helpers the rule files use.
 
+import os
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -15,21 +17,21 @@ wildcard_constraints:
     experiment="[a-z][a-z0-9_]*",
     recipe="[a-z][a-z0-9-]*",
     seed="[0-9]+",
+    split="[a-z_]+",
+
+
+R = config["results"]
 
 
 def get_final_output():
     """Files the default target builds: staged datasets, backbone probes, and the tables and plots of
     the default experiments."""
-    staged = [
-        f"results/data/{item['dataset']}.{item['backbone']}.json" for item in config["prepare"]
-    ]
-    probes = sorted(
-        {f"results/backbones/{item['backbone']}.json" for item in config["prepare"]}
-    )
+    staged = [f"{R}/data/{item['dataset']}.{item['backbone']}.json" for item in config["prepare"]]
+    probes = sorted({f"{R}/backbones/{item['backbone']}.json" for item in config["prepare"]})
     reports = []
     for name in config["default_experiments"]:
         experiment(name)
-        reports += [f"results/tables/{name}.md", f"results/plots/{name}/metric_vs_flops.png"]
+        reports += [f"{R}/tables/{name}.md", f"{R}/plots/{name}/metric_vs_flops.png"]
     return staged + probes + reports
 
 
@@ -57,15 +59,36 @@ def experiment_backbone(name, dataset):
     return backbone[language]
 
 
-def experiment_outputs(name, kind, suffix):
-    """Every (dataset, recipe, seed) file of one kind ("sweeps", "exits") for an experiment."""
+def experiment_runs(name):
+    """Every (dataset, recipe, seed) an experiment trains, as path stems under its folder."""
     settings = experiment(name)
     return [
-        f"results/{name}/{kind}/{dataset}.{recipe}.seed{seed}.{suffix}"
+        (dataset, f"{dataset}.{recipe}.seed{seed}")
         for dataset in settings["datasets"]
         for recipe in settings["recipes"]
         for seed in settings["seeds"]
     ]
+
+
+def experiment_sweeps(name):
+    return [f"{R}/{name}/sweeps/{stem}.csv" for _, stem in experiment_runs(name)]
+
+
+def experiment_artifacts(name):
+    """Evaluation artefacts of every run on each of its dataset's evaluation splits."""
+    return [
+        f"{R}/{name}/exits/{stem}.{split}.npz"
+        for dataset, stem in experiment_runs(name)
+        for split in DATASETS.get(dataset).eval_splits
+    ]
+
+
+def sweep_inputs(wildcards):
+    """The sweep reads the first evaluation split (dev: grids and selection) and reports the dev-chosen
+    values on the second (test) where the dataset has one."""
+    splits = DATASETS.get(wildcards.dataset).eval_splits
+    stem = f"{R}/{wildcards.experiment}/exits/{wildcards.dataset}.{wildcards.recipe}.seed{wildcards.seed}"
+    return {"dev": f"{stem}.{splits[0]}.npz", **({"test": f"{stem}.{splits[1]}.npz"} if len(splits) > 1 else {})}
 
 
 def experiment_data_args(name):

@@ -9,7 +9,7 @@ localrules:
 
 rule prepare_data:
     output:
-        summary="results/data/{dataset}.{backbone}.json",
+        summary=f"{R}/data/{{dataset}}.{{backbone}}.json",
     log:
         "logs/prepare_data/{dataset}.{backbone}.log",
     params:
@@ -24,7 +24,7 @@ rule prepare_data:
 
 rule probe_backbone:
     output:
-        summary="results/backbones/{backbone}.json",
+        summary=f"{R}/backbones/{{backbone}}.json",
     log:
         "logs/probe_backbone/{backbone}.log",
     params:

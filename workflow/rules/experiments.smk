@@ -1,5 +1,6 @@
 # Experiments from config["experiments"]: stage data (local), train, evaluate, sweep, report.
-# Paths: results/<experiment>/{data,models,exits,sweeps}/..., results/tables/<experiment>.*, results/plots/<experiment>/.
+# Paths under R = config["results"]: R/<experiment>/{data,models,exits,sweeps}/..., R/tables/<experiment>.*,
+# R/plots/<experiment>/.
 
 
 PLOTS = ["metric_vs_flops", "exit_shares", "layer_metric"]
@@ -11,7 +12,7 @@ localrules:
 
 rule stage_experiment_data:
     output:
-        summary="results/{experiment}/data/{dataset}.json",
+        summary=f"{R}/{{experiment}}/data/{{dataset}}.json",
     log:
         "logs/{experiment}/stage/{dataset}.log",
     params:
@@ -27,10 +28,10 @@ rule stage_experiment_data:
 
 rule train:
     input:
-        data="results/{experiment}/data/{dataset}.json",
+        data=f"{R}/{{experiment}}/data/{{dataset}}.json",
     output:
-        weights="results/{experiment}/models/{dataset}/{recipe}/seed{seed}/model.safetensors",
-        record="results/{experiment}/models/{dataset}/{recipe}/seed{seed}/training.json",
+        weights=f"{R}/{{experiment}}/models/{{dataset}}/{{recipe}}/seed{{seed}}/model.safetensors",
+        record=f"{R}/{{experiment}}/models/{{dataset}}/{{recipe}}/seed{{seed}}/training.json",
     log:
         "logs/{experiment}/train/{dataset}.{recipe}.seed{seed}.log",
     params:
@@ -49,11 +50,11 @@ rule train:
 
 rule evaluate:
     input:
-        record="results/{experiment}/models/{dataset}/{recipe}/seed{seed}/training.json",
+        record=f"{R}/{{experiment}}/models/{{dataset}}/{{recipe}}/seed{{seed}}/training.json",
     output:
-        artifact="results/{experiment}/exits/{dataset}.{recipe}.seed{seed}.npz",
+        artifact=f"{R}/{{experiment}}/exits/{{dataset}}.{{recipe}}.seed{{seed}}.{{split}}.npz",
     log:
-        "logs/{experiment}/evaluate/{dataset}.{recipe}.seed{seed}.log",
+        "logs/{experiment}/evaluate/{dataset}.{recipe}.seed{seed}.{split}.log",
     params:
         folder=subpath(input.record, parent=True),
         extra=lambda wc: evaluate_args(wc.experiment),
@@ -61,43 +62,48 @@ rule evaluate:
     conda:
         "../envs/fastexit.yaml"
     shell:
-        "python -m fastexit_bench evaluate {params.folder} {params.extra} --out {output.artifact} > {log} 2>&1"
+        "python -m fastexit_bench evaluate {params.folder} --split {wildcards.split} {params.extra} "
+        "--out {output.artifact} > {log} 2>&1"
 
 
 rule sweep:
     input:
-        artifact="results/{experiment}/exits/{dataset}.{recipe}.seed{seed}.npz",
+        unpack(sweep_inputs),
     output:
-        table="results/{experiment}/sweeps/{dataset}.{recipe}.seed{seed}.csv",
+        table=f"{R}/{{experiment}}/sweeps/{{dataset}}.{{recipe}}.seed{{seed}}.csv",
     log:
         "logs/{experiment}/sweep/{dataset}.{recipe}.seed{seed}.log",
     params:
         policies=lambda wc: ",".join(experiment(wc.experiment)["policies"]),
+        test=lambda wc, input: f"--test {input.test}" if "test" in input.keys() else "",
     threads: 1
     conda:
         "../envs/fastexit.yaml"
     shell:
-        "python -m fastexit_bench sweep {input.artifact} --policies {params.policies} "
+        "python -m fastexit_bench sweep {input.dev} {params.test} --policies {params.policies} "
         "--out {output.table} > {log} 2>&1"
 
 
 rule report:
     input:
-        sweeps=lambda wc: experiment_outputs(wc.experiment, "sweeps", "csv"),
-        artifacts=lambda wc: experiment_outputs(wc.experiment, "exits", "npz"),
+        sweeps=lambda wc: experiment_sweeps(wc.experiment),
+        artifacts=lambda wc: experiment_artifacts(wc.experiment),
     output:
-        tables=multiext("results/tables/{experiment}", ".md", ".tex", ".csv", ".json"),
-        layers=multiext("results/tables/{experiment}_layers", ".md", ".tex", ".csv"),
-        pdfs=expand("results/plots/{{experiment}}/{plot}.pdf", plot=PLOTS),
-        flops_plot=report("results/plots/{experiment}/metric_vs_flops.png", category="{experiment}"),
-        shares_plot=report("results/plots/{experiment}/exit_shares.png", category="{experiment}"),
-        layer_plot=report("results/plots/{experiment}/layer_metric.png", category="{experiment}"),
+        tables=multiext(f"{R}/tables/{{experiment}}", ".md", ".tex", ".csv", ".json"),
+        layers=multiext(f"{R}/tables/{{experiment}}_layers", ".md", ".tex", ".csv"),
+        pdfs=expand(f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=PLOTS),
+        flops_plot=report(f"{R}/plots/{{experiment}}/metric_vs_flops.png", category="{experiment}"),
+        shares_plot=report(f"{R}/plots/{{experiment}}/exit_shares.png", category="{experiment}"),
+        layer_plot=report(f"{R}/plots/{{experiment}}/layer_metric.png", category="{experiment}"),
     log:
         "logs/{experiment}/report.log",
+    params:
+        tables=lambda wc, output: os.path.dirname(output.tables[0]),
+        plots=subpath(output.flops_plot, parent=True),
     threads: 1
     conda:
         "../envs/fastexit.yaml"
     shell:
         "python -m fastexit_bench report --name {wildcards.experiment} --sweeps {input.sweeps} "
-        "--artifacts {input.artifacts} --tables results/tables --plots results/plots/{wildcards.experiment} "
+        "--artifacts {input.artifacts} --tables {params.tables} --plots {params.plots} "
         "> {log} 2>&1"
