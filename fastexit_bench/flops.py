@@ -63,6 +63,8 @@ class AnalyticFlops(ComponentFlops):
     """Matrix-product counts from the architecture recorded in an evaluation artefact."""
 
     source = "analytic"
+    attention_products = True  # Q K^T and attention x V: the products that Linear-only counts leave out
+    label_projection = True
 
     def __init__(self, architecture: dict[str, Any]):
         self.d = architecture["hidden_size"]
@@ -76,16 +78,37 @@ class AnalyticFlops(ComponentFlops):
 
     def layer(self, n: np.ndarray) -> np.ndarray:
         d, f = self.d, self.f
-        return 4 * n * d * d + 2 * n * n * d + 2 * n * d * f  # Q, K, V, O; scores + context; feed-forward
+        products = 2 * n * n * d if self.attention_products else 0  # scores + context
+        return 4 * n * d * d + 2 * n * d * f + products  # Q, K, V, O; feed-forward
 
     def head(self, n: np.ndarray) -> np.ndarray:
         d, c, w = self.d, self.outputs, BRANCH_WIDTH
         if self.head_type == "branch":
-            return n * d * w + 4 * n * w * w + 2 * n * n * w + w * w + w * c
-        return d * d + d * c + np.zeros_like(n)
+            cost = n * d * w + 4 * n * w * w + w * w + (2 * n * n * w if self.attention_products else 0)
+            labels = w * c
+        else:
+            cost, labels = d * d, d * c
+        return cost + (labels if self.label_projection else 0) + np.zeros_like(n)
 
     def scorer(self, n: np.ndarray) -> np.ndarray:
         return self.d + np.zeros_like(n)
+
+
+class FastBertConventionFlops(AnalyticFlops):
+    """FastBERT's published convention: Linear layers only, every input padded to ``length`` tokens, and
+    the classifier's label projection left out, which puts BERT-base at FastBERT's 21,785,247,744 FLOPs.
+    For numbers set beside the paper's; the fvcore counts (attention included, true lengths) are the
+    suite's own measure."""
+
+    source = "fastbert-convention"
+    attention_products = label_projection = False
+
+    def __init__(self, architecture: dict[str, Any], length: int = 128):
+        super().__init__(architecture)
+        self.length = length
+
+    def per_example(self, exit_layers: np.ndarray, lengths: np.ndarray, reads: str) -> np.ndarray:
+        return super().per_example(exit_layers, np.full(np.shape(lengths), float(self.length)), reads)
 
 
 class PolynomialFlops(ComponentFlops):

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
+
+from fastexit_bench.errors import FastExitError
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,65 @@ def time_call(fn: Callable[[], Any], device: torch.device, warmup: int = 3, repe
             fn()
             samples.append(time.perf_counter() - start_s)
     return Timing(statistics.median(samples), float(np.percentile(samples, 90)), repeats, tuple(samples))
+
+
+def timed_passes(engines: dict[str, Any], batches: list, device: torch.device, repeats: int) -> dict[str, dict]:
+    """Per-batch median times of every engine, interleaved: for each batch, each round times every engine
+    once, so drifts of a shared machine hit all engines alike. Per-example latency median/p90 and
+    throughput over the pass."""
+    medians: dict[str, list[float]] = {name: [] for name in engines}
+    sizes = [batch.inputs["input_ids"].shape[0] for batch in batches]
+    for batch in batches:
+        samples: dict[str, list[float]] = {name: [] for name in engines}
+        for round_index in range(repeats):
+            for name, engine in engines.items():
+                timing = time_call(lambda e=engine, b=batch: e.run(**b.inputs), device,
+                                   warmup=1 if round_index == 0 else 0, repeats=1)
+                samples[name].append(timing.median_s)
+        for name in engines:
+            medians[name].append(float(np.median(samples[name])))
+    stats = {}
+    for name, values in medians.items():
+        per_example = np.array(values) / np.array(sizes)
+        total = float(sum(values))
+        stats[name] = {"total_s": total, "per_example_median_ms": 1e3 * float(np.median(per_example)),
+                       "per_example_p90_ms": 1e3 * float(np.percentile(per_example, 90)),
+                       "throughput_per_s": sum(sizes) / total}
+    return stats
+
+
+def realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, Any, float]],
+                          batch_sizes: Sequence[int], repeats: int, device: torch.device) -> list[dict[str, Any]]:
+    """Wall-clock speed-up of the early-exit engine at each operating point (label, policy, value) against
+    the same model run to full depth, next to the speed-up its FLOPs predict (fvcore counts, true lengths,
+    heads on the way included). Both run the same pre-collated batches (length-bucketed above batch 1).
+    Refuses to time anything if the engine's exits differ from the sweep's on these examples."""
+    from fastexit_bench.evaluation import predict
+    from fastexit_bench.flops import measure_fvcore
+    from fastexit_bench.inference import EarlyExitEngine
+    from fastexit_bench.policies import LayerOutputs, resolve_policy
+
+    saved = predict(model, source, 64)
+    outputs = LayerOutputs(saved.logits, task, saved.exit_scores, saved.labels)
+    flops, lengths = measure_fvcore(model), source.lengths()
+    full = flops.full_depth(model.num_layers, lengths).mean()
+    baseline = EarlyExitEngine(model, resolve_policy("static"), model.num_layers, task)
+    engines = {label: EarlyExitEngine(model, policy, value, task) for label, policy, value in points}
+    for label, policy, value in points:
+        check = engines[label].run_source(source, 32, length_bucketed=True)
+        if not np.array_equal(check.exit_layers, policy.exit_layers(outputs, value)):
+            raise FastExitError(f"engine and sweep disagree at {label}; the timing would measure the wrong thing")
+    results = []
+    for batch_size in batch_sizes:
+        order = np.argsort(lengths, kind="stable") if batch_size > 1 else np.arange(len(source))
+        batches = [source.batch(torch.from_numpy(order[i:i + batch_size])) for i in range(0, len(order), batch_size)]
+        stats = timed_passes({"full depth": baseline, **engines}, batches, device, repeats)
+        for label, policy, value in points:
+            exits = policy.exit_layers(outputs, value)
+            predicted = float(full / flops.per_example(exits, lengths, policy.reads).mean())
+            realized = stats["full depth"]["total_s"] / stats[label]["total_s"]
+            results.append({"setting": label, "policy": policy.name, "value": value, "batch_size": batch_size,
+                            "mean_exit_layer": float(exits.mean()), "predicted_speedup": predicted,
+                            "realized_speedup": realized, "realized_over_predicted": realized / predicted,
+                            "full_depth": stats["full depth"], "early_exit": stats[label]})
+    return results

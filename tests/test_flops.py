@@ -6,7 +6,13 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 from transformers import BertConfig, BertModel
 
-from fastexit_bench.flops import AnalyticFlops, count_module, fastbert_convention, measure_fvcore
+from fastexit_bench.flops import (
+    AnalyticFlops,
+    FastBertConventionFlops,
+    count_module,
+    fastbert_convention,
+    measure_fvcore,
+)
 from fastexit_bench.model.early_exit import EarlyExitModel
 from tests.test_early_exit_model import tiny_backbone
 
@@ -31,6 +37,15 @@ def test_fvcore_layer_equals_analytic_count_plus_layernorm_for_bert_base(bert_ba
 
 def test_fastbert_convention_reproduces_the_published_bert_base_baseline(bert_base):
     assert fastbert_convention(bert_base) == 21_785_247_744
+    convention = FastBertConventionFlops(bert_base.architecture())
+    assert (2 * convention.full_depth(12, np.array([7.0, 300.0]))).tolist() == [21_785_247_744] * 2  # length-free
+
+
+def test_fastbert_convention_of_an_early_exit_counts_every_branch_on_the_way(bert_base):
+    convention = FastBertConventionFlops(bert_base.architecture())
+    layer, branch = convention.layer(np.array([128.0])), convention.head(np.array([128.0]))
+    cost = convention.per_example(np.array([1, 3]), np.array([20, 20]), "logits")
+    assert cost.tolist() == [(layer + branch).item(), (3 * layer + 3 * branch).item()]
 
 
 def test_sdpa_attention_is_counted_through_our_handle():

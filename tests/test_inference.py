@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from fastexit_bench.evaluation import predict
+from fastexit_bench.flops import measure_fvcore
 from fastexit_bench.inference import EarlyExitEngine
+from fastexit_bench.latency import realized_vs_predicted
 from fastexit_bench.model.early_exit import EarlyExitModel
 from fastexit_bench.policies import POLICIES, LayerOutputs, resolve_policy
 from tests.test_early_exit_model import tiny_backbone
@@ -57,3 +59,21 @@ def test_compaction_runs_later_layers_only_on_remaining_examples(model):
     finally:
         hook.remove()
     assert seen == ([int((out.exit_layers == 4).sum())] if (out.exit_layers == 4).any() else [])
+
+
+def test_realized_vs_predicted_times_each_point_against_full_depth(model):
+    data = token_data(rows=12, seed=3)
+    saved = predict(model, data, batch_size=8)
+    outputs = LayerOutputs(saved.logits, "classification", saved.exit_scores, saved.labels)
+    entropy = resolve_policy("entropy")
+    value = float(np.median(entropy.grid(outputs)))
+    rows = realized_vs_predicted(model, data, "classification", [("entropy=mid", entropy, value)], [1, 4],
+                                 repeats=2, device=torch.device("cpu"))
+    assert [(r["setting"], r["batch_size"]) for r in rows] == [("entropy=mid", 1), ("entropy=mid", 4)]
+    flops, lengths = measure_fvcore(model), data.lengths()
+    exits = entropy.exit_layers(outputs, value)
+    predicted = flops.full_depth(4, lengths).mean() / flops.per_example(exits, lengths, "logits").mean()
+    for row in rows:
+        assert row["predicted_speedup"] == pytest.approx(predicted)
+        assert row["realized_speedup"] == pytest.approx(row["full_depth"]["total_s"] / row["early_exit"]["total_s"])
+        assert row["mean_exit_layer"] == pytest.approx(exits.mean())

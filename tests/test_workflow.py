@@ -18,6 +18,7 @@ TINY = {
         "datasets": ["bbc_news"], "backbone": "tiny-bert", "recipes": ["baseline", "deebert", "fastbert"],
         "policies": ["entropy", "patience", "max_prob"], "seeds": [0], "max_train": 64, "max_eval": 32,
         "max_length": 32, "epochs": 1, "lr": 1e-3, "batch_size": 16, "stage_lr": {"deebert": {"offramps": 5e-3}},
+        "table": {"layout": "fastbert", "values": {"speed": [0.1, 0.5]}}, "latency_examples": 8,
     }},
     "default_experiments": ["tiny"],
 }
@@ -54,7 +55,18 @@ def test_every_rule_ran_and_the_tables_parse(workflow_run):
         for suffix in (".png", ".pdf"):
             assert (workflow_run / "results" / "plots" / "tiny" / f"{name}{suffix}").stat().st_size > 1000
     record = json.loads((tables / "tiny.json").read_text())
-    assert record["provenance"]["git_commit"] and len(record["provenance"]["inputs"]) == 3 + 6  # sweeps + artefacts of 2 splits
+    assert record["provenance"]["git_commit"] and len(record["provenance"]["inputs"]) == 3 + 6 + 2  # + timings
+
+
+def test_paper_table_has_every_operating_point_and_measured_speedups(workflow_run):
+    table = pd.read_csv(workflow_run / "results" / "tables" / "tiny_paper.csv")
+    assert table.model.tolist() == ["baseline", *(f"deebert: entropy, dev drop<={p}pt" for p in (0, 1, 2)),
+                                    "fastbert: speed=0.1", "fastbert: speed=0.5"]
+    assert set(table.split) == {"test"} and table["speed-up (fvcore)"].iloc[0] == 1.0
+    early = table[table.model != "baseline"]
+    assert early["realized speed-up b1"].notna().all() and early["realized speed-up b32"].notna().all()
+    timing = json.loads((workflow_run / "results" / "tiny" / "latency" / "bbc_news.fastbert.seed0.json").read_text())
+    assert {row["batch_size"] for row in timing["rows"]} == {1, 32} and timing["examples"] == 8
 
 
 def test_report_gathers_the_plots(workflow_run):

@@ -7,10 +7,10 @@ import logging
 import sys
 
 from fastexit_bench import __version__
-from fastexit_bench.cli import backbone, data, evaluate, flops, report, sweep, train
+from fastexit_bench.cli import backbone, data, evaluate, flops, latency, report, sweep, train
 from fastexit_bench.errors import FastExitError
 
-COMMANDS = (data, backbone, train, evaluate, sweep, flops, report)
+COMMANDS = (data, backbone, train, evaluate, sweep, flops, latency, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,19 @@ def add_location_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda, cuda:1, ...")
 
 
+def parse_floats(text: str) -> list[float]:
+    """``"0.1,0.5"`` -> ``[0.1, 0.5]`` (ValueError if not numbers)."""
+    return [float(v) for v in text.split(",") if v]
+
+
+def float_list(text: str) -> list[float]:
+    """An argparse type for comma-separated numbers."""
+    try:
+        return parse_floats(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def config_of(args: argparse.Namespace) -> dict:
     """The parsed arguments as a JSON-able dict, for provenance."""
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "handler"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import config_of, emit, subcommand
+from fastexit_bench.cli.common import config_of, emit, float_list, named_value, parse_floats, subcommand
 
 
 def add_parser(commands) -> None:
@@ -20,18 +20,29 @@ def add_parser(commands) -> None:
     parser.add_argument("--artifacts", nargs="+", type=Path, required=True, help="artefacts from `evaluate`")
     parser.add_argument("--tables", type=Path, required=True, help="folder for the tables")
     parser.add_argument("--plots", type=Path, required=True, help="folder for the plots")
+    paper = parser.add_argument_group("paper table (TABLES/NAME_paper.*): each model at its paper's operating points")
+    paper.add_argument("--layout", choices=("fastbert", "deebert"), default="deebert",
+                       help="FastBERT Table 2 columns (accuracy, FLOPs, speed-up) or DeeBERT Table 1 columns "
+                       "(metric change, time saving)")
+    paper.add_argument("--values", action="append", default=[], metavar="POLICY=V1,V2",
+                       type=named_value(parse_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.8"),
+                       help="fixed values of a recipe's exit policy (repeatable); other policies use --max-drop")
+    paper.add_argument("--max-drop", type=float_list, default=[0.0, 1.0, 2.0],
+                       help="dev-chosen values: fastest within N points of full depth on dev (default 0,1,2)")
+    paper.add_argument("--latency", nargs="*", type=Path, default=[], help="JSONs from `fastexit-bench latency`")
 
 
 def run_report(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from fastexit_bench import provenance, tables
+    from fastexit_bench import paper, provenance, tables
     from fastexit_bench.evaluation import ExitArtifact
-    from fastexit_bench.io import sha256_file, write_json
+    from fastexit_bench.io import read_json, sha256_file, write_json
     from fastexit_bench.plots import exit_shares, layer_metric, metric_vs_flops
 
     sweep = pd.concat([pd.read_csv(path) for path in args.sweeps], ignore_index=True)
-    layers = tables.layer_table([ExitArtifact.load(path) for path in args.artifacts])
+    artifacts = [ExitArtifact.load(path) for path in args.artifacts]
+    layers = tables.layer_table(artifacts)
     summary = tables.mean_std(tables.policy_summary(sweep), [*tables.KEYS, "metric"])
     per_layer = tables.mean_std(layers, ["dataset", "split", "backbone", "recipe", "metric"])
     flops_source = ", ".join(sorted(sweep.flops_source.unique()))
@@ -41,11 +52,27 @@ def run_report(args: argparse.Namespace) -> None:
     written = tables.write_table(summary, args.tables / args.name, f"{args.name}: exit policies", [legend])
     written += tables.write_table(per_layer, args.tables / f"{args.name}_layers",
                                   f"{args.name}: metric at every exit (mean ± std over seeds)")
+    spec = paper.TableSpec(args.layout, {name: tuple(values) for name, values in args.values}, tuple(args.max_drop))
+    timings = pd.DataFrame([{**{k: record[k] for k in ("dataset", "recipe", "seed")}, **row}
+                            for record in map(read_json, args.latency) for row in record["rows"]])
+    points = paper.with_latency(paper.against_baseline(paper.operating_points(paper.runs(artifacts), spec)), timings)
+    latency_note = ("Measured time saving / speed-up: the early-exit engine against the same model at full depth, "
+                    "same batches, one process (CPU perf_counter or CUDA events); first seed only."
+                    if args.latency else "No latency measured for this experiment.")
+    written += tables.write_table(
+        paper.paper_table(points, spec), args.tables / f"{args.name}_paper",
+        f"{args.name}: paper layout ({spec.layout}), mean ± std over seeds",
+        [(f"Each model at its paper's exit policy: fixed values, or the fastest value within N points of full "
+         f"depth on dev ('dev drop<=Npt'), reported on the held-out split where the dataset has one. FLOPs (FastBERT "
+         f"conv.): Linear layers only, inputs padded to 128 tokens, as FastBERT counts; speed-up (fvcore): all "
+         f"matmuls incl. attention at true lengths. Paper numbers come from other backbones and full training "
+         f"sets: compare the Δ against each one's own baseline, not the raw scores. {latency_note}"),
+         *paper.source_notes()])
     args.plots.mkdir(parents=True, exist_ok=True)
     written += metric_vs_flops(sweep, args.plots / "metric_vs_flops")
     written += exit_shares(sweep, args.plots / "exit_shares")
     written += layer_metric(layers, args.plots / "layer_metric")
-    inputs = {str(p): sha256_file(p) for p in (*args.sweeps, *args.artifacts)}
+    inputs = {str(p): sha256_file(p) for p in (*args.sweeps, *args.artifacts, *args.latency)}
     write_json(args.tables / f"{args.name}.json", {
         "provenance": provenance.collect(config=config_of(args), inputs=inputs),
         "outputs": [str(p) for p in written]})

@@ -5,21 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import config_of, emit, named_value, subcommand
+from fastexit_bench.cli.common import config_of, emit, float_list, named_value, parse_floats, subcommand
 
 REFERENCES = ("static", "oracle")
 DEFAULT_POLICIES = ("entropy", "speed", "patience", "max_prob", "learned")
-
-
-def _numbers(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v]
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return _numbers(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def add_parser(commands) -> None:
@@ -37,12 +26,12 @@ def add_parser(commands) -> None:
     parser.add_argument("--policies", help="built-in names or package.module:Class, comma-separated "
                         f"(default: those of {','.join(DEFAULT_POLICIES)} that apply to the artefact)")
     parser.add_argument("--grid", action="append", default=[], metavar="POLICY=V1,V2",
-                        type=named_value(_numbers, "POLICY=V1,V2,... such as speed=0.1,0.5,0.9"),
+                        type=named_value(parse_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.9"),
                         help="values to sweep for one policy instead of its default grid (repeatable)")
     parser.add_argument("--test", type=Path, help="held-out artefact to report the dev-chosen values on")
-    parser.add_argument("--max-drop", type=_floats, default=[0.5, 2.0, 4.0],
+    parser.add_argument("--max-drop", type=float_list, default=[0.5, 2.0, 4.0],
                         help="selection targets: largest metric drop on dev, in points (default 0.5,2,4)")
-    parser.add_argument("--min-speedup", type=_floats, default=[2.0],
+    parser.add_argument("--min-speedup", type=float_list, default=[2.0],
                         help="selection targets: required speed-up (default 2)")
     parser.add_argument("--out", type=Path, required=True, help="CSV to write")
 

@@ -73,7 +73,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named training procedure; ``num_layers`` truncates the backbone, ``learned_exit`` adds BERxiT's scorer."""
+    """A named training procedure; ``num_layers`` truncates the backbone, ``learned_exit`` adds BERxiT's scorer,
+    ``exit_policy`` is the policy its paper exits with (none for models that always run to the end)."""
 
     name: str
     head: str
@@ -81,6 +82,7 @@ class Recipe:
     paper: str
     num_layers: int | None = None
     learned_exit: bool = False
+    exit_policy: str | None = None
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
@@ -98,24 +100,25 @@ for _recipe in (
         "deebert", "highway",
         (FINETUNE, Stage("offramps", "offramps",
                          (lambda o, y, t: deebert_offramp_loss(per_exit_task_loss(o.logits, y, t)),))),
-        "DeeBERT (Xin et al., 2020): two-stage training",
+        "DeeBERT (Xin et al., 2020): two-stage training", exit_policy="entropy",
     ),
     Recipe(
         "fastbert", "branch",
         (FINETUNE, Stage("self-distillation", "offramps", (lambda o, y, t: fastbert_distillation_loss(o.logits, t),),
                          lr_scale=10.0, needs_labels=False)),
         "FastBERT (Liu et al., 2020): fine-tune backbone + teacher, then self-distil the students",
+        exit_policy="speed",
     ),
     Recipe(
         "pabee", "highway",
         (Stage("joint", "all", (lambda o, y, t: pabee_loss(per_exit_task_loss(o.logits, y, t)),)),),
-        "PABEE (Zhou et al., 2020): joint training with depth-weighted losses",
+        "PABEE (Zhou et al., 2020): joint training with depth-weighted losses", exit_policy="patience",
     ),
     Recipe(
         "berxit", "highway",
         (Stage("alternating", "all", (final_exit_loss, all_exits_and_learned_exit_loss)),),
         "BERxiT (Xin et al., 2021): alternate the final-exit loss and the all-exits + learning-to-exit loss",
-        learned_exit=True,
+        learned_exit=True, exit_policy="learned",
     ),
 ):
     RECIPES.register(_recipe.name, _recipe)

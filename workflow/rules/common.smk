@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from fastexit_bench.data.spec import DATASETS
+from fastexit_bench.training.recipes import get_recipe
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -81,6 +82,48 @@ def experiment_artifacts(name):
         for dataset, stem in experiment_runs(name)
         for split in DATASETS.get(dataset).eval_splits
     ]
+
+
+def experiment_latency(name):
+    """Timings of the early-exit models of an experiment's first seed (none when latency_examples is 0)."""
+    settings = experiment(name)
+    if not settings.get("latency_examples", 256):
+        return []
+    seed = settings["seeds"][0]
+    return [
+        f"{R}/{name}/latency/{dataset}.{recipe}.seed{seed}.json"
+        for dataset in settings["datasets"]
+        for recipe in settings["recipes"]
+        if get_recipe(recipe).exit_policy is not None
+    ]
+
+
+def table_args(name):
+    """The paper table's layout and operating points, as `report` and `latency` take them."""
+    table = experiment(name).get("table", {})
+    values = " ".join(
+        f"--values {policy}={','.join(str(v) for v in values)}"
+        for policy, values in table.get("values", {}).items()
+    )
+    max_drop = ",".join(str(v) for v in table.get("max_drop", [0, 1, 2]))
+    return f"{values} --max-drop {max_drop}".strip()
+
+
+def paper_table_args(name):
+    layout = experiment(name).get("table", {}).get("layout", "deebert")
+    return f"--layout {layout} {table_args(name)}"
+
+
+def latency_args(name):
+    settings = experiment(name)
+    options = cli_args(
+        {
+            "mirror": config["data_mirror"],
+            "resources": config["resources"],
+            "examples": settings.get("latency_examples", 256),
+        }
+    )
+    return f"{options} {table_args(name)}"
 
 
 def sweep_inputs(wildcards):

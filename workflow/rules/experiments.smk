@@ -40,7 +40,7 @@ rule train:
         backbone=lambda wc: experiment_backbone(wc.experiment, wc.dataset),
     threads: config["threads"]
     resources:
-        gpu=0,
+        gpu=config["gpu"],
     conda:
         "../envs/fastexit.yaml"
     shell:
@@ -59,6 +59,8 @@ rule evaluate:
         folder=subpath(input.record, parent=True),
         extra=lambda wc: evaluate_args(wc.experiment),
     threads: config["threads"]
+    resources:
+        gpu=config["gpu"],
     conda:
         "../envs/fastexit.yaml"
     shell:
@@ -84,13 +86,37 @@ rule sweep:
         "--out {output.table} > {log} 2>&1"
 
 
+rule latency:
+    input:
+        record=f"{R}/{{experiment}}/models/{{dataset}}/{{recipe}}/seed{{seed}}/training.json",
+        dev=lambda wc: sweep_inputs(wc)["dev"],
+    output:
+        timing=f"{R}/{{experiment}}/latency/{{dataset}}.{{recipe}}.seed{{seed}}.json",
+    log:
+        "logs/{experiment}/latency/{dataset}.{recipe}.seed{seed}.log",
+    params:
+        folder=subpath(input.record, parent=True),
+        split=lambda wc: DATASETS.get(wc.dataset).eval_splits[-1],
+        extra=lambda wc: latency_args(wc.experiment),
+    threads: config["threads"]
+    resources:
+        gpu=config["gpu"],
+    conda:
+        "../envs/fastexit.yaml"
+    shell:
+        "python -m fastexit_bench latency {params.folder} --dev {input.dev} --split {params.split} "
+        "--threads {threads} {params.extra} --out {output.timing} > {log} 2>&1"
+
+
 rule report:
     input:
         sweeps=lambda wc: experiment_sweeps(wc.experiment),
         artifacts=lambda wc: experiment_artifacts(wc.experiment),
+        latency=lambda wc: experiment_latency(wc.experiment),
     output:
         tables=multiext(f"{R}/tables/{{experiment}}", ".md", ".tex", ".csv", ".json"),
         layers=multiext(f"{R}/tables/{{experiment}}_layers", ".md", ".tex", ".csv"),
+        paper=multiext(f"{R}/tables/{{experiment}}_paper", ".md", ".tex", ".csv"),
         pdfs=expand(f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=PLOTS),
         flops_plot=report(f"{R}/plots/{{experiment}}/metric_vs_flops.png", category="{experiment}"),
         shares_plot=report(f"{R}/plots/{{experiment}}/exit_shares.png", category="{experiment}"),
@@ -100,10 +126,12 @@ rule report:
     params:
         tables=lambda wc, output: os.path.dirname(output.tables[0]),
         plots=subpath(output.flops_plot, parent=True),
+        table=lambda wc: paper_table_args(wc.experiment),
     threads: 1
     conda:
         "../envs/fastexit.yaml"
     shell:
         "python -m fastexit_bench report --name {wildcards.experiment} --sweeps {input.sweeps} "
-        "--artifacts {input.artifacts} --tables {params.tables} --plots {params.plots} "
+        "--artifacts {input.artifacts} --latency {input.latency} {params.table} --tables {params.tables} "
+        "--plots {params.plots} "
         "> {log} 2>&1"

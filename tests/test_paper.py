@@ -1,0 +1,81 @@
+"""Paper-layout tables: operating points, deltas against the baseline, FastBERT's FLOPs convention, and
+the published numbers with their sources."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fastexit_bench import paper
+from fastexit_bench.errors import FastExitError
+from fastexit_bench.policies import resolve_policy
+from fastexit_bench.sweep import layer_outputs
+from tests.test_sweep import artifact
+
+
+def model_artifacts(recipe, seed, split="validation"):
+    art = artifact(seed=seed)
+    return dataclasses.replace(art, metadata={**art.metadata, "recipe": recipe, "split": split})
+
+
+def test_fixed_and_dev_chosen_operating_points():
+    dev = model_artifacts("deebert", 0)
+    spec = paper.TableSpec("deebert", {"speed": (0.1, 0.5)}, (0.0, 5.0))
+    assert paper.settings("baseline", dev, spec) == [paper.Setting("full depth", "static", 4.0)]
+    assert [s.label for s in paper.settings("fastbert", dev, spec)] == ["speed=0.1", "speed=0.5"]
+    chosen = paper.settings("deebert", dev, spec)
+    assert [s.label for s in chosen] == ["entropy, dev drop<=0pt", "entropy, dev drop<=5pt"]
+    full = dev.predictions.labels == dev.predictions.logits[-1].argmax(-1)
+    for setting, points in zip(chosen, (0.0, 5.0)):
+        exits = resolve_policy("entropy").exit_layers(layer_outputs(dev), setting.value)
+        right = dev.predictions.logits[exits - 1, np.arange(len(exits))].argmax(-1) == dev.predictions.labels
+        assert 100 * (full.mean() - right.mean()) <= points + 1e-9
+
+
+def test_rows_against_the_same_seeds_baseline_in_both_flops_counts():
+    runs = [{"validation": model_artifacts(recipe, seed)} for recipe in ("baseline", "deebert") for seed in (0, 1)]
+    spec = paper.TableSpec("deebert", max_drop=(1.0,))
+    points = paper.against_baseline(paper.operating_points(runs, spec))
+    base = points[points.recipe == "baseline"]
+    assert base.delta_points.tolist() == [0.0, 0.0] and base.speedup.tolist() == [1.0, 1.0]
+    deebert = points[points.recipe == "deebert"].iloc[0]
+    assert deebert.delta_points == pytest.approx(100 * (deebert.score - base.score.iloc[0]))
+    assert deebert.speedup == pytest.approx(base.flops.iloc[0] / deebert.flops)
+    table = paper.paper_table(paper.with_latency(points, None), spec)
+    assert table.model.tolist() == ["baseline", "deebert: entropy, dev drop<=1pt"]
+    assert table.seeds.tolist() == [2, 2] and "±" in table.accuracy.iloc[1]
+    without_baseline = points[points.recipe != "baseline"].drop(columns=["delta_points", "speedup"])
+    with pytest.raises(FastExitError, match="add 'baseline'"):
+        paper.against_baseline(without_baseline)
+
+
+def test_measured_speedups_join_by_model_and_setting():
+    points = pd.DataFrame({"dataset": ["sst2"] * 2, "recipe": ["baseline", "deebert"], "seed": [0, 0],
+                           "setting": ["full depth", "entropy, dev drop<=1pt"], "speedup": [1.0, 2.0]})
+    latency = pd.DataFrame({"dataset": ["sst2"] * 2, "recipe": ["deebert"] * 2, "seed": [0, 0],
+                            "setting": ["entropy, dev drop<=1pt"] * 2, "batch_size": [1, 32],
+                            "realized_speedup": [1.6, 1.25]})
+    joined = paper.with_latency(points, latency)
+    assert np.isnan(joined.realized_b1.iloc[0]) and joined.realized_b1.iloc[1] == 1.6
+    assert joined.realized_saving_b32.iloc[1] == pytest.approx(0.2) and joined.time_saving.iloc[1] == 0.5
+
+
+def test_published_numbers_carry_their_source_and_the_papers_own_delta():
+    fastbert = paper.published_for("book_review", "fastbert", "speed", 0.5, "accuracy")
+    assert fastbert["paper_score"] == 0.8664
+    assert fastbert["paper_delta_points"] == pytest.approx(-0.24)
+    assert fastbert["paper_speedup"] == pytest.approx(21785247744 / 5170940327)
+    assert "FastBERT" in fastbert["paper_source"]
+    assert paper.published_for("book_review", "fastbert", "speed", 0.8, "accuracy") is None
+    pabee = paper.published_for("rte", "pabee", "patience", 6.0, "accuracy")
+    assert pabee["paper_speedup"] == 1.57 and pabee["paper_delta_points"] == pytest.approx(1.5)
+    sources, rows = paper.published()
+    assert all(row["source"] in sources for row in rows)
+    assert all(any(r["recipe"] == "baseline" and (r["source"], r["dataset"], r.get("backbone")) ==
+                   (row["source"], row["dataset"], row.get("backbone")) for r in rows) for row in rows)
+
+
+def test_unknown_layout_is_refused():
+    with pytest.raises(FastExitError, match="layout 'table2'"):
+        paper.TableSpec.from_dict({"layout": "table2"})
