@@ -41,15 +41,9 @@ class TableSpec:
     values: dict[str, tuple[float, ...]] = field(default_factory=dict)
     max_drop: tuple[float, ...] = (0.0, 1.0, 2.0)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> TableSpec:
-        data = dict(data or {})
-        spec = cls(data.get("layout", "deebert"),
-                   {name: tuple(float(v) for v in values) for name, values in data.get("values", {}).items()},
-                   tuple(float(v) for v in data.get("max_drop", cls.max_drop)))
-        if spec.layout not in LAYOUTS:
-            raise FastExitError(f"paper table layout {spec.layout!r} is not one of {LAYOUTS}")
-        return spec
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise FastExitError(f"paper table layout {self.layout!r} is not one of {LAYOUTS}")
 
 
 @dataclass(frozen=True)

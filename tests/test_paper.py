@@ -78,4 +78,4 @@ def test_published_numbers_carry_their_source_and_the_papers_own_delta():
 
 def test_unknown_layout_is_refused():
     with pytest.raises(FastExitError, match="layout 'table2'"):
-        paper.TableSpec.from_dict({"layout": "table2"})
+        paper.TableSpec("table2")

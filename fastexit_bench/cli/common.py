@@ -41,6 +41,22 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def add_operating_point_args(parser: argparse.ArgumentParser) -> None:
+    """``--values`` and ``--max-drop``: a paper table's operating points, spelled the same in `report` and `latency`."""
+    parser.add_argument("--values", action="append", default=[], metavar="POLICY=V1,V2",
+                        type=named_value(parse_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.8"),
+                        help="fixed values of a recipe's exit policy (repeatable); other policies use --max-drop")
+    parser.add_argument("--max-drop", type=float_list, default=[0.0, 1.0, 2.0],
+                        help="dev-chosen values: fastest within N points of full depth on dev (default 0,1,2)")
+
+
+def table_spec(args: argparse.Namespace, layout: str = "deebert"):
+    """The :class:`~fastexit_bench.paper.TableSpec` of ``--values``/``--max-drop`` (and a layout)."""
+    from fastexit_bench.paper import TableSpec
+
+    return TableSpec(layout, {name: tuple(values) for name, values in args.values}, tuple(args.max_drop))
+
+
 def config_of(args: argparse.Namespace) -> dict:
     """The parsed arguments as a JSON-able dict, for provenance."""
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "handler"}

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from fastexit_bench.cli.common import (
     add_location_args,
+    add_operating_point_args,
     config_of,
     emit,
     float_list,
-    named_value,
-    parse_floats,
     subcommand,
+    table_spec,
 )
 
 
@@ -30,11 +30,7 @@ def add_parser(commands) -> None:
     parser.add_argument("model", type=Path, help="model folder written by `fastexit-bench train`")
     parser.add_argument("--dev", type=Path, required=True, help="dev artefact from `evaluate` (chooses values)")
     parser.add_argument("--split", help="split to time on (default: the dev artefact's split)")
-    parser.add_argument("--values", action="append", default=[], metavar="POLICY=V1,V2",
-                        type=named_value(parse_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.8"),
-                        help="fixed values of a policy (repeatable)")
-    parser.add_argument("--max-drop", type=float_list, default=[0.0, 1.0, 2.0],
-                        help="dev-chosen values: fastest within N points of full depth (default 0,1,2)")
+    add_operating_point_args(parser)
     parser.add_argument("--examples", type=int, default=256, help="seeded subsample of the split to time")
     parser.add_argument("--batch-sizes", type=lambda t: [int(v) for v in float_list(t)], default=[1, 32])
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per batch (median taken)")
@@ -52,7 +48,7 @@ def run_latency(args: argparse.Namespace) -> None:
     from fastexit_bench.io import write_json
     from fastexit_bench.latency import realized_vs_predicted, set_threads
     from fastexit_bench.model.saved import load_trained
-    from fastexit_bench.paper import TableSpec, settings
+    from fastexit_bench.paper import settings
     from fastexit_bench.policies import resolve_policy
     from fastexit_bench.training.batches import TokenBatches
 
@@ -60,7 +56,7 @@ def run_latency(args: argparse.Namespace) -> None:
     threads = set_threads(args.threads)
     model, tokenizer, info = load_trained(args.model, args.resources)
     dev = ExitArtifact.load(args.dev)
-    spec = TableSpec(values={name: tuple(values) for name, values in args.values}, max_drop=tuple(args.max_drop))
+    spec = table_spec(args)
     points = [(s.label, resolve_policy(s.policy), s.value) for s in settings(info["recipe"], dev, spec)
               if s.policy != "static"]
     record = {"provenance": provenance.collect(config=config_of(args)), "dataset": info["dataset"],

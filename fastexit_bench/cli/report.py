@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import config_of, emit, float_list, named_value, parse_floats, subcommand
+from fastexit_bench.cli.common import add_operating_point_args, config_of, emit, subcommand, table_spec
 
 
 def add_parser(commands) -> None:
@@ -24,11 +24,7 @@ def add_parser(commands) -> None:
     paper.add_argument("--layout", choices=("fastbert", "deebert"), default="deebert",
                        help="FastBERT Table 2 columns (accuracy, FLOPs, speed-up) or DeeBERT Table 1 columns "
                        "(metric change, time saving)")
-    paper.add_argument("--values", action="append", default=[], metavar="POLICY=V1,V2",
-                       type=named_value(parse_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.8"),
-                       help="fixed values of a recipe's exit policy (repeatable); other policies use --max-drop")
-    paper.add_argument("--max-drop", type=float_list, default=[0.0, 1.0, 2.0],
-                       help="dev-chosen values: fastest within N points of full depth on dev (default 0,1,2)")
+    add_operating_point_args(paper)
     paper.add_argument("--latency", nargs="*", type=Path, default=[], help="JSONs from `fastexit-bench latency`")
 
 
@@ -52,7 +48,7 @@ def run_report(args: argparse.Namespace) -> None:
     written = tables.write_table(summary, args.tables / args.name, f"{args.name}: exit policies", [legend])
     written += tables.write_table(per_layer, args.tables / f"{args.name}_layers",
                                   f"{args.name}: metric at every exit (mean ± std over seeds)")
-    spec = paper.TableSpec(args.layout, {name: tuple(values) for name, values in args.values}, tuple(args.max_drop))
+    spec = table_spec(args, args.layout)
     timings = pd.DataFrame([{**{k: record[k] for k in ("dataset", "recipe", "seed")}, **row}
                             for record in map(read_json, args.latency) for row in record["rows"]])
     points = paper.with_latency(paper.against_baseline(paper.operating_points(paper.runs(artifacts), spec)), timings)
