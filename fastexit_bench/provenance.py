@@ -18,10 +18,12 @@ SCHEMA_VERSION = 1
 LIBRARIES = ("torch", "transformers", "tokenizers", "datasets", "fvcore", "pandas", "numpy", "snakemake")
 
 
-def _git(*args: str) -> str | None:
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _git(*args: str, cwd: Path = PACKAGE_DIR) -> str | None:
     try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=cwd)
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip()
@@ -62,14 +64,20 @@ def environment() -> dict[str, Any]:
     return env
 
 
+def source_dirty(cwd: Path = PACKAGE_DIR) -> bool | None:
+    """Whether tracked code or config differs from HEAD (None outside git). results/ does not count:
+    regenerating the committed reference results rewrites tracked files there by design."""
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results", cwd=cwd)
+    return None if status is None else bool(status)
+
+
 def collect(config: dict[str, Any] | None = None, inputs: dict[str, str] | None = None) -> dict[str, Any]:
     """The provenance block every result file carries."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "schema_version": SCHEMA_VERSION,
         "package_version": __version__,
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
+        "git_dirty": source_dirty(),
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "argv": sys.argv,
         "config": config or {},
