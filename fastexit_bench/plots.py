@@ -23,35 +23,51 @@ def _save(figure: plt.Figure, stem: Path) -> list[Path]:
     return paths
 
 
+def _mean_over_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (policy, value), numeric columns averaged over seeds: policy grids are fixed, so the
+    same values recur in every seed, and one line per policy stays readable."""
+    numeric = table.select_dtypes("number").columns.drop(["seed", "value"], errors="ignore")
+    return table.groupby(["policy", "value"], sort=False)[list(numeric)].mean().reset_index().assign(
+        headline_metric=table.headline_metric.iloc[0])
+
+
+def _title(dataset: str, recipe: str, table: pd.DataFrame) -> str:
+    seeds = table.seed.nunique()
+    return f"{dataset} / {recipe}" + (f" ({seeds} seeds)" if seeds > 1 else "")
+
+
 def metric_vs_flops(sweep: pd.DataFrame, stem: Path) -> list[Path]:
-    """One panel per (dataset, recipe): each policy's metric against FLOPs relative to full depth."""
+    """One panel per (dataset, recipe): each policy's metric against FLOPs relative to full depth, mean
+    over seeds."""
     groups = list(sweep.groupby(["dataset", "recipe"], sort=True))
     figure, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
     for axis, ((dataset, recipe), table) in zip(axes[0], groups):
         metric = table.headline_metric.iloc[0]
-        for policy, rows in table.groupby("policy", sort=False):
+        for policy, rows in _mean_over_seeds(table).groupby("policy", sort=False):
             rows = rows.sort_values("relative_flops")
             style = {"marker": "*", "linestyle": "none", "markersize": 10} if len(rows) == 1 else {"marker": "."}
             axis.plot(rows.relative_flops, rows[metric], label=policy, **style)
-        axis.set(title=f"{dataset} / {recipe}", xlabel="FLOPs relative to full depth", ylabel=metric)
+        axis.set(title=_title(dataset, recipe, table), xlabel="FLOPs relative to full depth", ylabel=metric)
         axis.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8, loc="lower right")
     return _save(figure, stem)
 
 
 def exit_shares(sweep: pd.DataFrame, stem: Path, max_drop_points: float = 1.0) -> list[Path]:
-    """Share of examples exiting at each layer, per policy, at its fastest value within ``max_drop_points``."""
+    """Share of examples exiting at each layer, per policy, at its fastest value within ``max_drop_points``
+    (both mean over seeds)."""
     groups = list(sweep.groupby(["dataset", "recipe"], sort=True))
     figure, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
     for axis, ((dataset, recipe), table) in zip(axes[0], groups):
         metric = table.headline_metric.iloc[0]
         layers = sorted(int(c.rsplit("_", 1)[1]) for c in table.columns if c.startswith("exit_share_"))
-        candidates = table[within_drop(table, metric, full_depth_metric(table, metric), max_drop_points)]
+        mean = _mean_over_seeds(table)
+        candidates = mean[within_drop(mean, metric, full_depth_metric(mean, metric), max_drop_points)]
         for policy, rows in candidates.groupby("policy", sort=False):
             best = rows.loc[rows.speedup.idxmax()]
             axis.plot(layers, [best[f"exit_share_{k}"] for k in layers], marker="o",
                       label=f"{policy}={best.value:g} ({best.speedup:.2f}x)")
-        axis.set(title=f"{dataset} / {recipe}: within {max_drop_points:g} pt", xlabel="exit layer",
+        axis.set(title=f"{_title(dataset, recipe, table)}: within {max_drop_points:g} pt", xlabel="exit layer",
                  ylabel="share of examples")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
