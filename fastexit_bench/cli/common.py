@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the paper module imports pandas; commands import it lazily
+    from fastexit_bench.paper import TableSpec
 
 
 def subcommand(group, name: str, help_text: str, examples: str, handler) -> argparse.ArgumentParser:
@@ -50,11 +54,13 @@ def add_operating_point_args(parser: argparse.ArgumentParser) -> None:
                         help="dev-chosen values: fastest within N points of full depth on dev (default 0,1,2)")
 
 
-def table_spec(args: argparse.Namespace, layout: str = "deebert"):
-    """The :class:`~fastexit_bench.paper.TableSpec` of ``--values``/``--max-drop`` (and a layout)."""
+def table_spec(args: argparse.Namespace, layout: str | None = None) -> TableSpec:
+    """The :class:`~fastexit_bench.paper.TableSpec` of ``--values``/``--max-drop`` (and a layout, else
+    TableSpec's default)."""
     from fastexit_bench.paper import TableSpec
 
-    return TableSpec(layout, {name: tuple(values) for name, values in args.values}, tuple(args.max_drop))
+    return TableSpec(layout or TableSpec.layout, {name: tuple(values) for name, values in args.values},
+                     tuple(args.max_drop))
 
 
 def config_of(args: argparse.Namespace) -> dict:
