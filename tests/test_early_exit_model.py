@@ -5,8 +5,8 @@ import torch
 from transformers import BertConfig, BertModel
 
 from fastexit_bench.errors import ModelLoadError
-from fastexit_bench.model.early_exit import EarlyExitModel
-from fastexit_bench.model.heads import HEADS
+from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.models.heads import HEADS
 
 
 def tiny_backbone(layers: int = 3) -> BertModel:

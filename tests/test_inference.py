@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from fastexit_bench.evaluation import predict
-from fastexit_bench.flops import measure_fvcore
-from fastexit_bench.inference import EarlyExitEngine
-from fastexit_bench.latency import realized_vs_predicted
-from fastexit_bench.model.early_exit import EarlyExitModel
-from fastexit_bench.policies import POLICIES, LayerOutputs, resolve_policy
+from fastexit_bench.analysis.artifact import predict
+from fastexit_bench.analysis.flops import measure_fvcore
+from fastexit_bench.runtime.engine import EarlyExitEngine
+from fastexit_bench.runtime.latency import realized_vs_predicted
+from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.analysis.policies import POLICIES, LayerOutputs, resolve_policy
 from tests.test_early_exit_model import tiny_backbone
 from tests.test_recipes import token_data
 

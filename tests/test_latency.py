@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from fastexit_bench.latency import set_threads, time_call
+from fastexit_bench.runtime.latency import set_threads, time_call
 
 
 def test_time_call_warms_up_and_reports_median_and_p90():

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastexit_bench import paper
+from fastexit_bench.reporting import paper
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.policies import resolve_policy
-from fastexit_bench.sweep import layer_outputs
+from fastexit_bench.analysis.policies import resolve_policy
+from fastexit_bench.analysis.sweep import layer_outputs
 from tests.test_sweep import artifact
 
 

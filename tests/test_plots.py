@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from fastexit_bench.plots import _mean_over_seeds, exit_shares, metric_vs_flops
+from fastexit_bench.reporting.plots import _mean_over_seeds, exit_shares, metric_vs_flops
 
 
 def _sweep() -> pd.DataFrame:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastexit_bench.errors import UnknownNameError
-from fastexit_bench.policies import POLICIES, LayerOutputs, PolicyError, resolve_policy
+from fastexit_bench.analysis.policies import POLICIES, LayerOutputs, PolicyError, resolve_policy
 
 
 def confident(classes: int, label: int, margin: float) -> np.ndarray:
@@ -94,7 +94,7 @@ def test_unknown_and_unloadable_policies():
         resolve_policy("no_such_pkg.mod:Thing")
     with pytest.raises(PolicyError, match="cannot load policy 'numpy:NoSuchClass'"):
         resolve_policy("numpy:NoSuchClass")
-    with pytest.raises(PolicyError, match="is not a subclass of fastexit_bench.policies.ExitPolicy"):
+    with pytest.raises(PolicyError, match="is not a subclass of fastexit_bench.analysis.policies.ExitPolicy"):
         resolve_policy("numpy:ndarray")
     no_scores = LayerOutputs(LOGITS, "classification")
     with pytest.raises(PolicyError, match="train it with --recipe berxit"):

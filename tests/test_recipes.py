@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from fastexit_bench.backbones.zoo import BACKBONES, resources_dir
-from fastexit_bench.model.early_exit import EarlyExitModel
-from fastexit_bench.training.batches import TokenBatches
+from fastexit_bench.models.backbones import BACKBONES, resources_dir
+from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.training.recipes import RECIPES, get_recipe
 from fastexit_bench.training.trainer import DevSet, TrainConfig, Trainer, TrainingError
 from tests.test_early_exit_model import tiny_backbone

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from fastexit_bench.cli import main
-from fastexit_bench.evaluation import ExitArtifact, ExitPredictions
-from fastexit_bench.flops import AnalyticFlops
-from fastexit_bench.policies import resolve_policy
-from fastexit_bench.sweep import Target, layer_outputs, scores, select, sweep
+from fastexit_bench.analysis.artifact import ExitArtifact, ExitPredictions
+from fastexit_bench.analysis.flops import AnalyticFlops
+from fastexit_bench.analysis.policies import resolve_policy
+from fastexit_bench.analysis.sweep import Target, layer_outputs, scores, select, sweep
 
 ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_layers": 4,
         "head": "highway", "num_outputs": 2, "embedding_size": 32}
@@ -81,7 +81,7 @@ def test_scores_rank_static_at_one_and_oracle_above():
 
 PLUGIN = '''
     import numpy as np
-    from fastexit_bench.policies import ExitPolicy
+    from fastexit_bench.analysis.policies import ExitPolicy
 
     class Margin(ExitPolicy):
         """Exit when the top-2 probability margin exceeds the threshold."""

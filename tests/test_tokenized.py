@@ -1,4 +1,4 @@
-from fastexit_bench.backbones.zoo import load_backbone
+from fastexit_bench.models.backbones import load_backbone
 from fastexit_bench.data.loading import load_split
 from fastexit_bench.data.tokenized import tokenize_split
 

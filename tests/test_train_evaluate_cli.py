@@ -8,11 +8,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, BertModel
 
-from fastexit_bench.backbones.zoo import resolve_backbone
+from fastexit_bench.models.backbones import resolve_backbone
 from fastexit_bench.cli import main
 from fastexit_bench.data.loading import load_split
-from fastexit_bench.evaluation import ExitArtifact
-from fastexit_bench.model.heads import HEADS
+from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.models.heads import HEADS
 
 TRAIN = ["--dataset", "bbc_news", "--backbone", "tiny-bert", "--max-train", "64", "--max-eval", "16",
          "--max-length", "32", "--epochs", "2", "--max-steps", "3", "--batch-size", "8", "--lr", "1e-3",

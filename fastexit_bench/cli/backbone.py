@@ -28,7 +28,7 @@ def add_parser(commands) -> None:
 
 
 def run_ls(args: argparse.Namespace) -> None:
-    from fastexit_bench.backbones.zoo import BACKBONES
+    from fastexit_bench.models.backbones import BACKBONES
 
     for name in BACKBONES:
         spec = BACKBONES.get(name)
@@ -40,7 +40,7 @@ def run_show(args: argparse.Namespace) -> None:
     import torch
 
     from fastexit_bench import provenance
-    from fastexit_bench.backbones.zoo import load_backbone
+    from fastexit_bench.models.backbones import load_backbone
     from fastexit_bench.io import write_json
 
     model, tokenizer, resolved = load_backbone(args.name, args.resources)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the paper module imports pandas; commands import it lazily
-    from fastexit_bench.paper import TableSpec
+    from fastexit_bench.reporting.paper import TableSpec
 
 
 def subcommand(group, name: str, help_text: str, examples: str, handler) -> argparse.ArgumentParser:
@@ -55,9 +55,9 @@ def add_operating_point_args(parser: argparse.ArgumentParser) -> None:
 
 
 def table_spec(args: argparse.Namespace, layout: str | None = None) -> TableSpec:
-    """The :class:`~fastexit_bench.paper.TableSpec` of ``--values``/``--max-drop`` (and a layout, else
+    """The :class:`~fastexit_bench.reporting.paper.TableSpec` of ``--values``/``--max-drop`` (and a layout, else
     TableSpec's default)."""
-    from fastexit_bench.paper import TableSpec
+    from fastexit_bench.reporting.paper import TableSpec
 
     return TableSpec(layout or TableSpec.layout, {name: tuple(values) for name, values in args.values},
                      tuple(args.max_drop))

@@ -87,7 +87,7 @@ def run_show(args: argparse.Namespace) -> None:
 
 def run_prepare(args: argparse.Namespace) -> None:
     from fastexit_bench import provenance
-    from fastexit_bench.backbones.zoo import load_backbone
+    from fastexit_bench.models.backbones import load_backbone
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.io import write_json
 

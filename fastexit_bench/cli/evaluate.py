@@ -29,11 +29,11 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
-    from fastexit_bench.evaluation import ExitArtifact, predict
-    from fastexit_bench.flops import measure_fvcore
+    from fastexit_bench.analysis.artifact import ExitArtifact, predict
+    from fastexit_bench.analysis.flops import measure_fvcore
     from fastexit_bench.io import sha256_file
-    from fastexit_bench.model.saved import WEIGHTS, load_trained
-    from fastexit_bench.training.batches import TokenBatches
+    from fastexit_bench.models.saved import WEIGHTS, load_trained
+    from fastexit_bench.runtime.batches import TokenBatches
 
     device = resolve_device(args.device)
     model, tokenizer, info = load_trained(args.model, args.resources)

@@ -25,8 +25,8 @@ def add_parser(commands) -> None:
 def run_flops(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from fastexit_bench.flops import fastbert_convention, measure_fvcore
-    from fastexit_bench.model.saved import ModelSpec, build_model
+    from fastexit_bench.analysis.flops import fastbert_convention, measure_fvcore
+    from fastexit_bench.models.saved import ModelSpec, build_model
 
     model, _, resolved = build_model(ModelSpec(args.backbone, args.head, args.num_outputs,
                                                learned_exit=args.learned_exit), args.resources)

@@ -44,13 +44,13 @@ def run_latency(args: argparse.Namespace) -> None:
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
-    from fastexit_bench.evaluation import ExitArtifact
+    from fastexit_bench.analysis.artifact import ExitArtifact
     from fastexit_bench.io import write_json
-    from fastexit_bench.latency import realized_vs_predicted, set_threads
-    from fastexit_bench.model.saved import load_trained
-    from fastexit_bench.paper import settings
-    from fastexit_bench.policies import resolve_policy
-    from fastexit_bench.training.batches import TokenBatches
+    from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads
+    from fastexit_bench.models.saved import load_trained
+    from fastexit_bench.reporting.paper import settings
+    from fastexit_bench.analysis.policies import resolve_policy
+    from fastexit_bench.runtime.batches import TokenBatches
 
     device = resolve_device(args.device)
     threads = set_threads(args.threads)

@@ -31,10 +31,11 @@ def add_parser(commands) -> None:
 def run_report(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from fastexit_bench import paper, provenance, tables
-    from fastexit_bench.evaluation import ExitArtifact
+    from fastexit_bench import provenance
+    from fastexit_bench.reporting import paper, tables
+    from fastexit_bench.analysis.artifact import ExitArtifact
     from fastexit_bench.io import read_json, sha256_file, write_json
-    from fastexit_bench.plots import exit_shares, layer_metric, metric_vs_flops
+    from fastexit_bench.reporting.plots import exit_shares, layer_metric, metric_vs_flops
 
     sweep = pd.concat([pd.read_csv(path) for path in args.sweeps], ignore_index=True)
     artifacts = [ExitArtifact.load(path) for path in args.artifacts]

@@ -38,10 +38,10 @@ def add_parser(commands) -> None:
 
 def run_sweep(args: argparse.Namespace) -> None:
     from fastexit_bench import provenance
-    from fastexit_bench.evaluation import ExitArtifact
+    from fastexit_bench.analysis.artifact import ExitArtifact
     from fastexit_bench.io import atomic_path, sha256_file, write_json
-    from fastexit_bench.policies import PolicyError, resolve_policy
-    from fastexit_bench.sweep import Target, apply_selection, layer_outputs, scores, select, sweep
+    from fastexit_bench.analysis.policies import PolicyError, resolve_policy
+    from fastexit_bench.analysis.sweep import Target, apply_selection, layer_outputs, scores, select, sweep
 
     dev = ExitArtifact.load(args.artifact)
     outputs = layer_outputs(dev)

@@ -52,8 +52,8 @@ def run_train(args: argparse.Namespace) -> None:
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
     from fastexit_bench.errors import FastExitError
-    from fastexit_bench.model.saved import ModelSpec, build_model, save_trained
-    from fastexit_bench.training.batches import TokenBatches
+    from fastexit_bench.models.saved import ModelSpec, build_model, save_trained
+    from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.training.recipes import get_recipe
     from fastexit_bench.training.trainer import DevSet, TrainConfig, Trainer
 

@@ -43,7 +43,7 @@ class DatasetSpec:
         language: "en" or "zh".
         task: "classification" (cross-entropy) or "regression" (one output, MSE).
         label_names: class names in label-index order; empty for regression.
-        metrics: metric keys (see :mod:`fastexit_bench.metrics`); the first is the headline metric.
+        metrics: metric keys (see :mod:`fastexit_bench.analysis.metrics`); the first is the headline metric.
         text_fields: ("text_a",) for single sentences, ("text_a", "text_b") for pairs.
         train_split / eval_splits: canonical split names; eval splits are the ones papers report.
         sources: local copies tried in order, per split (mirror folders, PyPI packages).

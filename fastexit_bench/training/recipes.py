@@ -10,7 +10,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from fastexit_bench.errors import UnknownNameError
-from fastexit_bench.model.early_exit import AllExitsOutput, EarlyExitModel
+from fastexit_bench.models.early_exit import AllExitsOutput, EarlyExitModel
 from fastexit_bench.registry import Registry
 from fastexit_bench.training.losses import (
     deebert_offramp_loss,

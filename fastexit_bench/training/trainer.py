@@ -27,11 +27,11 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.evaluation import predict
+from fastexit_bench.analysis.artifact import predict
 from fastexit_bench.io import atomic_path
-from fastexit_bench.metrics import METRICS
-from fastexit_bench.model.early_exit import EarlyExitModel
-from fastexit_bench.training.batches import CachedClsFeatures, TokenBatches
+from fastexit_bench.analysis.metrics import METRICS
+from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches
 from fastexit_bench.training.recipes import Recipe, Stage
 
 log = logging.getLogger(__name__)

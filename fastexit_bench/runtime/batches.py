@@ -15,7 +15,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from fastexit_bench.model.early_exit import AllExitsOutput, EarlyExitModel
+from fastexit_bench.models.early_exit import AllExitsOutput, EarlyExitModel
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 

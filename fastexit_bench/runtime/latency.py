@@ -91,10 +91,10 @@ def realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, 
     the same model run to full depth, next to the speed-up its FLOPs predict (fvcore counts, true lengths,
     heads on the way included). Both run the same pre-collated batches (length-bucketed above batch 1).
     Refuses to time anything if the engine's exits differ from the sweep's on these examples."""
-    from fastexit_bench.evaluation import predict
-    from fastexit_bench.flops import measure_fvcore
-    from fastexit_bench.inference import EarlyExitEngine
-    from fastexit_bench.policies import LayerOutputs, resolve_policy
+    from fastexit_bench.analysis.artifact import predict
+    from fastexit_bench.analysis.flops import measure_fvcore
+    from fastexit_bench.runtime.engine import EarlyExitEngine
+    from fastexit_bench.analysis.policies import LayerOutputs, resolve_policy
 
     saved = predict(model, source, 64)
     outputs = LayerOutputs(saved.logits, task, saved.exit_scores, saved.labels)

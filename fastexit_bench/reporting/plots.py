@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from fastexit_bench.io import atomic_path
-from fastexit_bench.sweep import full_depth_metric, within_drop
+from fastexit_bench.analysis.sweep import full_depth_metric, within_drop
 
 
 def _save(figure: plt.Figure, stem: Path) -> list[Path]:

@@ -23,7 +23,7 @@ from torch import nn
 
 from fastexit_bench.errors import FastExitError
 
-BRANCH_WIDTH = 128  # FastBERT branch classifier width (see fastexit_bench.model.heads.BranchHead)
+BRANCH_WIDTH = 128  # FastBERT branch classifier width (see fastexit_bench.models.heads.BranchHead)
 
 
 class ComponentFlops(ABC):
@@ -45,7 +45,7 @@ class ComponentFlops(ABC):
 
     def per_example(self, exit_layers: np.ndarray, lengths: np.ndarray, reads: str) -> np.ndarray:
         """Cost of each example exiting after ``exit_layers`` (1-based): embeddings, the layers run, and
-        every head or scorer evaluated on the way (``reads`` as in :class:`~fastexit_bench.policies.ExitPolicy`)."""
+        every head or scorer evaluated on the way (``reads`` as in :class:`~fastexit_bench.analysis.policies.ExitPolicy`)."""
         n, k = np.asarray(lengths, dtype=float), np.asarray(exit_layers, dtype=float)
         cost = self.embeddings(n) + k * self.layer(n)
         if reads == "logits":

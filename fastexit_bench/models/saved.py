@@ -15,7 +15,7 @@ from safetensors.torch import load_model, save_model
 
 from fastexit_bench.errors import ModelLoadError
 from fastexit_bench.io import atomic_path, write_json
-from fastexit_bench.model.early_exit import EarlyExitModel
+from fastexit_bench.models.early_exit import EarlyExitModel
 
 if TYPE_CHECKING:
     from fastexit_bench.training.recipes import Recipe
@@ -42,7 +42,7 @@ class ModelSpec:
 
 def build_model(spec: ModelSpec, resources: str | Path | None = None):
     """``(EarlyExitModel, tokenizer, resolved backbone)`` with freshly initialised heads."""
-    from fastexit_bench.backbones.zoo import load_backbone
+    from fastexit_bench.models.backbones import load_backbone
 
     backbone, tokenizer, resolved = load_backbone(spec.backbone, resources)
     model = EarlyExitModel(backbone, spec.head, spec.num_outputs, num_layers=spec.num_layers,

@@ -1,6 +1,6 @@
 """Threshold sweeps over a saved evaluation artefact, paper-style parameter selection, and one-number scores.
 
-Everything here reads only :class:`~fastexit_bench.evaluation.ExitArtifact` files: a sweep of any
+Everything here reads only :class:`~fastexit_bench.analysis.artifact.ExitArtifact` files: a sweep of any
 number of policies and values costs no forward pass.
 """
 
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.evaluation import ExitArtifact
-from fastexit_bench.flops import ComponentFlops, flops_for
-from fastexit_bench.metrics import METRICS, compute_metrics
-from fastexit_bench.policies import ExitPolicy, LayerOutputs
+from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.flops import ComponentFlops, flops_for
+from fastexit_bench.analysis.metrics import METRICS, compute_metrics
+from fastexit_bench.analysis.policies import ExitPolicy, LayerOutputs
 
 CURVE_POINTS = 1001
 

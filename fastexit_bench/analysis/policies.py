@@ -280,5 +280,5 @@ def resolve_policy(spec: str) -> ExitPolicy:
         raise PolicyError(f"cannot load policy {spec!r}: {exc}; the module must be importable "
                           "(installed, or on PYTHONPATH) and define the class") from None
     if not (isinstance(cls, type) and issubclass(cls, ExitPolicy)):
-        raise PolicyError(f"{spec!r} is not a subclass of fastexit_bench.policies.ExitPolicy")
+        raise PolicyError(f"{spec!r} is not a subclass of fastexit_bench.analysis.policies.ExitPolicy")
     return cls()

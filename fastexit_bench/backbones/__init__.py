@@ -1,1 +1,0 @@
-"""Backbone zoo: named encoders with offline copies, plus any HF hub id or local folder."""

@@ -1,1 +1,0 @@
-"""Early-exit models: an installed HF encoder plus one exit head after every layer."""

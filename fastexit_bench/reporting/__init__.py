@@ -1,0 +1,1 @@
+"""Tables, plots and paper-layout tables from sweeps and artefacts (numpy, pandas, matplotlib; no torch)."""

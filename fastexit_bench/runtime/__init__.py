@@ -1,0 +1,1 @@
+"""Running trained models: batches, the early-exit engine and the latency harness."""
