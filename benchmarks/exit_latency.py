@@ -16,14 +16,14 @@ import argparse
 from pathlib import Path
 
 from fastexit_bench import provenance
+from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.device import resolve_device
 from fastexit_bench.io import write_json
-from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads
 from fastexit_bench.models.saved import load_trained
-from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.runtime.batches import TokenBatches
+from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads
 
 
 def main() -> None:

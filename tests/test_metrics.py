@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fastexit_bench.analysis.metrics import METRICS, compute_metrics
+from fastexit_bench.metrics import METRICS, compute_metrics
 
 
 def test_classification_metrics():

@@ -7,42 +7,54 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastexit_bench.reporting import paper
-from fastexit_bench.errors import FastExitError
+from fastexit_bench.analysis.operating_points import OperatingPointSpec, choose, measure
 from fastexit_bench.analysis.policies import resolve_policy
-from fastexit_bench.analysis.sweep import layer_outputs
+from fastexit_bench.analysis.sweep import sweep
+from fastexit_bench.errors import FastExitError
+from fastexit_bench.reporting import paper
 from tests.test_sweep import artifact
+
+POLICIES = {name: resolve_policy(name) for name in ("entropy", "speed", "static")}
 
 
 def model_artifacts(recipe, seed, split="validation"):
     art = artifact(seed=seed)
-    return dataclasses.replace(art, metadata={**art.metadata, "recipe": recipe, "split": split})
+    return dataclasses.replace(art, metadata=dataclasses.replace(art.metadata, recipe=recipe, split=split))
+
+
+def selection(recipe, seed, spec):
+    """What `sweep` writes to OUT.selection.csv for one model (dev reported on itself)."""
+    dev = model_artifacts(recipe, seed)
+    return measure(dev, choose(sweep(dev, list(POLICIES.values())), "accuracy", spec), POLICIES)
 
 
 def test_fixed_and_dev_chosen_operating_points():
     dev = model_artifacts("deebert", 0)
-    spec = paper.TableSpec("deebert", {"speed": (0.1, 0.5)}, (0.0, 5.0))
-    assert paper.settings("baseline", dev, spec) == [paper.Setting("full depth", "static", 4.0)]
-    assert [s.label for s in paper.settings("fastbert", dev, spec)] == ["speed=0.1", "speed=0.5"]
-    chosen = paper.settings("deebert", dev, spec)
-    assert [s.label for s in chosen] == ["entropy, dev drop<=0pt", "entropy, dev drop<=5pt"]
+    spec = OperatingPointSpec({"speed": (0.1, 0.5)}, (0.0, 5.0))
+    points = paper.paper_points(pd.concat([selection(r, 0, spec) for r in ("baseline", "fastbert", "deebert")]))
+    by_recipe = points.groupby("recipe", sort=False)
+    assert by_recipe.get_group("baseline")[["setting", "policy", "value"]].values.tolist() == [
+        ["full depth", "static", 4.0]]
+    assert by_recipe.get_group("fastbert").setting.tolist() == ["speed=0.1", "speed=0.5"]
+    chosen = by_recipe.get_group("deebert")
+    assert chosen.setting.tolist() == ["entropy, dev drop<=0pt", "entropy, dev drop<=5pt"]
     full = dev.predictions.labels == dev.predictions.logits[-1].argmax(-1)
-    for setting, points in zip(chosen, (0.0, 5.0)):
-        exits = resolve_policy("entropy").exit_layers(layer_outputs(dev), setting.value)
+    for value, points_allowed in zip(chosen.value, (0.0, 5.0)):
+        exits = resolve_policy("entropy").exit_layers(dev.predictions, value)
         right = dev.predictions.logits[exits - 1, np.arange(len(exits))].argmax(-1) == dev.predictions.labels
-        assert 100 * (full.mean() - right.mean()) <= points + 1e-9
+        assert 100 * (full.mean() - right.mean()) <= points_allowed + 1e-9
 
 
 def test_rows_against_the_same_seeds_baseline_in_both_flops_counts():
-    runs = [{"validation": model_artifacts(recipe, seed)} for recipe in ("baseline", "deebert") for seed in (0, 1)]
-    spec = paper.TableSpec("deebert", max_drop=(1.0,))
-    points = paper.against_baseline(paper.operating_points(runs, spec))
+    spec = OperatingPointSpec(max_drop=(1.0,))
+    chosen = pd.concat([selection(recipe, seed, spec) for recipe in ("baseline", "deebert") for seed in (0, 1)])
+    points = paper.against_baseline(paper.paper_points(chosen))
     base = points[points.recipe == "baseline"]
     assert base.delta_points.tolist() == [0.0, 0.0] and base.speedup.tolist() == [1.0, 1.0]
     deebert = points[points.recipe == "deebert"].iloc[0]
     assert deebert.delta_points == pytest.approx(100 * (deebert.score - base.score.iloc[0]))
     assert deebert.speedup == pytest.approx(base.flops.iloc[0] / deebert.flops)
-    table = paper.paper_table(paper.with_latency(points, None), spec)
+    table = paper.paper_table(paper.with_latency(points, None), paper.TableSpec("deebert"))
     assert table.model.tolist() == ["baseline", "deebert: entropy, dev drop<=1pt"]
     assert table.seeds.tolist() == [2, 2] and "±" in table.accuracy.iloc[1]
     without_baseline = points[points.recipe != "baseline"].drop(columns=["delta_points", "speedup"])

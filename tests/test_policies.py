@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fastexit_bench.errors import UnknownNameError
-from fastexit_bench.analysis.policies import POLICIES, LayerOutputs, PolicyError, resolve_policy
+from fastexit_bench.analysis.policies import POLICIES, LayerOutputs, resolve_policy
+from fastexit_bench.errors import PolicyError, UnknownNameError
 
 
 def confident(classes: int, label: int, margin: float) -> np.ndarray:

@@ -8,11 +8,14 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from fastexit_bench.models.backbones import BACKBONES, resources_dir
+from fastexit_bench.errors import TrainingError
+from fastexit_bench.locations import resources_dir
+from fastexit_bench.models.backbones import BACKBONES
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.runtime.batches import TokenBatches
+from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.recipes import RECIPES, get_recipe
-from fastexit_bench.training.trainer import DevSet, TrainConfig, Trainer, TrainingError
+from fastexit_bench.training.trainer import DevSet, Trainer
 from tests.test_early_exit_model import tiny_backbone
 
 CONFIG = TrainConfig(lr=1e-3, epochs=1, batch_size=4, max_steps=3)

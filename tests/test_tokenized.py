@@ -1,6 +1,6 @@
-from fastexit_bench.models.backbones import load_backbone
 from fastexit_bench.data.loading import load_split
 from fastexit_bench.data.tokenized import tokenize_split
+from fastexit_bench.models.backbones import load_backbone
 
 
 def test_tokenized_split_is_cached(tmp_path, resources):

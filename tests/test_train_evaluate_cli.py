@@ -8,10 +8,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, BertModel
 
-from fastexit_bench.models.backbones import resolve_backbone
+from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.cli import main
 from fastexit_bench.data.loading import load_split
-from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.models.backbones import resolve_backbone
 from fastexit_bench.models.heads import HEADS
 
 TRAIN = ["--dataset", "bbc_news", "--backbone", "tiny-bert", "--max-train", "64", "--max-eval", "16",
@@ -44,7 +44,7 @@ def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resour
                  "--device", "cpu", "--out", str(out)]) == 0
     assert "layer" in capsys.readouterr().out
     artifact = ExitArtifact.load(out)
-    meta = artifact.metadata
+    meta = artifact.metadata.to_dict()
     assert (meta["dataset"], meta["split"], meta["recipe"], meta["seed"]) == ("bbc_news", "validation", "berxit", 0)
     assert meta["provenance"]["env"]["torch"] and len(meta["layer_metrics"]) == 4
     assert meta["architecture"]["hidden_size"] == 32 and meta["architecture"]["num_layers"] == 4

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "prepare": [],
     "threads": 1,
+    "dataset_dirs": [str(ROOT / "tests" / "user_datasets")],  # shop_reviews: a user's CSV declared outside the package
     "experiments": {"tiny": {
-        "datasets": ["bbc_news"], "backbone": "tiny-bert", "recipes": ["baseline", "deebert", "fastbert"],
+        "datasets": ["bbc_news", "shop_reviews"], "backbone": "tiny-bert", "recipes": ["baseline", "deebert", "fastbert"],
         "policies": ["entropy", "patience", "max_prob"], "seeds": [0], "max_train": 64, "max_eval": 32,
         "max_length": 32, "epochs": 1, "lr": 1e-3, "batch_size": 16, "stage_lr": {"deebert": {"offramps": 5e-3}},
         "table": {"layout": "fastbert", "values": {"speed": [0.1, 0.5]}}, "latency_examples": 8,
@@ -45,6 +46,7 @@ def test_every_rule_ran_and_the_tables_parse(workflow_run):
     tables = workflow_run / "results" / "tables"
     summary = pd.read_csv(tables / "tiny.csv")
     assert set(summary.recipe) == {"baseline", "deebert", "fastbert"}
+    assert set(summary.dataset) == {"bbc_news", "shop_reviews"}
     assert {"entropy", "patience", "max_prob", "static", "oracle"} <= set(summary.policy)
     assert "auc_vs_static" in summary.columns
     layers = pd.read_csv(tables / "tiny_layers.csv")
@@ -55,11 +57,13 @@ def test_every_rule_ran_and_the_tables_parse(workflow_run):
         for suffix in (".png", ".pdf"):
             assert (workflow_run / "results" / "plots" / "tiny" / f"{name}{suffix}").stat().st_size > 1000
     record = json.loads((tables / "tiny.json").read_text())
-    assert record["provenance"]["git_commit"] and len(record["provenance"]["inputs"]) == 3 + 6 + 2  # + timings
+    assert record["provenance"]["git_commit"] and len(record["provenance"]["inputs"]) == 2 * (3 * 4 + 6 + 2)  # sweep files, artefacts, timings
 
 
 def test_paper_table_has_every_operating_point_and_measured_speedups(workflow_run):
     table = pd.read_csv(workflow_run / "results" / "tables" / "tiny_paper.csv")
+    assert set(table.dataset) == {"bbc_news", "shop_reviews"}
+    table = table[table.dataset == "bbc_news"]
     assert table.model.tolist() == ["baseline", *(f"deebert: entropy, dev drop<={p}pt" for p in (0, 1, 2)),
                                     "fastbert: speed=0.1", "fastbert: speed=0.5"]
     assert set(table.split) == {"test"} and table["speed-up (fvcore)"].iloc[0] == 1.0

@@ -1,87 +1,130 @@
-"""Per-layer predictions of a trained model, and the evaluation artefact everything downstream reads.
+"""The evaluation artefact: every exit's outputs on one split, the record everything downstream reads.
 
 One artefact per (model, split) holds every exit's logits for every example, the labels, the
-learned-exit scores and the token lengths, plus metadata. Exit policies, FLOP and latency models,
-and tables consume only this file, so a new policy never needs the model again.
+learned-exit scores and the token lengths, plus :class:`ArtifactMetadata`. Exit policies, FLOP and
+latency models, and tables consume only this file, so a new policy never needs the model again.
+Nothing here imports torch: ``fastexit_bench.runtime.predict`` produces the outputs.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from scipy.special import softmax
 
-from fastexit_bench.errors import FastExitError
+from fastexit_bench.errors import FastExitError, RecordError
 from fastexit_bench.io import atomic_path
-from fastexit_bench.analysis.metrics import compute_metrics
-from fastexit_bench.models.early_exit import EarlyExitModel
-from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches, sequential
+from fastexit_bench.metrics import compute_metrics
 
 ARTIFACT_VERSION = 1
 
 
 @dataclass
-class ExitPredictions:
-    """Outputs of every exit on one split.
+class LayerOutputs:
+    """Every exit's outputs for a set of examples: what a policy decides on and what metrics score.
 
     Attributes:
-        logits: ``[layers, examples, outputs]``; layer k's logits at index k - 1.
-        labels: ``[examples]`` or None for unlabeled text.
+        logits: ``[layers, examples, outputs]`` (layer k at index k - 1; one output for regression).
+        task: "classification" or "regression".
         exit_scores: ``[layers, examples]`` learned-exit logits (BERxiT), or None.
+        labels: ``[examples]``, or None for unlabelled text; policies other than the oracle never read them.
     """
 
     logits: np.ndarray
-    labels: np.ndarray | None
+    task: str
     exit_scores: np.ndarray | None = None
+    labels: np.ndarray | None = None
 
     @property
     def num_layers(self) -> int:
         return self.logits.shape[0]
 
-    def layer_predictions(self, task: str) -> np.ndarray:
-        """``[layers, examples]`` class ids, or regression values."""
-        return self.logits[..., 0] if task == "regression" else self.logits.argmax(-1)
+    def probabilities(self) -> np.ndarray:
+        return softmax(self.logits, axis=-1)
 
-    def layer_metrics(self, task: str, metrics: tuple[str, ...]) -> list[dict[str, float]]:
+    def predictions(self) -> np.ndarray:
+        """``[layers, examples]`` class ids, or regression values."""
+        return self.logits[..., 0] if self.task == "regression" else self.logits.argmax(-1)
+
+    def layer_metrics(self, metrics: tuple[str, ...]) -> list[dict[str, float]]:
         """Each metric at each exit (index k - 1 for layer k)."""
         if self.labels is None:
             raise FastExitError("these predictions have no labels, so no metric can be computed")
-        return [compute_metrics(metrics, layer, self.labels) for layer in self.layer_predictions(task)]
+        return [compute_metrics(metrics, layer, self.labels) for layer in self.predictions()]
 
 
-@torch.no_grad()
-def predict(model: EarlyExitModel, source: TokenBatches | CachedClsFeatures, batch_size: int) -> ExitPredictions:
-    """Run every exit on every example of ``source`` in order (eval mode, no dropout)."""
-    was_training = model.training
-    model.eval()
-    logits, scores, labels = [], [], []
-    for indices in sequential(len(source), batch_size):
-        batch = source.batch(indices)
-        out = source.exits(model, batch)
-        logits.append(out.logits.float().cpu())
-        if out.exit_scores is not None:
-            scores.append(out.exit_scores.float().cpu())
-        if batch.labels is not None:
-            labels.append(batch.labels.cpu())
-    model.train(was_training)
-    return ExitPredictions(
-        logits=torch.cat(logits, dim=1).numpy(),
-        labels=torch.cat(labels).numpy() if labels else None,
-        exit_scores=torch.cat(scores, dim=1).numpy() if scores else None,
-    )
+@dataclass
+class ArtifactMetadata:
+    """What an artefact is: which model, data and split produced it, and what its numbers mean.
+
+    Attributes:
+        dataset / split / task: the dataset's registry name, the split evaluated, its task.
+        metrics: the dataset's metric keys; the first is the headline metric.
+        recipe: the training recipe of the model (``baseline``, ``deebert``, ``truncated-3``, ...).
+        backbone: where the backbone came from (``requested``, ``location``, ``source``, ``has_pooler``).
+        seed: the training seed (also seeds the subsample of this split).
+        architecture: sizes the analytic FLOP model needs (see ``EarlyExitModel.architecture``).
+        label_names: class names in label-index order; empty for regression.
+        model: the ``ModelSpec`` the weights load into.
+        flops: fvcore's per-component MACs as quadratics in length (``PolynomialFlops.to_dict``).
+        max_length: tokenization length of the model.
+        model_dir / model_sha256 / trained_at_commit: the trained model folder, its weights' hash, its commit.
+        data_origin: where the split's rows came from (mirror path, carving, subsampling).
+        layer_metrics: every metric at every exit, index k - 1 for layer k.
+        provenance: the ``provenance.collect`` block of the evaluation run.
+    """
+
+    dataset: str
+    split: str
+    task: str
+    metrics: list[str]
+    recipe: str
+    backbone: dict[str, Any]
+    seed: int
+    architecture: dict[str, Any]
+    label_names: list[str] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+    flops: dict[str, Any] | None = None
+    max_length: int | None = None
+    model_dir: str | None = None
+    model_sha256: str | None = None
+    trained_at_commit: str | None = None
+    data_origin: dict[str, Any] = field(default_factory=dict)
+    layer_metrics: list[dict[str, float]] | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def headline_metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def backbone_name(self) -> str:
+        return self.backbone["requested"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"artifact_version": ARTIFACT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "artefact") -> ArtifactMetadata:
+        if data.get("artifact_version") != ARTIFACT_VERSION:
+            raise RecordError(f"{where} has artefact version {data.get('artifact_version')}, this code reads "
+                              f"{ARTIFACT_VERSION}; rerun `fastexit-bench evaluate`")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
 class ExitArtifact:
-    """:class:`ExitPredictions` of one (model, split) with token lengths and metadata, stored as ``.npz``."""
+    """:class:`LayerOutputs` of one (model, split) with token lengths and metadata, stored as ``.npz``."""
 
-    predictions: ExitPredictions
+    predictions: LayerOutputs
     lengths: np.ndarray
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: ArtifactMetadata
 
     def save(self, path: Path) -> None:
         arrays = {"logits": self.predictions.logits, "lengths": self.lengths}
@@ -89,9 +132,9 @@ class ExitArtifact:
             arrays["labels"] = self.predictions.labels
         if self.predictions.exit_scores is not None:
             arrays["exit_scores"] = self.predictions.exit_scores
-        meta = {"artifact_version": ARTIFACT_VERSION, **self.metadata}
+        meta = json.dumps(self.metadata.to_dict(), default=str)
         with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
-            np.savez_compressed(handle, metadata=np.array(json.dumps(meta, default=str)), **arrays)
+            np.savez_compressed(handle, metadata=np.array(meta), **arrays)
 
     @classmethod
     def load(cls, path: Path) -> ExitArtifact:
@@ -99,11 +142,9 @@ class ExitArtifact:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["metadata"]))
                 arrays = {k: data[k] for k in data.files if k != "metadata"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise FastExitError(f"{path} is not an evaluation artefact ({exc}); "
-                                "write one with `fastexit-bench evaluate`") from None
-        if meta.get("artifact_version") != ARTIFACT_VERSION:
-            raise FastExitError(f"{path} has artefact version {meta.get('artifact_version')}, this code reads "
-                                f"{ARTIFACT_VERSION}; rerun `fastexit-bench evaluate`")
-        predictions = ExitPredictions(arrays["logits"], arrays.get("labels"), arrays.get("exit_scores"))
-        return cls(predictions, arrays["lengths"], meta)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise RecordError(f"{path} is not an evaluation artefact ({exc}); "
+                              "write one with `fastexit-bench evaluate`") from None
+        metadata = ArtifactMetadata.from_dict(meta, str(path))
+        outputs = LayerOutputs(arrays["logits"], metadata.task, arrays.get("exit_scores"), arrays.get("labels"))
+        return cls(outputs, arrays["lengths"], metadata)

@@ -11,49 +11,16 @@ A user policy lives in the user's own module and is named by import path, e.g.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
-from scipy.special import entr, expit, softmax
+from scipy.special import entr, expit
 
-from fastexit_bench.errors import FastExitError
+from fastexit_bench.analysis.artifact import LayerOutputs
+from fastexit_bench.errors import PolicyError
 from fastexit_bench.registry import Registry
-
-
-class PolicyError(FastExitError):
-    """A policy cannot be found, imported or run with the given parameter."""
-
-
-@dataclass
-class LayerOutputs:
-    """What a policy sees for a batch.
-
-    Attributes:
-        logits: ``[layers, batch, outputs]`` (layer k at index k - 1; one output for regression).
-        task: "classification" or "regression".
-        exit_scores: ``[layers, batch]`` learned-exit logits (BERxiT), or None.
-        labels: ``[batch]``; only the oracle reads them.
-    """
-
-    logits: np.ndarray
-    task: str
-    exit_scores: np.ndarray | None = None
-    labels: np.ndarray | None = None
-
-    @property
-    def num_layers(self) -> int:
-        return self.logits.shape[0]
-
-    def probabilities(self) -> np.ndarray:
-        return softmax(self.logits, axis=-1)
-
-    def predictions(self) -> np.ndarray:
-        """``[layers, batch]`` class ids, or regression values."""
-        return self.logits[..., 0] if self.task == "regression" else self.logits.argmax(-1)
 
 
 class ExitPolicy(ABC):
@@ -265,20 +232,14 @@ class Oracle(ExitPolicy):
 
 
 POLICIES: Registry[type[ExitPolicy]] = Registry("policy")
+DEFAULT_POLICIES = ("entropy", "speed", "patience", "max_prob", "learned")
+"""What a sweep runs when no policy is named: each one that applies to the artefact."""
+REFERENCE_POLICIES = ("static", "oracle")
+"""Added to every sweep: scores and operating points are relative to static truncation."""
 for _policy in (Entropy, Speed, MaxProb, Patience, Learned, Static, Oracle):
     POLICIES.register(_policy.name, _policy)
 
 
 def resolve_policy(spec: str) -> ExitPolicy:
     """A built-in policy by name, or a user's ``package.module:ClassName``."""
-    if ":" not in spec:
-        return POLICIES.get(spec)()
-    module_name, _, class_name = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise PolicyError(f"cannot load policy {spec!r}: {exc}; the module must be importable "
-                          "(installed, or on PYTHONPATH) and define the class") from None
-    if not (isinstance(cls, type) and issubclass(cls, ExitPolicy)):
-        raise PolicyError(f"{spec!r} is not a subclass of fastexit_bench.analysis.policies.ExitPolicy")
-    return cls()
+    return POLICIES.resolve(spec, base=ExitPolicy, error=PolicyError)()

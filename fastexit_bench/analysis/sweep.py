@@ -1,4 +1,4 @@
-"""Threshold sweeps over a saved evaluation artefact, paper-style parameter selection, and one-number scores.
+"""Threshold sweeps over a saved evaluation artefact, and one-number scores per policy.
 
 Everything here reads only :class:`~fastexit_bench.analysis.artifact.ExitArtifact` files: a sweep of any
 number of policies and values costs no forward pass.
@@ -7,23 +7,21 @@ number of policies and values costs no forward pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fastexit_bench.errors import FastExitError
 from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.flops import ComponentFlops, flops_for
-from fastexit_bench.analysis.metrics import METRICS, compute_metrics
-from fastexit_bench.analysis.policies import ExitPolicy, LayerOutputs
+from fastexit_bench.analysis.policies import ExitPolicy
+from fastexit_bench.errors import FastExitError, RecordError
+from fastexit_bench.io import atomic_path, read_json, write_json
+from fastexit_bench.metrics import compute_metrics, direction
 
 CURVE_POINTS = 1001
-
-
-def layer_outputs(artifact: ExitArtifact) -> LayerOutputs:
-    p = artifact.predictions
-    return LayerOutputs(p.logits, artifact.metadata["task"], p.exit_scores, p.labels)
 
 
 def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[str, Sequence[float]] | None = None,
@@ -31,12 +29,12 @@ def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[st
     """One row per (policy, value): metrics at the exit layer, mean exit layer, exit-layer shares,
     expected MACs and FLOPs per example at the true token lengths and padded to the max length,
     FLOPs relative to the full-depth model, and speed-up (both at true lengths)."""
-    meta, outputs = artifact.metadata, layer_outputs(artifact)
+    meta, outputs = artifact.metadata, artifact.predictions
     if outputs.labels is None:
         raise FastExitError("the artefact has no labels, so a sweep has no metric to report")
     flops = flops or flops_for(meta)
     full = flops.full_depth(outputs.num_layers, artifact.lengths).mean()
-    padded = np.full(len(artifact.lengths), meta.get("max_length", int(artifact.lengths.max())))
+    padded = np.full(len(artifact.lengths), meta.max_length or int(artifact.lengths.max()))
     predictions = outputs.predictions()
     columns = np.arange(predictions.shape[1])
     rows = []
@@ -47,11 +45,11 @@ def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[st
             cost_padded = flops.per_example(exits, padded, policy.reads).mean()
             shares = np.bincount(exits, minlength=outputs.num_layers + 1)[1:] / len(exits)
             rows.append({
-                "dataset": meta["dataset"], "split": meta["split"], "recipe": meta["recipe"],
-                "backbone": meta["backbone"]["requested"], "seed": meta["seed"],
+                "dataset": meta.dataset, "split": meta.split, "recipe": meta.recipe,
+                "backbone": meta.backbone_name, "seed": meta.seed,
                 "policy": policy.name, "parameter": policy.parameter, "value": float(value),
-                "headline_metric": meta["metrics"][0],
-                **compute_metrics(tuple(meta["metrics"]), predictions[exits - 1, columns], outputs.labels),
+                "headline_metric": meta.headline_metric,
+                **compute_metrics(tuple(meta.metrics), predictions[exits - 1, columns], outputs.labels),
                 "mean_exit_layer": float(exits.mean()),
                 **{f"exit_share_{k}": float(share) for k, share in enumerate(shares, start=1)},
                 "macs_per_example": float(cost), "flops_per_example": 2 * float(cost),
@@ -69,57 +67,6 @@ def full_depth_metric(table: pd.DataFrame, metric: str) -> float:
     return float(static.loc[static.value.idxmax(), metric])
 
 
-def within_drop(rows: pd.DataFrame, metric: str, reference: float, points: float) -> pd.Series:
-    """Rows whose metric is at most ``points`` (x100) worse than ``reference``, whichever way is better."""
-    sign = 1.0 if METRICS.get(metric).higher_is_better else -1.0
-    return sign * (reference - rows[metric]) * 100 <= points + 1e-9
-
-
-@dataclass(frozen=True)
-class Target:
-    """A selection rule: ``max_drop`` (metric points below full depth on dev) or ``min_speedup``."""
-
-    kind: str
-    value: float
-
-    def label(self) -> str:
-        return f"drop<={self.value:g}pt" if self.kind == "max_drop" else f"speedup>={self.value:g}x"
-
-
-def select(dev: pd.DataFrame, metric: str, targets: Sequence[Target]) -> pd.DataFrame:
-    """Per policy and target, the dev-chosen value: fastest within the drop budget, or most accurate at
-    the required speed-up (papers' protocol). Rows whose target no value meets are left out."""
-    sign = 1.0 if METRICS.get(metric).higher_is_better else -1.0
-    reference = full_depth_metric(dev, metric)
-    chosen = []
-    for policy, rows in dev.groupby("policy", sort=False):
-        for target in targets:
-            if target.kind == "max_drop":
-                ok = rows[within_drop(rows, metric, reference, target.value)]
-                best = ok.sort_values(["speedup", metric], ascending=[False, sign < 0])
-            else:
-                ok = rows[rows.speedup >= target.value]
-                best = ok.sort_values([metric, "speedup"], ascending=[sign < 0, False])
-            if not best.empty:
-                row = best.iloc[0]
-                chosen.append({"policy": policy, "target": target.label(), "value": row["value"],
-                               f"dev_{metric}": row[metric], "dev_speedup": row["speedup"],
-                               f"dev_full_{metric}": reference})
-    return pd.DataFrame(chosen)
-
-
-def apply_selection(chosen: pd.DataFrame, held_out: ExitArtifact, policies: dict[str, ExitPolicy],
-                    flops: ComponentFlops | None = None) -> pd.DataFrame:
-    """Report each dev-chosen (policy, value) on the held-out artefact."""
-    metric = held_out.metadata["metrics"][0]
-    rows = []
-    for _, pick in chosen.iterrows():
-        (test,) = sweep(held_out, [policies[pick.policy]], {pick.policy: [pick.value]}, flops).to_dict("records")
-        rows.append({**pick.to_dict(), f"test_{metric}": test[metric], "test_speedup": test["speedup"],
-                     "test_split": held_out.metadata["split"]})
-    return pd.DataFrame(rows)
-
-
 def _budget_curve(x: np.ndarray, y: np.ndarray, budgets: np.ndarray, floor: float) -> np.ndarray:
     """Best metric reachable within each relative-FLOPs budget (``floor`` where nothing fits)."""
     order = np.argsort(x, kind="stable")
@@ -133,7 +80,7 @@ def scores(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     static truncation's layer-1 metric, divided by static's own area, over static's FLOPs range (layer 1
     .. full depth). 1 matches truncation, > 1 beats it. Lower-is-better metrics are negated first.
     Also the largest speed-up that keeps the full-depth metric."""
-    sign = 1.0 if METRICS.get(metric).higher_is_better else -1.0
+    sign = direction(metric)
     full = full_depth_metric(table, metric)
     static = table[table.policy == "static"]
     budgets = np.linspace(static.relative_flops.min(), 1.0, CURVE_POINTS)
@@ -149,3 +96,85 @@ def scores(table: pd.DataFrame, metric: str) -> pd.DataFrame:
          "best_speedup_at_full_metric": rows.loc[sign * rows[metric] >= sign * full - 1e-12, "speedup"].max()}
         for policy, rows in table.groupby("policy", sort=False)
     ])
+
+
+SWEEP_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SweepFiles:
+    """The files one sweep writes, all named after its ``--out`` CSV: the rows, the scores, the selected
+    operating points and the JSON record. The workflow declares each one; ``report`` reads all four."""
+
+    table: Path
+
+    @property
+    def scores(self) -> Path:
+        return self.table.with_suffix(".scores.csv")
+
+    @property
+    def selection(self) -> Path:
+        return self.table.with_suffix(".selection.csv")
+
+    @property
+    def record(self) -> Path:
+        return self.table.with_suffix(".json")
+
+    def all(self) -> list[Path]:
+        return [self.table, self.scores, self.selection, self.record]
+
+
+@dataclass
+class SweepRecord:
+    """``<sweep>.json``: what a sweep read and how it chose its operating points.
+
+    Attributes:
+        artifact: the dev artefact's metadata (provenance left out).
+        operating_points: the ``OperatingPointSpec`` used, as a dict.
+        reported_split: the split the selection's ``test_*`` columns were measured on.
+        flops_source: ``fvcore`` or ``analytic``; rows: rows in the table.
+        provenance: the ``provenance.collect`` block of the sweep run, with input hashes.
+    """
+
+    artifact: dict[str, Any]
+    operating_points: dict[str, Any]
+    reported_split: str
+    flops_source: str
+    rows: int
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": SWEEP_FORMAT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "sweep record") -> SweepRecord:
+        if data.get("format_version") != SWEEP_FORMAT_VERSION:
+            raise RecordError(f"{where} has format version {data.get('format_version')}, this code reads "
+                              f"{SWEEP_FORMAT_VERSION}; rerun `fastexit-bench sweep`")
+        return cls(**{k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
+
+
+@dataclass
+class SweepResult:
+    """One sweep's outputs in memory: every (policy, value) row on dev, the per-policy scores, and the
+    operating points chosen on dev and measured on the reported split."""
+
+    table: pd.DataFrame
+    scores: pd.DataFrame
+    selection: pd.DataFrame
+    record: SweepRecord
+
+    def save(self, files: SweepFiles) -> None:
+        for frame, path in ((self.table, files.table), (self.scores, files.scores),
+                            (self.selection, files.selection)):
+            with atomic_path(path) as tmp:
+                frame.to_csv(tmp, index=False)
+        write_json(files.record, self.record.to_dict())
+
+    @classmethod
+    def load(cls, files: SweepFiles) -> SweepResult:
+        missing = [str(p) for p in files.all() if not p.is_file()]
+        if missing:
+            raise RecordError(f"sweep {files.table} is incomplete (missing {missing}); rerun `fastexit-bench sweep`")
+        record = SweepRecord.from_dict(read_json(files.record), str(files.record))
+        return cls(pd.read_csv(files.table), pd.read_csv(files.scores), pd.read_csv(files.selection), record)

@@ -8,7 +8,9 @@ import sys
 
 from fastexit_bench import __version__
 from fastexit_bench.cli import backbone, data, evaluate, flops, latency, report, sweep, train
+from fastexit_bench.data.spec import use_dataset_dirs
 from fastexit_bench.errors import FastExitError
+from fastexit_bench.locations import DATASETS_ENV
 
 COMMANDS = (data, backbone, train, evaluate, sweep, flops, latency, report)
 
@@ -17,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastexit-bench", description="Benchmarks for early-exit transformers.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--dataset-dir", action="append", default=[], metavar="DIR",
+                        help=f"a folder of your own dataset declarations (*.yaml), besides the built-in ones "
+                        f"(repeatable; also ${DATASETS_ENV})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(commands)
@@ -29,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        use_dataset_dirs(args.dataset_dir)
         args.handler(args)
     except FastExitError as exc:
         print(f"fastexit-bench: error: {exc}", file=sys.stderr)

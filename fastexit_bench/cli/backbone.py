@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import emit, subcommand
+from fastexit_bench.cli.common import add_resources_arg, emit, subcommand
 
 PROBES = ("The film is a gripping, beautifully acted story.", "这家酒店的服务非常好，房间也很干净。")
 
@@ -23,7 +23,7 @@ def add_parser(commands) -> None:
     )
     show.add_argument("name", help="backbone name, local folder or hub id")
     show.add_argument("--text", action="append", help="sentence(s) to run (default: one English, one Chinese)")
-    show.add_argument("--resources", help="resources folder (default: $FASTEXIT_RESOURCES or resources/)")
+    add_resources_arg(show)
     show.add_argument("--out", type=Path, help="also write the summary as JSON")
 
 
@@ -40,8 +40,8 @@ def run_show(args: argparse.Namespace) -> None:
     import torch
 
     from fastexit_bench import provenance
-    from fastexit_bench.models.backbones import load_backbone
     from fastexit_bench.io import write_json
+    from fastexit_bench.models.backbones import load_backbone
 
     model, tokenizer, resolved = load_backbone(args.name, args.resources)
     emit(f"{args.name}: {resolved.source}\n  location {resolved.location}")

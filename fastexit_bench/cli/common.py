@@ -1,20 +1,25 @@
-"""Small helpers shared by the command modules."""
+"""Small helpers shared by the command modules. Option defaults come from the typed configs
+(``DataConfig``, ``TrainConfig``, ``LatencyConfig``, ``OperatingPointSpec``), never from literals here."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the paper module imports pandas; commands import it lazily
-    from fastexit_bench.reporting.paper import TableSpec
+from fastexit_bench.analysis.operating_points import OperatingPointSpec
+from fastexit_bench.data.config import DataConfig
+from fastexit_bench.locations import MIRROR_ENV, RESOURCES_ENV
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Examples kept as written, and every option's default shown in its help."""
 
 
 def subcommand(group, name: str, help_text: str, examples: str, handler) -> argparse.ArgumentParser:
     """Add one sub-command with an epilog of examples and the function that runs it."""
     parser = group.add_parser(name, help=help_text, description=help_text, epilog="examples:\n" + examples,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=HelpFormatter)
     parser.set_defaults(handler=handler)
     return parser
 
@@ -24,12 +29,33 @@ def emit(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
 
+def add_mirror_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mirror", help=f"folder of dataset copies (None: ${MIRROR_ENV}); e.g. ../shared/data")
+
+
+def add_resources_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resources", help=f"folder of converted backbones and caches (None: ${RESOURCES_ENV} "
+                        "or resources/)")
+
+
 def add_location_args(parser: argparse.ArgumentParser) -> None:
     """``--mirror``, ``--resources`` and ``--device``, spelled the same in every command."""
-    parser.add_argument("--mirror", help="folder of dataset copies (default: $FASTEXIT_DATA_MIRROR); "
-                        "e.g. ../shared/data")
-    parser.add_argument("--resources", help="resources folder (default: $FASTEXIT_RESOURCES or resources/)")
+    add_mirror_arg(parser)
+    add_resources_arg(parser)
     parser.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda, cuda:1, ...")
+
+
+def add_data_args(parser: argparse.ArgumentParser, *, train: bool = True) -> None:
+    """The :class:`DataConfig` options: subsample sizes, tokenization length, seed."""
+    defaults = DataConfig()
+    if train:
+        parser.add_argument("--max-train", type=int, default=defaults.max_train,
+                            help="seeded subsample of the train split (None: every row)")
+    parser.add_argument("--max-eval", type=int, default=defaults.max_eval,
+                        help="seeded subsample of each evaluation split (None: every row)")
+    parser.add_argument("--max-length", type=int, default=defaults.max_length, help="max tokens per example")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help="seeds carving, subsampling (and in `train`: head init, data order, dropout)")
 
 
 def parse_floats(text: str) -> list[float]:
@@ -45,27 +71,12 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def add_operating_point_args(parser: argparse.ArgumentParser) -> None:
-    """``--values`` and ``--max-drop``: a paper table's operating points, spelled the same in `report` and `latency`."""
-    parser.add_argument("--values", action="append", default=[], metavar="POLICY=V1,V2",
-                        type=named_value(parse_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.8"),
-                        help="fixed values of a recipe's exit policy (repeatable); other policies use --max-drop")
-    parser.add_argument("--max-drop", type=float_list, default=[0.0, 1.0, 2.0],
-                        help="dev-chosen values: fastest within N points of full depth on dev (default 0,1,2)")
-
-
-def table_spec(args: argparse.Namespace, layout: str | None = None) -> TableSpec:
-    """The :class:`~fastexit_bench.reporting.paper.TableSpec` of ``--values``/``--max-drop`` (and a layout, else
-    TableSpec's default)."""
-    from fastexit_bench.reporting.paper import TableSpec
-
-    return TableSpec(layout or TableSpec.layout, {name: tuple(values) for name, values in args.values},
-                     tuple(args.max_drop))
-
-
-def config_of(args: argparse.Namespace) -> dict:
-    """The parsed arguments as a JSON-able dict, for provenance."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "handler"}
+def int_list(text: str) -> list[int]:
+    """An argparse type for comma-separated whole numbers."""
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
 def named_value(parse, example: str):
@@ -81,3 +92,26 @@ def named_value(parse, example: str):
             raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}") from None
 
     return convert
+
+
+def add_operating_point_args(parser: argparse.ArgumentParser) -> None:
+    """``--values``, ``--max-drop`` and ``--min-speedup``: the :class:`OperatingPointSpec` options."""
+    defaults = OperatingPointSpec()
+    parser.add_argument("--values", action="append", default=[], metavar="POLICY=V1,V2",
+                        type=named_value(parse_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.8"),
+                        help="fixed operating points of one policy (repeatable); other policies get dev-chosen ones")
+    parser.add_argument("--max-drop", type=float_list, default=list(defaults.max_drop),
+                        help="dev-chosen points: the fastest value within N metric points of full depth on dev")
+    parser.add_argument("--min-speedup", type=float_list, default=list(defaults.min_speedup),
+                        help="dev-chosen points: the most accurate value reaching this FLOPs speed-up")
+
+
+def operating_point_spec(args: argparse.Namespace) -> OperatingPointSpec:
+    """The :class:`OperatingPointSpec` of ``--values``/``--max-drop``/``--min-speedup``."""
+    return OperatingPointSpec({name: tuple(values) for name, values in args.values}, tuple(args.max_drop),
+                              tuple(args.min_speedup))
+
+
+def config_of(args: argparse.Namespace) -> dict:
+    """The parsed arguments as a JSON-able dict, for provenance."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "handler"}

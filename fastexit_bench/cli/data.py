@@ -6,11 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from fastexit_bench.cli.common import emit, subcommand
-from fastexit_bench.data.loading import MIRROR_ENV, available_splits, load_split, resolve_mirror
+from fastexit_bench.cli.common import add_data_args, add_mirror_arg, add_resources_arg, emit, subcommand
+from fastexit_bench.data.config import DataConfig
+from fastexit_bench.data.loading import available_splits, load_split, resolve_mirror
 from fastexit_bench.data.spec import DATASETS, DatasetSpec
-
-MIRROR_HELP = f"folder of dataset copies (default: ${MIRROR_ENV}); e.g. ../shared/data"
 
 
 def add_parser(commands) -> None:
@@ -27,8 +26,8 @@ def add_parser(commands) -> None:
         run_show,
     )
     show.add_argument("names", nargs="*", help="datasets (default: all that are available locally)")
-    show.add_argument("--mirror", help=MIRROR_HELP)
-    show.add_argument("--seed", type=int, default=0, help="seed for carving and subsampling")
+    add_mirror_arg(show)
+    show.add_argument("--seed", type=int, default=DataConfig.seed, help="seed for carving missing splits")
 
     prepare = subcommand(
         group, "prepare", "load, subsample and tokenize every split of a dataset (cached)",
@@ -36,14 +35,11 @@ def add_parser(commands) -> None:
         "      --max-train 2000 --max-length 128 --out results/data/sst2.minilm-l6.json\n",
         run_prepare,
     )
-    prepare.add_argument("name")
+    prepare.add_argument("name", help="dataset name")
     prepare.add_argument("--backbone", required=True, help="backbone name, local folder or hub id (its tokenizer)")
-    prepare.add_argument("--mirror", help=MIRROR_HELP)
-    prepare.add_argument("--max-train", type=int, help="seeded subsample of the train split")
-    prepare.add_argument("--max-eval", type=int, help="seeded subsample of each eval split")
-    prepare.add_argument("--max-length", type=int, default=128, help="max tokens per example (default 128)")
-    prepare.add_argument("--seed", type=int, default=0)
-    prepare.add_argument("--resources", help="resources folder (default: $FASTEXIT_RESOURCES or resources/)")
+    add_mirror_arg(prepare)
+    add_resources_arg(prepare)
+    add_data_args(prepare)
     prepare.add_argument("--out", type=Path, required=True, help="summary JSON to write")
 
 
@@ -87,9 +83,9 @@ def run_show(args: argparse.Namespace) -> None:
 
 def run_prepare(args: argparse.Namespace) -> None:
     from fastexit_bench import provenance
-    from fastexit_bench.models.backbones import load_backbone
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.io import write_json
+    from fastexit_bench.models.backbones import load_backbone
 
     spec = DATASETS.get(args.name)
     _, tokenizer, resolved = load_backbone(args.backbone, args.resources)

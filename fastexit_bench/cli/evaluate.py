@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from fastexit_bench.cli.common import add_location_args, config_of, emit, subcommand
+from fastexit_bench.data.config import DataConfig
+from fastexit_bench.training.config import TrainConfig
 
 
 def add_parser(commands) -> None:
@@ -17,44 +19,44 @@ def add_parser(commands) -> None:
         run_evaluate,
     )
     parser.add_argument("model", type=Path, help="model folder written by `fastexit-bench train`")
-    parser.add_argument("--split", help="split to evaluate (default: the dataset's first eval split)")
+    parser.add_argument("--split", help="split to evaluate (None: the dataset's first eval split)")
     parser.add_argument("--out", type=Path, required=True, help=".npz artefact to write")
     add_location_args(parser)
-    parser.add_argument("--max-examples", type=int, help="seeded subsample of the split (default: all of it)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--max-examples", type=int, default=DataConfig.max_eval,
+                        help="seeded subsample of the split (None: all of it)")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.eval_batch_size, help="evaluation batch size")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from fastexit_bench import provenance
+    from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
-    from fastexit_bench.analysis.artifact import ExitArtifact, predict
-    from fastexit_bench.analysis.flops import measure_fvcore
     from fastexit_bench.io import sha256_file
     from fastexit_bench.models.saved import WEIGHTS, load_trained
+    from fastexit_bench.models.tracing import measure_fvcore
     from fastexit_bench.runtime.batches import TokenBatches
+    from fastexit_bench.runtime.predict import predict
 
     device = resolve_device(args.device)
-    model, tokenizer, info = load_trained(args.model, args.resources)
-    spec = DATASETS.get(info["dataset"])
+    model, tokenizer, record = load_trained(args.model, args.resources)
+    spec = DATASETS.get(record.dataset)
     split = args.split or spec.eval_splits[0]
     loaded, rows = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=args.max_examples,
-                                  seed=info["seed"], max_length=info["max_length"],
-                                  resources=args.resources)
+                                  seed=record.seed, max_length=record.max_length, resources=args.resources)
     flops = measure_fvcore(model)
-    predictions = predict(model.to(device), TokenBatches(rows, tokenizer, device), args.batch_size)
-    per_layer = predictions.layer_metrics(spec.task, spec.metrics) if predictions.labels is not None else None
-    ExitArtifact(predictions, rows.with_format("numpy")["length"], {
-        "dataset": spec.name, "split": split, "task": spec.task, "metrics": list(spec.metrics),
-        "label_names": list(spec.label_names), "recipe": info["recipe"], "backbone": info["backbone"],
-        "model": info["model"], "architecture": model.architecture(),
-        "flops": flops.to_dict(), "seed": info["seed"], "max_length": info["max_length"],
-        "model_dir": str(args.model), "model_sha256": sha256_file(args.model / WEIGHTS),
-        "trained_at_commit": info["provenance"]["git_commit"], "data_origin": loaded.origin,
-        "layer_metrics": per_layer,
-        "provenance": provenance.collect(config=config_of(args)),
-    }).save(args.out)
+    predictions = predict(model.to(device), TokenBatches(rows, tokenizer, device), spec.task, args.batch_size)
+    per_layer = predictions.layer_metrics(spec.metrics) if predictions.labels is not None else None
+    metadata = ArtifactMetadata(
+        dataset=spec.name, split=split, task=spec.task, metrics=list(spec.metrics), recipe=record.recipe,
+        backbone=record.backbone, seed=record.seed, architecture=model.architecture(),
+        label_names=list(spec.label_names), model=record.to_dict()["model"], flops=flops.to_dict(),
+        max_length=record.max_length, model_dir=str(args.model), model_sha256=sha256_file(args.model / WEIGHTS),
+        trained_at_commit=record.provenance.get("git_commit"), data_origin=loaded.origin, layer_metrics=per_layer,
+        provenance=provenance.collect(config=config_of(args)),
+    )
+    ExitArtifact(predictions, rows.with_format("numpy")["length"], metadata).save(args.out)
     if per_layer is not None:
         emit(f"{'layer':>5}  " + "  ".join(f"{m:>9}" for m in spec.metrics))
         for layer, values in enumerate(per_layer, start=1):

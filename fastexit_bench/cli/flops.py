@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from fastexit_bench.cli.common import emit, subcommand
+from fastexit_bench.cli.common import add_resources_arg, emit, subcommand
+from fastexit_bench.data.config import DataConfig
 
 
 def add_parser(commands) -> None:
@@ -16,17 +17,17 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--backbone", required=True, help="backbone name, local folder or hub id")
     parser.add_argument("--head", default="highway", help="exit head type (highway, branch)")
-    parser.add_argument("--num-outputs", type=int, default=2)
+    parser.add_argument("--num-outputs", type=int, default=2, help="classes (1 for regression)")
     parser.add_argument("--learned-exit", action="store_true", help="include BERxiT's scorer")
-    parser.add_argument("--length", type=int, default=128, help="tokens per example (default 128)")
-    parser.add_argument("--resources", help="resources folder (default: $FASTEXIT_RESOURCES or resources/)")
+    parser.add_argument("--length", type=int, default=DataConfig.max_length, help="tokens per example")
+    add_resources_arg(parser)
 
 
 def run_flops(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from fastexit_bench.analysis.flops import fastbert_convention, measure_fvcore
     from fastexit_bench.models.saved import ModelSpec, build_model
+    from fastexit_bench.models.tracing import fastbert_convention, measure_fvcore
 
     model, _, resolved = build_model(ModelSpec(args.backbone, args.head, args.num_outputs,
                                                learned_exit=args.learned_exit), args.resources)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import add_operating_point_args, config_of, emit, subcommand, table_spec
+from fastexit_bench.cli.common import config_of, emit, subcommand
+from fastexit_bench.reporting.paper import LAYOUTS, TableSpec
 
 
 def add_parser(commands) -> None:
     parser = subcommand(
         commands, "report", "tables and plots of one experiment from its sweeps and evaluation artefacts",
-        "  fastexit-bench report --name quick --sweeps results/quick/sweeps/*.csv \\\n"
-        "      --artifacts results/quick/exits/*.npz --tables results/tables --plots results/plots/quick\n",
+        "  fastexit-bench report --name quick --sweeps results/quick/sweeps/*[0-9].csv \\\n"
+        "      --artifacts results/quick/exits/*.npz --tables results/tables --plots results/plots/quick\n"
+        "Each sweep CSV is read with the files `sweep` wrote beside it (.scores.csv, .selection.csv, .json).\n",
         run_report,
     )
     parser.add_argument("--name", required=True, help="experiment name: the tables are TABLES/NAME.{md,tex,csv}")
@@ -20,27 +22,28 @@ def add_parser(commands) -> None:
     parser.add_argument("--artifacts", nargs="+", type=Path, required=True, help="artefacts from `evaluate`")
     parser.add_argument("--tables", type=Path, required=True, help="folder for the tables")
     parser.add_argument("--plots", type=Path, required=True, help="folder for the plots")
-    paper = parser.add_argument_group("paper table (TABLES/NAME_paper.*): each model at its paper's operating points")
-    paper.add_argument("--layout", choices=("fastbert", "deebert"), default="deebert",
-                       help="FastBERT Table 2 columns (accuracy, FLOPs, speed-up) or DeeBERT Table 1 columns "
-                       "(metric change, time saving)")
-    add_operating_point_args(paper)
-    paper.add_argument("--latency", nargs="*", type=Path, default=[], help="JSONs from `fastexit-bench latency`")
+    parser.add_argument("--layout", choices=LAYOUTS, default=TableSpec.layout,
+                        help="paper table (TABLES/NAME_paper.*): FastBERT Table 2 columns (accuracy, FLOPs, speed-up) "
+                        "or DeeBERT Table 1 columns (metric change, time saving)")
+    parser.add_argument("--latency", nargs="*", type=Path, default=[], help="JSONs from `fastexit-bench latency`")
 
 
 def run_report(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from fastexit_bench import provenance
-    from fastexit_bench.reporting import paper, tables
     from fastexit_bench.analysis.artifact import ExitArtifact
+    from fastexit_bench.analysis.sweep import SweepFiles, SweepResult
     from fastexit_bench.io import read_json, sha256_file, write_json
+    from fastexit_bench.reporting import paper, tables
     from fastexit_bench.reporting.plots import exit_shares, layer_metric, metric_vs_flops
 
-    sweep = pd.concat([pd.read_csv(path) for path in args.sweeps], ignore_index=True)
+    results = [SweepResult.load(SweepFiles(path)) for path in args.sweeps]
+    sweep = pd.concat([result.table for result in results], ignore_index=True)
+    selection = pd.concat([result.selection for result in results], ignore_index=True)
     artifacts = [ExitArtifact.load(path) for path in args.artifacts]
     layers = tables.layer_table(artifacts)
-    summary = tables.mean_std(tables.policy_summary(sweep), [*tables.KEYS, "metric"])
+    summary = tables.mean_std(tables.policy_summary(results), [*tables.KEYS, "metric"])
     per_layer = tables.mean_std(layers, ["dataset", "split", "backbone", "recipe", "metric"])
     flops_source = ", ".join(sorted(sweep.flops_source.unique()))
     legend = ("auc_vs_static: area under the best-metric-within-FLOPs-budget curve relative to static truncation "
@@ -49,10 +52,10 @@ def run_report(args: argparse.Namespace) -> None:
     written = tables.write_table(summary, args.tables / args.name, f"{args.name}: exit policies", [legend])
     written += tables.write_table(per_layer, args.tables / f"{args.name}_layers",
                                   f"{args.name}: metric at every exit (mean ± std over seeds)")
-    spec = table_spec(args, args.layout)
+    spec = TableSpec(args.layout)
     timings = pd.DataFrame([{**{k: record[k] for k in ("dataset", "recipe", "seed")}, **row}
                             for record in map(read_json, args.latency) for row in record["rows"]])
-    points = paper.with_latency(paper.against_baseline(paper.operating_points(paper.runs(artifacts), spec)), timings)
+    points = paper.with_latency(paper.against_baseline(paper.paper_points(selection)), timings)
     latency_note = ("Measured time saving / speed-up: the early-exit engine against the same model at full depth, "
                     "same batches, one process (CPU perf_counter or CUDA events); first seed only."
                     if args.latency else "No latency measured for this experiment.")
@@ -69,7 +72,8 @@ def run_report(args: argparse.Namespace) -> None:
     written += metric_vs_flops(sweep, args.plots / "metric_vs_flops")
     written += exit_shares(sweep, args.plots / "exit_shares")
     written += layer_metric(layers, args.plots / "layer_metric")
-    inputs = {str(p): sha256_file(p) for p in (*args.sweeps, *args.artifacts, *args.latency)}
+    read = [path for sweep_csv in args.sweeps for path in SweepFiles(sweep_csv).all()]
+    inputs = {str(p): sha256_file(p) for p in (*read, *args.artifacts, *args.latency)}
     write_json(args.tables / f"{args.name}.json", {
         "provenance": provenance.collect(config=config_of(args), inputs=inputs),
         "outputs": [str(p) for p in written]})

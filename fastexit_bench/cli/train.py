@@ -6,14 +6,21 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from fastexit_bench.cli.common import add_location_args, config_of, emit, named_value, subcommand
-
-DEFAULTS_NOTE = "paper defaults: AdamW, lr 2e-5, warmup 0.1, max length 128, best dev epoch of 3"
+from fastexit_bench.cli.common import (
+    add_data_args,
+    add_location_args,
+    config_of,
+    emit,
+    named_value,
+    subcommand,
+)
+from fastexit_bench.training.config import TrainConfig
 
 
 def add_parser(commands) -> None:
+    defaults = TrainConfig()
     parser = subcommand(
-        commands, "train", f"fine-tune an early-exit model with a recipe ({DEFAULTS_NOTE})",
+        commands, "train", "fine-tune an early-exit model with a recipe (defaults: the papers' AdamW settings)",
         "  fastexit-bench train --dataset sst2 --backbone minilm-l6 --recipe deebert \\\n"
         "      --mirror ../shared/data --max-train 2000 --out results/models/sst2/minilm-l6/deebert-s0\n"
         "  fastexit-bench train --dataset chnsenticorp --backbone me5-small --recipe fastbert --epochs 2 --out m/\n"
@@ -22,24 +29,23 @@ def add_parser(commands) -> None:
         "A killed run started again with the same --out resumes from its last checkpoint.\n",
         run_train,
     )
-    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--dataset", required=True, help="dataset name (`fastexit-bench data ls`)")
     parser.add_argument("--backbone", required=True, help="backbone name, local folder or hub id")
-    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--recipe", required=True, help="training recipe")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     add_location_args(parser)
-    parser.add_argument("--max-train", type=int, help="seeded subsample of the train split")
-    parser.add_argument("--max-eval", type=int, help="seeded subsample of the dev split used to pick epochs")
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--seed", type=int, default=0, help="seeds subsampling, head init, data order, dropout")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--stage-lr", action="append", default=[], metavar="STAGE=LR",
+    add_data_args(parser)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs per stage")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="training batch size")
+    parser.add_argument("--stage-lr", action="append", default=list(defaults.stage_lr), metavar="STAGE=LR",
                         type=named_value(float, "STAGE=LR such as offramps=1e-3"),
                         help="learning rate of one named stage, e.g. offramps=1e-3 (repeatable)")
-    parser.add_argument("--warmup", type=float, default=0.1, help="fraction of steps with linear warmup")
-    parser.add_argument("--max-steps", type=int, help="cap on optimizer steps per stage (smoke runs)")
-    parser.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps inside an epoch")
+    parser.add_argument("--warmup", type=float, default=defaults.warmup, help="fraction of steps with linear warmup")
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps,
+                        help="cap on optimizer steps per stage (smoke runs)")
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+                        help="also checkpoint every N steps inside an epoch")
     parser.add_argument("--no-feature-cache", action="store_true",
                         help="run the frozen backbone every epoch instead of caching per-layer [CLS] features")
 
@@ -52,10 +58,10 @@ def run_train(args: argparse.Namespace) -> None:
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
     from fastexit_bench.errors import FastExitError
-    from fastexit_bench.models.saved import ModelSpec, build_model, save_trained
+    from fastexit_bench.models.saved import TrainingRecord, build_model, save_trained
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.training.recipes import get_recipe
-    from fastexit_bench.training.trainer import DevSet, TrainConfig, Trainer
+    from fastexit_bench.training.trainer import DevSet, Trainer
 
     spec = DATASETS.get(args.dataset)
     recipe = get_recipe(args.recipe)
@@ -66,7 +72,7 @@ def run_train(args: argparse.Namespace) -> None:
                                 "and the rate must be a positive number")
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    model_spec = ModelSpec.for_recipe(args.backbone, recipe, spec.num_outputs)
+    model_spec = recipe.model_spec(args.backbone, spec.num_outputs)
     model, tokenizer, resolved = build_model(model_spec, args.resources)
     model.to(device)
     data = {}
@@ -84,18 +90,13 @@ def run_train(args: argparse.Namespace) -> None:
                       checkpoint=args.out / "train.ckpt")
     logs = trainer.run()
     final = logs[-1].epochs[logs[-1].best_epoch - 1].dev_metric
-    save_trained(args.out, model.cpu(), model_spec, {
-        "provenance": provenance.collect(config=config_of(args)),
-        "dataset": spec.name,
-        "recipe": recipe.name,
-        "seed": args.seed,
-        "max_length": args.max_length,
-        "backbone": asdict(resolved),
-        "train_config": asdict(config),
-        "data": {"train": train_loaded.origin, "dev": {"split": dev_loaded.split, **dev_loaded.origin}},
-        "stages": [asdict(log) for log in logs],
-        "dev_metric": {"name": spec.metrics[0], "per_layer": final},
-    })
+    save_trained(args.out, model.cpu(), TrainingRecord(
+        model=model_spec, dataset=spec.name, recipe=recipe.name, seed=args.seed, max_length=args.max_length,
+        backbone=asdict(resolved), train_config=asdict(config),
+        data={"train": train_loaded.origin, "dev": {"split": dev_loaded.split, **dev_loaded.origin}},
+        stages=[asdict(log) for log in logs], dev_metric={"name": spec.metrics[0], "per_layer": final},
+        provenance=provenance.collect(config=config_of(args)),
+    ))
     (args.out / "train.ckpt").unlink()
     emit(f"dev {spec.metrics[0]} per layer: " + " ".join(f"{m:.4f}" for m in final))
     emit(f"wrote {args.out}")

@@ -19,8 +19,7 @@ import pandas as pd
 from fastexit_bench.data.sources import SavedDataset, Source, TableFiles
 from fastexit_bench.data.spec import DATASETS, DatasetSpec
 from fastexit_bench.errors import DataError
-
-MIRROR_ENV = "FASTEXIT_DATA_MIRROR"
+from fastexit_bench.locations import MIRROR_ENV
 
 
 def resolve_mirror(mirror: str | Path | None) -> Path | None:

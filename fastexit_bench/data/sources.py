@@ -9,7 +9,6 @@ applied later by the loader through ``label_map``.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from fastexit_bench.errors import DataError
+from fastexit_bench.locations import package_dir
 
 # A column is a name (header files), a 0-based index (header-less files), or a tuple of either,
 # whose values are joined with a space (AG News title + description).
@@ -65,20 +65,13 @@ def _read_table(path: Path, fmt: str, header: bool) -> pd.DataFrame:
     raise ValueError(f"unknown table format {fmt!r}")
 
 
-def package_dir(package: str) -> Path | None:
-    """Directory of an installed package, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 @dataclass(frozen=True, eq=False)
 class Source(ABC):
     """A place that may hold some splits of a dataset.
 
     Attributes:
-        roots: candidate folders, relative to the mirror (or to ``package``); the first that exists is used.
+        roots: candidate folders, relative to the mirror (or to ``package``), or absolute; the first that
+            exists is used.
         package: read from this installed PyPI package's folder instead of the mirror.
         label_map: raw label value -> label name, for files whose labels differ from the registry's.
         note: what a user must know about this copy (subsets, missing rows); recorded in every output.
@@ -90,11 +83,12 @@ class Source(ABC):
     note: str = ""
 
     def base(self, mirror: Path | None) -> Path | None:
-        """The first candidate root that exists, or None."""
+        """The first candidate root that exists, or None. Absolute roots (a user declaration's own folder)
+        need no mirror."""
         anchor = package_dir(self.package) if self.package else mirror
-        if anchor is None:
-            return None
-        return next((anchor / r for r in self.roots if (anchor / r).is_dir()), None)
+        found = (Path(r) if Path(r).is_absolute() else anchor / r for r in self.roots
+                 if Path(r).is_absolute() or anchor is not None)
+        return next((path for path in found if path.is_dir()), None)
 
     def candidates(self, mirror: Path | None) -> list[str]:
         """Every path this source would look at, for error messages."""

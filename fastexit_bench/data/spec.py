@@ -1,23 +1,25 @@
-"""The declaration of one dataset: task, fields, labels, metrics, splits and where copies live."""
+"""The declaration of one dataset: task, fields, labels, metrics, splits and where copies live.
+
+A dataset is data: one YAML file per dataset. The built-in ones are ``data/datasets/*.yaml``; a user adds
+one by writing such a file in a folder of their own and naming the folder (``--dataset-dir DIR``, the
+``dataset_dirs`` config key, or ``$FASTEXIT_DATASETS``). No package edit is needed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from fastexit_bench.data.sources import HubSource, Source
+import yaml
+
+from fastexit_bench.data.sources import Column, HubSource, LabelFiles, SavedDataset, Source, TableFiles
+from fastexit_bench.errors import DataError
+from fastexit_bench.locations import DATASETS_ENV
+from fastexit_bench.metrics import METRICS
 from fastexit_bench.registry import Registry
-
-DATASETS: Registry[DatasetSpec] = Registry(
-    "dataset",
-    modules=(
-        "fastexit_bench.data.catalog.glue",
-        "fastexit_bench.data.catalog.english",
-        "fastexit_bench.data.catalog.chinese",
-        "fastexit_bench.data.catalog.pypi",
-    ),
-)
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,7 +45,7 @@ class DatasetSpec:
         language: "en" or "zh".
         task: "classification" (cross-entropy) or "regression" (one output, MSE).
         label_names: class names in label-index order; empty for regression.
-        metrics: metric keys (see :mod:`fastexit_bench.analysis.metrics`); the first is the headline metric.
+        metrics: metric keys (see :mod:`fastexit_bench.metrics`); the first is the headline metric.
         text_fields: ("text_a",) for single sentences, ("text_a", "text_b") for pairs.
         train_split / eval_splits: canonical split names; eval splits are the ones papers report.
         sources: local copies tried in order, per split (mirror folders, PyPI packages).
@@ -79,7 +81,97 @@ class DatasetSpec:
         """Width of a classifier head: number of classes, or 1 for regression."""
         return 1 if self.task == "regression" else len(self.label_names)
 
+    def check(self, where: str) -> None:
+        """Refuse a declaration that cannot work, naming what is wrong."""
+        problems = []
+        if self.task not in ("classification", "regression"):
+            problems.append(f"task {self.task!r} is not classification or regression")
+        if (self.task == "regression") != (not self.label_names):
+            problems.append("label_names must list the classes of a classification task (and be empty for regression)")
+        if self.text_fields not in (("text_a",), ("text_a", "text_b")):
+            problems.append("text_fields must be [text_a] or [text_a, text_b]")
+        problems += [f"unknown metric {m!r} (known: {METRICS.names()})" for m in self.metrics if m not in METRICS]
+        if not self.metrics:
+            problems.append("metrics is empty")
+        if not (self.sources or self.hub):
+            problems.append("no sources and no hub copy")
+        if self.carve and not set(self.carve.parts) <= set(self.splits):
+            problems.append(f"carve parts {sorted(self.carve.parts)} are not among the splits {list(self.splits)}")
+        if problems:
+            raise DataError(f"dataset declaration {where}: " + "; ".join(problems))
+
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add ``spec`` to :data:`DATASETS` under its name."""
     return DATASETS.register(spec.name, spec)
+
+
+SOURCE_KINDS: dict[str, type[Source]] = {"table": TableFiles, "saved": SavedDataset, "label_files": LabelFiles}
+BUILT_IN = Path(__file__).with_name("datasets")
+
+
+def _column(value: Any) -> Column:
+    """YAML lists of columns are joined with a space (AG News title + description)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _source(entry: dict[str, Any], folder: Path) -> Source:
+    """One ``sources:`` entry; roots starting with ./ or ../ are relative to the declaration's folder."""
+    entry = dict(entry)
+    kind = entry.pop("kind", None)
+    if kind not in SOURCE_KINDS:
+        raise DataError(f"source kind {kind!r} is not one of {sorted(SOURCE_KINDS)}")
+    roots = [str((folder / r).resolve()) if r.startswith((".", "/")) else r for r in entry.pop("roots", [])]
+    if "columns" in entry:
+        entry["columns"] = {k: _column(v) for k, v in entry["columns"].items()}
+    return SOURCE_KINDS[kind](roots=tuple(roots), **entry)
+
+
+def declaration(path: Path) -> DatasetSpec:
+    """A :class:`DatasetSpec` from its YAML declaration (see ``data/datasets/*.yaml`` and the README)."""
+    try:
+        data = dict(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+        sources = tuple(_source(s, Path(path).parent) for s in data.pop("sources", []))
+        hub = data.pop("hub", None)
+        if hub is not None:
+            hub = HubSource(**{**hub, "columns": {k: _column(v) for k, v in hub.get("columns", {}).items()}})
+        carve = data.pop("carve", None)
+        tuples = ("label_names", "metrics", "text_fields", "eval_splits", "notes")
+        spec = DatasetSpec(**{k: tuple(v) if k in tuples else v for k, v in data.items()}, sources=sources,
+                           hub=hub, carve=Carve(**carve) if carve else None)
+    except (OSError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise DataError(f"dataset declaration {path}: {str(exc).splitlines()[0]}; see the built-in ones in "
+                        f"{BUILT_IN} for the keys") from None
+    spec.check(str(path))
+    return spec
+
+
+_USER_FOLDERS: set[Path] = set()
+
+
+def use_dataset_dirs(folders: Iterable[str | Path]) -> None:
+    """Register the declarations (``*.yaml``) of each folder, besides the built-in ones (once per folder)."""
+    for folder in folders:
+        folder = Path(folder).expanduser().resolve()
+        if folder in _USER_FOLDERS:
+            continue
+        if not folder.is_dir():
+            raise DataError(f"dataset folder {folder} does not exist; pass --dataset-dir (or ${DATASETS_ENV}) "
+                            "a folder of dataset declarations (*.yaml)")
+        _USER_FOLDERS.add(folder)
+        DATASETS.names()  # the built-in ones first, so that a clash names the user's file
+        for path in sorted(folder.glob("*.yaml")):
+            spec = declaration(path)
+            if spec.name in DATASETS:
+                raise DataError(f"dataset declaration {path}: name {spec.name!r} is taken by another dataset; "
+                                "rename it")
+            register_dataset(spec)
+
+
+def _load_declarations() -> None:
+    for path in sorted(BUILT_IN.glob("*.yaml")):
+        register_dataset(declaration(path))
+    use_dataset_dirs(f for f in os.environ.get(DATASETS_ENV, "").split(os.pathsep) if f)
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", loader=_load_declarations)

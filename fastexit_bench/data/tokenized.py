@@ -12,10 +12,10 @@ import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
 from fastexit_bench import __version__
-from fastexit_bench.models.backbones import resources_dir
 from fastexit_bench.data.loading import LoadedSplit, load_split
 from fastexit_bench.data.spec import DatasetSpec
 from fastexit_bench.io import atomic_path
+from fastexit_bench.locations import resources_dir
 
 log = logging.getLogger(__name__)
 

@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastexit_bench.data.sources import package_dir
 from fastexit_bench.errors import ModelLoadError, UnknownNameError
 from fastexit_bench.io import atomic_path
+from fastexit_bench.locations import package_dir, resources_dir
 from fastexit_bench.registry import Registry
 
 log = logging.getLogger(__name__)
-RESOURCES_ENV = "FASTEXIT_RESOURCES"
 SIDECAR = "fastexit_backbone.json"
-
-
-def resources_dir(path: str | Path | None = None) -> Path:
-    """Where converted backbones and caches live: the argument, ``$FASTEXIT_RESOURCES`` or ``resources/``."""
-    return Path(path or os.environ.get(RESOURCES_ENV) or "resources")
 
 
 @dataclass(frozen=True)

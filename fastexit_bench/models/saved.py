@@ -1,4 +1,4 @@
-"""A trained early-exit model on disk: ``model.safetensors`` plus ``training.json``.
+"""A trained early-exit model on disk: ``model.safetensors`` plus ``training.json`` (:class:`TrainingRecord`).
 
 ``training.json`` is written last, so a folder without it is not a finished model. The backbone
 is rebuilt from its name (or folder) and the weights loaded over it, so no modeling code is pickled.
@@ -7,18 +7,15 @@ is rebuilt from its name (or folder) and the weights loaded over it, so no model
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from safetensors.torch import load_model, save_model
 
-from fastexit_bench.errors import ModelLoadError
+from fastexit_bench.errors import ModelLoadError, RecordError
 from fastexit_bench.io import atomic_path, write_json
 from fastexit_bench.models.early_exit import EarlyExitModel
-
-if TYPE_CHECKING:
-    from fastexit_bench.training.recipes import Recipe
 
 WEIGHTS = "model.safetensors"
 INFO = "training.json"
@@ -34,11 +31,6 @@ class ModelSpec:
     num_layers: int | None = None
     learned_exit: bool = False
 
-    @classmethod
-    def for_recipe(cls, backbone: str, recipe: Recipe, num_outputs: int) -> ModelSpec:
-        """The model a recipe trains: its head type, kept layers and learned-exit scorer."""
-        return cls(backbone, recipe.head, num_outputs, recipe.num_layers, recipe.learned_exit)
-
 
 def build_model(spec: ModelSpec, resources: str | Path | None = None):
     """``(EarlyExitModel, tokenizer, resolved backbone)`` with freshly initialised heads."""
@@ -50,21 +42,66 @@ def build_model(spec: ModelSpec, resources: str | Path | None = None):
     return model, tokenizer, resolved
 
 
-def save_trained(folder: Path, model: EarlyExitModel, spec: ModelSpec, info: dict[str, Any]) -> None:
-    """Write the weights, then ``training.json`` (the completion marker) holding ``spec`` and ``info``."""
+TRAINING_RECORD_VERSION = 1
+
+
+@dataclass
+class TrainingRecord:
+    """``training.json``: what was trained, how, on which data, and how it scored on dev.
+
+    Attributes:
+        model: the :class:`ModelSpec` the weights load into.
+        dataset / recipe / seed / max_length: the run's dataset, recipe, seed and tokenization length.
+        backbone: where the backbone came from (``requested``, ``location``, ``source``, ``has_pooler``).
+        train_config: the resolved ``TrainConfig`` (every default filled in).
+        data: where the train and dev rows came from (``LoadedSplit.origin``; dev also names its split).
+        stages: per stage, its ``StageLog`` (learning rate, epochs with losses and dev metrics, best epoch).
+        dev_metric: ``{"name", "per_layer"}``: the headline dev metric at every exit of the kept epoch.
+        provenance: the ``provenance.collect`` block of the training run.
+    """
+
+    model: ModelSpec
+    dataset: str
+    recipe: str
+    seed: int
+    max_length: int
+    backbone: dict[str, Any]
+    train_config: dict[str, Any]
+    data: dict[str, Any]
+    stages: list[dict[str, Any]]
+    dev_metric: dict[str, Any]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": TRAINING_RECORD_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "training record") -> TrainingRecord:
+        version = data.get("format_version", TRAINING_RECORD_VERSION)  # records before versioning have this layout
+        if version != TRAINING_RECORD_VERSION:
+            raise RecordError(f"{where} has format version {version}, this code reads {TRAINING_RECORD_VERSION}; "
+                              "retrain with `fastexit-bench train`")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        return cls(**{**values, "model": ModelSpec(**data["model"])})
+
+
+def save_trained(folder: Path, model: EarlyExitModel, record: TrainingRecord) -> None:
+    """Write the weights, then ``training.json`` (the completion marker)."""
     folder = Path(folder)
     with atomic_path(folder / WEIGHTS) as tmp:
         save_model(model, str(tmp))
-    write_json(folder / INFO, {"model": asdict(spec), **info})
+    write_json(folder / INFO, record.to_dict())
 
 
-def load_trained(folder: Path, resources: str | Path | None = None):
-    """``(model in eval mode, tokenizer, info)`` from a folder written by :func:`save_trained`."""
+def load_trained(folder: Path, resources: str | Path | None = None
+                 ) -> tuple[EarlyExitModel, Any, TrainingRecord]:
+    """``(model in eval mode, tokenizer, record)`` from a folder written by :func:`save_trained`."""
     folder = Path(folder)
     if not (folder / INFO).is_file() or not (folder / WEIGHTS).is_file():
         raise ModelLoadError(f"{folder} is not a finished model (needs {WEIGHTS} and {INFO}); "
                              "train one with `fastexit-bench train ... --out FOLDER`")
-    info = json.loads((folder / INFO).read_text())
-    model, tokenizer, _ = build_model(ModelSpec(**info["model"]), resources)
+    record = TrainingRecord.from_dict(json.loads((folder / INFO).read_text()), str(folder / INFO))
+    model, tokenizer, _ = build_model(record.model, resources)
     load_model(model, str(folder / WEIGHTS))
-    return model.eval(), tokenizer, info
+    return model.eval(), tokenizer, record

@@ -2,17 +2,17 @@
 numbers the papers' authors published.
 
 A model that always runs to the end (baseline, truncated-k) is one row. An early-exit model is one row
-per setting of its paper's exit policy (``Recipe.exit_policy``): fixed values, as in FastBERT's
-``speed`` 0.1/0.5/0.8, or values chosen on the dev split, as in DeeBERT's thresholds (fastest value
-within N metric points of full depth). Rows are reported on the held-out split when the dataset has
-one (dev otherwise), with FLOPs in FastBERT's convention and the fvcore count, the change against the
-experiment's baseline, and the published numbers of ``published.yaml`` with their source.
+per operating point of its paper's exit policy (``Recipe.exit_policy``), as the sweep chose and measured
+it: fixed values, as in FastBERT's ``speed`` 0.1/0.5/0.8, or values chosen on the dev split, as in
+DeeBERT's thresholds (fastest value within N metric points of full depth). Rows are reported on the
+held-out split when the dataset has one (dev otherwise), with FLOPs in FastBERT's convention and the
+fvcore count, the change against the experiment's baseline, and the published numbers of
+``published.yaml`` with their source.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fastexit_bench.data.spec import DATASETS
+from fastexit_bench.analysis.operating_points import FULL_DEPTH
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.analysis.artifact import ExitArtifact
-from fastexit_bench.analysis.flops import FastBertConventionFlops
-from fastexit_bench.analysis.policies import resolve_policy
-from fastexit_bench.analysis.sweep import Target, select, sweep
+from fastexit_bench.reporting.tables import mean_pm_std
 from fastexit_bench.training.recipes import get_recipe
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
@@ -35,85 +32,31 @@ LAYOUTS = ("fastbert", "deebert")
 
 @dataclass(frozen=True)
 class TableSpec:
-    """How an experiment's paper table is laid out and which operating points it shows."""
+    """How an experiment's paper table is laid out; its operating points come from the sweeps' selection
+    (:class:`~fastexit_bench.analysis.operating_points.OperatingPointSpec`)."""
 
     layout: str = "deebert"
-    values: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    max_drop: tuple[float, ...] = (0.0, 1.0, 2.0)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise FastExitError(f"paper table layout {self.layout!r} is not one of {LAYOUTS}")
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One operating point: a row label, the policy and its value."""
-
-    label: str
-    policy: str
-    value: float
-
-
-def settings(recipe: str, dev: ExitArtifact, spec: TableSpec) -> list[Setting]:
-    """The operating points of one model: full depth, the fixed values, or the dev-chosen values."""
-    policy_name = get_recipe(recipe).exit_policy
-    if policy_name is None:
-        return [Setting("full depth", "static", float(dev.predictions.num_layers))]
-    policy = resolve_policy(policy_name)
-    if policy.name in spec.values:
-        return [Setting(f"{policy.name}={value:g}", policy.name, value) for value in spec.values[policy.name]]
-    metric = dev.metadata["metrics"][0]
-    table = sweep(dev, [policy, resolve_policy("static")])
-    chosen = select(table, metric, [Target("max_drop", points) for points in spec.max_drop])
-    return [Setting(f"{policy.name}, dev {pick.target}", policy.name, float(pick.value))
-            for pick in chosen.itertuples() if pick.policy == policy.name]
-
-
-def measure(artifact: ExitArtifact, setting: Setting) -> dict[str, Any]:
-    """Headline metric, mean exit layer and FLOPs (fvcore at true lengths; FastBERT's convention) of one
-    operating point on one split."""
-    policy = resolve_policy(setting.policy)
-    (row,) = sweep(artifact, [policy], {policy.name: [setting.value]}).to_dict("records")
-    convention = FastBertConventionFlops(artifact.metadata["architecture"])
-    flops_fastbert = 2 * convention.per_example(np.array([row["mean_exit_layer"]]), np.zeros(1), policy.reads)[0]
-    metric = artifact.metadata["metrics"][0]
-    return {"metric": metric, "value": setting.value, "score": row[metric],
-            "mean_exit_layer": row["mean_exit_layer"], "flops": row["flops_per_example"],
-            "flops_fastbert": float(flops_fastbert)}
-
-
-def reported_split(artifacts: dict[str, ExitArtifact]) -> str:
-    """The held-out split when there is one besides dev (the first evaluation split), else dev."""
-    splits = list(artifacts)
-    return splits[1] if len(splits) > 1 else splits[0]
-
-
-def runs(artifacts: Sequence[ExitArtifact]) -> list[dict[str, ExitArtifact]]:
-    """Artefacts grouped per model (dataset, recipe, seed), by split in the dataset's order (dev first)."""
-    grouped: dict[tuple, dict[str, ExitArtifact]] = {}
-    for artifact in artifacts:
-        meta = artifact.metadata
-        grouped.setdefault((meta["dataset"], meta["recipe"], meta["seed"]), {})[meta["split"]] = artifact
-    ordered = []
-    for (dataset, _, _), by_split in grouped.items():
-        order = [s for s in DATASETS.get(dataset).eval_splits if s in by_split]
-        ordered.append({split: by_split[split] for split in order + sorted(set(by_split) - set(order))})
-    return ordered
-
-
-def operating_points(runs: Sequence[dict[str, ExitArtifact]], spec: TableSpec) -> pd.DataFrame:
-    """One row per (run, setting). ``runs``: per model, its artefacts by split, dev first."""
-    rows = []
-    for artifacts in runs:
-        dev = next(iter(artifacts.values()))
-        split = reported_split(artifacts)
-        meta = dev.metadata
-        for setting in settings(meta["recipe"], dev, spec):
-            rows.append({"dataset": meta["dataset"], "split": split, "recipe": meta["recipe"],
-                         "setting": setting.label, "policy": setting.policy, "seed": meta["seed"],
-                         **measure(artifacts[split], setting)})
-    return pd.DataFrame(rows)
+def paper_points(selection: pd.DataFrame) -> pd.DataFrame:
+    """Each model's operating points at its paper's exit policy (``Recipe.exit_policy``; full depth for a
+    model that always runs to the end), from the sweeps' selection files, with the reported split's numbers."""
+    kept = []
+    for recipe, rows in selection.groupby("recipe", sort=False):
+        policy = get_recipe(recipe).exit_policy
+        kept.append(rows[rows.policy == policy] if policy else rows[rows.setting == FULL_DEPTH])
+    chosen = pd.concat(kept) if kept else selection.iloc[:0]
+    scores = [row[f"test_{row.metric}"] for _, row in chosen.iterrows()]
+    return pd.DataFrame({
+        "dataset": chosen.dataset, "split": chosen.test_split, "recipe": chosen.recipe, "setting": chosen.setting,
+        "policy": chosen.policy, "seed": chosen.seed, "metric": chosen.metric, "value": chosen.value,
+        "score": scores, "mean_exit_layer": chosen.test_mean_exit_layer, "flops": chosen.test_flops,
+        "flops_fastbert": chosen.test_flops_fastbert,
+    }).reset_index(drop=True)
 
 
 def against_baseline(points: pd.DataFrame) -> pd.DataFrame:
@@ -212,10 +155,9 @@ def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
         for column, heading in SHOWN[spec.layout]:
             if column not in points.columns:
                 continue
-            text = _format(means[column], column)
-            if count[key] > 1 and text and not np.isnan(std.loc[key, column]) and column != "value":
-                text += f" ± {_format(std.loc[key, column], column)}"
-            row[heading.format(metric=metric)] = text
+            seeds = 1 if column == "value" else int(count[key])
+            row[heading.format(metric=metric)] = mean_pm_std(means[column], std.loc[key, column], seeds,
+                                                             lambda v, c=column: _format(v, c))
         if paper:
             paper["delta_vs_paper"] = means["delta_points"] - paper["paper_delta_points"]
         for column, heading in PAPER_SHOWN:

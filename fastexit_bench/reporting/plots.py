@@ -10,8 +10,9 @@ matplotlib.use("Agg")  # files only; no display on compute nodes
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from fastexit_bench.analysis.operating_points import within_drop
+from fastexit_bench.analysis.sweep import full_depth_metric
 from fastexit_bench.io import atomic_path
-from fastexit_bench.analysis.sweep import full_depth_metric, within_drop
 
 
 def _save(figure: plt.Figure, stem: Path) -> list[Path]:

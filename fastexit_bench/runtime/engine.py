@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fastexit_bench.analysis.artifact import LayerOutputs
+from fastexit_bench.analysis.policies import ExitPolicy
 from fastexit_bench.models.early_exit import EarlyExitModel
-from fastexit_bench.analysis.policies import ExitPolicy, LayerOutputs
 from fastexit_bench.runtime.batches import TokenBatches
 
 

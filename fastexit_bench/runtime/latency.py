@@ -91,13 +91,12 @@ def realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, 
     the same model run to full depth, next to the speed-up its FLOPs predict (fvcore counts, true lengths,
     heads on the way included). Both run the same pre-collated batches (length-bucketed above batch 1).
     Refuses to time anything if the engine's exits differ from the sweep's on these examples."""
-    from fastexit_bench.analysis.artifact import predict
-    from fastexit_bench.analysis.flops import measure_fvcore
+    from fastexit_bench.analysis.policies import resolve_policy
+    from fastexit_bench.models.tracing import measure_fvcore
     from fastexit_bench.runtime.engine import EarlyExitEngine
-    from fastexit_bench.analysis.policies import LayerOutputs, resolve_policy
+    from fastexit_bench.runtime.predict import predict
 
-    saved = predict(model, source, 64)
-    outputs = LayerOutputs(saved.logits, task, saved.exit_scores, saved.labels)
+    outputs = predict(model, source, task, 64)
     flops, lengths = measure_fvcore(model), source.lengths()
     full = flops.full_depth(model.num_layers, lengths).mean()
     baseline = EarlyExitEngine(model, resolve_policy("static"), model.num_layers, task)

@@ -1,10 +1,16 @@
-"""Per-exit losses of the early-exit papers, as pure functions of ``[layers, batch, outputs]`` logits."""
+"""Per-exit losses of the early-exit papers, as pure functions of ``[layers, batch, outputs]`` logits, and
+the named stage objectives recipes refer to (:data:`LOSSES`): ``objective(outputs, labels, task)``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from fastexit_bench.models.early_exit import AllExitsOutput
+from fastexit_bench.registry import Registry
 
 
 def per_exit_task_loss(logits: Tensor, labels: Tensor, task: str) -> Tensor:
@@ -55,3 +61,43 @@ def learned_exit_loss(exit_scores: Tensor, logits: Tensor, labels: Tensor, task:
     averaged over layers and examples; the target carries no gradient."""
     target = exit_correctness(logits.detach(), labels, task)
     return F.mse_loss(torch.sigmoid(exit_scores), target)
+
+
+Objective = Callable[[AllExitsOutput, Tensor | None, str], Tensor]
+LOSSES: Registry[Objective] = Registry("loss")
+
+
+def final_exit_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
+    """Fine-tuning loss of the last exit only (the BERT baseline, stage 1 of DeeBERT and FastBERT)."""
+    return per_exit_task_loss(out.logits[-1:], labels, task)[0]
+
+
+def offramps_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
+    """DeeBERT stage 2: the summed task losses of off-ramps 1..L-1."""
+    return deebert_offramp_loss(per_exit_task_loss(out.logits, labels, task))
+
+
+def self_distillation_loss(out: AllExitsOutput, labels: None, task: str) -> Tensor:
+    """FastBERT stage 2: the students match the teacher (the last exit); labels are not read."""
+    return fastbert_distillation_loss(out.logits, task)
+
+
+def depth_weighted_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
+    """PABEE: every exit's task loss, weighted by depth."""
+    return pabee_loss(per_exit_task_loss(out.logits, labels, task))
+
+
+def all_exits_and_learned_exit_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
+    """BERxiT's other alternating objective: the sum of every exit's loss plus the learning-to-exit loss."""
+    return per_exit_task_loss(out.logits, labels, task).sum() + learned_exit_loss(
+        out.exit_scores, out.logits, labels, task)
+
+
+for _name, _objective in (
+    ("final_exit", final_exit_loss),
+    ("offramps", offramps_loss),
+    ("self_distillation", self_distillation_loss),
+    ("depth_weighted", depth_weighted_loss),
+    ("all_exits_and_learned_exit", all_exits_and_learned_exit_loss),
+):
+    LOSSES.register(_name, _objective)

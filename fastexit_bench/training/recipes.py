@@ -1,37 +1,20 @@
-"""Training recipes as data: which head type, how many layers, and which stages (trained part, loss, lr)."""
+"""Training recipes as data: which head type, how many layers, and which stages (trained part, named
+objectives from :data:`fastexit_bench.training.losses.LOSSES`, lr). Importing this module needs no torch."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
-
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Literal
 
 from fastexit_bench.errors import UnknownNameError
-from fastexit_bench.models.early_exit import AllExitsOutput, EarlyExitModel
 from fastexit_bench.registry import Registry
-from fastexit_bench.training.losses import (
-    deebert_offramp_loss,
-    fastbert_distillation_loss,
-    learned_exit_loss,
-    pabee_loss,
-    per_exit_task_loss,
-)
 
-LossFn = Callable[[AllExitsOutput, Tensor | None, str], Tensor]
+if TYPE_CHECKING:  # recipes are data: reading them (the workflow, reports) must not import torch
+    from torch import nn
 
-
-def final_exit_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
-    """Fine-tuning loss of the last exit only (the BERT baseline, stage 1 of DeeBERT and FastBERT)."""
-    return per_exit_task_loss(out.logits[-1:], labels, task)[0]
-
-
-def all_exits_and_learned_exit_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
-    """BERxiT's other alternating objective: the sum of every exit's loss plus the learning-to-exit loss."""
-    return per_exit_task_loss(out.logits, labels, task).sum() + learned_exit_loss(
-        out.exit_scores, out.logits, labels, task)
+    from fastexit_bench.models.early_exit import EarlyExitModel
+    from fastexit_bench.models.saved import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -42,19 +25,20 @@ class Stage:
         trains: "all" parameters, the backbone plus the "final" head, or only the "offramps" (heads 1..L-1).
             Parts a stage does not train are frozen and run in eval mode (no dropout): they act as a
             fixed feature extractor, which is also what lets off-ramp stages reuse cached features.
-        losses: ``loss(outputs, labels, task)`` per step, cycled (BERxiT alternates two objectives).
+        losses: names of the objectives in ``training.losses.LOSSES``, one per step, cycled (BERxiT
+            alternates two).
         lr_scale: multiplies the recipe's learning rate (FastBERT distils at 10x).
         needs_labels: False when the stage learns from the model itself (self-distillation).
     """
 
     name: str
     trains: Literal["all", "final", "offramps"]
-    losses: tuple[LossFn, ...]
+    losses: tuple[str, ...]
     lr_scale: float = 1.0
     needs_labels: bool = True
 
-    def loss_at(self, step: int) -> LossFn:
-        """The objective of training step ``step`` (0-based) within this stage."""
+    def loss_at(self, step: int) -> str:
+        """The name of the objective of training step ``step`` (0-based) within this stage."""
         return self.losses[step % len(self.losses)]
 
     def modules(self, model: EarlyExitModel) -> list[nn.Module]:
@@ -84,10 +68,16 @@ class Recipe:
     learned_exit: bool = False
     exit_policy: str | None = None
 
+    def model_spec(self, backbone: str, num_outputs: int) -> ModelSpec:
+        """The model this recipe trains: its head type, kept layers and learned-exit scorer."""
+        from fastexit_bench.models.saved import ModelSpec
+
+        return ModelSpec(backbone, self.head, num_outputs, self.num_layers, self.learned_exit)
+
 
 RECIPES: Registry[Recipe] = Registry("recipe")
 TRUNCATED = re.compile(r"^truncated-([1-9][0-9]*)$")
-FINETUNE = Stage("finetune", "final", (final_exit_loss,))
+FINETUNE = Stage("finetune", "final", ("final_exit",))
 
 for _recipe in (
     Recipe("baseline", "highway", (FINETUNE,), "BERT fine-tuning (Devlin et al., 2019)"),
@@ -98,25 +88,23 @@ for _recipe in (
     ),
     Recipe(
         "deebert", "highway",
-        (FINETUNE, Stage("offramps", "offramps",
-                         (lambda o, y, t: deebert_offramp_loss(per_exit_task_loss(o.logits, y, t)),))),
+        (FINETUNE, Stage("offramps", "offramps", ("offramps",))),
         "DeeBERT (Xin et al., 2020): two-stage training", exit_policy="entropy",
     ),
     Recipe(
         "fastbert", "branch",
-        (FINETUNE, Stage("self-distillation", "offramps", (lambda o, y, t: fastbert_distillation_loss(o.logits, t),),
-                         lr_scale=10.0, needs_labels=False)),
+        (FINETUNE, Stage("self-distillation", "offramps", ("self_distillation",), lr_scale=10.0, needs_labels=False)),
         "FastBERT (Liu et al., 2020): fine-tune backbone + teacher, then self-distil the students",
         exit_policy="speed",
     ),
     Recipe(
         "pabee", "highway",
-        (Stage("joint", "all", (lambda o, y, t: pabee_loss(per_exit_task_loss(o.logits, y, t)),)),),
+        (Stage("joint", "all", ("depth_weighted",)),),
         "PABEE (Zhou et al., 2020): joint training with depth-weighted losses", exit_policy="patience",
     ),
     Recipe(
         "berxit", "highway",
-        (Stage("alternating", "all", (final_exit_loss, all_exits_and_learned_exit_loss)),),
+        (Stage("alternating", "all", ("final_exit", "all_exits_and_learned_exit")),),
         "BERxiT (Xin et al., 2021): alternate the final-exit loss and the all-exits + learning-to-exit loss",
         learned_exit=True, exit_policy="learned",
     ),

@@ -26,47 +26,17 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from fastexit_bench.errors import FastExitError
-from fastexit_bench.analysis.artifact import predict
+from fastexit_bench.errors import TrainingError
 from fastexit_bench.io import atomic_path
-from fastexit_bench.analysis.metrics import METRICS
+from fastexit_bench.metrics import direction
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches
+from fastexit_bench.runtime.predict import predict
+from fastexit_bench.training.config import TrainConfig
+from fastexit_bench.training.losses import LOSSES
 from fastexit_bench.training.recipes import Recipe, Stage
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(FastExitError):
-    """Training cannot go on (a NaN loss, or a checkpoint from another run)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Paper defaults: AdamW, lr 2e-5, 10% linear warmup, best dev epoch of 3.
-
-    ``stage_lr`` sets the learning rate of named stages outright, e.g. ``(("offramps", 1e-3),)``
-    (the recipe's ``lr_scale`` then does not apply); ``max_steps`` caps each stage (smoke runs); ``checkpoint_every`` adds mid-epoch checkpoints
-    (every epoch end is always checkpointed); ``cache_features`` lets off-ramp stages over [CLS]-only
-    heads reuse per-layer [CLS] features (memory: examples x layers x hidden floats).
-    """
-
-    lr: float = 2e-5
-    epochs: int = 3
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    warmup: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    max_steps: int | None = None
-    seed: int = 0
-    checkpoint_every: int | None = None
-    cache_features: bool = True
-    stage_lr: tuple[tuple[str, float], ...] = ()
-
-    def lr_of(self, stage: Stage) -> float:
-        """The learning rate of ``stage``: its override, else ``lr`` times the recipe's scale."""
-        return dict(self.stage_lr).get(stage.name, self.lr * stage.lr_scale)
 
 
 @dataclass
@@ -114,6 +84,44 @@ def _state_of(modules: list[torch.nn.Module]) -> list[dict[str, torch.Tensor]]:
     return [copy.deepcopy(m.state_dict()) for m in modules]
 
 
+@dataclass
+class StageState:
+    """Where a stage is: what a mid-stage checkpoint saves and a resumed run continues from.
+
+    Attributes:
+        index: the stage's position in the recipe.
+        epoch / next_batch / step: the epoch under way (0-based), its next batch, optimizer steps so far.
+        epoch_losses: training losses of the epoch under way.
+        epochs: the finished epochs' logs.
+        best: the best epoch so far: ``{"epoch", "score", "state"}`` (weights of the trained modules).
+        rng: torch's RNG state at ``next_batch`` (mid-epoch resume), else None.
+    """
+
+    index: int
+    epoch: int = 0
+    next_batch: int = 0
+    step: int = 0
+    epoch_losses: list[float] = field(default_factory=list)
+    epochs: list[EpochLog] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    rng: dict[str, Any] | None = None
+
+
+@dataclass
+class StageRun:
+    """The live objects of one stage: what it trains, on which data, with which optimizer."""
+
+    stage: Stage
+    modules: list[torch.nn.Module]
+    params: list[torch.nn.Parameter]
+    train: TokenBatches | CachedClsFeatures
+    dev: TokenBatches | CachedClsFeatures | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    total_steps: int
+    log: StageLog
+
+
 class Trainer:
     """Runs a recipe's stages on ``model``; see the module docstring for the guarantees."""
 
@@ -132,8 +140,9 @@ class Trainer:
         for index, stage in enumerate(self.recipe.stages):
             if index < len(logs):
                 continue
-            current = resume if resume and resume["stage"] == index and "epoch" in resume else None
-            logs.append(self._run_stage(index, stage, logs, current))
+            mid_stage = resume is not None and resume["stage"] == index and "state" in resume
+            state = resume["state"] if mid_stage else StageState(index)
+            logs.append(self._run_stage(stage, state, logs, resume if mid_stage else None))
             self._save_checkpoint({"stage": index + 1, "logs": logs})
         return logs
 
@@ -147,7 +156,8 @@ class Trainer:
         dev = CachedClsFeatures.extract(self.model, self.dev.source, size) if self.dev else None
         return train, dev, time.perf_counter() - start
 
-    def _run_stage(self, index: int, stage: Stage, logs: list[StageLog], resume: dict | None) -> StageLog:
+    def _start_stage(self, stage: Stage, resume: dict | None) -> StageRun:
+        """Freeze everything but the stage's modules, build its data sources, optimizer and schedule."""
         config, model = self.config, self.model
         modules = stage.modules(model)
         model.requires_grad_(False)
@@ -162,86 +172,100 @@ class Trainer:
         total = config.epochs * per_epoch if config.max_steps is None else min(config.epochs * per_epoch,
                                                                                 config.max_steps)
         scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup * total), total)
-        history = StageLog(stage.name, lr=config.lr_of(stage), cached_features=isinstance(train, CachedClsFeatures),
-                           feature_seconds=feature_seconds)
-        best: dict | None = None
-        epoch, first_batch, step, epoch_losses = 0, 0, 0, []
         if resume:
             optimizer.load_state_dict(resume["optimizer"])
             scheduler.load_state_dict(resume["scheduler"])
-            history.epochs, best = resume["epochs"], resume["best"]
-            epoch, first_batch, step, epoch_losses = (resume["epoch"], resume["batch"], resume["step"],
-                                                      resume["epoch_losses"])
-        def checkpoint(next_batch: int) -> None:
-            self._save_checkpoint({
-                "stage": index, "logs": logs, "epoch": epoch, "batch": next_batch, "step": step,
-                "epoch_losses": epoch_losses, "epochs": history.epochs, "best": best,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": self._get_rng()})
+        log = StageLog(stage.name, lr=config.lr_of(stage), cached_features=isinstance(train, CachedClsFeatures),
+                       feature_seconds=feature_seconds)
+        return StageRun(stage, modules, params, train, dev, optimizer, scheduler, total, log)
 
-        progress = tqdm(total=total, initial=step, desc=f"{self.recipe.name}/{stage.name}", leave=False,
-                        disable=None)
-        while epoch < config.epochs and step < total:
+    def _run_stage(self, stage: Stage, state: StageState, logs: list[StageLog], resume: dict | None) -> StageLog:
+        run = self._start_stage(stage, resume)
+        run.log.epochs = state.epochs
+        progress = tqdm(total=run.total_steps, initial=state.step, desc=f"{self.recipe.name}/{stage.name}",
+                        leave=False, disable=None)
+        while state.epoch < self.config.epochs and state.step < run.total_steps:
             started = time.perf_counter()
-            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
-                _derived_seed(config.seed, index, epoch)))
-            batches = order.split(config.batch_size)
-            if first_batch == 0:
-                torch.manual_seed(_derived_seed(config.seed, index, epoch, 1))
-            else:
-                self._set_rng(resume["rng"])
-            model.eval()
-            for module in modules:
-                module.train()
-            for position in range(first_batch, len(batches)):
-                batch = train.batch(batches[position])
-                loss = stage.loss_at(step)(train.exits(model, batch), batch.labels if stage.needs_labels else None,
-                                           self.task)
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"stage {stage.name!r}: loss is {loss.item()} at step {step}; "
-                                        "lower the learning rate or check the labels")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                epoch_losses.append(loss.item())
-                step += 1
-                progress.update()
-                progress.set_postfix(loss=f"{loss.item():.4f}")
-                if step >= total:
-                    break
-                if config.checkpoint_every and step % config.checkpoint_every == 0 and position + 1 < len(batches):
-                    checkpoint(position + 1)
-            record = EpochLog(epoch + 1, len(epoch_losses), float(np.mean(epoch_losses)),
-                              time.perf_counter() - started)
-            if dev is not None:
-                record.dev_metric, record.score = self._score(dev, stage)
-            history.epochs.append(record)
-            log.info("%s/%s epoch %d: loss %.4f%s", self.recipe.name, stage.name, record.epoch, record.train_loss,
-                     f", dev {self.dev.metric} per layer {[round(m, 4) for m in record.dev_metric]}"
-                     if dev is not None else "")
-            if best is None or record.score is None or self._better(record.score, best["score"]):
-                best = {"epoch": record.epoch, "score": record.score, "state": _state_of(modules)}
-            epoch, first_batch, epoch_losses = epoch + 1, 0, []
-            checkpoint(0)
+            self._train_epoch(run, state, logs, progress)
+            self._end_epoch(run, state, time.perf_counter() - started)
+            self._save_checkpoint(self._payload(run, state, logs))
         progress.close()
-        for module, state in zip(modules, best["state"]):
-            module.load_state_dict(state)
-        history.best_epoch = best["epoch"]
-        model.requires_grad_(True)
-        model.eval()
-        return history
+        for module, weights in zip(run.modules, state.best["state"]):
+            module.load_state_dict(weights)
+        run.log.best_epoch = state.best["epoch"]
+        self.model.requires_grad_(True)
+        self.model.eval()
+        return run.log
+
+    def _epoch_batches(self, run: StageRun, state: StageState) -> tuple[torch.Tensor, ...]:
+        """The epoch's batches, a function of (seed, stage, epoch); seeds dropout, or restores the RNG mid-epoch."""
+        seed = self.config.seed
+        order = torch.randperm(len(run.train), generator=torch.Generator().manual_seed(
+            _derived_seed(seed, state.index, state.epoch)))
+        if state.next_batch == 0:
+            torch.manual_seed(_derived_seed(seed, state.index, state.epoch, 1))
+        else:
+            self._set_rng(state.rng)
+        return order.split(self.config.batch_size)
+
+    def _train_epoch(self, run: StageRun, state: StageState, logs: list[StageLog], progress: tqdm) -> None:
+        """Optimizer steps from ``state.next_batch`` to the epoch's end (or the step cap)."""
+        batches = self._epoch_batches(run, state)
+        self.model.eval()
+        for module in run.modules:
+            module.train()
+        objective = [LOSSES.get(name) for name in run.stage.losses]
+        for position in range(state.next_batch, len(batches)):
+            batch = run.train.batch(batches[position])
+            labels = batch.labels if run.stage.needs_labels else None
+            loss = objective[state.step % len(objective)](run.train.exits(self.model, batch), labels, self.task)
+            self._step(run, loss, state.step)
+            state.epoch_losses.append(loss.item())
+            state.step += 1
+            progress.update()
+            progress.set_postfix(loss=f"{loss.item():.4f}")
+            if state.step >= run.total_steps:
+                return
+            every = self.config.checkpoint_every
+            if every and state.step % every == 0 and position + 1 < len(batches):
+                state.next_batch, state.rng = position + 1, self._get_rng()
+                self._save_checkpoint(self._payload(run, state, logs))
+
+    def _step(self, run: StageRun, loss: torch.Tensor, step: int) -> None:
+        if not torch.isfinite(loss):
+            raise TrainingError(f"stage {run.stage.name!r}: loss is {loss.item()} at step {step}; "
+                                "lower the learning rate or check the labels")
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.params, self.config.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+
+    def _end_epoch(self, run: StageRun, state: StageState, seconds: float) -> None:
+        """Log the epoch, score it on dev, keep the best weights, and move to the next epoch."""
+        record = EpochLog(state.epoch + 1, len(state.epoch_losses), float(np.mean(state.epoch_losses)), seconds)
+        if run.dev is not None:
+            record.dev_metric, record.score = self._score(run.dev, run.stage)
+        state.epochs.append(record)
+        log.info("%s/%s epoch %d: loss %.4f%s", self.recipe.name, run.stage.name, record.epoch, record.train_loss,
+                 f", dev {self.dev.metric} per layer {[round(m, 4) for m in record.dev_metric]}"
+                 if run.dev is not None else "")
+        if state.best is None or record.score is None or self._better(record.score, state.best["score"]):
+            state.best = {"epoch": record.epoch, "score": record.score, "state": _state_of(run.modules)}
+        state.epoch, state.next_batch, state.epoch_losses, state.rng = state.epoch + 1, 0, [], None
+
+    def _payload(self, run: StageRun, state: StageState, logs: list[StageLog]) -> dict[str, Any]:
+        return {"stage": state.index, "logs": logs, "step": state.step, "state": state,
+                "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict()}
 
     def _score(self, dev: TokenBatches | CachedClsFeatures, stage: Stage) -> tuple[list[float], float]:
-        predictions = predict(self.model, dev, self.config.eval_batch_size)
-        per_layer = [m[self.dev.metric] for m in predictions.layer_metrics(self.task, (self.dev.metric,))]
+        predictions = predict(self.model, dev, self.task, self.config.eval_batch_size)
+        per_layer = [m[self.dev.metric] for m in predictions.layer_metrics((self.dev.metric,))]
         selected = per_layer[stage.selection_exits(len(per_layer))]
         return per_layer, float(np.mean(selected))
 
     def _better(self, score: float, best: float | None) -> bool:
-        if best is None:
-            return True
-        return score > best if METRICS.get(self.dev.metric).higher_is_better else score < best
+        return best is None or direction(self.dev.metric) * (score - best) > 0
 
     @staticmethod
     def _get_rng() -> dict:

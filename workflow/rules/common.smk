@@ -1,11 +1,15 @@
-# Config validation and the input/parameter helpers the rule files use.
+# Config validation, the names the workflow accepts, and the input/parameter functions the rule files use.
+# Defaults live in the package's typed configs; validate() fills them into `config` from the schema
+# (tests/test_schema.py proves the two agree), so nothing here carries a fallback value.
 
 import os
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from fastexit_bench.data.spec import DATASETS
+from fastexit_bench.analysis.policies import DEFAULT_POLICIES
+from fastexit_bench.data.spec import DATASETS, use_dataset_dirs
+from fastexit_bench.errors import UnknownNameError
 from fastexit_bench.training.recipes import get_recipe
 
 
@@ -16,24 +20,53 @@ wildcard_constraints:
     dataset="[a-z][a-z0-9_-]*",
     backbone="[a-z][a-z0-9_-]*",
     experiment="[a-z][a-z0-9_]*",
+    scope="[a-z][a-z0-9_]*",
     recipe="[a-z][a-z0-9-]*",
     seed="[0-9]+",
     split="[a-z_]+",
 
 
 R = config["results"]
+PREPARE = "prepare"  # the staging scope of config["prepare"]; every other scope is an experiment
+use_dataset_dirs(config["dataset_dirs"])
 
 
-def get_final_output():
-    """Files the default target builds: staged datasets, backbone probes, and the tables and plots of
-    the default experiments."""
-    staged = [f"{R}/data/{item['dataset']}.{item['backbone']}.json" for item in config["prepare"]]
-    probes = sorted({f"{R}/backbones/{item['backbone']}.json" for item in config["prepare"]})
-    reports = []
-    for name in config["default_experiments"]:
-        experiment(name)
-        reports += [f"{R}/tables/{name}.md", f"{R}/plots/{name}/metric_vs_flops.png"]
-    return staged + probes + reports
+def check_names():
+    """Every dataset and recipe the config names exists, before any job runs (near matches suggested)."""
+    named = [(item["dataset"], "prepare") for item in config["prepare"]]
+    named += [(d, f"experiments.{n}") for n, e in config["experiments"].items() for d in e["datasets"]]
+    try:
+        for dataset, where in named:
+            DATASETS.get(dataset)
+        for name, settings in config["experiments"].items():
+            for recipe in settings["recipes"]:
+                get_recipe(recipe)
+    except UnknownNameError as error:
+        raise WorkflowError(f"config {where}: {error}")
+
+
+check_names()
+
+
+def cli_options(**options):
+    """{"max_train": 5, "values": {"speed": [0.1, 0.5]}, "max_drop": [0, 1]} -> "--max-train 5
+    --values speed=0.1,0.5 --max-drop 0,1": lists are comma-joined, dicts repeat NAME=VALUE, None is left out."""
+
+    def text(value):
+        return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    flags = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, dict):
+            flags += [f"{flag} {name}={text(v)}" for name, v in value.items()]
+        elif value is not None:
+            flags.append(f"{flag} {text(value)}")
+    return " ".join(flags)
+
+
+GLOBAL_OPTIONS = " ".join(f"--dataset-dir {folder}" for folder in config["dataset_dirs"])
+LOCATIONS = cli_options(mirror=config["data_mirror"], resources=config["resources"])
 
 
 def experiment(name):
@@ -42,8 +75,28 @@ def experiment(name):
         return config["experiments"][name]
     except KeyError:
         raise WorkflowError(
-            f"unknown experiment {name!r}; config/config.yaml defines {sorted(config['experiments'])}"
+            f"unknown experiment {name!r}; the config defines {sorted(config['experiments'])}"
         )
+
+
+def staging(scope):
+    """The settings a staging scope samples its data with: the experiment's, or the top level's."""
+    return config if scope == PREPARE else experiment(scope)
+
+
+def get_final_output():
+    """Files the default target builds: staged datasets, backbone probes, and the tables and plots of
+    the default experiments."""
+    staged = [
+        f"{R}/{PREPARE}/data/{item['dataset']}.{item['backbone']}.json"
+        for item in config["prepare"]
+    ]
+    probes = sorted({f"{R}/backbones/{item['backbone']}.json" for item in config["prepare"]})
+    reports = []
+    for name in config["default_experiments"]:
+        experiment(name)
+        reports += [f"{R}/tables/{name}.md", f"{R}/plots/{name}/metric_vs_flops.png"]
+    return staged + probes + reports
 
 
 def experiment_backbone(name, dataset):
@@ -55,9 +108,37 @@ def experiment_backbone(name, dataset):
     if language not in backbone:
         raise WorkflowError(
             f"experiment {name!r} has no backbone for {dataset!r} (language {language!r}); "
-            f"add backbone.{language} in config/config.yaml"
+            f"add backbone.{language} to the experiment"
         )
     return backbone[language]
+
+
+def backbone_key(backbone):
+    """A path-safe name for a backbone given as a name, folder or hub id."""
+    return backbone.strip("/").replace("/", "--").replace(".", "_").lower()
+
+
+def get_staged(wildcards):
+    backbone = experiment_backbone(wildcards.experiment, wildcards.dataset)
+    return f"{R}/{wildcards.experiment}/data/{wildcards.dataset}.{backbone_key(backbone)}.json"
+
+
+def staging_backbone(wildcards):
+    """The backbone (its tokenizer) a staged summary was named after."""
+    if wildcards.scope == PREPARE:
+        return wildcards.backbone
+    return experiment_backbone(wildcards.scope, wildcards.dataset)
+
+
+def staging_options(wildcards):
+    settings = staging(wildcards.scope)
+    options = cli_options(
+        max_train=settings["max_train"],
+        max_eval=settings["max_eval"],
+        max_length=settings["max_length"],
+        seed=config["seed"],
+    )
+    return f"{LOCATIONS} {options}"
 
 
 def experiment_runs(name):
@@ -72,7 +153,14 @@ def experiment_runs(name):
 
 
 def experiment_sweeps(name):
-    return [f"{R}/{name}/sweeps/{stem}.csv" for _, stem in experiment_runs(name)]
+    """Every file the sweeps of an experiment write (report reads all four per run)."""
+    stems = [f"{R}/{name}/sweeps/{stem}" for _, stem in experiment_runs(name)]
+    return {
+        "sweeps": [f"{stem}.csv" for stem in stems],
+        "scores": [f"{stem}.scores.csv" for stem in stems],
+        "selections": [f"{stem}.selection.csv" for stem in stems],
+        "records": [f"{stem}.json" for stem in stems],
+    }
 
 
 def experiment_artifacts(name):
@@ -87,7 +175,7 @@ def experiment_artifacts(name):
 def experiment_latency(name):
     """Timings of the early-exit models of an experiment's first seed (none when latency_examples is 0)."""
     settings = experiment(name)
-    if not settings.get("latency_examples", 256):
+    if not settings["latency_examples"]:
         return []
     seed = settings["seeds"][0]
     return [
@@ -98,104 +186,68 @@ def experiment_latency(name):
     ]
 
 
-def table_args(name):
-    """The paper table's layout and operating points, as `report` and `latency` take them."""
-    table = experiment(name).get("table", {})
-    values = " ".join(
-        f"--values {policy}={','.join(str(v) for v in values)}"
-        for policy, values in table.get("values", {}).items()
+def get_report_inputs(wildcards):
+    name = wildcards.experiment
+    return {
+        **experiment_sweeps(name),
+        "artifacts": experiment_artifacts(name),
+        "latency": experiment_latency(name),
+    }
+
+
+def train_options(wildcards):
+    settings = experiment(wildcards.experiment)
+    options = cli_options(
+        max_train=settings["max_train"],
+        max_eval=settings["max_eval"],
+        max_length=settings["max_length"],
+        epochs=settings["epochs"],
+        lr=settings["lr"],
+        batch_size=settings["batch_size"],
+        stage_lr=settings["stage_lr"].get(wildcards.recipe),
     )
-    max_drop = ",".join(str(v) for v in table.get("max_drop", [0, 1, 2]))
-    return f"{values} --max-drop {max_drop}".strip()
+    return f"{LOCATIONS} {options}"
 
 
-def paper_table_args(name):
-    layout = experiment(name).get("table", {}).get("layout", "deebert")
-    return f"--layout {layout} {table_args(name)}"
+def evaluate_options(wildcards):
+    max_examples = experiment(wildcards.experiment)["max_eval"]
+    return f"{LOCATIONS} {cli_options(max_examples=max_examples)}"
 
 
-def latency_args(name):
-    settings = experiment(name)
-    options = cli_args(
-        {
-            "mirror": config["data_mirror"],
-            "resources": config["resources"],
-            "examples": settings.get("latency_examples", 256),
-        }
+def sweep_options(wildcards):
+    """The experiment's policies plus the recipe's paper policy (its paper table needs it), and the
+    table's operating points of the policies swept."""
+    settings = experiment(wildcards.experiment)
+    paper_policy = get_recipe(wildcards.recipe).exit_policy
+    policies = list(settings.get("policies") or DEFAULT_POLICIES)  # absent: the sweep's own default
+    policies += [paper_policy] if paper_policy and paper_policy not in policies else []
+    values = {p: v for p, v in settings["table"].get("values", {}).items() if p in policies}
+    return cli_options(
+        policies=",".join(policies) if settings.get("policies") else None,
+        values=values,
+        max_drop=settings["table"]["max_drop"],
     )
-    return f"{options} {table_args(name)}"
 
 
-def sweep_inputs(wildcards):
-    """The sweep reads the first evaluation split (dev: grids and selection) and reports the dev-chosen
-    values on the second (test) where the dataset has one."""
+def latency_options(wildcards):
+    examples = experiment(wildcards.experiment)["latency_examples"]
+    return f"{LOCATIONS} {cli_options(examples=examples)}"
+
+
+def get_sweep_inputs(wildcards):
+    """The sweep reads the first evaluation split (dev: grids and selection) and measures the chosen
+    operating points on the second (test) where the dataset has one."""
     splits = DATASETS.get(wildcards.dataset).eval_splits
     stem = f"{R}/{wildcards.experiment}/exits/{wildcards.dataset}.{wildcards.recipe}.seed{wildcards.seed}"
-    return {"dev": f"{stem}.{splits[0]}.npz", **({"test": f"{stem}.{splits[1]}.npz"} if len(splits) > 1 else {})}
+    return {
+        "dev": f"{stem}.{splits[0]}.npz",
+        **({"test": f"{stem}.{splits[1]}.npz"} if len(splits) > 1 else {}),
+    }
 
 
-def experiment_data_args(name):
-    settings = experiment(name)
-    return cli_args(
-        {
-            "mirror": config["data_mirror"],
-            "resources": config["resources"],
-            "max_train": settings.get("max_train"),
-            "max_eval": settings.get("max_eval"),
-            "max_length": settings.get("max_length", 128),
-        }
-    )
+def test_option(wildcards, input):
+    return f"--test {input.test}" if "test" in input.keys() else ""
 
 
-def train_args(name, recipe):
-    settings = experiment(name)
-    stage_lr = " ".join(
-        f"--stage-lr {stage}={lr}"
-        for stage, lr in settings.get("stage_lr", {}).get(recipe, {}).items()
-    )
-    options = cli_args(
-        {
-            "mirror": config["data_mirror"],
-            "resources": config["resources"],
-            "max_train": settings.get("max_train"),
-            "max_eval": settings.get("max_eval"),
-            "max_length": settings.get("max_length", 128),
-            "epochs": settings.get("epochs", 3),
-            "lr": settings.get("lr", 2e-5),
-            "batch_size": settings.get("batch_size", 32),
-        }
-    )
-    return f"{options} {stage_lr}".strip()
-
-
-def evaluate_args(name):
-    settings = experiment(name)
-    return cli_args(
-        {
-            "mirror": config["data_mirror"],
-            "resources": config["resources"],
-            "max_examples": settings.get("max_eval"),
-        }
-    )
-
-
-def cli_args(options):
-    """Turn {"max_train": 5} into "--max-train 5", skipping unset (None) values."""
-    return " ".join(
-        f"--{key.replace('_', '-')} {value}"
-        for key, value in options.items()
-        if value is not None
-    )
-
-
-def data_args(wildcards):
-    return cli_args(
-        {
-            "mirror": config["data_mirror"],
-            "resources": config["resources"],
-            "max_train": config["max_train_examples"],
-            "max_eval": config["max_eval_examples"],
-            "max_length": config["max_length"],
-            "seed": config["seed"],
-        }
-    )
+def held_out_split(wildcards):
+    return DATASETS.get(wildcards.dataset).eval_splits[-1]

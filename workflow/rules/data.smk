@@ -1,25 +1,26 @@
-# Staging: datasets and backbones are fetched/converted on the login node (localrules), so compute
-# nodes without internet only ever read local files.
+# Staging: datasets are loaded, subsampled and tokenized, and backbones fetched/converted, on the login
+# node (localrules), so compute nodes without internet only ever read local files.
 
 
 localrules:
-    prepare_data,
+    stage_data,
     probe_backbone,
 
 
-rule prepare_data:
+rule stage_data:
     output:
-        summary=f"{R}/data/{{dataset}}.{{backbone}}.json",
+        summary=f"{R}/{{scope}}/data/{{dataset}}.{{backbone}}.json",
     log:
-        "logs/prepare_data/{dataset}.{backbone}.log",
+        "logs/{scope}/stage/{dataset}.{backbone}.log",
     params:
-        extra=data_args,
+        backbone=staging_backbone,
+        options=staging_options,
     threads: 1
     conda:
         "../envs/fastexit.yaml"
     shell:
-        "python -m fastexit_bench data prepare {wildcards.dataset} --backbone {wildcards.backbone} "
-        "{params.extra} --out {output.summary} > {log} 2>&1"
+        "python -m fastexit_bench {GLOBAL_OPTIONS} data prepare {wildcards.dataset} "
+        "--backbone {params.backbone} {params.options} --out {output.summary} > {log} 2>&1"
 
 
 rule probe_backbone:

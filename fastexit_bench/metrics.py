@@ -32,6 +32,11 @@ for _metric in (
     METRICS.register(_metric.name, _metric)
 
 
+def direction(name: str) -> float:
+    """+1 for a metric where higher is better, -1 where lower is: multiply before comparing."""
+    return 1.0 if METRICS.get(name).higher_is_better else -1.0
+
+
 def compute_metrics(names: tuple[str, ...], predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Every metric in ``names`` for one set of predictions."""
     return {name: float(METRICS.get(name).fn(np.asarray(predictions), np.asarray(labels))) for name in names}

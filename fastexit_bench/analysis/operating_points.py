@@ -1,0 +1,117 @@
+"""Operating points: which (policy, value) settings a table shows, chosen once by the sweep on dev and
+measured on the reported split; ``report`` and ``latency`` read them from the sweep's selection file.
+
+A setting is either a fixed value (FastBERT's ``speed`` 0.1/0.5/0.8) or the value chosen on dev for a
+target (DeeBERT's protocol: the fastest value within N metric points of full depth; or the most accurate
+value reaching a speed-up). Every model also has its "full depth" point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.flops import ComponentFlops, FastBertConventionFlops, flops_for
+from fastexit_bench.analysis.sweep import full_depth_metric, sweep
+from fastexit_bench.metrics import direction
+
+FULL_DEPTH = "full depth"
+
+
+@dataclass(frozen=True)
+class OperatingPointSpec:
+    """The one owner of the operating-point defaults, read by the CLI, the workflow schema and the rules.
+
+    Attributes:
+        values: fixed values per policy, e.g. ``{"speed": (0.1, 0.5, 0.8)}``; a policy named here is shown
+            at these values only.
+        max_drop: dev drop budgets in metric points: the fastest value within each one.
+        min_speedup: required speed-ups: the most accurate value reaching each one.
+    """
+
+    values: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    max_drop: tuple[float, ...] = (0.0, 1.0, 2.0)
+    min_speedup: tuple[float, ...] = ()
+
+    def targets(self) -> list[Target]:
+        return [Target("max_drop", v) for v in self.max_drop] + [Target("min_speedup", v) for v in self.min_speedup]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A selection rule: ``max_drop`` (metric points below full depth on dev) or ``min_speedup``."""
+
+    kind: str
+    value: float
+
+    def label(self) -> str:
+        return f"drop<={self.value:g}pt" if self.kind == "max_drop" else f"speedup>={self.value:g}x"
+
+
+def within_drop(rows: pd.DataFrame, metric: str, reference: float, points: float) -> pd.Series:
+    """Rows whose metric is at most ``points`` (x100) worse than ``reference``, whichever way is better."""
+    return direction(metric) * (reference - rows[metric]) * 100 <= points + 1e-9
+
+
+def select(dev: pd.DataFrame, metric: str, targets: Sequence[Target]) -> pd.DataFrame:
+    """Per policy and target, the dev-chosen value: fastest within the drop budget, or most accurate at
+    the required speed-up (papers' protocol). Rows whose target no value meets are left out."""
+    descending = direction(metric) > 0
+    reference = full_depth_metric(dev, metric)
+    chosen = []
+    for policy, rows in dev.groupby("policy", sort=False):
+        for target in targets:
+            if target.kind == "max_drop":
+                ok = rows[within_drop(rows, metric, reference, target.value)]
+                best = ok.sort_values(["speedup", metric], ascending=[False, not descending])
+            else:
+                ok = rows[rows.speedup >= target.value]
+                best = ok.sort_values([metric, "speedup"], ascending=[not descending, False])
+            if not best.empty:
+                row = best.iloc[0]
+                chosen.append({"policy": policy, "target": target.label(), "value": row["value"],
+                               f"dev_{metric}": row[metric], "dev_speedup": row["speedup"],
+                               f"dev_full_{metric}": reference})
+    return pd.DataFrame(chosen)
+
+
+def choose(dev: pd.DataFrame, metric: str, spec: OperatingPointSpec) -> pd.DataFrame:
+    """Every operating point of one model from its dev sweep: full depth, then each policy's fixed values
+    (``spec.values``) or its dev-chosen values (``spec.targets()``). The oracle reads labels and gets none.
+    Fixed values need not be on the dev grid, so they carry no dev numbers."""
+    reference = full_depth_metric(dev, metric)
+    rows = [{"policy": "static", "setting": FULL_DEPTH, "target": "", "value": float(dev[dev.policy == "static"].value.max()),
+             f"dev_{metric}": reference, "dev_speedup": 1.0, f"dev_full_{metric}": reference}]
+    adaptive = dev[(dev.policy != "oracle") & ~dev.policy.isin(list(spec.values))]
+    for pick in select(adaptive, metric, spec.targets()).to_dict("records"):
+        rows.append({**pick, "setting": f"{pick['policy']}, dev {pick['target']}"})
+    for policy in (p for p in dev.policy.unique() if p in spec.values):
+        rows += [{"policy": policy, "setting": f"{policy}={v:g}", "target": "fixed", "value": float(v)}
+                 for v in spec.values[policy]]
+    return pd.DataFrame(rows)
+
+
+def measure(artifact: ExitArtifact, points: pd.DataFrame, policies: Mapping[str, Any],
+            flops: ComponentFlops | None = None) -> pd.DataFrame:
+    """Each operating point on ``artifact`` (the reported split): headline metric, speed-up, mean exit layer,
+    FLOPs per example (fvcore at true lengths) and FLOPs in FastBERT's convention (Linear layers, 128 tokens).
+    Columns are prefixed ``test_``; ``test_split`` names the split, which is dev when there is no other."""
+    meta = artifact.metadata
+    metric, convention = meta.headline_metric, FastBertConventionFlops(meta.architecture)
+    flops = flops or flops_for(meta)
+    measured = []
+    for point in points.itertuples():
+        policy = policies[point.policy]
+        (row,) = sweep(artifact, [policy], {policy.name: [point.value]}, flops).to_dict("records")
+        fastbert = convention.per_example(np.array([row["mean_exit_layer"]]), np.zeros(1), policy.reads)[0]
+        measured.append({f"test_{metric}": row[metric], "test_speedup": row["speedup"],
+                         "test_mean_exit_layer": row["mean_exit_layer"], "test_flops": row["flops_per_example"],
+                         "test_flops_fastbert": 2 * float(fastbert)})
+    keys = {"dataset": meta.dataset, "backbone": meta.backbone_name, "recipe": meta.recipe, "seed": meta.seed,
+            "metric": metric, "test_split": meta.split}
+    return pd.concat([points.reset_index(drop=True).assign(**keys), pd.DataFrame(measured)], axis=1)

@@ -1,1 +1,0 @@
-"""Dataset declarations, one :class:`DatasetSpec` per dataset, grouped by family."""

@@ -1,0 +1,33 @@
+"""Every exit's outputs on every example of a source: the full-depth pass behind artefacts and dev scores."""
+
+from __future__ import annotations
+
+import torch
+
+from fastexit_bench.analysis.artifact import LayerOutputs
+from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches, sequential
+
+
+@torch.no_grad()
+def predict(model: EarlyExitModel, source: TokenBatches | CachedClsFeatures, task: str,
+            batch_size: int) -> LayerOutputs:
+    """Run every exit on every example of ``source`` in order (eval mode, no dropout)."""
+    was_training = model.training
+    model.eval()
+    logits, scores, labels = [], [], []
+    for indices in sequential(len(source), batch_size):
+        batch = source.batch(indices)
+        out = source.exits(model, batch)
+        logits.append(out.logits.float().cpu())
+        if out.exit_scores is not None:
+            scores.append(out.exit_scores.float().cpu())
+        if batch.labels is not None:
+            labels.append(batch.labels.cpu())
+    model.train(was_training)
+    return LayerOutputs(
+        logits=torch.cat(logits, dim=1).numpy(),
+        task=task,
+        exit_scores=torch.cat(scores, dim=1).numpy() if scores else None,
+        labels=torch.cat(labels).numpy() if labels else None,
+    )
