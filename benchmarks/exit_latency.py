@@ -42,18 +42,18 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     threads = set_threads(args.threads)
-    model, tokenizer, info = load_trained(args.model)
+    model, tokenizer, record = load_trained(args.model)
     model.to(device)
-    spec = DATASETS.get(info["dataset"])
+    spec = DATASETS.get(record.dataset)
     split = args.split or spec.eval_splits[0]
     _, rows = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=args.examples, seed=0,
-                             max_length=info["max_length"], resources=None)
+                             max_length=record.max_length, resources=None)
     source = TokenBatches(rows, tokenizer, device)
     policy = resolve_policy(args.policy)
     points = [(f"{policy.name}={v}", policy, float(v)) for v in args.values.split(",")]
     results = realized_vs_predicted(model, source, spec.task, points, [int(b) for b in args.batch_sizes.split(",")],
                                     args.repeats, device)
-    print(f"{info['recipe']} {info['backbone']['requested']} on {spec.name}/{split}, {len(source)} examples, "
+    print(f"{record.recipe} {record.backbone['requested']} on {spec.name}/{split}, {len(source)} examples, "
           f"{device}, {threads} threads, {args.repeats} repeats")
     print(f"{'batch':>5} {'setting':>12} {'exit':>5} {'pred x':>7} {'real x':>7} {'real/pred':>9} "
           f"{'full ms/ex':>10} {'ee ms/ex':>9} {'ee p90':>7}")
@@ -65,8 +65,8 @@ def main() -> None:
     if args.out:
         write_json(args.out, {
             "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
-            "model": {"dir": str(args.model), "recipe": info["recipe"], "dataset": spec.name,
-                      "trained_at_commit": info["provenance"]["git_commit"], "train_args": info["provenance"]["argv"]},
+            "model": {"dir": str(args.model), "recipe": record.recipe, "dataset": spec.name,
+                      "trained_at_commit": record.provenance["git_commit"], "train_args": record.provenance["argv"]},
             "threads": threads, "device": str(device), "examples": len(source), "flops_source": "fvcore",
             "goals": {"batch_1": ">= 0.9 realized/predicted", "batch_32": ">= 0.8 realized/predicted"},
             "rows": results,

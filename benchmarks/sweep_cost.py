@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from fastexit_bench import provenance
-from fastexit_bench.analysis.artifact import ExitArtifact, predict
+from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import sweep
 from fastexit_bench.data.spec import DATASETS
@@ -26,6 +26,7 @@ from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.io import write_json
 from fastexit_bench.models.saved import ModelSpec, build_model
 from fastexit_bench.runtime.batches import TokenBatches
+from fastexit_bench.runtime.predict import predict
 
 POLICIES = ("entropy", "max_prob", "speed")
 THRESHOLDS = 13
@@ -50,12 +51,12 @@ def main() -> None:
     eval_times, sweep_times = [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        predictions = predict(model, source, 128)
+        predictions = predict(model, source, spec.task, 128)
         eval_times.append(time.perf_counter() - start)
-        art = ExitArtifact(predictions, np.asarray(rows["length"]), {
-            "dataset": spec.name, "split": spec.eval_splits[0], "task": spec.task, "metrics": list(spec.metrics),
-            "recipe": "untrained-heads", "backbone": {"requested": args.backbone}, "seed": 0,
-            "architecture": model.architecture()})
+        art = ExitArtifact(predictions, np.asarray(rows["length"]), ArtifactMetadata(
+            dataset=spec.name, split=spec.eval_splits[0], task=spec.task, metrics=list(spec.metrics),
+            recipe="untrained-heads", backbone={"requested": args.backbone}, seed=0,
+            architecture=model.architecture()))
         grids = {p.name: list(np.linspace(0.0, 1.0, THRESHOLDS)) for p in policies}
         start = time.perf_counter()
         table = sweep(art, policies, grids)

@@ -1,3 +1,4 @@
+import argparse
 import json
 
 import pytest
@@ -46,3 +47,18 @@ def test_prepare_writes_summary_with_provenance(tmp_path, resources):
     assert summary["splits"]["train"]["rows"] == 30 and summary["splits"]["test"]["rows"] == 10
     assert summary["provenance"]["env"]["torch"] and summary["backbone"]["requested"] == "tiny-bert"
     assert len(summary["provenance"]["config_sha256"]) == 64
+
+
+def test_every_option_has_help_that_shows_its_default():
+    parser = build_parser()
+    missing = []
+    for path in _subcommands(parser):
+        sub = parser
+        for name in path:
+            sub = next(a for a in sub._subparsers._group_actions).choices[name]
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help" and not action.help:
+                missing.append(f"{' '.join(path)} {action.option_strings[0]}")
+        if any(a.option_strings and a.dest != "help" and a.default is not argparse.SUPPRESS for a in sub._actions):
+            assert "(default:" in sub.format_help(), path
+    assert missing == []

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import softmax
@@ -20,6 +20,7 @@ from scipy.special import softmax
 from fastexit_bench.errors import FastExitError, RecordError
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import compute_metrics
+from fastexit_bench.records import VersionedRecord
 
 ARTIFACT_VERSION = 1
 
@@ -59,7 +60,7 @@ class LayerOutputs:
 
 
 @dataclass
-class ArtifactMetadata:
+class ArtifactMetadata(VersionedRecord):
     """What an artefact is: which model, data and split produced it, and what its numbers mean.
 
     Attributes:
@@ -98,6 +99,10 @@ class ArtifactMetadata:
     layer_metrics: list[dict[str, float]] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    VERSION: ClassVar[int] = ARTIFACT_VERSION
+    VERSION_KEY: ClassVar[str] = "artifact_version"
+    RERUN: ClassVar[str] = "fastexit-bench evaluate"
+
     @property
     def headline_metric(self) -> str:
         return self.metrics[0]
@@ -105,17 +110,6 @@ class ArtifactMetadata:
     @property
     def backbone_name(self) -> str:
         return self.backbone["requested"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"artifact_version": ARTIFACT_VERSION, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "artefact") -> ArtifactMetadata:
-        if data.get("artifact_version") != ARTIFACT_VERSION:
-            raise RecordError(f"{where} has artefact version {data.get('artifact_version')}, this code reads "
-                              f"{ARTIFACT_VERSION}; rerun `fastexit-bench evaluate`")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass

@@ -7,9 +7,9 @@ number of policies and values costs no forward pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from fastexit_bench.analysis.policies import ExitPolicy
 from fastexit_bench.errors import FastExitError, RecordError
 from fastexit_bench.io import atomic_path, read_json, write_json
 from fastexit_bench.metrics import compute_metrics, direction
+from fastexit_bench.records import VersionedRecord
 
 CURVE_POINTS = 1001
 
@@ -125,7 +126,7 @@ class SweepFiles:
 
 
 @dataclass
-class SweepRecord:
+class SweepRecord(VersionedRecord):
     """``<sweep>.json``: what a sweep read and how it chose its operating points.
 
     Attributes:
@@ -143,15 +144,8 @@ class SweepRecord:
     rows: int
     provenance: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"format_version": SWEEP_FORMAT_VERSION, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "sweep record") -> SweepRecord:
-        if data.get("format_version") != SWEEP_FORMAT_VERSION:
-            raise RecordError(f"{where} has format version {data.get('format_version')}, this code reads "
-                              f"{SWEEP_FORMAT_VERSION}; rerun `fastexit-bench sweep`")
-        return cls(**{k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
+    VERSION: ClassVar[int] = SWEEP_FORMAT_VERSION
+    RERUN: ClassVar[str] = "fastexit-bench sweep"
 
 
 @dataclass

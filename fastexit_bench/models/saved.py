@@ -7,15 +7,16 @@ is rebuilt from its name (or folder) and the weights loaded over it, so no model
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from safetensors.torch import load_model, save_model
 
-from fastexit_bench.errors import ModelLoadError, RecordError
+from fastexit_bench.errors import ModelLoadError
 from fastexit_bench.io import atomic_path, write_json
 from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.records import VersionedRecord
 
 WEIGHTS = "model.safetensors"
 INFO = "training.json"
@@ -46,7 +47,7 @@ TRAINING_RECORD_VERSION = 1
 
 
 @dataclass
-class TrainingRecord:
+class TrainingRecord(VersionedRecord):
     """``training.json``: what was trained, how, on which data, and how it scored on dev.
 
     Attributes:
@@ -72,18 +73,16 @@ class TrainingRecord:
     dev_metric: dict[str, Any]
     provenance: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"format_version": TRAINING_RECORD_VERSION, **asdict(self)}
+    VERSION: ClassVar[int] = TRAINING_RECORD_VERSION
+    RERUN: ClassVar[str] = "fastexit-bench train"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "training record") -> TrainingRecord:
-        version = data.get("format_version", TRAINING_RECORD_VERSION)  # records before versioning have this layout
-        if version != TRAINING_RECORD_VERSION:
-            raise RecordError(f"{where} has format version {version}, this code reads {TRAINING_RECORD_VERSION}; "
-                              "retrain with `fastexit-bench train`")
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        return cls(**{**values, "model": ModelSpec(**data["model"])})
+    def _version_of(cls, data: dict[str, Any]) -> Any:
+        return data.get(cls.VERSION_KEY, cls.VERSION)  # records before versioning have this layout
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ModelSpec(**self.model)
 
 
 def save_trained(folder: Path, model: EarlyExitModel, record: TrainingRecord) -> None:

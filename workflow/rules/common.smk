@@ -3,6 +3,7 @@
 # (tests/test_schema.py proves the two agree), so nothing here carries a fallback value.
 
 import os
+import re
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -11,7 +12,6 @@ from fastexit_bench.analysis.policies import DEFAULT_POLICIES
 from fastexit_bench.data.spec import DATASETS, use_dataset_dirs
 from fastexit_bench.errors import UnknownNameError
 from fastexit_bench.training.recipes import get_recipe
-
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -34,7 +34,11 @@ use_dataset_dirs(config["dataset_dirs"])
 def check_names():
     """Every dataset and recipe the config names exists, before any job runs (near matches suggested)."""
     named = [(item["dataset"], "prepare") for item in config["prepare"]]
-    named += [(d, f"experiments.{n}") for n, e in config["experiments"].items() for d in e["datasets"]]
+    named += [
+        (d, f"experiments.{n}")
+        for n, e in config["experiments"].items()
+        for d in e["datasets"]
+    ]
     try:
         for dataset, where in named:
             DATASETS.get(dataset)
@@ -50,14 +54,15 @@ check_names()
 
 def cli_options(**options):
     """{"max_train": 5, "values": {"speed": [0.1, 0.5]}, "max_drop": [0, 1]} -> "--max-train 5
-    --values speed=0.1,0.5 --max-drop 0,1": lists are comma-joined, dicts repeat NAME=VALUE, None is left out."""
+    --values speed=0.1,0.5 --max-drop 0,1": lists are comma-joined, dicts repeat NAME=VALUE, None is left out.
+    """
 
     def text(value):
         return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
     flags = []
     for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
+        flag = f"--{key.replace('_', '-')}"
         if isinstance(value, dict):
             flags += [f"{flag} {name}={text(v)}" for name, v in value.items()]
         elif value is not None:
@@ -65,7 +70,9 @@ def cli_options(**options):
     return " ".join(flags)
 
 
-GLOBAL_OPTIONS = " ".join(f"--dataset-dir {folder}" for folder in config["dataset_dirs"])
+DATASET_DIR_OPTIONS = " ".join(
+    f"--dataset-dir {folder}" for folder in config["dataset_dirs"]
+)
 LOCATIONS = cli_options(mirror=config["data_mirror"], resources=config["resources"])
 
 
@@ -91,7 +98,9 @@ def get_final_output():
         f"{R}/{PREPARE}/data/{item['dataset']}.{item['backbone']}.json"
         for item in config["prepare"]
     ]
-    probes = sorted({f"{R}/backbones/{item['backbone']}.json" for item in config["prepare"]})
+    probes = sorted(
+        {f"{R}/backbones/{item['backbone']}.json" for item in config["prepare"]}
+    )
     reports = []
     for name in config["default_experiments"]:
         experiment(name)
@@ -115,7 +124,7 @@ def experiment_backbone(name, dataset):
 
 def backbone_key(backbone):
     """A path-safe name for a backbone given as a name, folder or hub id."""
-    return backbone.strip("/").replace("/", "--").replace(".", "_").lower()
+    return re.sub(r"[^a-z0-9_]+", "-", backbone.lower()).strip("-")
 
 
 def get_staged(wildcards):
@@ -219,9 +228,13 @@ def sweep_options(wildcards):
     table's operating points of the policies swept."""
     settings = experiment(wildcards.experiment)
     paper_policy = get_recipe(wildcards.recipe).exit_policy
-    policies = list(settings.get("policies") or DEFAULT_POLICIES)  # absent: the sweep's own default
+    policies = list(
+        settings.get("policies") or DEFAULT_POLICIES
+    )  # absent: the sweep's own default
     policies += [paper_policy] if paper_policy and paper_policy not in policies else []
-    values = {p: v for p, v in settings["table"].get("values", {}).items() if p in policies}
+    values = {
+        p: v for p, v in settings["table"].get("values", {}).items() if p in policies
+    }
     return cli_options(
         policies=",".join(policies) if settings.get("policies") else None,
         values=values,

@@ -12,14 +12,15 @@ rule stage_data:
         summary=f"{R}/{{scope}}/data/{{dataset}}.{{backbone}}.json",
     log:
         "logs/{scope}/stage/{dataset}.{backbone}.log",
-    params:
-        backbone=staging_backbone,
-        options=staging_options,
-    threads: 1
     conda:
         "../envs/fastexit.yaml"
+    threads: 1
+    params:
+        datasets=DATASET_DIR_OPTIONS,
+        backbone=staging_backbone,
+        options=staging_options,
     shell:
-        "python -m fastexit_bench {GLOBAL_OPTIONS} data prepare {wildcards.dataset} "
+        "python -m fastexit_bench {params.datasets} data prepare {wildcards.dataset} "
         "--backbone {params.backbone} {params.options} --out {output.summary} > {log} 2>&1"
 
 
@@ -28,11 +29,11 @@ rule probe_backbone:
         summary=f"{R}/backbones/{{backbone}}.json",
     log:
         "logs/probe_backbone/{backbone}.log",
-    params:
-        resources=config["resources"],
-    threads: 1
     conda:
         "../envs/fastexit.yaml"
+    threads: 1
+    params:
+        resources=config["resources"],
     shell:
         "python -m fastexit_bench backbone show {wildcards.backbone} --resources {params.resources} "
         "--out {output.summary} > {log} 2>&1"

@@ -17,17 +17,18 @@ rule train:
         record=f"{MODEL}/training.json",
     log:
         f"logs/{{experiment}}/train/{RUN}.log",
-    params:
-        folder=subpath(output.record, parent=True),
-        backbone=lambda wc: experiment_backbone(wc.experiment, wc.dataset),
-        options=train_options,
+    conda:
+        "../envs/fastexit.yaml"
     threads: config["threads"]
     resources:
         gpu=config["gpu"],
-    conda:
-        "../envs/fastexit.yaml"
+    params:
+        datasets=DATASET_DIR_OPTIONS,
+        folder=subpath(output.record, parent=True),
+        backbone=lambda wc: experiment_backbone(wc.experiment, wc.dataset),
+        options=train_options,
     shell:
-        "python -m fastexit_bench {GLOBAL_OPTIONS} train --dataset {wildcards.dataset} "
+        "python -m fastexit_bench {params.datasets} train --dataset {wildcards.dataset} "
         "--backbone {params.backbone} --recipe {wildcards.recipe} --seed {wildcards.seed} "
         "{params.options} --out {params.folder} > {log} 2>&1"
 
@@ -39,16 +40,17 @@ rule evaluate:
         artifact=f"{R}/{{experiment}}/exits/{RUN}.{{split}}.npz",
     log:
         f"logs/{{experiment}}/evaluate/{RUN}.{{split}}.log",
-    params:
-        folder=subpath(input.record, parent=True),
-        options=evaluate_options,
+    conda:
+        "../envs/fastexit.yaml"
     threads: config["threads"]
     resources:
         gpu=config["gpu"],
-    conda:
-        "../envs/fastexit.yaml"
+    params:
+        datasets=DATASET_DIR_OPTIONS,
+        folder=subpath(input.record, parent=True),
+        options=evaluate_options,
     shell:
-        "python -m fastexit_bench {GLOBAL_OPTIONS} evaluate {params.folder} --split {wildcards.split} "
+        "python -m fastexit_bench {params.datasets} evaluate {params.folder} --split {wildcards.split} "
         "{params.options} --out {output.artifact} > {log} 2>&1"
 
 
@@ -62,12 +64,12 @@ rule sweep:
         record=f"{SWEEP}.json",
     log:
         f"logs/{{experiment}}/sweep/{RUN}.log",
+    conda:
+        "../envs/fastexit.yaml"
+    threads: 1
     params:
         test=test_option,
         options=sweep_options,
-    threads: 1
-    conda:
-        "../envs/fastexit.yaml"
     shell:
         "python -m fastexit_bench sweep {input.dev} {params.test} {params.options} "
         "--out {output.table} > {log} 2>&1"
@@ -81,17 +83,18 @@ rule latency:
         timing=f"{R}/{{experiment}}/latency/{RUN}.json",
     log:
         f"logs/{{experiment}}/latency/{RUN}.log",
-    params:
-        folder=subpath(input.record, parent=True),
-        split=held_out_split,
-        options=latency_options,
+    conda:
+        "../envs/fastexit.yaml"
     threads: config["threads"]
     resources:
         gpu=config["gpu"],
-    conda:
-        "../envs/fastexit.yaml"
+    params:
+        datasets=DATASET_DIR_OPTIONS,
+        folder=subpath(input.record, parent=True),
+        split=held_out_split,
+        options=latency_options,
     shell:
-        "python -m fastexit_bench {GLOBAL_OPTIONS} latency {params.folder} --selection {input.selection} "
+        "python -m fastexit_bench {params.datasets} latency {params.folder} --selection {input.selection} "
         "--split {params.split} --threads {threads} {params.options} --out {output.timing} > {log} 2>&1"
 
 
@@ -114,13 +117,13 @@ rule report:
         ),
     log:
         "logs/{experiment}/report.log",
+    conda:
+        "../envs/fastexit.yaml"
+    threads: 1
     params:
         tables=lambda wc, output: os.path.dirname(output.tables[0]),
         plots=subpath(output.flops_plot, parent=True),
         layout=lambda wc: experiment(wc.experiment)["table"]["layout"],
-    threads: 1
-    conda:
-        "../envs/fastexit.yaml"
     shell:
         "python -m fastexit_bench report --name {wildcards.experiment} --sweeps {input.sweeps} "
         "--artifacts {input.artifacts} --latency {input.latency} --layout {params.layout} "
