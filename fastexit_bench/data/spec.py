@@ -77,6 +77,11 @@ class DatasetSpec:
         return (self.train_split, *self.eval_splits)
 
     @property
+    def reported_split(self) -> str:
+        """The split tables report: the held-out one after dev where there is one, else dev itself."""
+        return self.eval_splits[1] if len(self.eval_splits) > 1 else self.eval_splits[0]
+
+    @property
     def num_outputs(self) -> int:
         """Width of a classifier head: number of classes, or 1 for regression."""
         return 1 if self.task == "regression" else len(self.label_names)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastexit_bench.errors import ModelLoadError, UnknownNameError
-from fastexit_bench.io import atomic_path
 from fastexit_bench.locations import package_dir, resources_dir
 from fastexit_bench.registry import Registry
 
@@ -44,12 +46,25 @@ BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
 
 def _materialize(folder: Path, build: Callable[[Path], None], sidecar: dict) -> Path:
-    """Build ``folder`` once, atomically, with a sidecar describing where it came from."""
-    if not (folder / SIDECAR).is_file():
-        log.info("building %s (once)", folder)
-        with atomic_path(folder) as tmp:
-            build(tmp)
-            (tmp / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
+    """Build ``folder`` once, with a sidecar describing where it came from. Jobs that start at the same
+    time (parallel staging in a fresh resources folder) may each build it: the first rename wins and the
+    others keep its copy, so a finished folder is never replaced under a reader."""
+    if (folder / SIDECAR).is_file():
+        return folder
+    log.info("building %s (once)", folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        build(tmp)
+        (tmp / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / SIDECAR).is_file():
+                raise ModelLoadError(f"cannot build {folder}: it exists but is unfinished (no {SIDECAR}); "
+                                     "delete it and run again") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -248,13 +248,14 @@ def latency_options(wildcards):
 
 
 def get_sweep_inputs(wildcards):
-    """The sweep reads the first evaluation split (dev: grids and selection) and measures the chosen
-    operating points on the second (test) where the dataset has one."""
-    splits = DATASETS.get(wildcards.dataset).eval_splits
+    """The sweep chooses on the first evaluation split (dev) and measures the chosen operating points on
+    the split tables report (test where the dataset has one)."""
+    spec = DATASETS.get(wildcards.dataset)
     stem = f"{R}/{wildcards.experiment}/exits/{wildcards.dataset}.{wildcards.recipe}.seed{wildcards.seed}"
+    dev, reported = spec.eval_splits[0], spec.reported_split
     return {
-        "dev": f"{stem}.{splits[0]}.npz",
-        **({"test": f"{stem}.{splits[1]}.npz"} if len(splits) > 1 else {}),
+        "dev": f"{stem}.{dev}.npz",
+        **({"test": f"{stem}.{reported}.npz"} if reported != dev else {}),
     }
 
 
@@ -262,5 +263,5 @@ def test_option(wildcards, input):
     return f"--test {input.test}" if "test" in input.keys() else ""
 
 
-def held_out_split(wildcards):
-    return DATASETS.get(wildcards.dataset).eval_splits[-1]
+def reported_split(wildcards):
+    return DATASETS.get(wildcards.dataset).reported_split

@@ -91,7 +91,7 @@ rule latency:
     params:
         datasets=DATASET_DIR_OPTIONS,
         folder=subpath(input.record, parent=True),
-        split=held_out_split,
+        split=reported_split,
         options=latency_options,
     shell:
         "python -m fastexit_bench {params.datasets} latency {params.folder} --selection {input.selection} "
