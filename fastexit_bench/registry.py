@@ -25,8 +25,10 @@ IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A
 class Registry(Generic[T]):
     """Name -> entry mapping with strict keys, duplicate detection and helpful misses."""
 
-    def __init__(self, kind: str, modules: tuple[str, ...] = (), loader: Callable[[], None] | None = None) -> None:
+    def __init__(self, kind: str, modules: tuple[str, ...] = (), loader: Callable[[], None] | None = None,
+                 plural: str | None = None) -> None:
         self.kind = kind
+        self.plural = plural or f"{kind}s"
         self._modules = modules
         self._loader = loader
         self._entries: dict[str, T] = {}
@@ -58,7 +60,7 @@ class Registry(Generic[T]):
             near = difflib.get_close_matches(name, self._entries, n=3)
             hint = f" Did you mean {', '.join(near)}?" if near else ""
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(sorted(self._entries))}"
+                f"unknown {self.kind} {name!r}.{hint} Known {self.plural}: {', '.join(sorted(self._entries))}"
             ) from None
 
     def __contains__(self, name: object) -> bool:

@@ -84,9 +84,9 @@ def choose(dev: pd.DataFrame, metric: str, spec: OperatingPointSpec) -> pd.DataF
     """Every operating point of one model from its dev sweep: full depth, then each policy's fixed values
     (``spec.values``) or its dev-chosen values (``spec.targets()``). The oracle reads labels and gets none.
     Fixed values need not be on the dev grid, so they carry no dev numbers."""
-    reference = full_depth_metric(dev, metric)
-    rows = [{"policy": "static", "setting": FULL_DEPTH, "target": "", "value": float(dev[dev.policy == "static"].value.max()),
-             f"dev_{metric}": reference, "dev_speedup": 1.0, f"dev_full_{metric}": reference}]
+    reference, depth = full_depth_metric(dev, metric), float(dev[dev.policy == "static"].value.max())
+    rows = [{"policy": "static", "setting": FULL_DEPTH, "target": "", "value": depth, f"dev_{metric}": reference,
+             "dev_speedup": 1.0, f"dev_full_{metric}": reference}]
     adaptive = dev[(dev.policy != "oracle") & ~dev.policy.isin(list(spec.values))]
     for pick in select(adaptive, metric, spec.targets()).to_dict("records"):
         rows.append({**pick, "setting": f"{pick['policy']}, dev {pick['target']}"})

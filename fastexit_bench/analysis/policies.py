@@ -231,7 +231,7 @@ class Oracle(ExitPolicy):
         return predictions == outputs.labels
 
 
-POLICIES: Registry[type[ExitPolicy]] = Registry("policy")
+POLICIES: Registry[type[ExitPolicy]] = Registry("policy", plural="policies")
 DEFAULT_POLICIES = ("entropy", "speed", "patience", "max_prob", "learned")
 """What a sweep runs when no policy is named: each one that applies to the artefact."""
 REFERENCE_POLICIES = ("static", "oracle")

@@ -8,9 +8,9 @@ import re
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from fastexit_bench.analysis.policies import DEFAULT_POLICIES
+from fastexit_bench.analysis.policies import DEFAULT_POLICIES, POLICIES
 from fastexit_bench.data.spec import DATASETS, use_dataset_dirs
-from fastexit_bench.errors import UnknownNameError
+from fastexit_bench.errors import DataError, UnknownNameError
 from fastexit_bench.training.recipes import get_recipe
 
 validate(config, "../schemas/config.schema.yaml")
@@ -28,25 +28,32 @@ wildcard_constraints:
 
 R = config["results"]
 PREPARE = "prepare"  # the staging scope of config["prepare"]; every other scope is an experiment
-use_dataset_dirs(config["dataset_dirs"])
 
 
 def check_names():
-    """Every dataset and recipe the config names exists, before any job runs (near matches suggested)."""
-    named = [(item["dataset"], "prepare") for item in config["prepare"]]
-    named += [
-        (d, f"experiments.{n}")
-        for n, e in config["experiments"].items()
-        for d in e["datasets"]
-    ]
+    """Every dataset, recipe and built-in policy the config names exists, before any job runs (near
+    matches suggested); user dataset folders are registered first."""
     try:
-        for dataset, where in named:
-            DATASETS.get(dataset)
-        for name, settings in config["experiments"].items():
-            for recipe in settings["recipes"]:
-                get_recipe(recipe)
-    except UnknownNameError as error:
-        raise WorkflowError(f"config {where}: {error}")
+        use_dataset_dirs(config["dataset_dirs"])
+    except DataError as error:
+        raise WorkflowError(f"config dataset_dirs: {error}")
+    named = [("prepare", DATASETS.get, item["dataset"]) for item in config["prepare"]]
+    for name, settings in config["experiments"].items():
+        named += [
+            (f"experiments.{name}", DATASETS.get, d) for d in settings["datasets"]
+        ]
+        named += [(f"experiments.{name}", get_recipe, r) for r in settings["recipes"]]
+        named += [
+            (f"experiments.{name}", POLICIES.get, p)
+            for p in settings.get("policies", [])
+            if ":"
+            not in p  # import paths are loaded by the sweep, in the jobs' environment
+        ]
+    for where, lookup, key in named:
+        try:
+            lookup(key)
+        except UnknownNameError as error:
+            raise WorkflowError(f"config {where}: {error}")
 
 
 check_names()
