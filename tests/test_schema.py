@@ -12,6 +12,7 @@ from snakemake.utils import validate
 
 from fastexit_bench.analysis.operating_points import OperatingPointSpec
 from fastexit_bench.data.config import DataConfig
+from fastexit_bench.execution import ATTENTIONS, PRECISIONS, ExecutionConfig
 from fastexit_bench.registry import IMPORT_PATH
 from fastexit_bench.reporting.paper import LAYOUTS, TableSpec
 from fastexit_bench.runtime.config import LatencyConfig
@@ -41,6 +42,11 @@ def test_defaults_equal_the_typed_configs():
     for key in ("epochs", "lr", "batch_size"):
         assert experiment[key]["default"] == getattr(train, key), key
     assert experiment["latency_examples"]["default"] == LatencyConfig().examples
+    execution = ExecutionConfig()
+    assert experiment["precision"]["default"] == execution.precision and experiment["precision"]["enum"] == list(
+        PRECISIONS)
+    assert experiment["attention"]["default"] == execution.attention and experiment["attention"]["enum"] == list(
+        ATTENTIONS)
     table = experiment["table"]["properties"]
     assert table["max_drop"]["default"] == list(OperatingPointSpec().max_drop)
     assert table["layout"]["default"] == TableSpec().layout

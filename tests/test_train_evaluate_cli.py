@@ -16,7 +16,7 @@ from fastexit_bench.models.heads import HEADS
 
 TRAIN = ["--dataset", "bbc_news", "--backbone", "tiny-bert", "--max-train", "64", "--max-eval", "16",
          "--max-length", "32", "--epochs", "2", "--max-steps", "3", "--batch-size", "8", "--lr", "1e-3",
-         "--device", "cpu"]
+         "--device", "cpu", "--precision", "fp32"]
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +36,20 @@ def test_train_writes_weights_and_a_complete_record(trained):
     assert [e["epoch"] for e in stage["epochs"]] == [1] and stage["epochs"][0]["steps"] == 3
     assert len(info["dev_metric"]["per_layer"]) == 4
     assert info["provenance"]["git_commit"]
+    assert info["execution"] == {"precision": "fp32", "attention": "sdpa"}  # auto attention for CPU fp32
+    assert info["format_version"] == 1 and info["train_config"]["group_by_length"]
 
 
 def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resources, tmp_path, capsys):
     out = tmp_path / "validation.npz"
     assert main(["evaluate", str(trained), "--max-examples", "6", "--resources", str(resources),
-                 "--device", "cpu", "--out", str(out)]) == 0
+                 "--device", "cpu", "--precision", "fp32", "--attention", "eager", "--out", str(out)]) == 0
     assert "layer" in capsys.readouterr().out
     artifact = ExitArtifact.load(out)
     meta = artifact.metadata.to_dict()
     assert (meta["dataset"], meta["split"], meta["recipe"], meta["seed"]) == ("bbc_news", "validation", "berxit", 0)
     assert meta["provenance"]["env"]["torch"] and len(meta["layer_metrics"]) == 4
+    assert meta["execution"] == {"precision": "fp32", "attention": "eager"}
     assert meta["architecture"]["hidden_size"] == 32 and meta["architecture"]["num_layers"] == 4
     assert artifact.predictions.logits.shape == (4, 6, 5)
     assert artifact.predictions.exit_scores.shape == (4, 6)

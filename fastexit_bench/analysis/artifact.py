@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import softmax
 
 from fastexit_bench.errors import FastExitError, RecordError
+from fastexit_bench.execution import FP32_EAGER
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import compute_metrics
 from fastexit_bench.records import VersionedRecord
@@ -78,6 +79,8 @@ class ArtifactMetadata(VersionedRecord):
         data_origin: where the split's rows came from (mirror path, carving, subsampling).
         layer_metrics: every metric at every exit, index k - 1 for layer k.
         provenance: the ``provenance.collect`` block of the evaluation run.
+        execution: the precision and attention implementation the logits were computed with; artefacts from
+            before these were choosable ran in fp32 with eager attention.
     """
 
     dataset: str
@@ -98,6 +101,7 @@ class ArtifactMetadata(VersionedRecord):
     data_origin: dict[str, Any] = field(default_factory=dict)
     layer_metrics: list[dict[str, float]] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    execution: dict[str, str] = field(default_factory=FP32_EAGER.to_dict)
 
     VERSION: ClassVar[int] = ARTIFACT_VERSION
     VERSION_KEY: ClassVar[str] = "artifact_version"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastexit_bench.analysis.operating_points import OperatingPointSpec
 from fastexit_bench.data.config import DataConfig
+from fastexit_bench.execution import ATTENTIONS, PRECISIONS, ExecutionConfig
 from fastexit_bench.locations import MIRROR_ENV, RESOURCES_ENV
 
 
@@ -43,6 +44,19 @@ def add_location_args(parser: argparse.ArgumentParser) -> None:
     add_mirror_arg(parser)
     add_resources_arg(parser)
     parser.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda, cuda:1, ...")
+
+
+def add_execution_args(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--attention`` (the :class:`ExecutionConfig` options; ``auto`` resolves per device)."""
+    defaults = ExecutionConfig()
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help="auto: bf16 on GPUs and CPUs with native bf16, fp16 on older GPUs, else fp32")
+    parser.add_argument("--attention", choices=ATTENTIONS, default=defaults.attention,
+                        help="attention implementation; auto: sdpa on GPUs and for fp32 on CPUs, eager for CPU bf16")
+
+
+def execution_config(args: argparse.Namespace) -> ExecutionConfig:
+    return ExecutionConfig(args.precision, args.attention)
 
 
 def add_data_args(parser: argparse.ArgumentParser, *, train: bool = True) -> None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import add_location_args, config_of, emit, subcommand
+from fastexit_bench.cli.common import (
+    add_execution_args,
+    add_location_args,
+    config_of,
+    emit,
+    execution_config,
+    subcommand,
+)
 from fastexit_bench.data.config import DataConfig
 from fastexit_bench.training.config import TrainConfig
 
@@ -22,6 +29,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--split", help="split to evaluate (None: the dataset's first eval split)")
     parser.add_argument("--out", type=Path, required=True, help=".npz artefact to write")
     add_location_args(parser)
+    add_execution_args(parser)
     parser.add_argument("--max-examples", type=int, default=DataConfig.max_eval,
                         help="seeded subsample of the split (None: all of it)")
     parser.add_argument("--batch-size", type=int, default=TrainConfig.eval_batch_size, help="evaluation batch size")
@@ -33,6 +41,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
+    from fastexit_bench.execution import resolve, running
     from fastexit_bench.io import sha256_file
     from fastexit_bench.models.saved import WEIGHTS, load_trained
     from fastexit_bench.models.tracing import measure_fvcore
@@ -46,7 +55,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
     loaded, rows = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=args.max_examples,
                                   seed=record.seed, max_length=record.max_length, resources=args.resources)
     flops = measure_fvcore(model)
-    predictions = predict(model.to(device), TokenBatches(rows, tokenizer, device), spec.task, args.batch_size)
+    execution = resolve(execution_config(args), device)
+    with running(model.config, execution, device):
+        predictions = predict(model.to(device), TokenBatches(rows, tokenizer, device), spec.task, args.batch_size)
     per_layer = predictions.layer_metrics(spec.metrics) if predictions.labels is not None else None
     metadata = ArtifactMetadata(
         dataset=spec.name, split=split, task=spec.task, metrics=list(spec.metrics), recipe=record.recipe,
@@ -54,11 +65,12 @@ def run_evaluate(args: argparse.Namespace) -> None:
         label_names=list(spec.label_names), model=record.to_dict()["model"], flops=flops.to_dict(),
         max_length=record.max_length, model_dir=str(args.model), model_sha256=sha256_file(args.model / WEIGHTS),
         trained_at_commit=record.provenance.get("git_commit"), data_origin=loaded.origin, layer_metrics=per_layer,
-        provenance=provenance.collect(config=config_of(args)),
+        provenance=provenance.collect(config=config_of(args)), execution=execution.to_dict(),
     )
     ExitArtifact(predictions, rows.with_format("numpy")["length"], metadata).save(args.out)
     if per_layer is not None:
         emit(f"{'layer':>5}  " + "  ".join(f"{m:>9}" for m in spec.metrics))
         for layer, values in enumerate(per_layer, start=1):
             emit(f"{layer:>5}  " + "  ".join(f"{values[m]:9.4f}" for m in spec.metrics))
-    emit(f"wrote {args.out} ({len(rows)} examples, {predictions.num_layers} exits)")
+    emit(f"wrote {args.out} ({len(rows)} examples, {predictions.num_layers} exits, {execution.precision}, "
+         f"{execution.attention} attention)")

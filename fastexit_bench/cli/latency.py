@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import add_location_args, config_of, emit, int_list, subcommand
+from fastexit_bench.cli.common import (
+    add_execution_args,
+    add_location_args,
+    config_of,
+    emit,
+    execution_config,
+    int_list,
+    subcommand,
+)
 from fastexit_bench.runtime.config import LatencyConfig
 
 
@@ -29,6 +37,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--threads", type=int, help="torch threads (None: torch's choice)")
     parser.add_argument("--out", type=Path, required=True, help="JSON to write")
     add_location_args(parser)
+    add_execution_args(parser)
 
 
 def run_latency(args: argparse.Namespace) -> None:
@@ -39,6 +48,7 @@ def run_latency(args: argparse.Namespace) -> None:
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
+    from fastexit_bench.execution import resolve
     from fastexit_bench.io import write_json
     from fastexit_bench.models.saved import load_trained
     from fastexit_bench.reporting.paper import paper_points
@@ -51,8 +61,10 @@ def run_latency(args: argparse.Namespace) -> None:
     chosen = paper_points(pd.read_csv(args.selection))
     points = [(row.setting, resolve_policy(row.policy), row.value) for row in chosen.itertuples()
               if row.policy != "static"]
+    execution = resolve(execution_config(args), device)
     timing = {"provenance": provenance.collect(config=config_of(args)), "dataset": record.dataset,
-              "recipe": record.recipe, "seed": record.seed, "threads": threads, "device": str(device), "rows": []}
+              "recipe": record.recipe, "seed": record.seed, "threads": threads, "device": str(device),
+              "execution": execution.to_dict(), "rows": []}
     if points:
         dataset = DATASETS.get(record.dataset)
         split = args.split or chosen.split.iloc[0]
@@ -60,7 +72,8 @@ def run_latency(args: argparse.Namespace) -> None:
                                  seed=record.seed, max_length=record.max_length, resources=args.resources)
         timing.update(split=split, examples=len(rows), repeats=args.repeats,
                       rows=realized_vs_predicted(model.to(device), TokenBatches(rows, tokenizer, device),
-                                                 dataset.task, points, args.batch_sizes, args.repeats, device))
+                                                 dataset.task, points, args.batch_sizes, args.repeats, device,
+                                                 execution))
     write_json(args.out, timing)
     emit(f"{'batch':>5}  {'setting':<32} {'exit':>5} {'pred x':>7} {'real x':>7} {'real/pred':>9}")
     for row in timing["rows"]:

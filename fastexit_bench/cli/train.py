@@ -8,9 +8,11 @@ from pathlib import Path
 
 from fastexit_bench.cli.common import (
     add_data_args,
+    add_execution_args,
     add_location_args,
     config_of,
     emit,
+    execution_config,
     named_value,
     subcommand,
 )
@@ -34,6 +36,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--recipe", required=True, help="training recipe")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     add_location_args(parser)
+    add_execution_args(parser)
     add_data_args(parser)
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs per stage")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate")
@@ -48,6 +51,8 @@ def add_parser(commands) -> None:
                         help="also checkpoint every N steps inside an epoch")
     parser.add_argument("--no-feature-cache", action="store_true",
                         help="run the frozen backbone every epoch instead of caching per-layer [CLS] features")
+    parser.add_argument("--no-length-grouping", action="store_true",
+                        help="draw random batches instead of batches of similar length")
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -82,12 +87,14 @@ def run_train(args: argparse.Namespace) -> None:
     (train_loaded, train_rows), (dev_loaded, dev_rows) = data.values()
     config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=args.warmup,
                          max_steps=args.max_steps, seed=args.seed, checkpoint_every=args.checkpoint_every,
-                         cache_features=not args.no_feature_cache, stage_lr=tuple(args.stage_lr))
+                         cache_features=not args.no_feature_cache, stage_lr=tuple(args.stage_lr),
+                         group_by_length=not args.no_length_grouping, execution=execution_config(args))
     dev = DevSet(TokenBatches(dev_rows, tokenizer, device), spec.task, spec.metrics[0])
-    emit(f"training {recipe.name} on {spec.name} ({len(train_rows)} train / {len(dev_rows)} dev rows) "
-         f"with {resolved.requested} ({model.num_layers} layers) on {device}")
     trainer = Trainer(model, recipe, TokenBatches(train_rows, tokenizer, device), dev, spec.task, config,
                       checkpoint=args.out / "train.ckpt")
+    emit(f"training {recipe.name} on {spec.name} ({len(train_rows)} train / {len(dev_rows)} dev rows) "
+         f"with {resolved.requested} ({model.num_layers} layers) on {device}, {trainer.execution.precision}, "
+         f"{trainer.execution.attention} attention")
     logs = trainer.run()
     final = logs[-1].epochs[logs[-1].best_epoch - 1].dev_metric
     save_trained(args.out, model.cpu(), TrainingRecord(
@@ -95,7 +102,7 @@ def run_train(args: argparse.Namespace) -> None:
         backbone=asdict(resolved), train_config=asdict(config),
         data={"train": train_loaded.origin, "dev": {"split": dev_loaded.split, **dev_loaded.origin}},
         stages=[asdict(log) for log in logs], dev_metric={"name": spec.metrics[0], "per_layer": final},
-        provenance=provenance.collect(config=config_of(args)),
+        provenance=provenance.collect(config=config_of(args)), execution=trainer.execution.to_dict(),
     ))
     (args.out / "train.ckpt").unlink()
     emit(f"dev {spec.metrics[0]} per layer: " + " ".join(f"{m:.4f}" for m in final))

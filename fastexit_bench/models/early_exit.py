@@ -139,10 +139,21 @@ class EarlyExitModel(nn.Module):
             states.append(hidden)
         return states
 
+    def head_logits(self, index: int, hidden: Tensor, mask: Tensor) -> Tensor:
+        """Head ``index`` on one layer's hidden states, in fp32 even under autocast: losses and the logits
+        exit policies read keep full precision (the heads are a small share of the compute)."""
+        with torch.autocast(hidden.device.type, enabled=False):
+            return self.heads[index](hidden.float(), mask)
+
+    def exit_score(self, hidden: Tensor) -> Tensor:
+        """BERxiT's learned-exit logit ``[batch]`` for one layer's hidden states, in fp32."""
+        with torch.autocast(hidden.device.type, enabled=False):
+            return self.exit_scorer(hidden.float())
+
     def exit_output(self, index: int, hidden: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None]:
         """Head ``index``'s logits and the learned-exit logit (or None) for one layer's hidden states."""
-        score = self.exit_scorer(hidden) if self.exit_scorer is not None else None
-        return self.heads[index](hidden, mask), score
+        score = self.exit_score(hidden) if self.exit_scorer is not None else None
+        return self.head_logits(index, hidden, mask), score
 
     def exits(self, states: list[Tensor], mask: Tensor) -> AllExitsOutput:
         """Every head on its layer's hidden states; ``mask`` is ``[batch, seq]`` with True on real tokens."""

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from safetensors.torch import load_model, save_model
 
 from fastexit_bench.errors import ModelLoadError
+from fastexit_bench.execution import FP32_EAGER
 from fastexit_bench.io import atomic_path, write_json
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.records import VersionedRecord
@@ -59,6 +60,7 @@ class TrainingRecord(VersionedRecord):
         stages: per stage, its ``StageLog`` (learning rate, epochs with losses and dev metrics, best epoch).
         dev_metric: ``{"name", "per_layer"}``: the headline dev metric at every exit of the kept epoch.
         provenance: the ``provenance.collect`` block of the training run.
+        execution: the precision and attention implementation training ran with (``execution.Execution``).
     """
 
     model: ModelSpec
@@ -72,6 +74,7 @@ class TrainingRecord(VersionedRecord):
     stages: list[dict[str, Any]]
     dev_metric: dict[str, Any]
     provenance: dict[str, Any] = field(default_factory=dict)
+    execution: dict[str, str] = field(default_factory=FP32_EAGER.to_dict)
 
     VERSION: ClassVar[int] = TRAINING_RECORD_VERSION
     RERUN: ClassVar[str] = "fastexit-bench train"

@@ -18,6 +18,7 @@ from torch import nn
 
 from fastexit_bench.analysis.flops import PolynomialFlops
 from fastexit_bench.errors import FastExitError
+from fastexit_bench.execution import attention
 
 
 def _sdpa_macs(inputs: list[Any], outputs: list[Any]) -> int:
@@ -38,22 +39,23 @@ class _Embed(nn.Module):
 
 
 def count_module(module: nn.Module, inputs: tuple) -> tuple[dict[str, int], list[str]]:
-    """fvcore MACs per operator and the ops it skipped, for one call of ``module``."""
+    """fvcore MACs per operator and the ops it skipped, for one call of ``module`` (fp32: autocast is off)."""
     from fvcore.nn import FlopCountAnalysis
 
     analysis = FlopCountAnalysis(module, inputs).set_op_handle("aten::scaled_dot_product_attention", _sdpa_macs)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
-    return dict(analysis.by_operator()), sorted(analysis.unsupported_ops())
+    with torch.autocast(inputs[0].device.type, enabled=False):
+        return dict(analysis.by_operator()), sorted(analysis.unsupported_ops())
 
 
 def component_inputs(model, n: int) -> dict[str, tuple[nn.Module, tuple]]:
     """Each component of ``model`` with batch-1 inputs of ``n`` tokens."""
-    d = model.config.hidden_size
-    hidden, mask = torch.zeros(1, n, d), torch.ones(1, n, dtype=torch.bool)
+    d, device = model.config.hidden_size, next(model.parameters()).device
+    hidden, mask = torch.zeros(1, n, d, device=device), torch.ones(1, n, dtype=torch.bool, device=device)
     parts = {
-        "embeddings": (_Embed(model), (torch.zeros(1, n, dtype=torch.long),)),
-        "layer": (model.layers[0], (hidden, torch.zeros(1, 1, 1, n))),
+        "embeddings": (_Embed(model), (torch.zeros(1, n, dtype=torch.long, device=device),)),
+        "layer": (model.layers[0], (hidden, torch.zeros(1, 1, 1, n, device=device))),
         "head": (model.heads[0], (hidden, mask)),
     }
     if model.exit_scorer is not None:
@@ -68,11 +70,12 @@ def measure_fvcore(model, lengths: tuple[int, int, int] = (16, 32, 64), check: i
     model.eval()
     counts: dict[str, list[int]] = {}
     skipped: dict[str, set[str]] = {}
-    for n in (*lengths, check):
-        for name, (module, inputs) in component_inputs(model, n).items():
-            by_op, unsupported = count_module(module, inputs)
-            counts.setdefault(name, []).append(sum(by_op.values()))
-            skipped.setdefault(name, set()).update(unsupported)
+    with attention(model.config, "eager"):  # whatever the model runs with, count the eager fp32 components
+        for n in (*lengths, check):
+            for name, (module, inputs) in component_inputs(model, n).items():
+                by_op, unsupported = count_module(module, inputs)
+                counts.setdefault(name, []).append(sum(by_op.values()))
+                skipped.setdefault(name, set()).update(unsupported)
     model.train(was_training)
     coefficients = {}
     for name, values in counts.items():
@@ -90,8 +93,9 @@ def fastbert_convention(model, length: int = 128) -> int:
     """FastBERT's published convention: 2 x MACs of Linear layers only, input padded to ``length``,
     over every layer and the final classifier minus its label projection (the part FastBERT's
     21,785,247,744 for BERT-base leaves out: 128 x classes MACs)."""
-    layer, _ = count_module(model.layers[0], component_inputs(model, length)["layer"][1])
-    head_module, head_inputs = component_inputs(model, length)["head"]
-    head, _ = count_module(head_module, head_inputs)
+    with attention(model.config, "eager"):
+        layer, _ = count_module(model.layers[0], component_inputs(model, length)["layer"][1])
+        head_module, head_inputs = component_inputs(model, length)["head"]
+        head, _ = count_module(head_module, head_inputs)
     label_projection = head_module.classifier.in_features * head_module.classifier.out_features
     return 2 * (model.num_layers * layer.get("linear", 0) + head.get("linear", 0) - label_projection)

@@ -31,6 +31,8 @@ class TokenBatches:
 
     def __init__(self, dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, device: str = "cpu"):
         columns = [c for c in (*MODEL_INPUTS, "labels") if c in dataset.column_names]
+        known = "length" in dataset.column_names
+        self._lengths = np.asarray(dataset["length"] if known else [len(ids) for ids in dataset["input_ids"]])
         self.dataset = dataset.select_columns(columns)
         self.tokenizer = tokenizer
         self.device = torch.device(device)
@@ -43,8 +45,8 @@ class TokenBatches:
         return "labels" in self.dataset.column_names
 
     def lengths(self) -> np.ndarray:
-        """Tokens per example (for length bucketing)."""
-        return np.array([len(ids) for ids in self.dataset["input_ids"]])
+        """Tokens per example (for length grouping and bucketing)."""
+        return self._lengths
 
     def batch(self, indices: Tensor) -> Batch:
         rows = self.dataset[indices.tolist()]
@@ -66,9 +68,10 @@ class CachedClsFeatures:
     then cost a few small matrix products per example instead of a backbone forward pass.
     """
 
-    def __init__(self, cls_states: Tensor, labels: Tensor | None):
+    def __init__(self, cls_states: Tensor, labels: Tensor | None, lengths: np.ndarray | None = None):
         self.cls_states = cls_states  # [examples, layers, d]
         self.labels = labels
+        self._lengths = lengths
 
     @classmethod
     @torch.no_grad()
@@ -76,16 +79,23 @@ class CachedClsFeatures:
         was_training = model.training
         model.eval()
         states, labels = [], []
-        for indices in tqdm(sequential(len(source), batch_size), desc="cache [CLS] features", leave=False,
-                            disable=None):
+        batches = evaluation_batches(source, batch_size)
+        for indices in tqdm(batches, desc="cache [CLS] features", leave=False, disable=None):
             batch = source.batch(indices)
-            states.append(torch.stack([h[:, 0] for h in model.encode(**batch.inputs)], dim=1))
+            states.append(torch.stack([h[:, 0].float() for h in model.encode(**batch.inputs)], dim=1))
             labels.append(batch.labels)
         model.train(was_training)
-        return cls(torch.cat(states), torch.cat(labels) if source.has_labels else None)
+        inverse = input_order(batches)
+        return cls(torch.cat(states)[inverse], torch.cat(labels)[inverse] if source.has_labels else None,
+                   source.lengths())
 
     def __len__(self) -> int:
         return len(self.cls_states)
+
+    def lengths(self) -> np.ndarray | None:
+        """The token lengths of the examples the features came from: training draws the same length-grouped
+        batches as from the text, so the cache stays an exact stand-in."""
+        return self._lengths
 
     @property
     def has_labels(self) -> bool:
@@ -100,6 +110,23 @@ class CachedClsFeatures:
         return model.exits_on_cls(batch.inputs["cls_states"])
 
 
-def sequential(size: int, batch_size: int) -> tuple[Tensor, ...]:
-    """Index batches in dataset order (evaluation, feature extraction)."""
-    return torch.arange(size).split(batch_size)
+def evaluation_batches(source: TokenBatches | CachedClsFeatures, batch_size: int) -> list[Tensor]:
+    """Index batches for a pass over every example: sorted by length where lengths are known, so padding per
+    batch stays small; put results back with :func:`input_order`."""
+    lengths = source.lengths()
+    order = torch.arange(len(source)) if lengths is None else torch.from_numpy(np.argsort(lengths, kind="stable"))
+    return list(order.split(batch_size))
+
+
+def input_order(batches: list[Tensor]) -> Tensor:
+    """The permutation that puts results concatenated batch by batch back in input order."""
+    return torch.argsort(torch.cat(batches))
+
+
+def length_grouped_order(lengths: np.ndarray, batch_size: int, generator: torch.Generator,
+                         megabatch: int = 50) -> Tensor:
+    """A training order that keeps batches of similar length, as transformers' ``group_by_length``: a random
+    permutation cut into mega-batches of ``megabatch`` batches, each sorted by length (longest first)."""
+    order = torch.randperm(len(lengths), generator=generator)
+    chunks = order.split(batch_size * megabatch)
+    return torch.cat([chunk[np.argsort(-lengths[chunk.numpy()], kind="stable")] for chunk in chunks])

@@ -45,14 +45,14 @@ class EarlyExitEngine:
         mask = attention_mask.bool()
         seen_logits = np.zeros((layers, batch, model.num_outputs), dtype=np.float32)
         seen_scores = np.zeros((layers, batch), dtype=np.float32) if reads == "exit_scores" else None
-        final = torch.empty(batch, model.num_outputs, device=hidden.device, dtype=hidden.dtype)
+        final = torch.empty(batch, model.num_outputs, device=hidden.device, dtype=torch.float32)
         exit_layers = np.zeros(batch, dtype=np.int64)
         active = np.arange(batch)
         for k in range(layers):
             hidden = model.run_layer(k, hidden, additive)
-            logits = model.heads[k](hidden, mask) if reads == "logits" else None
+            logits = model.head_logits(k, hidden, mask) if reads == "logits" else None
             if reads == "exit_scores":
-                seen_scores[k, active] = model.exit_scorer(hidden).float().cpu().numpy()
+                seen_scores[k, active] = model.exit_score(hidden).cpu().numpy()
             if logits is not None:
                 seen_logits[k, active] = logits.float().cpu().numpy()
             if k == layers - 1:
@@ -65,7 +65,7 @@ class EarlyExitEngine:
             if leaving.any():
                 rows = torch.from_numpy(np.flatnonzero(leaving)).to(hidden.device)
                 final[torch.from_numpy(active[leaving]).to(hidden.device)] = (
-                    logits[rows] if logits is not None else model.heads[k](hidden[rows], mask[rows]))
+                    logits[rows] if logits is not None else model.head_logits(k, hidden[rows], mask[rows]))
                 exit_layers[active[leaving]] = k + 1
                 keep = torch.from_numpy(np.flatnonzero(~leaving)).to(hidden.device)
                 active = active[~leaving]

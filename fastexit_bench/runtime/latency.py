@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fastexit_bench.errors import FastExitError
+from fastexit_bench.execution import FP32_EAGER, Execution, running
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,19 @@ def timed_passes(engines: dict[str, Any], batches: list, device: torch.device, r
 
 
 def realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, Any, float]],
-                          batch_sizes: Sequence[int], repeats: int, device: torch.device) -> list[dict[str, Any]]:
+                          batch_sizes: Sequence[int], repeats: int, device: torch.device,
+                          execution: Execution = FP32_EAGER) -> list[dict[str, Any]]:
     """Wall-clock speed-up of the early-exit engine at each operating point (label, policy, value) against
     the same model run to full depth, next to the speed-up its FLOPs predict (fvcore counts, true lengths,
-    heads on the way included). Both run the same pre-collated batches (length-bucketed above batch 1).
-    Refuses to time anything if the engine's exits differ from the sweep's on these examples."""
+    heads on the way included). Both run the same pre-collated batches (length-bucketed above batch 1), at
+    ``execution``'s precision and attention. Refuses to time anything if the engine's exits differ from the
+    sweep's on these examples at that precision."""
+    with running(model.config, execution, device):
+        return _realized_vs_predicted(model, source, task, points, batch_sizes, repeats, device)
+
+
+def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, Any, float]],
+                           batch_sizes: Sequence[int], repeats: int, device: torch.device) -> list[dict[str, Any]]:
     from fastexit_bench.analysis.policies import resolve_policy
     from fastexit_bench.models.tracing import measure_fvcore
     from fastexit_bench.runtime.engine import EarlyExitEngine

@@ -6,17 +6,19 @@ import torch
 
 from fastexit_bench.analysis.artifact import LayerOutputs
 from fastexit_bench.models.early_exit import EarlyExitModel
-from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches, sequential
+from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches, evaluation_batches, input_order
 
 
 @torch.no_grad()
 def predict(model: EarlyExitModel, source: TokenBatches | CachedClsFeatures, task: str,
             batch_size: int) -> LayerOutputs:
-    """Run every exit on every example of ``source`` in order (eval mode, no dropout)."""
+    """Run every exit on every example of ``source`` (eval mode, no dropout; batches grouped by length),
+    results in input order. Runs under the caller's execution context (``execution.running``)."""
     was_training = model.training
     model.eval()
     logits, scores, labels = [], [], []
-    for indices in sequential(len(source), batch_size):
+    batches = evaluation_batches(source, batch_size)
+    for indices in batches:
         batch = source.batch(indices)
         out = source.exits(model, batch)
         logits.append(out.logits.float().cpu())
@@ -25,9 +27,10 @@ def predict(model: EarlyExitModel, source: TokenBatches | CachedClsFeatures, tas
         if batch.labels is not None:
             labels.append(batch.labels.cpu())
     model.train(was_training)
+    inverse = input_order(batches)
     return LayerOutputs(
-        logits=torch.cat(logits, dim=1).numpy(),
+        logits=torch.cat(logits, dim=1)[:, inverse].numpy(),
         task=task,
-        exit_scores=torch.cat(scores, dim=1).numpy() if scores else None,
-        labels=torch.cat(labels).numpy() if labels else None,
+        exit_scores=torch.cat(scores, dim=1)[:, inverse].numpy() if scores else None,
+        labels=torch.cat(labels)[inverse].numpy() if labels else None,
     )

@@ -1,6 +1,8 @@
 """The training loop shared by every recipe.
 
-AdamW with linear warmup per stage; parts a stage does not train are frozen (no gradients, eval
+AdamW with linear warmup per stage, at the run's precision and attention implementation
+(``fastexit_bench.execution``: bf16/fp16 autocast with fp32 master weights and fp32 heads, a gradient
+scaler for fp16), on batches grouped by length; parts a stage does not train are frozen (no gradients, eval
 mode). After every epoch the dev set is scored at every exit and the best epoch's weights of the
 trained part are kept ("best dev epoch of N"). Off-ramp stages over [CLS]-only heads train on
 per-layer [CLS] features computed once. Checkpoints are written atomically; a rerun with the same
@@ -27,10 +29,11 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from fastexit_bench.errors import TrainingError
+from fastexit_bench.execution import grad_scaler, resolve, running
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import direction
 from fastexit_bench.models.early_exit import EarlyExitModel
-from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches
+from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches, length_grouped_order
 from fastexit_bench.runtime.predict import predict
 from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.losses import LOSSES
@@ -84,6 +87,15 @@ def _state_of(modules: list[torch.nn.Module]) -> list[dict[str, torch.Tensor]]:
     return [copy.deepcopy(m.state_dict()) for m in modules]
 
 
+def epoch_order(lengths: np.ndarray | None, size: int, config: TrainConfig, stage: int, epoch: int) -> torch.Tensor:
+    """The order of an epoch's examples, a function of (seed, stage, epoch) only: grouped by length when asked
+    and lengths are known, else a random permutation."""
+    generator = torch.Generator().manual_seed(_derived_seed(config.seed, stage, epoch))
+    if config.group_by_length and lengths is not None:
+        return length_grouped_order(lengths, config.batch_size, generator)
+    return torch.randperm(size, generator=generator)
+
+
 @dataclass
 class StageState:
     """Where a stage is: what a mid-stage checkpoint saves and a resumed run continues from.
@@ -118,6 +130,7 @@ class StageRun:
     dev: TokenBatches | CachedClsFeatures | None
     optimizer: torch.optim.Optimizer
     scheduler: Any
+    scaler: torch.amp.GradScaler
     total_steps: int
     log: StageLog
 
@@ -130,11 +143,17 @@ class Trainer:
         self.model, self.recipe, self.train_data, self.dev = model, recipe, train_data, dev
         self.task, self.config = task, config
         self.checkpoint = Path(checkpoint) if checkpoint else None
-        self.fingerprint = json.dumps([recipe.name, asdict(config), len(train_data), model.num_layers,
-                                       sorted(model.state_dict())], sort_keys=True)
+        self.device = next(model.parameters()).device
+        self.execution = resolve(config.execution, self.device)
+        self.fingerprint = json.dumps([recipe.name, asdict(config), self.execution.to_dict(), len(train_data),
+                                       model.num_layers, sorted(model.state_dict())], sort_keys=True)
 
     def run(self) -> list[StageLog]:
         """Train every stage (resuming from the checkpoint if there is one); return their logs."""
+        with running(self.model.config, self.execution, self.device):
+            return self._run_stages()
+
+    def _run_stages(self) -> list[StageLog]:
         resume = self._load_checkpoint()
         logs: list[StageLog] = resume["logs"] if resume else []
         for index, stage in enumerate(self.recipe.stages):
@@ -172,12 +191,14 @@ class Trainer:
         total = config.epochs * per_epoch if config.max_steps is None else min(config.epochs * per_epoch,
                                                                                 config.max_steps)
         scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup * total), total)
+        scaler = grad_scaler(self.execution.precision, self.device)
         if resume:
             optimizer.load_state_dict(resume["optimizer"])
             scheduler.load_state_dict(resume["scheduler"])
+            scaler.load_state_dict(resume["scaler"])
         log = StageLog(stage.name, lr=config.lr_of(stage), cached_features=isinstance(train, CachedClsFeatures),
                        feature_seconds=feature_seconds)
-        return StageRun(stage, modules, params, train, dev, optimizer, scheduler, total, log)
+        return StageRun(stage, modules, params, train, dev, optimizer, scheduler, scaler, total, log)
 
     def _run_stage(self, stage: Stage, state: StageState, logs: list[StageLog], resume: dict | None) -> StageLog:
         run = self._start_stage(stage, resume)
@@ -198,12 +219,10 @@ class Trainer:
         return run.log
 
     def _epoch_batches(self, run: StageRun, state: StageState) -> tuple[torch.Tensor, ...]:
-        """The epoch's batches, a function of (seed, stage, epoch); seeds dropout, or restores the RNG mid-epoch."""
-        seed = self.config.seed
-        order = torch.randperm(len(run.train), generator=torch.Generator().manual_seed(
-            _derived_seed(seed, state.index, state.epoch)))
+        """The epoch's batches (:func:`epoch_order`); seeds dropout, or restores the RNG mid-epoch."""
+        order = epoch_order(run.train.lengths(), len(run.train), self.config, state.index, state.epoch)
         if state.next_batch == 0:
-            torch.manual_seed(_derived_seed(seed, state.index, state.epoch, 1))
+            torch.manual_seed(_derived_seed(self.config.seed, state.index, state.epoch, 1))
         else:
             self._set_rng(state.rng)
         return order.split(self.config.batch_size)
@@ -236,9 +255,11 @@ class Trainer:
             raise TrainingError(f"stage {run.stage.name!r}: loss is {loss.item()} at step {step}; "
                                 "lower the learning rate or check the labels")
         run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
         torch.nn.utils.clip_grad_norm_(run.params, self.config.max_grad_norm)
-        run.optimizer.step()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
         run.scheduler.step()
 
     def _end_epoch(self, run: StageRun, state: StageState, seconds: float) -> None:
@@ -256,7 +277,8 @@ class Trainer:
 
     def _payload(self, run: StageRun, state: StageState, logs: list[StageLog]) -> dict[str, Any]:
         return {"stage": state.index, "logs": logs, "step": state.step, "state": state,
-                "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict()}
+                "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+                "scaler": run.scaler.state_dict()}
 
     def _score(self, dev: TokenBatches | CachedClsFeatures, stage: Stage) -> tuple[list[float], float]:
         predictions = predict(self.model, dev, self.task, self.config.eval_batch_size)

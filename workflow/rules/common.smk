@@ -211,6 +211,10 @@ def get_report_inputs(wildcards):
     }
 
 
+def execution_options(settings):
+    return cli_options(precision=settings["precision"], attention=settings["attention"])
+
+
 def train_options(wildcards):
     settings = experiment(wildcards.experiment)
     options = cli_options(
@@ -222,12 +226,13 @@ def train_options(wildcards):
         batch_size=settings["batch_size"],
         stage_lr=settings["stage_lr"].get(wildcards.recipe),
     )
-    return f"{LOCATIONS} {options}"
+    return f"{LOCATIONS} {execution_options(settings)} {options}"
 
 
 def evaluate_options(wildcards):
-    max_examples = experiment(wildcards.experiment)["max_eval"]
-    return f"{LOCATIONS} {cli_options(max_examples=max_examples)}"
+    settings = experiment(wildcards.experiment)
+    options = cli_options(max_examples=settings["max_eval"])
+    return f"{LOCATIONS} {execution_options(settings)} {options}"
 
 
 def sweep_options(wildcards):
@@ -250,8 +255,9 @@ def sweep_options(wildcards):
 
 
 def latency_options(wildcards):
-    examples = experiment(wildcards.experiment)["latency_examples"]
-    return f"{LOCATIONS} {cli_options(examples=examples)}"
+    settings = experiment(wildcards.experiment)
+    options = cli_options(examples=settings["latency_examples"])
+    return f"{LOCATIONS} {execution_options(settings)} {options}"
 
 
 def get_sweep_inputs(wildcards):

@@ -1,0 +1,190 @@
+"""Training throughput at each precision and attention implementation, with and without length-grouped
+batches, of the suite's trainer against a plain ``AutoModelForSequenceClassification`` loop, plus
+full-depth inference latency at batch 1 and 32.
+
+Both loops train the whole encoder and a classifier with AdamW on the same batches (same examples, same
+order, real token lengths, padding per batch) under the same autocast. Throughput is examples per second
+over ``--steps`` timed steps: a run of ``1 + steps`` steps minus a run of 1 step, so model loading and the
+first step's warm-up are left out. On a CPU whose oneDNN has no native bf16 (no avx512_bf16 / AMX), bf16 is
+emulated and tens of times slower: it is timed over one step of one configuration (the first attention,
+random batches) and marked ``emulated``.
+Goals (issue 14, on a CPU with native bf16): bf16 >= 2.2x fp32 for the suite's trainer; suite >= 0.95x
+the plain loop at equal precision.
+
+    python benchmarks/train_throughput.py --mirror ../shared/data --out results/benchmarks/train_throughput_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+from fastexit_bench import provenance
+from fastexit_bench.data.spec import DATASETS
+from fastexit_bench.data.tokenized import load_tokenized
+from fastexit_bench.device import resolve_device
+from fastexit_bench.execution import (
+    Execution,
+    ExecutionConfig,
+    autocast,
+    cpu_supports_bf16,
+    resolve_attention,
+    running,
+)
+from fastexit_bench.io import write_json
+from fastexit_bench.models.backbones import resolve_backbone
+from fastexit_bench.models.saved import build_model
+from fastexit_bench.runtime.batches import TokenBatches
+from fastexit_bench.runtime.latency import set_threads
+from fastexit_bench.training.config import TrainConfig
+from fastexit_bench.training.recipes import get_recipe
+from fastexit_bench.training.trainer import Trainer, epoch_order
+
+CASES = (("minilm-l6", "sst2"), ("me5-small", "book_review"))
+
+
+def batches_of(data: TokenBatches, config: TrainConfig, steps: int) -> list:
+    """The trainer's first-epoch batches (stage 0), so the plain loop sees the same examples in the same order."""
+    order = epoch_order(data.lengths(), len(data), config, stage=0, epoch=0)
+    return [data.batch(indices) for indices in order.split(config.batch_size)[:steps]]
+
+
+def suite_seconds(backbone: str, spec, data: TokenBatches, config: TrainConfig, device, steps: int) -> float:
+    """Seconds of ``steps`` optimizer steps of the suite's trainer (baseline recipe: encoder + final head)."""
+    recipe = get_recipe("baseline")
+    model, _, _ = build_model(recipe.model_spec(backbone, spec.num_outputs))
+    model.to(device)
+    started = time.perf_counter()
+    Trainer(model, recipe, data, None, spec.task, replace(config, max_steps=steps)).run()
+    return time.perf_counter() - started
+
+
+def plain_seconds(location: str, spec, data: TokenBatches, config: TrainConfig, execution: Execution, device,
+                  steps: int) -> float:
+    """Seconds of ``steps`` steps of a plain fine-tuning loop on the same batches."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        location, num_labels=spec.num_outputs, attn_implementation=execution.attention).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup * steps), steps)
+    started = time.perf_counter()
+    for batch in batches_of(data, config, steps):
+        with autocast(execution.precision, device):
+            loss = model(**batch.inputs, labels=batch.labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started
+
+
+def examples_per_second(seconds_of: Callable[[int], float], steps: int, batch_size: int) -> float:
+    """Examples per second over ``steps`` timed steps: a run of (1 + steps) steps minus a run of 1 step."""
+    return steps * batch_size / (seconds_of(1 + steps) - seconds_of(1))
+
+
+def inference_ms(backbone: str, spec, data: TokenBatches, execution: Execution, batch_size: int, examples: int,
+                 device) -> float:
+    """Median milliseconds per example of a full-depth forward pass (every exit), batches sorted by length."""
+    model, _, _ = build_model(get_recipe("baseline").model_spec(backbone, spec.num_outputs))
+    model.to(device).eval()
+    order = np.argsort(data.lengths()[:examples], kind="stable")
+    samples = []
+    with torch.inference_mode(), running(model.config, execution, device):
+        batches = [data.batch(torch.from_numpy(order[i:i + batch_size])) for i in range(0, len(order), batch_size)]
+        model.forward_all(**batches[0].inputs)  # warm-up
+        for batch in batches:
+            started = time.perf_counter()
+            model.forward_all(**batch.inputs)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            samples.append(1e3 * (time.perf_counter() - started) / batch.inputs["input_ids"].shape[0])
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mirror", help="data mirror holding SST-2 and Book review (../shared/data)")
+    parser.add_argument("--cases", default=",".join(f"{b}:{d}" for b, d in CASES), help="BACKBONE:DATASET,...")
+    parser.add_argument("--examples", type=int, default=512, help="training examples loaded per case")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--attentions", default="eager,sdpa")
+    parser.add_argument("--inference-examples", type=int, default=64)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    device, threads = resolve_device(args.device), set_threads(args.threads)
+    native_bf16 = device.type == "cuda" or cpu_supports_bf16()
+    rows, inference = [], []
+    for case in args.cases.split(","):
+        backbone, dataset = case.split(":")
+        spec = DATASETS.get(dataset)
+        location = resolve_backbone(backbone).location
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        _, rows_tokenized = load_tokenized(spec, spec.train_split, tokenizer, mirror=args.mirror,
+                                           max_examples=args.examples, seed=0, max_length=128, resources=None)
+        data = TokenBatches(rows_tokenized, tokenizer, device)
+        print(f"{backbone} on {dataset}: {len(data)} examples, mean {data.lengths().mean():.1f} tokens")
+        for precision in args.precisions.split(","):
+            emulated = precision == "bf16" and not native_bf16
+            steps = 1 if emulated else args.steps
+            attentions = args.attentions.split(",")[:1] if emulated else args.attentions.split(",")
+            for attention in attentions:
+                execution = Execution(precision, attention)
+                for grouped in (False,) if emulated else (False, True):
+                    config = TrainConfig(batch_size=args.batch_size, epochs=1, group_by_length=grouped,
+                                         execution=ExecutionConfig(precision, attention))
+                    suite = examples_per_second(partial(suite_seconds, backbone, spec, data, config, device),
+                                                steps, args.batch_size)
+                    plain = examples_per_second(
+                        partial(plain_seconds, location, spec, data, config, execution, device), steps, args.batch_size)
+                    rows.append({"backbone": backbone, "dataset": dataset, "precision": precision,
+                                 "attention": attention, "length_grouped": grouped, "timed_steps": steps,
+                                 "emulated_bf16": emulated, "suite_examples_per_s": suite,
+                                 "plain_examples_per_s": plain, "suite_over_plain": suite / plain})
+                    print(f"  {precision:4} {attention:5} grouped={grouped!s:5} suite {suite:7.2f}/s  "
+                          f"plain {plain:7.2f}/s  suite/plain {suite / plain:.3f}" + ("  (emulated)" if emulated else ""))
+            execution = Execution(precision, resolve_attention("auto", device, precision))
+            examples = min(32, args.inference_examples) if emulated else args.inference_examples
+            for batch_size in (1, 32):
+                ms = inference_ms(backbone, spec, data, execution, batch_size, examples, device)
+                inference.append({"backbone": backbone, "dataset": dataset, **execution.to_dict(),
+                                  "batch_size": batch_size, "ms_per_example_median": ms, "emulated_bf16": emulated})
+                print(f"  inference {precision} batch {batch_size}: {ms:.2f} ms/example")
+    summary = []
+    for backbone, dataset in {(r["backbone"], r["dataset"]) for r in rows}:
+        best = {p: max((r for r in rows if (r["backbone"], r["dataset"], r["precision"]) == (backbone, dataset, p)),
+                       key=lambda r: r["suite_examples_per_s"], default=None) for p in ("fp32", "bf16")}
+        if best["fp32"] and best["bf16"]:
+            summary.append({"backbone": backbone, "dataset": dataset, "fastest_fp32": best["fp32"],
+                            "fastest_bf16": best["bf16"],
+                            "bf16_over_fp32": best["bf16"]["suite_examples_per_s"] / best["fp32"]["suite_examples_per_s"]})
+    for row in summary:
+        print(f"{row['backbone']}/{row['dataset']}: fastest bf16 / fastest fp32 = {row['bf16_over_fp32']:.3f}")
+    if args.out:
+        write_json(args.out, {
+            "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
+            "device": str(device), "threads": threads, "native_bf16": native_bf16,
+            "goals": {"bf16_over_fp32": ">= 2.2 (suite, CPU with native bf16)", "suite_over_plain": ">= 0.95"},
+            "training": rows, "inference": inference, "summary": summary,
+        })
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""How a model runs on a device: numeric precision and attention implementation, resolved once per run.
+
+``auto`` picks the fastest choice that stays correct on the device:
+- precision: bf16 autocast on a CUDA GPU that supports it (fp16 with a gradient scaler on older GPUs) and on
+  a CPU with native bf16 (oneDNN: avx512_bf16 / AMX); fp32 elsewhere. Master weights stay fp32, and the
+  exit heads run in fp32, so losses and the logits policies read are fp32.
+- attention: SDPA on a GPU; on a CPU, SDPA in fp32 and eager in bf16 (``benchmarks/train_throughput.py``
+  measures all four; eager bf16 was the fastest on a CPU with avx512_bf16).
+FLOP counts never depend on this: ``models.tracing`` traces eager fp32 components on its own.
+Importing this module needs no torch (the CLI reads the defaults).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastexit_bench.errors import FastExitError
+
+if TYPE_CHECKING:
+    import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ATTENTIONS = ("auto", "eager", "sdpa")
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """The one owner of the execution defaults: what the user asks for (``auto`` resolves per device)."""
+
+    precision: str = "auto"
+    attention: str = "auto"
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What a run actually used, recorded in training records, artefacts and timings."""
+
+    precision: str
+    attention: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+FP32_EAGER = Execution("fp32", "eager")
+"""How every run before precision and attention were choosable executed (old records)."""
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (avx512_bf16 or AMX); without it bf16 is emulated and slow."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(requested: str, device: torch.device, cpu_bf16: bool | None = None) -> str:
+    """``auto`` -> the fastest correct precision for ``device``; an impossible request is an error."""
+    import torch
+
+    if requested not in PRECISIONS:
+        raise FastExitError(f"precision {requested!r} is not one of {PRECISIONS}")
+    if device.type == "cuda":
+        if requested == "auto":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return requested
+    if requested == "fp16":
+        raise FastExitError("fp16 needs a CUDA GPU (it trains with a gradient scaler); use bf16 or fp32 on the CPU")
+    if requested == "auto":
+        return "bf16" if (cpu_supports_bf16() if cpu_bf16 is None else cpu_bf16) else "fp32"
+    return requested
+
+
+def resolve_attention(requested: str, device: torch.device, precision: str) -> str:
+    """``auto`` -> SDPA on a GPU; on a CPU, SDPA in fp32 and eager in bf16 (see the module docstring)."""
+    if requested not in ATTENTIONS:
+        raise FastExitError(f"attention {requested!r} is not one of {ATTENTIONS}")
+    if requested != "auto":
+        return requested
+    return "sdpa" if device.type == "cuda" or precision == "fp32" else "eager"
+
+
+def resolve(config: ExecutionConfig, device: torch.device, cpu_bf16: bool | None = None) -> Execution:
+    precision = resolve_precision(config.precision, device, cpu_bf16)
+    return Execution(precision, resolve_attention(config.attention, device, precision))
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+def autocast(precision: str, device: torch.device) -> Any:
+    """Mixed-precision autocast for bf16/fp16, nothing for fp32. The block may span many optimizer steps, so
+    autocast's cache of low-precision weight copies is off: a cached copy would outlive the step that updated
+    its weight."""
+    import torch
+
+    dtype = autocast_dtype(precision)
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=False) if dtype is not None else nullcontext()
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 (whose small gradients underflow); a pass-through otherwise."""
+    import torch
+
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+@contextmanager
+def attention(config: Any, implementation: str) -> Iterator[None]:
+    """Run the encoder layers built from the HF ``config`` with ``implementation`` inside the block."""
+    previous = config._attn_implementation
+    config._attn_implementation = implementation
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
+
+
+@contextmanager
+def running(config: Any, execution: Execution, device: torch.device) -> Iterator[None]:
+    """The attention implementation and autocast of ``execution``, for everything inside the block."""
+    with attention(config, execution.attention), autocast(execution.precision, device):
+        yield
