@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from fastexit_bench.analysis.policies import POLICIES, resolve_policy
+from fastexit_bench.execution import Execution, running
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.models.tracing import measure_fvcore
 from fastexit_bench.runtime.engine import EarlyExitEngine
@@ -75,3 +76,16 @@ def test_realized_vs_predicted_times_each_point_against_full_depth(model):
         assert row["predicted_speedup"] == pytest.approx(predicted)
         assert row["realized_speedup"] == pytest.approx(row["full_depth"]["total_s"] / row["early_exit"]["total_s"])
         assert row["mean_exit_layer"] == pytest.approx(exits.mean())
+
+
+@pytest.mark.parametrize("name", POLICIES.names())
+def test_engine_matches_the_sweep_in_bf16(model, name):
+    """Evaluated and timed at one precision, the engine's exits equal the sweep's (bf16 rounding included)."""
+    data = token_data(rows=24, seed=7)
+    with running(model.config, Execution("bf16", "eager"), torch.device("cpu")):
+        saved = predict(model, data, "classification", batch_size=8)
+        policy = resolve_policy(name)
+        for value in policy.grid(saved)[::2]:
+            for batch_size, bucketed in ((1, False), (5, True)):
+                out = EarlyExitEngine(model, policy, value, "classification").run_source(data, batch_size, bucketed)
+                np.testing.assert_array_equal(out.exit_layers, policy.exit_layers(saved, value))
