@@ -45,7 +45,7 @@ from fastexit_bench.io import write_json
 from fastexit_bench.models.backbones import resolve_backbone
 from fastexit_bench.models.saved import build_model
 from fastexit_bench.runtime.batches import TokenBatches
-from fastexit_bench.runtime.latency import set_threads
+from fastexit_bench.runtime.latency import set_threads, time_call
 from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.recipes import get_recipe
 from fastexit_bench.training.trainer import Trainer, epoch_order
@@ -104,13 +104,10 @@ def inference_ms(backbone: str, spec, data: TokenBatches, execution: Execution, 
     samples = []
     with torch.inference_mode(), running(model.config, execution, device):
         batches = [data.batch(torch.from_numpy(order[i:i + batch_size])) for i in range(0, len(order), batch_size)]
-        model.forward_all(**batches[0].inputs)  # warm-up
-        for batch in batches:
-            started = time.perf_counter()
-            model.forward_all(**batch.inputs)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            samples.append(1e3 * (time.perf_counter() - started) / batch.inputs["input_ids"].shape[0])
+        for position, batch in enumerate(batches):
+            timing = time_call(lambda b=batch: model.forward_all(**b.inputs), device,
+                               warmup=1 if position == 0 else 0, repeats=1)
+            samples.append(1e3 * timing.median_s / batch.inputs["input_ids"].shape[0])
     return statistics.median(samples)
 
 

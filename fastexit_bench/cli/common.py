@@ -77,20 +77,20 @@ def parse_floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v]
 
 
-def float_list(text: str) -> list[float]:
-    """An argparse type for comma-separated numbers."""
-    try:
-        return parse_floats(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+def comma_list(convert, what: str):
+    """An argparse type for comma-separated values, each turned into a value by ``convert``."""
+
+    def parse(text: str) -> list:
+        try:
+            return [convert(v) for v in text.split(",") if v]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+
+    return parse
 
 
-def int_list(text: str) -> list[int]:
-    """An argparse type for comma-separated whole numbers."""
-    try:
-        return [int(v) for v in text.split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+float_list = comma_list(float, "numbers")
+int_list = comma_list(int, "whole numbers")
 
 
 def named_value(parse, example: str):

@@ -126,7 +126,8 @@ def _source(entry: dict[str, Any], folder: Path) -> Source:
     kind = entry.pop("kind", None)
     if kind not in SOURCE_KINDS:
         raise DataError(f"source kind {kind!r} is not one of {sorted(SOURCE_KINDS)}")
-    roots = [str((folder / r).resolve()) if r.startswith((".", "/")) else r for r in entry.pop("roots", [])]
+    roots = [str((folder / r).resolve()) if r in (".", "..") or r.startswith(("./", "../", "/")) else r
+             for r in entry.pop("roots", [])]
     if "columns" in entry:
         entry["columns"] = {k: _column(v) for k, v in entry["columns"].items()}
     return SOURCE_KINDS[kind](roots=tuple(roots), **entry)

@@ -161,8 +161,8 @@ def resolve_backbone(name: str, resources: str | Path | None = None) -> Resolved
 def load_backbone(name: str, resources: str | Path | None = None):
     """Load ``(model, tokenizer, resolved)``: an ``AutoModel`` with eager attention and its tokenizer.
 
-    Eager attention is used everywhere so that FLOP counting and layer-by-layer execution see
-    the same attention computation.
+    Eager is what FLOP counting traces; a run switches its attention implementation for its own duration
+    (``execution.running``).
     """
     from transformers import AutoModel, AutoTokenizer
 

@@ -151,7 +151,7 @@ def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     for key, means in mean.iterrows():
         dataset, split, recipe, setting, policy, metric = key
         paper = published_for(dataset, recipe, policy, means.get("value", np.nan), metric) or {}
-        row = {"dataset": dataset, "split": split, "model": recipe if setting == "full depth" else f"{recipe}: {setting}"}
+        row = {"dataset": dataset, "split": split, "model": recipe if setting == FULL_DEPTH else f"{recipe}: {setting}"}
         for column, heading in SHOWN[spec.layout]:
             if column not in points.columns:
                 continue

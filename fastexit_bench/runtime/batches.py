@@ -110,12 +110,14 @@ class CachedClsFeatures:
         return model.exits_on_cls(batch.inputs["cls_states"])
 
 
-def evaluation_batches(source: TokenBatches | CachedClsFeatures, batch_size: int) -> list[Tensor]:
-    """Index batches for a pass over every example: sorted by length where lengths are known, so padding per
-    batch stays small; put results back with :func:`input_order`."""
+def evaluation_batches(source: TokenBatches | CachedClsFeatures, batch_size: int,
+                       by_length: bool = True) -> list[Tensor]:
+    """Index batches for a pass over every example: sorted by length where lengths are known (and
+    ``by_length``), so padding per batch stays small; put results back with :func:`input_order`."""
     lengths = source.lengths()
-    order = torch.arange(len(source)) if lengths is None else torch.from_numpy(np.argsort(lengths, kind="stable"))
-    return list(order.split(batch_size))
+    if not by_length or lengths is None:
+        return list(torch.arange(len(source)).split(batch_size))
+    return list(torch.from_numpy(np.argsort(lengths, kind="stable")).split(batch_size))
 
 
 def input_order(batches: list[Tensor]) -> Tensor:

@@ -18,7 +18,7 @@ from torch import Tensor
 from fastexit_bench.analysis.artifact import LayerOutputs
 from fastexit_bench.analysis.policies import ExitPolicy
 from fastexit_bench.models.early_exit import EarlyExitModel
-from fastexit_bench.runtime.batches import TokenBatches
+from fastexit_bench.runtime.batches import TokenBatches, evaluation_batches, input_order
 
 
 @dataclass
@@ -54,7 +54,7 @@ class EarlyExitEngine:
             if reads == "exit_scores":
                 seen_scores[k, active] = model.exit_score(hidden).cpu().numpy()
             if logits is not None:
-                seen_logits[k, active] = logits.float().cpu().numpy()
+                seen_logits[k, active] = logits.cpu().numpy()
             if k == layers - 1:
                 leaving = np.ones(len(active), dtype=bool)
             else:
@@ -79,16 +79,13 @@ class EarlyExitEngine:
     def run_source(self, source: TokenBatches, batch_size: int, length_bucketed: bool = False
                    ) -> EngineOutput:
         """Every example of ``source`` in batches (sorted by length when ``length_bucketed``), in input order."""
-        order = np.arange(len(source))
-        if length_bucketed:
-            order = np.argsort(source.lengths(), kind="stable")
-        logits, exits = [None] * len(source), np.zeros(len(source), dtype=np.int64)
-        for start in range(0, len(order), batch_size):
-            indices = order[start:start + batch_size]
-            batch = source.batch(torch.from_numpy(indices))
+        batches = evaluation_batches(source, batch_size, by_length=length_bucketed)
+        logits, exits = [], []
+        for indices in batches:
+            batch = source.batch(indices)
             labels = batch.labels.cpu().numpy() if batch.labels is not None else None
             out = self.run(**batch.inputs, labels=labels)
-            for row, index in enumerate(indices):
-                logits[index] = out.logits[row]
-            exits[indices] = out.exit_layers
-        return EngineOutput(torch.stack(logits), exits)
+            logits.append(out.logits)
+            exits.append(out.exit_layers)
+        inverse, all_logits = input_order(batches), torch.cat(logits)
+        return EngineOutput(all_logits[inverse.to(all_logits.device)], np.concatenate(exits)[inverse.numpy()])

@@ -102,6 +102,7 @@ def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str,
                            batch_sizes: Sequence[int], repeats: int, device: torch.device) -> list[dict[str, Any]]:
     from fastexit_bench.analysis.policies import resolve_policy
     from fastexit_bench.models.tracing import measure_fvcore
+    from fastexit_bench.runtime.batches import evaluation_batches
     from fastexit_bench.runtime.engine import EarlyExitEngine
     from fastexit_bench.runtime.predict import predict
 
@@ -116,8 +117,8 @@ def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str,
             raise FastExitError(f"engine and sweep disagree at {label}; the timing would measure the wrong thing")
     results = []
     for batch_size in batch_sizes:
-        order = np.argsort(lengths, kind="stable") if batch_size > 1 else np.arange(len(source))
-        batches = [source.batch(torch.from_numpy(order[i:i + batch_size])) for i in range(0, len(order), batch_size)]
+        indices = evaluation_batches(source, batch_size, by_length=batch_size > 1)
+        batches = [source.batch(batch_indices) for batch_indices in indices]
         stats = timed_passes({"full depth": baseline, **engines}, batches, device, repeats)
         for label, policy, value in points:
             exits = policy.exit_layers(outputs, value)

@@ -244,9 +244,7 @@ def sweep_options(wildcards):
         settings.get("policies") or DEFAULT_POLICIES
     )  # absent: the sweep's own default
     policies += [paper_policy] if paper_policy and paper_policy not in policies else []
-    values = {
-        p: v for p, v in settings["table"].get("values", {}).items() if p in policies
-    }
+    values = {p: v for p, v in settings["table"]["values"].items() if p in policies}
     return cli_options(
         policies=",".join(policies) if settings.get("policies") else None,
         values=values,
