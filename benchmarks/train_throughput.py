@@ -5,7 +5,9 @@ full-depth inference latency at batch 1 and 32.
 Both loops train the whole encoder and a classifier with AdamW on the same batches (same examples, same
 order, real token lengths, padding per batch) under the same autocast. Throughput is examples per second
 over ``--steps`` timed steps: a run of ``1 + steps`` steps minus a run of 1 step, so model loading and the
-first step's warm-up are left out. On a CPU whose oneDNN has no native bf16 (no avx512_bf16 / AMX), bf16 is
+first step's warm-up are left out. Each configuration is measured in ``--rounds`` rounds, suite and plain
+loop back to back in each, and the medians over rounds are reported (the ratio is the median of the
+per-round ratios), so a drift of the shared machine hits both loops alike. On a CPU whose oneDNN has no native bf16 (no avx512_bf16 / AMX), bf16 is
 emulated and tens of times slower: it is timed over one step of one configuration (the first attention,
 random batches) and marked ``emulated``.
 Goals (issue 14, on a CPU with native bf16): bf16 >= 2.2x fp32 for the suite's trainer; suite >= 0.95x
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=512, help="training examples loaded per case")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per configuration (medians reported)")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--attentions", default="eager,sdpa")
     parser.add_argument("--inference-examples", type=int, default=64)
@@ -146,16 +149,21 @@ def main() -> None:
                 for grouped in (False,) if emulated else (False, True):
                     config = TrainConfig(batch_size=args.batch_size, epochs=1, group_by_length=grouped,
                                          execution=ExecutionConfig(precision, attention))
-                    suite = examples_per_second(partial(suite_seconds, backbone, spec, data, config, device),
-                                                steps, args.batch_size)
-                    plain = examples_per_second(
-                        partial(plain_seconds, location, spec, data, config, execution, device), steps, args.batch_size)
+                    rounds = [(examples_per_second(partial(suite_seconds, backbone, spec, data, config, device),
+                                                   steps, args.batch_size),
+                               examples_per_second(partial(plain_seconds, location, spec, data, config, execution,
+                                                           device), steps, args.batch_size))
+                              for _ in range(1 if emulated else args.rounds)]
+                    suite = statistics.median(s for s, _ in rounds)
+                    plain = statistics.median(p for _, p in rounds)
+                    ratio = statistics.median(s / p for s, p in rounds)
                     rows.append({"backbone": backbone, "dataset": dataset, "precision": precision,
                                  "attention": attention, "length_grouped": grouped, "timed_steps": steps,
-                                 "emulated_bf16": emulated, "suite_examples_per_s": suite,
-                                 "plain_examples_per_s": plain, "suite_over_plain": suite / plain})
+                                 "rounds": len(rounds), "emulated_bf16": emulated, "suite_examples_per_s": suite,
+                                 "plain_examples_per_s": plain, "suite_over_plain": ratio,
+                                 "per_round": [{"suite": s, "plain": p} for s, p in rounds]})
                     print(f"  {precision:4} {attention:5} grouped={grouped!s:5} suite {suite:7.2f}/s  "
-                          f"plain {plain:7.2f}/s  suite/plain {suite / plain:.3f}" + ("  (emulated)" if emulated else ""))
+                          f"plain {plain:7.2f}/s  suite/plain {ratio:.3f}" + ("  (emulated)" if emulated else ""))
             execution = Execution(precision, resolve_attention("auto", device, precision))
             examples = min(32, args.inference_examples) if emulated else args.inference_examples
             for batch_size in (1, 32):
