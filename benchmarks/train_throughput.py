@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gpu.kit import CASES, TRAIN_EXAMPLES, TRAIN_MAX_LENGTH, bundled_rows
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from fastexit_bench import provenance
@@ -51,8 +52,6 @@ from fastexit_bench.runtime.latency import set_threads, time_call
 from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.recipes import get_recipe
 from fastexit_bench.training.trainer import Trainer, epoch_order
-
-CASES = (("minilm-l6", "sst2"), ("me5-small", "book_review"))
 
 
 def batches_of(data: TokenBatches, config: TrainConfig, steps: int) -> list:
@@ -116,8 +115,11 @@ def inference_ms(backbone: str, spec, data: TokenBatches, execution: Execution, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mirror", help="data mirror holding SST-2 and Book review (../shared/data)")
-    parser.add_argument("--cases", default=",".join(f"{b}:{d}" for b, d in CASES), help="BACKBONE:DATASET,...")
-    parser.add_argument("--examples", type=int, default=512, help="training examples loaded per case")
+    parser.add_argument("--cases", default=CASES,
+                        help="BACKBONE:DATASET,... (a backbone may be a folder)")
+    parser.add_argument("--tokenized", type=Path, help="pre-tokenized rows written by benchmarks/gpu/kit.py")
+    parser.add_argument("--examples", type=int, default=TRAIN_EXAMPLES, help="training examples loaded per case")
+    parser.add_argument("--weights", default="pretrained", help="what the backbones' weights are, for the record")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per configuration (medians reported)")
@@ -136,8 +138,10 @@ def main() -> None:
         spec = DATASETS.get(dataset)
         location = resolve_backbone(backbone).location
         tokenizer = AutoTokenizer.from_pretrained(location)
-        _, rows_tokenized = load_tokenized(spec, spec.train_split, tokenizer, mirror=args.mirror,
-                                           max_examples=args.examples, seed=0, max_length=128, resources=None)
+        rows_tokenized = (bundled_rows(args.tokenized, backbone, dataset, spec.train_split) if args.tokenized else
+                          load_tokenized(spec, spec.train_split, tokenizer, mirror=args.mirror,
+                                         max_examples=args.examples, seed=0, max_length=TRAIN_MAX_LENGTH,
+                                         resources=None)[1])
         data = TokenBatches(rows_tokenized, tokenizer, device)
         print(f"{backbone} on {dataset}: {len(data)} examples, mean {data.lengths().mean():.1f} tokens")
         for precision in args.precisions.split(","):
@@ -157,7 +161,7 @@ def main() -> None:
                     suite = statistics.median(s for s, _ in rounds)
                     plain = statistics.median(p for _, p in rounds)
                     ratio = statistics.median(s / p for s, p in rounds)
-                    rows.append({"backbone": backbone, "dataset": dataset, "precision": precision,
+                    rows.append({"backbone": Path(backbone).name, "dataset": dataset, "precision": precision,
                                  "attention": attention, "length_grouped": grouped, "timed_steps": steps,
                                  "rounds": len(rounds), "emulated_bf16": emulated, "suite_examples_per_s": suite,
                                  "plain_examples_per_s": plain, "suite_over_plain": ratio,
@@ -168,7 +172,7 @@ def main() -> None:
             examples = min(32, args.inference_examples) if emulated else args.inference_examples
             for batch_size in (1, 32):
                 ms = inference_ms(backbone, spec, data, execution, batch_size, examples, device)
-                inference.append({"backbone": backbone, "dataset": dataset, **execution.to_dict(),
+                inference.append({"backbone": Path(backbone).name, "dataset": dataset, **execution.to_dict(),
                                   "batch_size": batch_size, "ms_per_example_median": ms, "emulated_bf16": emulated})
                 print(f"  inference {precision} batch {batch_size}: {ms:.2f} ms/example")
     summary = []
@@ -184,7 +188,7 @@ def main() -> None:
     if args.out:
         write_json(args.out, {
             "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
-            "device": str(device), "threads": threads, "native_bf16": native_bf16,
+            "device": str(device), "threads": threads, "native_bf16": native_bf16, "weights": args.weights,
             "goals": {"bf16_over_fp32": ">= 2.2 (suite, CPU with native bf16)", "suite_over_plain": ">= 0.95"},
             "training": rows, "inference": inference, "summary": summary,
         })

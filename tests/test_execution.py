@@ -18,6 +18,7 @@ from tests.test_early_exit_model import tiny_backbone
 from tests.test_recipes import CONFIG, Killed, assert_same, build, snapshot, token_data
 
 CPU = torch.device("cpu")
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def test_auto_resolves_per_device():
@@ -36,23 +37,30 @@ def test_auto_on_a_gpu_takes_bf16_where_supported_else_fp16(monkeypatch, bf16, e
     assert resolve(ExecutionConfig(), torch.device("cuda")) == Execution(expected, "sdpa")
 
 
-def _trained(precision, config=CONFIG, data=None, checkpoint=None):
+def _trained(precision, config=CONFIG, data=None, checkpoint=None, device=CPU):
     recipe = get_recipe("baseline")
     torch.manual_seed(0)
-    model = build(recipe)
-    trainer = Trainer(model, recipe, data or token_data(), None, "classification",
+    model = build(recipe).to(device)
+    data = data or token_data()
+    data.device = device
+    trainer = Trainer(model, recipe, data, None, "classification",
                       replace(config, execution=ExecutionConfig(precision, "eager")), checkpoint)
     return model, trainer, trainer.run()
 
 
-def test_a_bf16_step_stays_close_to_fp32():
-    """One training step of the same model on the same batch: the bf16 loss is within 2 % of fp32's (bf16 keeps
-    8 bits of mantissa; heads and losses stay fp32)."""
+@pytest.mark.parametrize(("device", "precision"), [
+    (CPU, "bf16"),
+    pytest.param(torch.device("cuda"), "bf16", marks=CUDA),
+    pytest.param(torch.device("cuda"), "fp16", marks=CUDA),
+])
+def test_a_reduced_precision_step_stays_close_to_fp32(device, precision):
+    """One training step of the same model on the same batch: the loss is within 2 % of fp32's (bf16 keeps
+    8 bits of mantissa, fp16 11 under a gradient scaler; heads and losses stay fp32)."""
     config = replace(CONFIG, max_steps=1)
-    losses = {p: _trained(p, config)[2][0].epochs[0].train_loss for p in ("fp32", "bf16")}
-    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
-    model, trainer, _ = _trained("bf16", config)
-    assert trainer.execution == Execution("bf16", "eager")
+    losses = {p: _trained(p, config, device=device)[2][0].epochs[0].train_loss for p in ("fp32", precision)}
+    assert losses[precision] == pytest.approx(losses["fp32"], rel=0.02)
+    model, trainer, _ = _trained(precision, config, device=device)
+    assert trainer.execution == Execution(precision, "eager")
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
 
 

@@ -1,5 +1,7 @@
 """The early-exit engine stops for real and agrees with the policy sweep on every built-in policy."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -78,14 +80,46 @@ def test_realized_vs_predicted_times_each_point_against_full_depth(model):
         assert row["mean_exit_layer"] == pytest.approx(exits.mean())
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.parametrize(("device", "execution"), [
+    ("cpu", Execution("bf16", "eager")),
+    pytest.param("cuda", Execution("fp32", "sdpa"), marks=CUDA),
+    pytest.param("cuda", Execution("bf16", "sdpa"), marks=CUDA),
+])
 @pytest.mark.parametrize("name", POLICIES.names())
-def test_engine_matches_the_sweep_in_bf16(model, name):
-    """Evaluated and timed at one precision, the engine's exits equal the sweep's (bf16 rounding included)."""
+def test_engine_matches_the_sweep_at_each_precision(model, name, device, execution):
+    """Evaluated and timed at one precision on one device, the engine's exits equal the sweep's (reduced
+    precision's rounding included)."""
+    device = torch.device(device)
+    model = copy.deepcopy(model).to(device)
     data = token_data(rows=24, seed=7)
-    with running(model.config, Execution("bf16", "eager"), torch.device("cpu")):
+    data.device = device
+    with running(model.config, execution, device):
         saved = predict(model, data, "classification", batch_size=8)
         policy = resolve_policy(name)
         for value in policy.grid(saved)[::2]:
             for batch_size, bucketed in ((1, False), (5, True)):
                 out = EarlyExitEngine(model, policy, value, "classification").run_source(data, batch_size, bucketed)
                 np.testing.assert_array_equal(out.exit_layers, policy.exit_layers(saved, value))
+
+
+@pytest.mark.parametrize("name", ["entropy", "patience", "learned", "oracle"])
+def test_a_model_with_other_weights_replays_the_recorded_exits(model, name):
+    """Replay: a model of the same architecture with fresh random weights exits where the recorded outputs
+    say, in the engine and in the latency harness's check, though its own heads would decide otherwise."""
+    data = token_data(rows=16, seed=9)
+    recorded = predict(model, data, "classification", batch_size=8)
+    torch.manual_seed(11)
+    other = EarlyExitModel(tiny_backbone(4), model.head_name, num_outputs=2, learned_exit=True).eval()
+    policy = resolve_policy(name)
+    value = float(np.median(policy.grid(recorded)))
+    expected = policy.exit_layers(recorded, value)
+    for batch_size, bucketed in [(1, False), (5, True)]:
+        out = EarlyExitEngine(other, policy, value, "classification").run_source(data, batch_size, bucketed,
+                                                                                 replay=recorded)
+        np.testing.assert_array_equal(out.exit_layers, expected)
+    rows = realized_vs_predicted(other, data, "classification", [("mid", policy, value)], [4], repeats=1,
+                                 device=torch.device("cpu"), replay=recorded)
+    assert rows[0]["mean_exit_layer"] == pytest.approx(expected.mean())

@@ -46,6 +46,13 @@ class LayerOutputs:
     def num_layers(self) -> int:
         return self.logits.shape[0]
 
+    def select(self, examples: np.ndarray, layers: int | None = None) -> LayerOutputs:
+        """The first ``layers`` exits (all by default) of the examples at positions ``examples``."""
+        upto = slice(None, layers)
+        return LayerOutputs(self.logits[upto, examples], self.task,
+                            self.exit_scores[upto, examples] if self.exit_scores is not None else None,
+                            self.labels[examples] if self.labels is not None else None)
+
     def probabilities(self) -> np.ndarray:
         return softmax(self.logits, axis=-1)
 

@@ -5,6 +5,11 @@ rest, and trailing padding no remaining example needs is trimmed. Heads run only
 needs them (``ExitPolicy.reads``): every layer's head for confidence policies, the learned-exit
 scorer for BERxiT (one head at the exit), nothing but the exit head for static truncation.
 Decisions call the same :meth:`ExitPolicy.exit_mask` as the sweep, on the layers seen so far.
+
+Decisions can be *replayed*: given recorded outputs (an artefact's rows for the batch), the engine
+decides on those instead of its own heads' outputs, while running the same layers and heads. Compute
+does not depend on weight values, so this times a model of the same architecture with other (e.g.
+random) weights at the recorded model's exits, where the trained weights cannot be moved.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ class EarlyExitEngine:
 
     @torch.inference_mode()
     def run(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
-            labels: np.ndarray | None = None) -> EngineOutput:
-        """One batch; ``labels`` only for the oracle policy."""
+            labels: np.ndarray | None = None, recorded: LayerOutputs | None = None) -> EngineOutput:
+        """One batch; ``labels`` only for the oracle policy; ``recorded``: this batch's outputs to decide on
+        instead of the live heads' (replay, see the module docstring)."""
         model, reads = self.model, self.policy.reads
         layers, batch = model.num_layers, input_ids.shape[0]
         hidden, additive = model.embed(input_ids, attention_mask, token_type_ids)
@@ -48,6 +54,7 @@ class EarlyExitEngine:
         final = torch.empty(batch, model.num_outputs, device=hidden.device, dtype=torch.float32)
         exit_layers = np.zeros(batch, dtype=np.int64)
         active = np.arange(batch)
+        decide_on = recorded if recorded is not None else LayerOutputs(seen_logits, self.task, seen_scores, labels)
         for k in range(layers):
             hidden = model.run_layer(k, hidden, additive)
             logits = model.head_logits(k, hidden, mask) if reads == "logits" else None
@@ -58,10 +65,8 @@ class EarlyExitEngine:
             if k == layers - 1:
                 leaving = np.ones(len(active), dtype=bool)
             else:
-                outputs = LayerOutputs(seen_logits[: k + 1, active], self.task,
-                                       seen_scores[: k + 1, active] if seen_scores is not None else None,
-                                       labels[active] if labels is not None else None)
-                leaving = np.asarray(self.policy.exit_mask(outputs, self.value), dtype=bool)[k]
+                seen = decide_on.select(active, k + 1)
+                leaving = np.asarray(self.policy.exit_mask(seen, self.value), dtype=bool)[k]
             if leaving.any():
                 rows = torch.from_numpy(np.flatnonzero(leaving)).to(hidden.device)
                 final[torch.from_numpy(active[leaving]).to(hidden.device)] = (
@@ -76,15 +81,17 @@ class EarlyExitEngine:
                 hidden, additive, mask = hidden[:, :width], additive[..., :width], mask[:, :width]
         return EngineOutput(final, exit_layers)
 
-    def run_source(self, source: TokenBatches, batch_size: int, length_bucketed: bool = False
-                   ) -> EngineOutput:
-        """Every example of ``source`` in batches (sorted by length when ``length_bucketed``), in input order."""
+    def run_source(self, source: TokenBatches, batch_size: int, length_bucketed: bool = False,
+                   replay: LayerOutputs | None = None) -> EngineOutput:
+        """Every example of ``source`` in batches (sorted by length when ``length_bucketed``), in input order;
+        ``replay``: recorded outputs of every example of ``source`` to decide on."""
         batches = evaluation_batches(source, batch_size, by_length=length_bucketed)
         logits, exits = [], []
         for indices in batches:
             batch = source.batch(indices)
             labels = batch.labels.cpu().numpy() if batch.labels is not None else None
-            out = self.run(**batch.inputs, labels=labels)
+            recorded = replay.select(indices.numpy()) if replay is not None else None
+            out = self.run(**batch.inputs, labels=labels, recorded=recorded)
             logits.append(out.logits)
             exits.append(out.exit_layers)
         inverse, all_logits = input_order(batches), torch.cat(logits)

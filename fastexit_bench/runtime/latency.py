@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastexit_bench.analysis.artifact import LayerOutputs
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import FP32_EAGER, Execution, running
 
@@ -61,17 +62,19 @@ def time_call(fn: Callable[[], Any], device: torch.device, warmup: int = 3, repe
     return Timing(statistics.median(samples), float(np.percentile(samples, 90)), repeats, tuple(samples))
 
 
-def timed_passes(engines: dict[str, Any], batches: list, device: torch.device, repeats: int) -> dict[str, dict]:
+def timed_passes(engines: dict[str, Any], batches: list, device: torch.device, repeats: int,
+                 recorded: list | None = None) -> dict[str, dict]:
     """Per-batch median times of every engine, interleaved: for each batch, each round times every engine
     once, so drifts of a shared machine hit all engines alike. Per-example latency median/p90 and
-    throughput over the pass."""
+    throughput over the pass. ``recorded``: per batch, the outputs its exits are replayed from."""
     medians: dict[str, list[float]] = {name: [] for name in engines}
     sizes = [batch.inputs["input_ids"].shape[0] for batch in batches]
-    for batch in batches:
+    for position, batch in enumerate(batches):
         samples: dict[str, list[float]] = {name: [] for name in engines}
+        replayed = recorded[position] if recorded is not None else None
         for round_index in range(repeats):
             for name, engine in engines.items():
-                timing = time_call(lambda e=engine, b=batch: e.run(**b.inputs), device,
+                timing = time_call(lambda e=engine, b=batch, r=replayed: e.run(**b.inputs, recorded=r), device,
                                    warmup=1 if round_index == 0 else 0, repeats=1)
                 samples[name].append(timing.median_s)
         for name in engines:
@@ -88,38 +91,42 @@ def timed_passes(engines: dict[str, Any], batches: list, device: torch.device, r
 
 def realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, Any, float]],
                           batch_sizes: Sequence[int], repeats: int, device: torch.device,
-                          execution: Execution = FP32_EAGER) -> list[dict[str, Any]]:
+                          execution: Execution = FP32_EAGER, replay: LayerOutputs | None = None
+                          ) -> list[dict[str, Any]]:
     """Wall-clock speed-up of the early-exit engine at each operating point (label, policy, value) against
     the same model run to full depth, next to the speed-up its FLOPs predict (fvcore counts, true lengths,
     heads on the way included). Both run the same pre-collated batches (length-bucketed above batch 1), at
     ``execution``'s precision and attention. Refuses to time anything if the engine's exits differ from the
-    sweep's on these examples at that precision."""
+    sweep's on these examples at that precision. With ``replay`` (recorded outputs of every example of
+    ``source``), exits are decided on those instead of the model's own heads (see ``runtime.engine``)."""
     with running(model.config, execution, device):
-        return _realized_vs_predicted(model, source, task, points, batch_sizes, repeats, device)
+        return _realized_vs_predicted(model, source, task, points, batch_sizes, repeats, device, replay)
 
 
 def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, Any, float]],
-                           batch_sizes: Sequence[int], repeats: int, device: torch.device) -> list[dict[str, Any]]:
+                           batch_sizes: Sequence[int], repeats: int, device: torch.device,
+                           replay: LayerOutputs | None) -> list[dict[str, Any]]:
     from fastexit_bench.analysis.policies import resolve_policy
     from fastexit_bench.models.tracing import measure_fvcore
     from fastexit_bench.runtime.batches import evaluation_batches
     from fastexit_bench.runtime.engine import EarlyExitEngine
     from fastexit_bench.runtime.predict import predict
 
-    outputs = predict(model, source, task, 64)
+    outputs = replay if replay is not None else predict(model, source, task, 64)
     flops, lengths = measure_fvcore(model), source.lengths()
     full = flops.full_depth(model.num_layers, lengths).mean()
     baseline = EarlyExitEngine(model, resolve_policy("static"), model.num_layers, task)
     engines = {label: EarlyExitEngine(model, policy, value, task) for label, policy, value in points}
     for label, policy, value in points:
-        check = engines[label].run_source(source, 32, length_bucketed=True)
+        check = engines[label].run_source(source, 32, length_bucketed=True, replay=replay)
         if not np.array_equal(check.exit_layers, policy.exit_layers(outputs, value)):
             raise FastExitError(f"engine and sweep disagree at {label}; the timing would measure the wrong thing")
     results = []
     for batch_size in batch_sizes:
         indices = evaluation_batches(source, batch_size, by_length=batch_size > 1)
         batches = [source.batch(batch_indices) for batch_indices in indices]
-        stats = timed_passes({"full depth": baseline, **engines}, batches, device, repeats)
+        recorded = [replay.select(i.numpy()) for i in indices] if replay is not None else None
+        stats = timed_passes({"full depth": baseline, **engines}, batches, device, repeats, recorded)
         for label, policy, value in points:
             exits = policy.exit_layers(outputs, value)
             predicted = float(full / flops.per_example(exits, lengths, policy.reads).mean())
