@@ -16,7 +16,7 @@ from fastexit_bench.execution import ATTENTIONS, PRECISIONS, ExecutionConfig
 from fastexit_bench.registry import IMPORT_PATH
 from fastexit_bench.reporting.paper import LAYOUTS, TableSpec
 from fastexit_bench.runtime.config import LatencyConfig
-from fastexit_bench.training.config import TrainConfig
+from fastexit_bench.training.config import FROZEN_MODES, KEEPS, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -39,8 +39,9 @@ def test_defaults_equal_the_typed_configs():
         if key != "seed":  # an experiment trains one model per entry of its `seeds` list
             assert experiment[key]["default"] == value, key
     train = TrainConfig()
-    for key in ("epochs", "lr", "batch_size"):
+    for key in ("epochs", "lr", "batch_size", "warmup", "weight_decay", "keep", "frozen"):
         assert experiment[key]["default"] == getattr(train, key), key
+    assert experiment["keep"]["enum"] == list(KEEPS) and experiment["frozen"]["enum"] == list(FROZEN_MODES)
     assert experiment["latency_examples"]["default"] == LatencyConfig().examples
     execution = ExecutionConfig()
     assert experiment["precision"]["default"] == execution.precision and experiment["precision"]["enum"] == list(

@@ -19,7 +19,7 @@ TINY = {
     "experiments": {"tiny": {
         "datasets": ["bbc_news", "shop_reviews"], "backbone": "tiny-bert", "recipes": ["baseline", "deebert", "fastbert"],
         "policies": ["entropy", "patience", "max_prob"], "seeds": [0], "max_train": 64, "max_eval": 32,
-        "max_length": 32, "epochs": 1, "lr": 1e-3, "batch_size": 16, "stage_lr": {"deebert": {"offramps": 5e-3}},
+        "max_length": 32, "epochs": 1, "lr": 1e-3, "batch_size": 16, "stages": {"deebert": {"offramps": {"lr": 5e-3}}},
         "table": {"layout": "fastbert", "values": {"speed": [0.1, 0.5]}}, "latency_examples": 8,
     }},
     "default_experiments": ["tiny"],

@@ -13,10 +13,32 @@ from fastexit_bench.cli.common import (
     config_of,
     emit,
     execution_config,
-    named_value,
     subcommand,
 )
-from fastexit_bench.training.config import TrainConfig
+from fastexit_bench.errors import FastExitError
+from fastexit_bench.training.config import FROZEN_MODES, KEEPS, StageSettings, TrainConfig
+
+STAGE_KEYS = {"lr": float, "epochs": int, "keep": str, "schedule_epochs": int}
+
+
+def stage_settings(text: str) -> tuple[str, StageSettings]:
+    """``STAGE:KEY=VALUE,...`` (keys of :class:`StageSettings`) as an argparse type."""
+    name, _, pairs = text.partition(":")
+    try:
+        values = {}
+        for pair in pairs.split(","):
+            key, sep, value = pair.partition("=")
+            if not (name and sep and key in STAGE_KEYS):
+                raise ValueError(pair)
+            values[key] = STAGE_KEYS[key](value)
+        settings = StageSettings(**values)
+    except (ValueError, FastExitError):
+        raise argparse.ArgumentTypeError(
+            f"expected STAGE:KEY=VALUE,... with keys {', '.join(STAGE_KEYS)} (keep: best|last), got {text!r}"
+        ) from None
+    if any(v is not None and not v > 0 for v in (settings.lr, settings.epochs, settings.schedule_epochs)):
+        raise argparse.ArgumentTypeError(f"{text!r}: lr, epochs and schedule_epochs must be positive")
+    return name, settings
 
 
 def add_parser(commands) -> None:
@@ -41,10 +63,17 @@ def add_parser(commands) -> None:
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs per stage")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="training batch size")
-    parser.add_argument("--stage-lr", action="append", default=list(defaults.stage_lr), metavar="STAGE=LR",
-                        type=named_value(float, "STAGE=LR such as offramps=1e-3"),
-                        help="learning rate of one named stage, e.g. offramps=1e-3 (repeatable)")
+    parser.add_argument("--stage", action="append", default=list(defaults.stages), metavar="STAGE:KEY=V,...",
+                        type=stage_settings, dest="stages",
+                        help="settings of one named stage: lr, epochs, keep (best|last), schedule_epochs; e.g. "
+                             "offramps:lr=1e-3 or self-distillation:epochs=5,keep=last (repeatable)")
     parser.add_argument("--warmup", type=float, default=defaults.warmup, help="fraction of steps with linear warmup")
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay")
+    parser.add_argument("--keep", choices=KEEPS, default=defaults.keep,
+                        help="the epoch each stage ends with: the best on dev, or the last")
+    parser.add_argument("--frozen", choices=FROZEN_MODES, default=defaults.frozen,
+                        help="mode of the parts a stage does not train: eval (no dropout; cached features) or "
+                             "train (dropout on, as the papers' code)")
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps,
                         help="cap on optimizer steps per stage (smoke runs)")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
@@ -62,7 +91,6 @@ def run_train(args: argparse.Namespace) -> None:
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
-    from fastexit_bench.errors import FastExitError
     from fastexit_bench.models.saved import TrainingRecord, build_model, save_trained
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.training.recipes import get_recipe
@@ -71,10 +99,9 @@ def run_train(args: argparse.Namespace) -> None:
     spec = DATASETS.get(args.dataset)
     recipe = get_recipe(args.recipe)
     stage_names = [stage.name for stage in recipe.stages]
-    for name, lr in args.stage_lr:
-        if name not in stage_names or not lr > 0:
-            raise FastExitError(f"--stage-lr {name}={lr}: recipe {recipe.name!r} has stages {stage_names}, "
-                                "and the rate must be a positive number")
+    for name, _ in args.stages:
+        if name not in stage_names:
+            raise FastExitError(f"--stage {name}: recipe {recipe.name!r} has stages {stage_names}")
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     model_spec = recipe.model_spec(args.backbone, spec.num_outputs)
@@ -86,8 +113,9 @@ def run_train(args: argparse.Namespace) -> None:
                                      max_length=args.max_length, resources=args.resources)
     (train_loaded, train_rows), (dev_loaded, dev_rows) = data.values()
     config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=args.warmup,
-                         max_steps=args.max_steps, seed=args.seed, checkpoint_every=args.checkpoint_every,
-                         cache_features=not args.no_feature_cache, stage_lr=tuple(args.stage_lr),
+                         weight_decay=args.weight_decay, max_steps=args.max_steps, seed=args.seed,
+                         checkpoint_every=args.checkpoint_every, cache_features=not args.no_feature_cache,
+                         stages=tuple(args.stages), keep=args.keep, frozen=args.frozen,
                          group_by_length=not args.no_length_grouping, execution=execution_config(args))
     dev = DevSet(TokenBatches(dev_rows, tokenizer, device), spec.task, spec.metrics[0])
     trainer = Trainer(model, recipe, TokenBatches(train_rows, tokenizer, device), dev, spec.task, config,

@@ -4,21 +4,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import ExecutionConfig
 from fastexit_bench.training.recipes import Stage
+
+KEEPS = ("best", "last")
+FROZEN_MODES = ("eval", "train")
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """Settings of one named stage that differ from the run's (None: the run's setting).
+
+    ``lr`` replaces the run's rate times the recipe's ``lr_scale``; ``keep`` is the epoch a stage ends with
+    (``best`` on dev, or ``last``); ``schedule_epochs`` is the length, in epochs, of the linear decay
+    schedule when it differs from the stage's (FastBERT distils for 5 epochs on the 3-epoch fine-tuning
+    schedule, so the rate reaches 0 after 3)."""
+
+    lr: float | None = None
+    epochs: int | None = None
+    keep: str | None = None
+    schedule_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.keep is not None and self.keep not in KEEPS:
+            raise FastExitError(f"stage keep {self.keep!r} is not one of {', '.join(KEEPS)}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The one owner of the training defaults (paper defaults: AdamW, lr 2e-5, 10% linear warmup, best dev
-    epoch of 3); the CLI and the workflow schema read them from here.
+    """The one owner of the training defaults (AdamW, lr 2e-5, 10% linear warmup, best dev epoch of 3); the
+    CLI and the workflow schema read them from here. Each paper's own settings are a preset
+    (``training.presets``).
 
-    ``stage_lr`` sets the learning rate of named stages outright, e.g. ``(("offramps", 1e-3),)``
-    (the recipe's ``lr_scale`` then does not apply); ``max_steps`` caps each stage (smoke runs); ``checkpoint_every`` adds mid-epoch checkpoints
-    (every epoch end is always checkpointed); ``cache_features`` lets off-ramp stages over [CLS]-only
-    heads reuse per-layer [CLS] features (memory: examples x layers x hidden floats); ``group_by_length``
-    draws batches of similar length (less padding; the order stays a function of seed, stage and epoch);
-    ``execution`` is the requested precision and attention (``auto``: see ``fastexit_bench.execution``).
+    ``stages`` overrides named stages, e.g. ``(("offramps", StageSettings(lr=1e-3)),)``; ``keep`` is the
+    epoch each stage ends with (``best`` on dev, ``last``); ``frozen`` is the mode of the parts a stage does
+    not train: ``eval`` (no dropout; lets off-ramp stages over [CLS]-only heads reuse cached features when
+    ``cache_features``) or ``train`` (dropout on, as the papers' code runs them); ``max_steps`` caps each
+    stage (smoke runs); ``checkpoint_every`` adds mid-epoch checkpoints (every epoch end is always
+    checkpointed); ``group_by_length`` draws batches of similar length (less padding; the order stays a
+    function of seed, stage and epoch); ``execution`` is the requested precision and attention (``auto``:
+    see ``fastexit_bench.execution``).
     """
 
     lr: float = 2e-5
@@ -32,10 +58,27 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int | None = None
     cache_features: bool = True
-    stage_lr: tuple[tuple[str, float], ...] = ()
+    stages: tuple[tuple[str, StageSettings], ...] = ()
+    keep: str = "best"
+    frozen: str = "eval"
     group_by_length: bool = True
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
-    def lr_of(self, stage: Stage) -> float:
-        """The learning rate of ``stage``: its override, else ``lr`` times the recipe's scale."""
-        return dict(self.stage_lr).get(stage.name, self.lr * stage.lr_scale)
+    def __post_init__(self) -> None:
+        if self.keep not in KEEPS:
+            raise FastExitError(f"keep {self.keep!r} is not one of {', '.join(KEEPS)}")
+        if self.frozen not in FROZEN_MODES:
+            raise FastExitError(f"frozen {self.frozen!r} is not one of {', '.join(FROZEN_MODES)}")
+        stages = tuple((name, s if isinstance(s, StageSettings) else StageSettings(**s)) for name, s in self.stages)
+        object.__setattr__(self, "stages", stages)
+
+    def of(self, stage: Stage) -> StageSettings:
+        """Every setting of ``stage`` resolved: its overrides, else the run's (lr times the recipe's scale)."""
+        own = dict(self.stages).get(stage.name, StageSettings())
+        epochs = own.epochs if own.epochs is not None else self.epochs
+        return StageSettings(
+            lr=own.lr if own.lr is not None else self.lr * stage.lr_scale,
+            epochs=epochs,
+            keep=own.keep or self.keep,
+            schedule_epochs=own.schedule_epochs if own.schedule_epochs is not None else epochs,
+        )

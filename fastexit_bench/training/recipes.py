@@ -23,8 +23,9 @@ class Stage:
 
     Attributes:
         trains: "all" parameters, the backbone plus the "final" head, or only the "offramps" (heads 1..L-1).
-            Parts a stage does not train are frozen and run in eval mode (no dropout): they act as a
-            fixed feature extractor, which is also what lets off-ramp stages reuse cached features.
+            Parts a stage does not train are frozen; ``TrainConfig.frozen`` says whether they run in eval
+            mode (a fixed feature extractor, which lets off-ramp stages reuse cached features) or in train
+            mode with dropout, as the papers' code runs them.
         losses: names of the objectives in ``training.losses.LOSSES``, one per step, cycled (BERxiT
             alternates two).
         lr_scale: multiplies the recipe's learning rate (FastBERT distils at 10x).

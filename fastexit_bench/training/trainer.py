@@ -2,10 +2,11 @@
 
 AdamW with linear warmup per stage, at the run's precision and attention implementation
 (``fastexit_bench.execution``: bf16/fp16 autocast with fp32 master weights and fp32 heads, a gradient
-scaler for fp16), on batches grouped by length; parts a stage does not train are frozen (no gradients, eval
-mode). After every epoch the dev set is scored at every exit and the best epoch's weights of the
-trained part are kept ("best dev epoch of N"). Off-ramp stages over [CLS]-only heads train on
-per-layer [CLS] features computed once. Checkpoints are written atomically; a rerun with the same
+scaler for fp16), on batches grouped by length; parts a stage does not train are frozen (no gradients; eval
+mode, or train mode with dropout as the papers' code runs them: ``TrainConfig.frozen``). After every epoch
+the dev set is scored at every exit and the trained part's weights of the best epoch (or of the last,
+``keep``) are kept. Off-ramp stages over [CLS]-only heads with eval-mode frozen parts train on per-layer
+[CLS] features computed once. Checkpoints are written atomically; a rerun with the same
 checkpoint path resumes and, on CPU with the same seed, ends with the same weights bit for bit:
 data order and dropout seeds derive from (seed, stage, epoch), and mid-epoch checkpoints keep the
 RNG state.
@@ -166,7 +167,8 @@ class Trainer:
         return logs
 
     def _sources(self, stage: Stage) -> tuple[TokenBatches | CachedClsFeatures, Any, float]:
-        cache = stage.trains == "offramps" and self.model.heads_read_cls_only and self.config.cache_features
+        cache = (stage.trains == "offramps" and self.model.heads_read_cls_only and self.config.cache_features
+                 and self.config.frozen == "eval")  # features are fixed only without dropout
         if not cache:
             return self.train_data, self.dev.source if self.dev else None, 0.0
         start = time.perf_counter()
@@ -186,17 +188,19 @@ class Trainer:
         train, dev, feature_seconds = self._sources(stage)
         if stage.needs_labels and not train.has_labels:
             raise TrainingError(f"stage {stage.name!r} needs labels and the training data has none")
-        optimizer = torch.optim.AdamW(params, lr=config.lr_of(stage), weight_decay=config.weight_decay)
+        settings = config.of(stage)
+        optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=config.weight_decay)
         per_epoch = math.ceil(len(train) / config.batch_size)
-        total = config.epochs * per_epoch if config.max_steps is None else min(config.epochs * per_epoch,
-                                                                                config.max_steps)
-        scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup * total), total)
+        total = settings.epochs * per_epoch if config.max_steps is None else min(settings.epochs * per_epoch,
+                                                                                  config.max_steps)
+        schedule = round(total * settings.schedule_epochs / settings.epochs)  # past its end the rate stays 0
+        scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup * schedule), schedule)
         scaler = grad_scaler(self.execution.precision, self.device)
         if resume:
             optimizer.load_state_dict(resume["optimizer"])
             scheduler.load_state_dict(resume["scheduler"])
             scaler.load_state_dict(resume["scaler"])
-        log = StageLog(stage.name, lr=config.lr_of(stage), cached_features=isinstance(train, CachedClsFeatures),
+        log = StageLog(stage.name, lr=settings.lr, cached_features=isinstance(train, CachedClsFeatures),
                        feature_seconds=feature_seconds)
         return StageRun(stage, modules, params, train, dev, optimizer, scheduler, scaler, total, log)
 
@@ -205,7 +209,7 @@ class Trainer:
         run.log.epochs = state.epochs
         progress = tqdm(total=run.total_steps, initial=state.step, desc=f"{self.recipe.name}/{stage.name}",
                         leave=False, disable=None)
-        while state.epoch < self.config.epochs and state.step < run.total_steps:
+        while state.epoch < self.config.of(stage).epochs and state.step < run.total_steps:
             started = time.perf_counter()
             self._train_epoch(run, state, logs, progress)
             self._end_epoch(run, state, time.perf_counter() - started)
@@ -230,7 +234,7 @@ class Trainer:
     def _train_epoch(self, run: StageRun, state: StageState, logs: list[StageLog], progress: tqdm) -> None:
         """Optimizer steps from ``state.next_batch`` to the epoch's end (or the step cap)."""
         batches = self._epoch_batches(run, state)
-        self.model.eval()
+        self.model.train(self.config.frozen == "train")  # frozen parts: dropout on as in the papers' code, or off
         for module in run.modules:
             module.train()
         objective = [LOSSES.get(name) for name in run.stage.losses]
@@ -271,7 +275,8 @@ class Trainer:
         log.info("%s/%s epoch %d: loss %.4f%s", self.recipe.name, run.stage.name, record.epoch, record.train_loss,
                  f", dev {self.dev.metric} per layer {[round(m, 4) for m in record.dev_metric]}"
                  if run.dev is not None else "")
-        if state.best is None or record.score is None or self._better(record.score, state.best["score"]):
+        last = self.config.of(run.stage).keep == "last"
+        if last or state.best is None or record.score is None or self._better(record.score, state.best["score"]):
             state.best = {"epoch": record.epoch, "score": record.score, "state": _state_of(run.modules)}
         state.epoch, state.next_batch, state.epoch_losses, state.rng = state.epoch + 1, 0, [], None
 

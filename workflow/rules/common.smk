@@ -11,8 +11,23 @@ from snakemake.utils import validate
 from fastexit_bench.analysis.policies import DEFAULT_POLICIES, POLICIES
 from fastexit_bench.data.spec import DATASETS, use_dataset_dirs
 from fastexit_bench.errors import DataError, UnknownNameError
+from fastexit_bench.training.presets import PRESETS
 from fastexit_bench.training.recipes import get_recipe
 
+
+
+def apply_presets():
+    """Each experiment's settings over its preset's (its own keys win), before validation fills defaults."""
+    for name, settings in config.get("experiments", {}).items():
+        if "preset" in settings:
+            try:
+                preset = PRESETS.get(settings["preset"])
+            except UnknownNameError as error:
+                raise WorkflowError(f"config experiments.{name}: {error}")
+            config["experiments"][name] = preset.apply(settings)
+
+
+apply_presets()
 validate(config, "../schemas/config.schema.yaml")
 
 
@@ -224,9 +239,16 @@ def train_options(wildcards):
         epochs=settings["epochs"],
         lr=settings["lr"],
         batch_size=settings["batch_size"],
-        stage_lr=settings["stage_lr"].get(wildcards.recipe),
+        warmup=settings["warmup"],
+        weight_decay=settings["weight_decay"],
+        keep=settings["keep"],
+        frozen=settings["frozen"],
     )
-    return f"{LOCATIONS} {execution_options(settings)} {options}"
+    stages = " ".join(
+        f"--stage {stage}:" + ",".join(f"{key}={value}" for key, value in keys.items())
+        for stage, keys in settings["stages"].get(wildcards.recipe, {}).items()
+    )
+    return f"{LOCATIONS} {execution_options(settings)} {options} {stages}"
 
 
 def evaluate_options(wildcards):
@@ -245,8 +267,10 @@ def sweep_options(wildcards):
     )  # absent: the sweep's own default
     policies += [paper_policy] if paper_policy and paper_policy not in policies else []
     values = {p: v for p, v in settings["table"]["values"].items() if p in policies}
+    grids = {p: v for p, v in settings["grids"].items() if p in policies}
     return cli_options(
         policies=",".join(policies) if settings.get("policies") else None,
+        grid=grids,
         values=values,
         max_drop=settings["table"]["max_drop"],
     )
