@@ -84,6 +84,30 @@ def test_heads_are_separate_modules_and_highway_starts_from_the_pooler():
     assert model.forward_all(ids, mask).exit_scores.shape == (3, 4)
 
 
+def test_pabee_heads_share_one_pooler_from_the_backbone():
+    backbone = tiny_backbone()
+    separate = EarlyExitModel(backbone, "highway", num_outputs=2)
+    shared = EarlyExitModel(backbone, "shared-pooler", num_outputs=2)
+    assert len({id(h.pooler) for h in shared.heads}) == 1 and len({id(h.classifier) for h in shared.heads}) == 3
+    torch.testing.assert_close(shared.heads[0].pooler.weight, backbone.pooler.dense.weight)
+    d = backbone.config.hidden_size
+    separate_count, shared_count = (sum(p.numel() for p in m.parameters()) for m in (separate, shared))
+    assert separate_count - shared_count == (separate.num_layers - 1) * (d * d + d)  # a shared one counts once
+
+
+def test_berxit_scorer_reads_each_off_ramps_pooled_output():
+    model = EarlyExitModel(tiny_backbone(), "highway", num_outputs=2, learned_exit=True).eval()
+    ids, mask = batch()
+    with torch.no_grad():
+        states = model.encode(ids, mask)
+        scores = model.forward_all(ids, mask).exit_scores
+        for k, hidden in enumerate(states):
+            pooled = torch.tanh(model.heads[k].pooler(hidden[:, 0]))
+            torch.testing.assert_close(scores[k], model.exit_scorer.score(pooled).squeeze(-1))
+    with pytest.raises(ModelLoadError, match="pooled output"):
+        EarlyExitModel(tiny_backbone(), "branch", num_outputs=2, learned_exit=True)
+
+
 def test_regression_has_one_output():
     model = EarlyExitModel(tiny_backbone(2), "highway", num_outputs=1)
     ids, mask = batch()

@@ -86,7 +86,7 @@ def test_killed_bf16_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
 def test_sdpa_and_length_sorted_batches_give_the_eager_logits_in_fp32():
     torch.manual_seed(3)
-    model = EarlyExitModel(tiny_backbone(4), "branch", num_outputs=2, learned_exit=True).eval()
+    model = EarlyExitModel(tiny_backbone(4), "branch", num_outputs=2, learned_exit=True, scorer_input="cls").eval()
     data = token_data(rows=20, seed=4)
     outputs = {}
     for implementation in ("eager", "sdpa"):

@@ -60,7 +60,7 @@ def test_sdpa_attention_is_counted_through_our_handle():
 
 
 def test_measured_polynomial_equals_a_direct_count_at_any_length():
-    model = EarlyExitModel(tiny_backbone(), "branch", num_outputs=3, learned_exit=True).eval()
+    model = EarlyExitModel(tiny_backbone(), "branch", num_outputs=3, learned_exit=True, scorer_input="cls").eval()
     flops = measure_fvcore(model)
     n = 100
     layer, _ = count_module(model.layers[0], (torch.zeros(1, n, 32), torch.zeros(1, 1, 1, n)))
@@ -69,3 +69,11 @@ def test_measured_polynomial_equals_a_direct_count_at_any_length():
     assert flops.head(np.array([n]))[0] == pytest.approx(sum(head.values()))
     assert flops.scorer(np.array([n]))[0] == 32
     assert flops.source == "fvcore" and "aten::softmax" in flops.skipped_ops["layer"]
+
+
+def test_the_learned_exit_score_counts_the_pooler_it_reads():
+    """BERxiT's scorer reads the off-ramp's pooled output: each score costs the pooler (d x d) and d."""
+    model = EarlyExitModel(tiny_backbone(), "highway", num_outputs=3, learned_exit=True).eval()
+    n = np.array([20])
+    assert measure_fvcore(model).scorer(n)[0] == 32 * 32 + 32
+    assert AnalyticFlops(model.architecture()).scorer(n)[0] == 32 * 32 + 32

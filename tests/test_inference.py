@@ -20,7 +20,9 @@ from tests.test_recipes import token_data
 @pytest.fixture(scope="module", params=["highway", "branch"])
 def model(request):
     torch.manual_seed(5)
-    model = EarlyExitModel(tiny_backbone(4), request.param, num_outputs=2, learned_exit=True).eval()
+    scorer_input = "pooled" if request.param == "highway" else "cls"  # branch heads have no pooled output
+    model = EarlyExitModel(tiny_backbone(4), request.param, num_outputs=2, learned_exit=True,
+                           scorer_input=scorer_input).eval()
     with torch.no_grad():  # spread the exits' confidences so that every policy exits at several depths
         for k, head in enumerate(model.heads):
             head.classifier.weight.mul_(3.0 * (k + 1))
@@ -112,7 +114,8 @@ def test_a_model_with_other_weights_replays_the_recorded_exits(model, name):
     data = token_data(rows=16, seed=9)
     recorded = predict(model, data, "classification", batch_size=8)
     torch.manual_seed(11)
-    other = EarlyExitModel(tiny_backbone(4), model.head_name, num_outputs=2, learned_exit=True).eval()
+    other = EarlyExitModel(tiny_backbone(4), model.head_name, num_outputs=2, learned_exit=True,
+                           scorer_input=model.scorer_input).eval()
     policy = resolve_policy(name)
     value = float(np.median(policy.grid(recorded)))
     expected = policy.exit_layers(recorded, value)

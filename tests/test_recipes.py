@@ -11,9 +11,10 @@ from transformers import AutoTokenizer
 from fastexit_bench.errors import TrainingError
 from fastexit_bench.locations import resources_dir
 from fastexit_bench.models.backbones import BACKBONES
-from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.models.early_exit import AllExitsOutput, EarlyExitModel
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.training.config import TrainConfig
+from fastexit_bench.training.losses import LOSSES, learned_exit_loss, per_exit_task_loss
 from fastexit_bench.training.recipes import RECIPES, get_recipe
 from fastexit_bench.training.trainer import DevSet, Trainer
 from tests.test_early_exit_model import tiny_backbone
@@ -80,11 +81,21 @@ def test_truncated_recipe_needs_a_layer_count():
         get_recipe("truncated-k")
 
 
-def test_berxit_alternates_final_exit_and_all_exits_objectives():
+def test_berxit_alternates_final_exit_and_offramp_objectives_each_with_the_exit_loss():
+    """castorini/berxit, routine alternate-lte: even steps L_final + J, odd steps sum of off-ramp losses + J."""
     stage = get_recipe("berxit").stages[0]
     assert stage.trains == "all"
-    assert stage.loss_at(0) is stage.loss_at(2) is stage.losses[0]
-    assert stage.loss_at(1) is stage.losses[1] is not stage.losses[0]
+    assert [stage.loss_at(step) for step in range(4)] == ["final_exit_and_learned_exit",
+                                                          "offramps_and_learned_exit"] * 2
+    torch.manual_seed(0)
+    logits, scores = torch.randn(4, 5, 2), torch.randn(4, 5)
+    labels = torch.randint(0, 2, (5,))
+    out = AllExitsOutput(logits, scores)
+    per_exit = per_exit_task_loss(logits, labels, "classification")
+    exit_loss = learned_exit_loss(scores, logits, labels, "classification")
+    even, odd = (LOSSES.get(name)(out, labels, "classification") for name in stage.losses)
+    torch.testing.assert_close(even, per_exit[-1] + exit_loss)
+    torch.testing.assert_close(odd, per_exit[:-1].sum() + exit_loss)
 
 
 def run_stages(model, recipe, stages, data=None, config=CONFIG):

@@ -30,7 +30,7 @@ def test_train_writes_weights_and_a_complete_record(trained):
     info = json.loads((trained / "training.json").read_text())
     assert not (trained / "train.ckpt").exists()
     assert info["model"] == {"backbone": "tiny-bert", "head": "highway", "num_outputs": 5, "num_layers": None,
-                             "learned_exit": True}
+                             "learned_exit": True, "scorer_input": "pooled"}
     assert info["recipe"] == "berxit" and info["dataset"] == "bbc_news"
     (stage,) = info["stages"]
     assert [e["epoch"] for e in stage["epochs"]] == [1] and stage["epochs"][0]["steps"] == 3

@@ -69,6 +69,7 @@ class AnalyticFlops(ComponentFlops):
         self.e = architecture.get("embedding_size", self.d)
         self.outputs = architecture["num_outputs"]
         self.head_type = architecture["head"]
+        self.scorer_reads_pooled = architecture.get("scorer_input", "cls") == "pooled"
 
     def embeddings(self, n: np.ndarray) -> np.ndarray:
         return n * self.e * self.d if self.e != self.d else np.zeros_like(n)  # ALBERT's projection
@@ -88,7 +89,8 @@ class AnalyticFlops(ComponentFlops):
         return cost + (labels if self.label_projection else 0) + np.zeros_like(n)
 
     def scorer(self, n: np.ndarray) -> np.ndarray:
-        return self.d + np.zeros_like(n)
+        pooler = self.d * self.d if self.scorer_reads_pooled else 0  # the exit's pooler, run again for the score
+        return pooler + self.d + np.zeros_like(n)
 
 
 class FastBertConventionFlops(AnalyticFlops):

@@ -49,6 +49,9 @@ def encoder_layers(backbone: PreTrainedModel) -> list[nn.Module]:
     )
 
 
+SCORER_INPUTS = ("pooled", "cls")
+
+
 def _pooler_dense(backbone: PreTrainedModel) -> nn.Linear | None:
     """The pooler's Linear (BERT: ``pooler.dense``; ALBERT: ``pooler`` itself), or None without a pooler."""
     pooler = getattr(backbone, "pooler", None)
@@ -64,11 +67,13 @@ class EarlyExitModel(nn.Module):
         num_outputs: classes, or 1 for regression.
         num_layers: keep only the first k layers (the truncated-k baselines); default all.
         learned_exit: add BERxiT's learning-to-exit scorer, one module shared by all layers.
-        dropout: head dropout (highway heads).
+        dropout: head dropout (highway heads; the branch heads' attention).
+        scorer_input: what the scorer reads: ``pooled``, the exit's pooled output (BERxiT), or ``cls``, the
+            layer's raw [CLS] (models trained before the suite followed BERxiT here).
     """
 
     def __init__(self, backbone: PreTrainedModel, head: str, num_outputs: int, *, num_layers: int | None = None,
-                 learned_exit: bool = False, dropout: float = 0.1):
+                 learned_exit: bool = False, dropout: float = 0.1, scorer_input: str = "pooled"):
         super().__init__()
         self.config = backbone.config
         self.embeddings = backbone.embeddings
@@ -83,10 +88,19 @@ class EarlyExitModel(nn.Module):
         head_cls = HEADS.get(head)
         pooler = _pooler_dense(backbone)
         d = self.config.hidden_size
-        self.heads = nn.ModuleList(
-            [head_cls(d, num_outputs, dropout=dropout, pooler=pooler) for _ in self.layers]
-        )
+        pooling: dict[str, nn.Linear | None] = {"pooler": pooler}
+        if head_cls.shares_pooler:  # one pooler, from the backbone's, for every head
+            pooling = {"shared_pooler": nn.Linear(d, d)}
+            if pooler is not None:
+                pooling["shared_pooler"].load_state_dict(pooler.state_dict())
+        self.heads = nn.ModuleList([head_cls(d, num_outputs, dropout=dropout, **pooling) for _ in self.layers])
+        if scorer_input not in SCORER_INPUTS:
+            raise ModelLoadError(f"scorer_input {scorer_input!r} is not one of {', '.join(SCORER_INPUTS)}")
+        if learned_exit and scorer_input == "pooled" and not hasattr(head_cls, "features"):
+            raise ModelLoadError(f"the learned-exit scorer reads an off-ramp's pooled output, which {head!r} heads "
+                                 "do not have; use highway heads")
         self.exit_scorer = ExitScorer(d) if learned_exit else None
+        self.scorer_input = scorer_input
 
     @property
     def num_layers(self) -> int:
@@ -104,6 +118,7 @@ class EarlyExitModel(nn.Module):
             "head": self.head_name,
             "num_outputs": self.num_outputs,
             "learned_exit": self.exit_scorer is not None,
+            "scorer_input": self.scorer_input,
         }
 
     @property
@@ -145,14 +160,16 @@ class EarlyExitModel(nn.Module):
         with torch.autocast(hidden.device.type, enabled=False):
             return self.heads[index](hidden.float(), mask)
 
-    def exit_score(self, hidden: Tensor) -> Tensor:
-        """BERxiT's learned-exit logit ``[batch]`` for one layer's hidden states, in fp32."""
+    def exit_score(self, index: int, hidden: Tensor, mask: Tensor) -> Tensor:
+        """BERxiT's learned-exit logit ``[batch]`` for layer ``index``'s hidden states, in fp32."""
         with torch.autocast(hidden.device.type, enabled=False):
-            return self.exit_scorer(hidden.float())
+            hidden = hidden.float()
+            features = self.heads[index].features(hidden, mask) if self.scorer_input == "pooled" else hidden[:, 0]
+            return self.exit_scorer(features)
 
     def exit_output(self, index: int, hidden: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None]:
         """Head ``index``'s logits and the learned-exit logit (or None) for one layer's hidden states."""
-        score = self.exit_score(hidden) if self.exit_scorer is not None else None
+        score = self.exit_score(index, hidden, mask) if self.exit_scorer is not None else None
         return self.head_logits(index, hidden, mask), score
 
     def exits(self, states: list[Tensor], mask: Tensor) -> AllExitsOutput:

@@ -18,30 +18,49 @@ HEADS: Registry[type[nn.Module]] = Registry("head")
 class HighwayHead(nn.Module):
     """DeeBERT off-ramp: pooler (Linear d->d, tanh) on [CLS], dropout, Linear d->outputs.
 
-    The pooler starts from the backbone's pooler when ``pooler`` is given (DeeBERT copies it).
+    The pooler starts from the backbone's pooler when ``pooler`` is given (DeeBERT copies it);
+    ``shared_pooler`` is a pooler module several heads use as one (PABEE).
     """
 
     reads_cls_only = True
+    shares_pooler = False
 
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, pooler: nn.Linear | None = None):
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, pooler: nn.Linear | None = None,
+                 shared_pooler: nn.Linear | None = None):
         super().__init__()
-        self.pooler = nn.Linear(hidden_size, hidden_size)
-        if pooler is not None:
-            self.pooler.load_state_dict(pooler.state_dict())
+        if shared_pooler is not None:
+            self.pooler = shared_pooler
+        else:
+            self.pooler = nn.Linear(hidden_size, hidden_size)
+            if pooler is not None:
+                self.pooler.load_state_dict(pooler.state_dict())
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_outputs)
 
+    def features(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        """The pooled [CLS] ``[batch, d]`` the classifier reads (BERxiT's exit module reads it too)."""
+        return torch.tanh(self.pooler(hidden[:, 0]))
+
     def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
-        return self.classifier(self.dropout(torch.tanh(self.pooler(hidden[:, 0]))))
+        return self.classifier(self.dropout(self.features(hidden, mask)))
+
+
+class SharedPoolerHead(HighwayHead):
+    """PABEE's exits: one pooler shared by every layer (from the backbone's), then dropout and a Linear
+    classifier per layer (JetRunner/PABEE ``pabee/modeling_albert.py``: ``self.pooler`` and
+    ``self.classifiers``)."""
+
+    shares_pooler = True
 
 
 class BranchAttention(nn.Module):
     """Multi-head self-attention over all tokens at a small width, padding masked (FastBERT, UER-style)."""
 
-    def __init__(self, width: int, heads: int):
+    def __init__(self, width: int, heads: int, dropout: float = 0.0):
         super().__init__()
         self.heads, self.head_dim = heads, width // heads
         self.query, self.key, self.value = (nn.Linear(width, width) for _ in range(3))
+        self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(width, width)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -52,20 +71,23 @@ class BranchAttention(nn.Module):
 
         scores = split(self.query(x)) @ split(self.key(x)).transpose(-1, -2) / math.sqrt(self.head_dim)
         scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min)
-        context = scores.softmax(-1) @ split(self.value(x))
+        context = self.dropout(scores.softmax(-1)) @ split(self.value(x))
         return self.output(context.transpose(1, 2).reshape(batch, seq, width))
 
 
 class BranchHead(nn.Module):
-    """FastBERT branch classifier: Linear d->128 + tanh, 2-head self-attention at 128 over all tokens,
-    [CLS], Linear 128->128 + tanh, Linear 128->outputs."""
+    """FastBERT branch classifier: Linear d->128 + tanh, 2-head self-attention at 128 over all tokens
+    (dropout on its attention probabilities, the encoder's 0.1 in FastBERT's code), [CLS], Linear 128->128
+    + tanh, Linear 128->outputs."""
 
     reads_cls_only = False
+    shares_pooler = False
 
-    def __init__(self, hidden_size: int, num_outputs: int, width: int = 128, heads: int = 2, **_: object):
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, width: int = 128, heads: int = 2,
+                 **_: object):
         super().__init__()
         self.reduce = nn.Linear(hidden_size, width)
-        self.attention = BranchAttention(width, heads)
+        self.attention = BranchAttention(width, heads, dropout)
         self.dense = nn.Linear(width, width)
         self.classifier = nn.Linear(width, num_outputs)
 
@@ -76,17 +98,19 @@ class BranchHead(nn.Module):
 
 
 class ExitScorer(nn.Module):
-    """BERxiT learning-to-exit module: one linear layer, shared by all layers, that predicts from a
-    layer's [CLS] whether that layer's prediction is correct (its sigmoid is the certainty)."""
+    """BERxiT learning-to-exit module: one linear layer, shared by all layers, that predicts from a layer's
+    off-ramp pooled output (castorini/berxit ``modeling_highway_bert.py``: ``lte_input = highway_exit[1]``)
+    whether that layer's prediction is correct (its sigmoid is the certainty)."""
 
     def __init__(self, hidden_size: int):
         super().__init__()
         self.score = nn.Linear(hidden_size, 1)
 
-    def forward(self, hidden: Tensor) -> Tensor:
-        """Logit of P(correct), shape ``[batch]``."""
-        return self.score(hidden[:, 0]).squeeze(-1)
+    def forward(self, features: Tensor) -> Tensor:
+        """Logit of P(correct) from ``[batch, d]`` features, shape ``[batch]``."""
+        return self.score(features).squeeze(-1)
 
 
 HEADS.register("highway", HighwayHead)
+HEADS.register("shared-pooler", SharedPoolerHead)
 HEADS.register("branch", BranchHead)

@@ -25,13 +25,15 @@ INFO = "training.json"
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to build before loading weights: backbone, head type, output width, kept layers, BERxiT scorer."""
+    """What to build before loading weights: backbone, head type, output width, kept layers, BERxiT scorer
+    and what it reads (records written before it read the pooled output leave the key out: ``cls``)."""
 
     backbone: str
     head: str
     num_outputs: int
     num_layers: int | None = None
     learned_exit: bool = False
+    scorer_input: str = "cls"
 
 
 def build_model(spec: ModelSpec, resources: str | Path | None = None):
@@ -40,7 +42,7 @@ def build_model(spec: ModelSpec, resources: str | Path | None = None):
 
     backbone, tokenizer, resolved = load_backbone(spec.backbone, resources)
     model = EarlyExitModel(backbone, spec.head, spec.num_outputs, num_layers=spec.num_layers,
-                           learned_exit=spec.learned_exit)
+                           learned_exit=spec.learned_exit, scorer_input=spec.scorer_input)
     return model, tokenizer, resolved
 
 

@@ -38,6 +38,17 @@ class _Embed(nn.Module):
         return self.model.embedding_projection(self.model.embeddings(input_ids=input_ids))
 
 
+class _Score(nn.Module):
+    """The learned-exit score of one layer, pooled features included when the scorer reads them."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model.exit_score(0, hidden, mask)
+
+
 def count_module(module: nn.Module, inputs: tuple) -> tuple[dict[str, int], list[str]]:
     """fvcore MACs per operator and the ops it skipped, for one call of ``module`` (fp32: autocast is off)."""
     from fvcore.nn import FlopCountAnalysis
@@ -59,7 +70,7 @@ def component_inputs(model, n: int) -> dict[str, tuple[nn.Module, tuple]]:
         "head": (model.heads[0], (hidden, mask)),
     }
     if model.exit_scorer is not None:
-        parts["scorer"] = (model.exit_scorer, (hidden,))
+        parts["scorer"] = (_Score(model), (hidden, mask))
     return parts
 
 

@@ -59,7 +59,7 @@ class EarlyExitEngine:
             hidden = model.run_layer(k, hidden, additive)
             logits = model.head_logits(k, hidden, mask) if reads == "logits" else None
             if reads == "exit_scores":
-                seen_scores[k, active] = model.exit_score(hidden).cpu().numpy()
+                seen_scores[k, active] = model.exit_score(k, hidden, mask).cpu().numpy()
             if logits is not None:
                 seen_logits[k, active] = logits.cpu().numpy()
             if k == layers - 1:

@@ -87,10 +87,14 @@ def depth_weighted_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tenso
     return pabee_loss(per_exit_task_loss(out.logits, labels, task))
 
 
-def all_exits_and_learned_exit_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
-    """BERxiT's other alternating objective: the sum of every exit's loss plus the learning-to-exit loss."""
-    return per_exit_task_loss(out.logits, labels, task).sum() + learned_exit_loss(
-        out.exit_scores, out.logits, labels, task)
+def final_exit_and_learned_exit_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
+    """BERxiT's even steps (routine alternate-lte): the final exit's loss plus the learning-to-exit loss."""
+    return final_exit_loss(out, labels, task) + learned_exit_loss(out.exit_scores, out.logits, labels, task)
+
+
+def offramps_and_learned_exit_loss(out: AllExitsOutput, labels: Tensor, task: str) -> Tensor:
+    """BERxiT's odd steps: the summed losses of off-ramps 1..L-1 plus the learning-to-exit loss."""
+    return offramps_loss(out, labels, task) + learned_exit_loss(out.exit_scores, out.logits, labels, task)
 
 
 for _name, _objective in (
@@ -98,6 +102,7 @@ for _name, _objective in (
     ("offramps", offramps_loss),
     ("self_distillation", self_distillation_loss),
     ("depth_weighted", depth_weighted_loss),
-    ("all_exits_and_learned_exit", all_exits_and_learned_exit_loss),
+    ("final_exit_and_learned_exit", final_exit_and_learned_exit_loss),
+    ("offramps_and_learned_exit", offramps_and_learned_exit_loss),
 ):
     LOSSES.register(_name, _objective)

@@ -73,7 +73,7 @@ class Recipe:
         """The model this recipe trains: its head type, kept layers and learned-exit scorer."""
         from fastexit_bench.models.saved import ModelSpec
 
-        return ModelSpec(backbone, self.head, num_outputs, self.num_layers, self.learned_exit)
+        return ModelSpec(backbone, self.head, num_outputs, self.num_layers, self.learned_exit, scorer_input="pooled")
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
@@ -99,14 +99,16 @@ for _recipe in (
         exit_policy="speed",
     ),
     Recipe(
-        "pabee", "highway",
+        "pabee", "shared-pooler",
         (Stage("joint", "all", ("depth_weighted",)),),
-        "PABEE (Zhou et al., 2020): joint training with depth-weighted losses", exit_policy="patience",
+        "PABEE (Zhou et al., 2020): one shared pooler and a classifier per layer, trained jointly with "
+        "depth-weighted losses", exit_policy="patience",
     ),
     Recipe(
         "berxit", "highway",
-        (Stage("alternating", "all", ("final_exit", "all_exits_and_learned_exit")),),
-        "BERxiT (Xin et al., 2021): alternate the final-exit loss and the all-exits + learning-to-exit loss",
+        (Stage("alternating", "all", ("final_exit_and_learned_exit", "offramps_and_learned_exit")),),
+        "BERxiT (Xin et al., 2021): alternate steps of the final exit's loss and of the off-ramps' losses, "
+        "each plus the learning-to-exit loss on the off-ramps' pooled outputs",
         learned_exit=True, exit_policy="learned",
     ),
 ):
