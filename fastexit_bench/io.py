@@ -28,6 +28,25 @@ def atomic_path(target: Path) -> Iterator[Path]:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
+@contextmanager
+def cache_entry(target: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of the directory ``target`` of a content-addressed cache and publish it; if
+    another process published the same entry meanwhile, theirs stays (the same content by construction), so
+    a reader never meets a moment without it."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)) / target.name
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
 def write_json(path: Path, payload: Any) -> None:
     """Write ``payload`` as indented JSON, atomically."""
     with atomic_path(Path(path)) as tmp:

@@ -26,7 +26,8 @@ def test_every_subcommand_has_help(capsys):
 def test_data_show_prints_sizes_labels_and_an_example(mirror, capsys):
     assert main(["data", "show", "sst2", "shopping", "--mirror", str(mirror)]) == 0
     out = capsys.readouterr().out
-    assert "train                    67349 rows" in out
+    assert "train                    62349 rows" in out  # 67,349 less the selection split (GLUE's dev is reported)
+    assert "selection                 5000 rows" in out
     assert "labels {'negative': 5327, 'positive': 4673}" in out  # shopping validation, mapped back
     assert out.count("example (") == 2
 

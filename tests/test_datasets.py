@@ -59,8 +59,12 @@ def test_declarations_are_consistent(name):
 @pytest.mark.parametrize("name", sorted(EXPECTED_ROWS))
 def test_mirror_datasets_load_with_expected_sizes(mirror, name):
     spec = DATASETS.get(name)
-    assert available_splits(name, mirror) == list(spec.splits)
-    for split, rows in EXPECTED_ROWS[name].items():
+    assert available_splits(name, mirror) == list(spec.loadable_splits)
+    expected = dict(EXPECTED_ROWS[name])
+    if spec.carves_selection:  # the selection split comes out of train
+        held = spec.selection.rows(expected["train"])
+        expected.update(train=expected["train"] - held, selection=held)
+    for split, rows in expected.items():
         loaded = load_split(name, split, mirror)
         frame = loaded.frame
         assert len(frame) == rows, split
@@ -114,7 +118,7 @@ def test_subsample_is_seeded(mirror):
     b = load_split("sst2", "train", mirror, max_examples=50, seed=1)
     c = load_split("sst2", "train", mirror, max_examples=50, seed=2)
     assert a.frame.equals(b.frame) and not a.frame.equals(c.frame)
-    assert a.origin["subsampled"] == {"rows_before": 67349, "rows_kept": 50, "seed": 1}
+    assert a.origin["subsampled"] == {"rows_before": 62349, "rows_kept": 50, "seed": 1}  # train less selection
 
 
 def test_canonical_folder_in_any_mirror(tmp_path):
@@ -144,7 +148,7 @@ def test_unknown_dataset_lists_known_ones():
 
 
 def test_unknown_split():
-    with pytest.raises(DataError, match=r"has no split 'test'; its splits are \['train', 'validation'\]"):
+    with pytest.raises(DataError, match=r"has no split 'test'; its splits are \['train', 'selection', 'validation'\]"):
         load_split("sst2", "test")
 
 

@@ -1,5 +1,6 @@
 from fastexit_bench.data.loading import load_split
 from fastexit_bench.data.tokenized import tokenize_split
+from fastexit_bench.io import cache_entry
 from fastexit_bench.models.backbones import load_backbone
 
 
@@ -22,3 +23,16 @@ def test_pairs_are_encoded_together(mirror, resources):
     loaded = load_split("rte", "validation", mirror, max_examples=4)
     encoded = tokenize_split(loaded, tokenizer, 128)
     assert all(sum(ids == tokenizer.sep_token_id for ids in row) == 2 for row in encoded["input_ids"])
+
+
+def test_a_cache_entry_published_meanwhile_is_kept_and_never_missing(tmp_path):
+    """Two stagings of the same rows at once: the second publisher keeps the first one's entry in place."""
+    target = tmp_path / "entry"
+    with cache_entry(target) as first:
+        first.mkdir()
+        (first / "data").write_text("one")
+        with cache_entry(target) as second:
+            second.mkdir()
+            (second / "data").write_text("two")
+        assert (target / "data").read_text() == "two"  # the other process won
+    assert (target / "data").read_text() == "two" and [p.name for p in tmp_path.iterdir()] == ["entry"]

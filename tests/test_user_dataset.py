@@ -24,6 +24,30 @@ def test_declaration_carves_the_csv_with_a_fixed_seed():
     assert load_split("shop_reviews", "train").frame.equals(splits["train"].frame)
 
 
+def test_a_dataset_whose_dev_is_reported_selects_on_a_share_of_train(tmp_path):
+    """GLUE-style: one eval split, so a seeded 10 % of train becomes the selection split, out of training,
+    and never overlapping the reported split."""
+    text = (USER_DATASETS / "shop_reviews.yaml").read_text().replace("eval_splits: [validation, test]",
+                                                                      "eval_splits: [validation]")
+    text = text.replace("name: shop_reviews", "name: shop_reviews_dev")
+    (tmp_path / "shop_reviews.csv").write_text((USER_DATASETS / "shop_reviews.csv").read_text())
+    text = text.replace("parts: {train: 0.6, validation: 0.2, test: 0.2}", "parts: {train: 0.8, validation: 0.2}")
+    (tmp_path / "shop_reviews_dev.yaml").write_text(text)
+    use_dataset_dirs([tmp_path])
+    spec = declaration(tmp_path / "shop_reviews_dev.yaml")
+    assert spec.evaluated_splits == ("selection", "validation") and spec.loadable_splits == (
+        "train", "selection", "validation")
+    splits = {s: load_split(spec, s) for s in spec.loadable_splits}
+    assert [len(s.frame) for s in splits.values()] == [86, 10, 24]  # 10 % of the 96 training rows
+    texts = [set(s.frame.text_a) for s in splits.values()]
+    assert sum(map(len, texts)) == len(set().union(*texts)) == 120
+    carved = splits["selection"].origin["selection_carved"]
+    assert (carved["seed"], carved["selection_rows"], carved["from_split"]) == (0, 10, "train")
+    assert load_split(spec, "selection").frame.equals(splits["selection"].frame)
+    builtin = declaration(USER_DATASETS / "shop_reviews.yaml")
+    assert builtin.evaluated_splits == ("validation", "test") and "selection" not in builtin.loadable_splits
+
+
 def test_data_show_and_train_take_the_folder(tmp_path, resources, capsys):
     assert main(["--dataset-dir", str(USER_DATASETS), "data", "show", "shop_reviews"]) == 0
     assert "== shop_reviews (Shop reviews, en, classification" in capsys.readouterr().out

@@ -52,7 +52,7 @@ def run_ls(args: argparse.Namespace) -> None:
     for name in DATASETS:
         spec = DATASETS.get(name)
         emit(f"{name:14} {spec.title:16} {spec.language:5} {spec.task:15} {spec.num_outputs:>4}  "
-             f"{','.join(spec.metrics):18} {','.join(spec.splits):45} {_hub_text(spec)}")
+             f"{','.join(spec.metrics):18} {','.join(spec.loadable_splits):45} {_hub_text(spec)}")
         if args.verbose:
             for source in spec.sources:
                 emit(f"    {type(source).__name__}: {', '.join(source.candidates(None))}"
@@ -69,7 +69,7 @@ def run_show(args: argparse.Namespace) -> None:
     for name in names:
         spec = DATASETS.get(name)
         emit(f"== {name} ({spec.title}, {spec.language}, {spec.task}, labels {list(spec.label_names) or 'real'})")
-        for split in spec.splits:
+        for split in spec.loadable_splits:
             loaded = load_split(spec, split, mirror, seed=args.seed)
             emit(f"  {split:22} {len(loaded.frame):7d} rows  labels {loaded.label_counts()}")
             origin = {k: v for k, v in loaded.origin.items() if k not in ("rows", "rows_read")}
@@ -90,7 +90,7 @@ def run_prepare(args: argparse.Namespace) -> None:
     spec = DATASETS.get(args.name)
     _, tokenizer, resolved = load_backbone(args.backbone, args.resources)
     splits = {}
-    for split in spec.splits:
+    for split in spec.loadable_splits:
         limit = args.max_train if split == spec.train_split else args.max_eval
         loaded, tokenized = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=limit,
                                            seed=args.seed, max_length=args.max_length,

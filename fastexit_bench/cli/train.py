@@ -108,7 +108,7 @@ def run_train(args: argparse.Namespace) -> None:
     model, tokenizer, resolved = build_model(model_spec, args.resources)
     model.to(device)
     data = {}
-    for split, limit in ((spec.train_split, args.max_train), (spec.eval_splits[0], args.max_eval)):
+    for split, limit in ((spec.train_split, args.max_train), (spec.selection_split, args.max_eval)):
         data[split] = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=limit, seed=args.seed,
                                      max_length=args.max_length, resources=args.resources)
     (train_loaded, train_rows), (dev_loaded, dev_rows) = data.values()

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fastexit_bench.data.sources import SavedDataset, Source, TableFiles
-from fastexit_bench.data.spec import DATASETS, DatasetSpec
+from fastexit_bench.data.spec import DATASETS, SELECTION, DatasetSpec
 from fastexit_bench.errors import DataError
 from fastexit_bench.locations import MIRROR_ENV
 
@@ -170,6 +170,22 @@ class _Resolver:
             ) from None
 
     def get(self, split: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """Rows of ``split``: the declared or carved split, less (train) or made of (selection) the selection
+        rows when the dataset carves one."""
+        spec = self.spec
+        if not (spec.carves_selection and split in (spec.train_split, SELECTION)):
+            return self._declared(split)
+        frame, origin = self._declared(spec.train_split)
+        size = spec.selection.rows(len(frame))
+        chosen = np.zeros(len(frame), dtype=bool)
+        chosen[np.random.default_rng(spec.selection.seed).permutation(len(frame))[:size]] = True
+        origin["selection_carved"] = {"from_split": spec.train_split, "rows_in_from_split": len(frame),
+                                      "selection_rows": size, "fraction": spec.selection.fraction,
+                                      "max_rows": spec.selection.max_rows, "seed": spec.selection.seed}
+        keep = chosen if split == SELECTION else ~chosen
+        return frame[keep].reset_index(drop=True), origin
+
+    def _declared(self, split: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         carve = self.spec.carve
         if carve and split in carve.parts and not set(carve.parts) <= self.direct_splits():
             frame, origin = self._read_direct(carve.from_split)
@@ -193,8 +209,8 @@ def load_split(
 ) -> LoadedSplit:
     """Load ``split`` of ``dataset``, optionally a seeded subsample of at most ``max_examples`` rows."""
     spec = DATASETS.get(dataset) if isinstance(dataset, str) else dataset
-    if split not in spec.splits:
-        raise DataError(f"dataset {spec.name!r} has no split {split!r}; its splits are {list(spec.splits)}")
+    if split not in spec.loadable_splits:
+        raise DataError(f"dataset {spec.name!r} has no split {split!r}; its splits are {list(spec.loadable_splits)}")
     frame, origin = _Resolver(spec, resolve_mirror(mirror)).get(split)
     empty = (frame[list(spec.text_fields)] == "").any(axis=1)
     if empty.any():
@@ -216,6 +232,8 @@ def available_splits(dataset: str | DatasetSpec, mirror: str | Path | None = Non
         return []
     direct = resolver.direct_splits()
     carved = set(spec.carve.parts) if spec.carve and spec.carve.from_split in direct else set()
-    return [s for s in spec.splits if s in direct | carved]
+    loadable = direct | carved
+    selection = {SELECTION} if spec.carves_selection and spec.train_split in loadable else set()
+    return [s for s in spec.loadable_splits if s in loadable | selection]
 
 

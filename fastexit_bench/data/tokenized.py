@@ -14,7 +14,7 @@ from transformers import PreTrainedTokenizerBase
 from fastexit_bench import __version__
 from fastexit_bench.data.loading import LoadedSplit, load_split
 from fastexit_bench.data.spec import DatasetSpec
-from fastexit_bench.io import atomic_path
+from fastexit_bench.io import cache_entry
 from fastexit_bench.locations import resources_dir
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def tokenize_split(
     tokenized = table.map(encode, batched=True, remove_columns=fields, desc=f"tokenize {loaded.spec.name}/{loaded.split}")
     tokenized = tokenized.rename_column("label", "labels")
     if path is not None:
-        with atomic_path(path) as tmp:
+        with cache_entry(path) as tmp:  # stagings of the same rows may run at once
             tokenized.save_to_disk(str(tmp))
         tokenized = datasets.load_from_disk(str(path))
     return tokenized
