@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    run_provenance = provenance.collect(config={k: str(v) for k, v in vars(args).items()})  # as the run starts
     if (args.model is None) == (args.replay is None) or (args.replay is not None) != (args.backbone is not None):
         parser.error("give a trained model folder, or --replay ARTIFACT with --backbone FOLDER")
     device = resolve_device(args.device)
@@ -123,7 +124,7 @@ def main() -> None:
                   f"{1e3 * r['early_exit']['total_s'] / len(source):9.2f} {r['early_exit']['per_example_p90_ms']:7.2f}")
     if args.out:
         write_json(args.out, {
-            "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
+            "provenance": run_provenance,
             "model": what, "threads": threads, "device": str(device), "examples": len(source),
             "flops_source": "fvcore",
             "goals": {"batch_1": ">= 0.9 realized/predicted", "batch_32": ">= 0.8 realized/predicted"},

@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    run_provenance = provenance.collect(config={k: str(v) for k, v in vars(args).items()})  # as the run starts
     device, threads = resolve_device(args.device), set_threads(args.threads)
     results = []
     for folder in args.models:
@@ -88,7 +89,7 @@ def main() -> None:
               f"{difference.max():.2f} pt; per-layer {metric} fp32 {np.round(layers['fp32'], 4).tolist()} "
               f"bf16 {np.round(layers['bf16'], 4).tolist()}")
     if args.out:
-        write_json(args.out, {"provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
+        write_json(args.out, {"provenance": run_provenance,
                               "device": str(device), "threads": threads, "models": results})
         print(f"wrote {args.out}")
 

@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    run_provenance = provenance.collect(config={k: str(v) for k, v in vars(args).items()})  # as the run starts
     rows = [measure(args, recipe, cache) for recipe, cache in CASES]
     print(f"{args.dataset}, {args.backbone}, {args.examples} examples, {args.epochs} epochs, batch {args.batch_size}, "
           f"{torch.get_num_threads()} threads")
@@ -73,7 +74,7 @@ def main() -> None:
               f"{r['stage2_epoch_s']:10.2f} {r['feature_extraction_s']:9.2f} {r['ratio']:6.3f} "
               f"{r['ratio_amortised']:9.3f}")
     if args.out:
-        write_json(args.out, {"provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
+        write_json(args.out, {"provenance": run_provenance,
                               "goal": "stage-2 epoch / stage-1 epoch <= 0.35", "rows": rows})
         print(f"wrote {args.out}")
 

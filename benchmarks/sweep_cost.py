@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    run_provenance = provenance.collect(config={k: str(v) for k, v in vars(args).items()})  # as the run starts
     spec = DATASETS.get(args.dataset)
     torch.manual_seed(0)
     model_spec = ModelSpec(args.backbone, "highway", spec.num_outputs)
@@ -69,7 +70,7 @@ def main() -> None:
     print(f"{evaluation:18.3f} {swept:9.4f} {len(table):5d} {ratio:18.4f}")
     if args.out:
         write_json(args.out, {
-            "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
+            "provenance": run_provenance,
             "goal": "(evaluation + 13x3 sweep) / evaluation <= 1.1",
             "examples": len(rows), "policies": list(POLICIES), "thresholds": THRESHOLDS, "rows": len(table),
             "evaluation_s": eval_times, "sweep_s": sweep_times, "ratio": ratio,

@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    run_provenance = provenance.collect(config={k: str(v) for k, v in vars(args).items()})  # as the run starts
     device, threads = resolve_device(args.device), set_threads(args.threads)
     native_bf16 = device.type == "cuda" or cpu_supports_bf16()
     rows, inference = [], []
@@ -187,7 +188,7 @@ def main() -> None:
         print(f"{row['backbone']}/{row['dataset']}: fastest bf16 / fastest fp32 = {row['bf16_over_fp32']:.3f}")
     if args.out:
         write_json(args.out, {
-            "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
+            "provenance": run_provenance,
             "device": str(device), "threads": threads, "native_bf16": native_bf16, "weights": args.weights,
             "goals": {"bf16_over_fp32": ">= 2.2 (suite, CPU with native bf16)", "suite_over_plain": ">= 0.95"},
             "training": rows, "inference": inference, "summary": summary,

@@ -74,18 +74,31 @@ def test_measured_speedups_join_by_model_and_setting():
 
 
 def test_published_numbers_carry_their_source_and_the_papers_own_delta():
-    fastbert = paper.published_for("book_review", "fastbert", "speed", 0.5, "accuracy")
+    bert = "google-bert/bert-base-chinese"
+    fastbert = paper.published_for("book_review", "fastbert", "speed", 0.5, "accuracy", bert)
     assert fastbert["paper_score"] == 0.8664
     assert fastbert["paper_delta_points"] == pytest.approx(-0.24)
     assert fastbert["paper_speedup"] == pytest.approx(21785247744 / 5170940327)
     assert "FastBERT" in fastbert["paper_source"]
-    assert paper.published_for("book_review", "fastbert", "speed", 0.8, "accuracy") is None
-    pabee = paper.published_for("rte", "pabee", "patience", 6.0, "accuracy")
+    assert paper.published_for("book_review", "fastbert", "speed", 0.8, "accuracy", bert) is None
+    pabee = paper.published_for("rte", "pabee", "patience", 6.0, "accuracy", "albert/albert-base-v2")
     assert pabee["paper_speedup"] == 1.57 and pabee["paper_delta_points"] == pytest.approx(1.5)
     sources, rows = paper.published()
     assert all(row["source"] in sources for row in rows)
     assert all(any(r["recipe"] == "baseline" and (r["source"], r["dataset"], r.get("backbone")) ==
                    (row["source"], row["dataset"], row.get("backbone")) for r in rows) for row in rows)
+
+
+def test_published_numbers_of_another_backbone_family_are_only_noted():
+    assert [paper.backbone_family(b) for b in ("google-bert/bert-base-uncased", "bert-base-chinese",
+                                               "albert/albert-base-v2", "FacebookAI/roberta-base", "minilm-l6")] == [
+        "bert-base", "bert-base", "albert-base", "roberta-base", "minilm-l6"]
+    assert paper.published_for("book_review", "fastbert", "speed", 0.5, "accuracy", "me5-small") is None
+    assert paper.published_for("rte", "pabee", "patience", 6.0, "accuracy", "google-bert/bert-base-uncased") is None
+    points = pd.DataFrame({"dataset": ["book_review"], "recipe": ["fastbert"], "policy": ["speed"], "value": [0.5],
+                           "backbone": ["me5-small"]})
+    [note] = paper.other_backbone_notes(points)
+    assert "other backbone (bert-base, ours me5-small)" in note and "0.8664" in note
 
 
 def test_unknown_layout_is_refused():

@@ -80,9 +80,9 @@ def test_report_gathers_the_plots(workflow_run):
     assert (workflow_run / "report.html").stat().st_size > 10_000
 
 
-def test_paper_experiments_dry_run_with_hub_backbones(workflow_run):
-    done = snakemake(workflow_run, "-n", "-p", "results/tables/fastbert_table2.md",
-                     config=str(ROOT / "config" / "config.yaml"))
+def test_paper_experiments_dry_run_with_hub_backbones(workflow_run, mirror):
+    done = snakemake(workflow_run, "-n", "-p", "results/tables/fastbert_table2.md", "--config",
+                     f"data_mirror={mirror}", config=str(ROOT / "config" / "config.yaml"))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "--backbone google-bert/bert-base-chinese" in done.stdout  # Chinese datasets
     assert "--recipe truncated-1" in done.stdout and re.search(r"^train\s+60$", done.stdout, re.MULTILINE)
@@ -102,3 +102,43 @@ def test_rerun_has_nothing_to_do_and_bad_config_fails_clearly(workflow_run):
     failed = snakemake(workflow_run, "-n", config="bad.yaml")
     assert failed.returncode != 0
     assert "config experiments.tiny: unknown dataset 'bbc_new'. Did you mean bbc_news?" in failed.stdout + failed.stderr
+
+
+PAPER_EXPERIMENTS = ("deebert_table1", "fastbert_table2", "pabee_glue", "berxit_glue")
+
+
+def test_each_paper_experiment_runs_with_its_preset(tmp_path):
+    """The paper experiments of config/config.yaml, as defined there (preset, recipes, policies, table), on
+    tiny-bert and a few dozen BBC News rows; the models are trained with the preset's settings."""
+    real = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["experiments"]
+    tiny_stages = {"fastbert": {"self-distillation": {"epochs": 1, "schedule_epochs": 1}}}
+    experiments = {
+        name: {**real[name], "datasets": ["bbc_news"], "backbone": "tiny-bert", "max_train": 32, "max_eval": 16,
+               "max_length": 32, "epochs": 1, "latency_examples": 0, "stages": tiny_stages,
+               "recipes": [r for r in real[name]["recipes"] if r not in ("truncated-6", "truncated-3")]}
+        for name in PAPER_EXPERIMENTS
+    }
+    config = {"prepare": [], "threads": 1, "experiments": experiments, "default_experiments": list(experiments)}
+    (tmp_path / "papers.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, config="papers.yaml")
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in PAPER_EXPERIMENTS:
+        assert (tmp_path / "results" / "tables" / f"{name}_paper.md").is_file(), name
+    deebert = json.loads((tmp_path / "results" / "deebert_table1" / "models" / "bbc_news" / "deebert" / "seed0" /
+                          "training.json").read_text())
+    assert (deebert["train_config"]["batch_size"], deebert["train_config"]["keep"],
+            deebert["train_config"]["frozen"], deebert["train_config"]["warmup"]) == (8, "last", "train", 0)
+    assert not deebert["stages"][1]["cached_features"]  # dropout on in the frozen backbone
+    sweep = pd.read_csv(tmp_path / "results" / "deebert_table1" / "sweeps" / "bbc_news.deebert.seed0.csv")
+    assert sorted(sweep[sweep.policy == "entropy"].value.unique()) == pytest.approx(
+        [0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+
+
+def test_a_dataset_without_any_copy_fails_the_dry_run(tmp_path):
+    (tmp_path / "empty").mkdir()
+    config = {"prepare": [], "data_mirror": str(tmp_path / "empty"), "default_experiments": ["paper"],
+              "experiments": {"paper": {"datasets": ["book_review"], "backbone": "tiny-bert", "recipes": ["baseline"]}}}
+    (tmp_path / "nocopy.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, "-n", config="nocopy.yaml")
+    assert done.returncode != 0
+    assert "dataset 'book_review' has no local copy" in done.stdout + done.stderr

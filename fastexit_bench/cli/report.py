@@ -63,11 +63,13 @@ def run_report(args: argparse.Namespace) -> None:
         paper.paper_table(points, spec), args.tables / f"{args.name}_paper",
         f"{args.name}: paper layout ({spec.layout}), mean ± std over seeds",
         [(f"Each model at its paper's exit policy: fixed values, or the fastest value within N points of full "
-         f"depth on dev ('dev drop<=Npt'), reported on the held-out split where the dataset has one. FLOPs (FastBERT "
+         f"depth on the selection split ('dev drop<=Npt': dev, or a seeded share of train where dev is the reported "
+         f"split), reported on the other split. FLOPs (FastBERT "
          f"conv.): Linear layers only, inputs padded to 128 tokens, as FastBERT counts; speed-up (fvcore): all "
-         f"matmuls incl. attention at true lengths. Paper numbers come from other backbones and full training "
-         f"sets: compare the Δ against each one's own baseline, not the raw scores. {latency_note}"),
-         *paper.source_notes()])
+         f"matmuls incl. attention at true lengths. Paper numbers are set only beside rows of the same dataset, "
+         f"method, operating point and backbone family; compare the Δ against each one's own baseline. "
+         f"{latency_note}"),
+         *paper.source_notes(), *paper.other_backbone_notes(points)])
     args.plots.mkdir(parents=True, exist_ok=True)
     written += metric_vs_flops(sweep, args.plots / "metric_vs_flops")
     written += exit_shares(sweep, args.plots / "exit_shares")

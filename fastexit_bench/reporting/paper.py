@@ -12,6 +12,7 @@ fvcore count, the change against the experiment's baseline, and the published nu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -53,7 +54,8 @@ def paper_points(selection: pd.DataFrame) -> pd.DataFrame:
     scores = [row[f"test_{row.metric}"] for _, row in chosen.iterrows()]
     return pd.DataFrame({
         "dataset": chosen.dataset, "split": chosen.test_split, "recipe": chosen.recipe, "setting": chosen.setting,
-        "policy": chosen.policy, "seed": chosen.seed, "metric": chosen.metric, "value": chosen.value,
+        "backbone": chosen.backbone, "policy": chosen.policy, "seed": chosen.seed, "metric": chosen.metric,
+        "value": chosen.value,
         "score": scores, "mean_exit_layer": chosen.test_mean_exit_layer, "flops": chosen.test_flops,
         "flops_fastbert": chosen.test_flops_fastbert,
     }).reset_index(drop=True)
@@ -79,13 +81,39 @@ def published() -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     return data["sources"], data["rows"]
 
 
-def published_for(dataset: str, recipe: str, policy: str, value: float, metric: str) -> dict[str, Any] | None:
-    """The published numbers for one of our rows (and the paper's own baseline, for its deltas)."""
+FAMILY_SUFFIX = re.compile(r"-(uncased|cased|chinese|multilingual|v[0-9]+)$")
+
+
+def backbone_family(backbone: str) -> str:
+    """The family a published number must share with ours: the model's name without its organisation,
+    casing, language or version (``google-bert/bert-base-uncased`` -> ``bert-base``, ``albert/albert-base-v2``
+    -> ``albert-base``); the offline backbones keep their names (``minilm-l6``, ``me5-small``)."""
+    name = backbone.rstrip("/").rsplit("/", 1)[-1].lower()
+    while FAMILY_SUFFIX.search(name):
+        name = FAMILY_SUFFIX.sub("", name)
+    return name
+
+
+def _published_rows(dataset: str, recipe: str, policy: str, value: float) -> list[dict[str, Any]]:
+    """Published rows of one (dataset, method, operating point), whatever their backbone."""
+    _, rows = published()
+    return [row for row in rows if (row["dataset"], row["recipe"]) == (dataset, recipe)
+            and row.get("policy", policy) == policy
+            and (row.get("value") is None or np.isclose(row["value"], value))]
+
+
+def _family_of(row: dict[str, Any]) -> str:
+    sources, _ = published()
+    return row.get("family", sources[row["source"]]["family"])
+
+
+def published_for(dataset: str, recipe: str, policy: str, value: float, metric: str,
+                  backbone: str) -> dict[str, Any] | None:
+    """The published numbers for one of our rows (and the paper's own baseline, for its deltas), only from
+    the same backbone family: a number from another family is not comparable (:func:`other_backbone_notes`)."""
     sources, rows = published()
-    for row in rows:
-        if (row["dataset"], row["recipe"]) != (dataset, recipe) or row.get("policy", policy) != policy:
-            continue
-        if row.get("value") is not None and not np.isclose(row["value"], value):
+    for row in _published_rows(dataset, recipe, policy, value):
+        if _family_of(row) != backbone_family(backbone):
             continue
         base = next(r for r in rows if (r["source"], r["dataset"], r.get("backbone")) ==
                     (row["source"], dataset, row.get("backbone")) and r["recipe"] == "baseline")
@@ -140,17 +168,34 @@ def _format(value: Any, column: str) -> str:
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
 
 
+def other_backbone_notes(points: pd.DataFrame) -> list[str]:
+    """One line per published number of one of our (dataset, method, operating point) that comes from another
+    backbone family than ours: mentioned beside the table, never set in it."""
+    notes = []
+    keys = points[["dataset", "recipe", "policy", "value", "backbone"]].drop_duplicates()
+    sources, _ = published()
+    for dataset, recipe, policy, value, backbone in keys.itertuples(index=False):
+        for row in _published_rows(dataset, recipe, policy, value):
+            if _family_of(row) != backbone_family(backbone):
+                score = row.get("score", next((row[k] for k in ("accuracy", "f1") if k in row), None))
+                notes.append(f"Paper, other backbone ({_family_of(row)}, ours {backbone_family(backbone)}): "
+                             f"{sources[row['source']]['paper']}, {dataset} {recipe}"
+                             + (f" {policy}={row['value']}" if row.get("value") is not None else "")
+                             + (f": {score}" if score is not None else "") + ".")
+    return notes
+
+
 def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     """Mean ± std over seeds of every operating point, in the layout's columns, with the published
-    numbers and our-vs-paper deltas."""
-    keys = ["dataset", "split", "recipe", "setting", "policy", "metric"]
+    numbers of the same backbone family and our-vs-paper deltas."""
+    keys = ["dataset", "split", "recipe", "setting", "policy", "metric", "backbone"]
     columns = list(dict.fromkeys(["value", "delta_points", *(c for c, _ in SHOWN[spec.layout] if c in points.columns)]))
     grouped = points.groupby(keys, sort=False)
     mean, std, count = grouped[columns].mean(), grouped[columns].std(), grouped.size()
     rows = []
     for key, means in mean.iterrows():
-        dataset, split, recipe, setting, policy, metric = key
-        paper = published_for(dataset, recipe, policy, means.get("value", np.nan), metric) or {}
+        dataset, split, recipe, setting, policy, metric, backbone = key
+        paper = published_for(dataset, recipe, policy, means.get("value", np.nan), metric, backbone) or {}
         row = {"dataset": dataset, "split": split, "model": recipe if setting == FULL_DEPTH else f"{recipe}: {setting}"}
         for column, heading in SHOWN[spec.layout]:
             if column not in points.columns:

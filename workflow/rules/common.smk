@@ -9,11 +9,11 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from fastexit_bench.analysis.policies import DEFAULT_POLICIES, POLICIES
+from fastexit_bench.data.loading import available_splits
 from fastexit_bench.data.spec import DATASETS, use_dataset_dirs
 from fastexit_bench.errors import DataError, UnknownNameError
 from fastexit_bench.training.presets import PRESETS
 from fastexit_bench.training.recipes import get_recipe
-
 
 
 def apply_presets():
@@ -108,6 +108,19 @@ def experiment(name):
         )
 
 
+def require_copy(wildcards):
+    """No input files; refuses, while the DAG is built (dry runs too), to stage a dataset that has neither a
+    local copy nor a declared hub copy, so a run never fails hours in for want of data.
+    """
+    spec = DATASETS.get(wildcards.dataset)
+    if spec.hub is None and not available_splits(spec, config["data_mirror"]):
+        raise WorkflowError(
+            f"dataset {spec.name!r} has no local copy (data_mirror: {config['data_mirror']}) and no hub copy "
+            f"is declared; set data_mirror to a folder holding it (`fastexit-bench data ls -v` lists the paths tried)"
+        )
+    return []
+
+
 def staging(scope):
     """The settings a staging scope samples its data with: the experiment's, or the top level's."""
     return config if scope == PREPARE else experiment(scope)
@@ -195,11 +208,11 @@ def experiment_sweeps(name):
 
 
 def experiment_artifacts(name):
-    """Evaluation artefacts of every run on each of its dataset's evaluation splits."""
+    """Evaluation artefacts of every run on the split it is chosen on and the split it is reported on."""
     return [
         f"{R}/{name}/exits/{stem}.{split}.npz"
         for dataset, stem in experiment_runs(name)
-        for split in DATASETS.get(dataset).eval_splits
+        for split in DATASETS.get(dataset).evaluated_splits
     ]
 
 
@@ -258,18 +271,26 @@ def evaluate_options(wildcards):
 
 
 def sweep_options(wildcards):
-    """The experiment's policies plus the recipe's paper policy (its paper table needs it), and the
-    table's operating points of the policies swept."""
+    """The experiment's policies that the recipe's model can run (learned-exit ones need its scorer) plus
+    its paper policy (its paper table needs it), and the table's operating points of the policies swept.
+    """
     settings = experiment(wildcards.experiment)
-    paper_policy = get_recipe(wildcards.recipe).exit_policy
-    policies = list(
-        settings.get("policies") or DEFAULT_POLICIES
-    )  # absent: the sweep's own default
+    recipe = get_recipe(wildcards.recipe)
+
+    def runs_on_recipe(policy):
+        # import paths are loaded by the sweep, in the jobs' environment
+        builtin = ":" not in policy
+        return not builtin or recipe.learned_exit or POLICIES.get(policy).reads != "exit_scores"
+
+    policies = [
+        p for p in settings.get("policies") or DEFAULT_POLICIES if runs_on_recipe(p)
+    ]  # absent: the sweep's own default
+    paper_policy = recipe.exit_policy
     policies += [paper_policy] if paper_policy and paper_policy not in policies else []
     values = {p: v for p, v in settings["table"]["values"].items() if p in policies}
     grids = {p: v for p, v in settings["grids"].items() if p in policies}
     return cli_options(
-        policies=",".join(policies) if settings.get("policies") else None,
+        policies=",".join(policies) if settings.get("policies") and policies else None,
         grid=grids,
         values=values,
         max_drop=settings["table"]["max_drop"],
@@ -283,19 +304,14 @@ def latency_options(wildcards):
 
 
 def get_sweep_inputs(wildcards):
-    """The sweep chooses on the first evaluation split (dev) and measures the chosen operating points on
-    the split tables report (test where the dataset has one)."""
+    """The sweep chooses on the selection split (dev, or a share of train where dev is the reported split)
+    and measures the chosen operating points on the split tables report."""
     spec = DATASETS.get(wildcards.dataset)
     stem = f"{R}/{wildcards.experiment}/exits/{wildcards.dataset}.{wildcards.recipe}.seed{wildcards.seed}"
-    dev, reported = spec.eval_splits[0], spec.reported_split
     return {
-        "dev": f"{stem}.{dev}.npz",
-        **({"test": f"{stem}.{reported}.npz"} if reported != dev else {}),
+        "dev": f"{stem}.{spec.selection_split}.npz",
+        "test": f"{stem}.{spec.reported_split}.npz",
     }
-
-
-def test_option(wildcards, input):
-    return f"--test {input.test}" if "test" in input.keys() else ""
 
 
 def reported_split(wildcards):

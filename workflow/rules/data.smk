@@ -8,6 +8,8 @@ localrules:
 
 
 rule stage_data:
+    input:
+        require_copy,
     output:
         summary=f"{R}/{{scope}}/data/{{dataset}}.{{backbone}}.json",
     log:

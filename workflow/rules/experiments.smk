@@ -68,10 +68,9 @@ rule sweep:
         "../envs/fastexit.yaml"
     threads: 1
     params:
-        test=test_option,
         options=sweep_options,
     shell:
-        "python -m fastexit_bench sweep {input.dev} {params.test} {params.options} "
+        "python -m fastexit_bench sweep {input.dev} --test {input.test} {params.options} "
         "--out {output.table} > {log} 2>&1"
 
 
