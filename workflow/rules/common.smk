@@ -280,7 +280,11 @@ def sweep_options(wildcards):
     def runs_on_recipe(policy):
         # import paths are loaded by the sweep, in the jobs' environment
         builtin = ":" not in policy
-        return not builtin or recipe.learned_exit or POLICIES.get(policy).reads != "exit_scores"
+        return (
+            not builtin
+            or recipe.learned_exit
+            or POLICIES.get(policy).reads != "exit_scores"
+        )
 
     policies = [
         p for p in settings.get("policies") or DEFAULT_POLICIES if runs_on_recipe(p)
