@@ -48,7 +48,7 @@ def test_fixed_and_dev_chosen_operating_points():
 def test_rows_against_the_same_seeds_baseline_in_both_flops_counts():
     spec = OperatingPointSpec(max_drop=(1.0,))
     chosen = pd.concat([selection(recipe, seed, spec) for recipe in ("baseline", "deebert") for seed in (0, 1)])
-    points = paper.against_baseline(paper.paper_points(chosen))
+    points = paper.against_baseline(paper.paper_points(chosen), "baseline")
     base = points[points.recipe == "baseline"]
     assert base.delta_points.tolist() == [0.0, 0.0] and base.speedup.tolist() == [1.0, 1.0]
     deebert = points[points.recipe == "deebert"].iloc[0]
@@ -59,7 +59,21 @@ def test_rows_against_the_same_seeds_baseline_in_both_flops_counts():
     assert table.seeds.tolist() == [2, 2] and "±" in table.accuracy.iloc[1]
     without_baseline = points[points.recipe != "baseline"].drop(columns=["delta_points", "speedup"])
     with pytest.raises(FastExitError, match="add 'baseline'"):
-        paper.against_baseline(without_baseline)
+        paper.against_baseline(without_baseline, "baseline")
+
+
+def test_fastbert_rows_are_measured_against_its_own_model_at_full_depth():
+    """FastBERT's "BERT" row is the FastBERT model's teacher: the reference is fastbert's full depth."""
+    spec = OperatingPointSpec({"speed": (0.5,)}, ())
+    chosen = pd.concat([selection(recipe, 0, spec) for recipe in ("truncated-2", "fastbert")])
+    points = paper.against_baseline(paper.paper_points(chosen, "fastbert"), "fastbert")
+    teacher = points[(points.recipe == "fastbert") & (points.setting == "full depth")].iloc[0]
+    assert teacher.delta_points == 0.0 and teacher.speedup == 1.0
+    student = points[points.setting == "speed=0.5"].iloc[0]
+    assert student.delta_points == pytest.approx(100 * (student.score - teacher.score))
+    truncated = points[points.recipe == "truncated-2"].iloc[0]
+    assert truncated.speedup == pytest.approx(teacher.flops / truncated.flops)
+    assert paper.paper_points(chosen).setting.tolist() == ["full depth", "speed=0.5"]  # no reference: as before
 
 
 def test_measured_speedups_join_by_model_and_setting():

@@ -51,6 +51,7 @@ def test_defaults_equal_the_typed_configs():
     table = experiment["table"]["properties"]
     assert table["max_drop"]["default"] == list(OperatingPointSpec().max_drop)
     assert table["layout"]["default"] == TableSpec().layout
+    assert table["reference"]["default"] == TableSpec().reference
     assert table["layout"]["enum"] == list(LAYOUTS)
 
 

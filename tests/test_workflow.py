@@ -85,7 +85,7 @@ def test_paper_experiments_dry_run_with_hub_backbones(workflow_run, mirror):
                      f"data_mirror={mirror}", config=str(ROOT / "config" / "config.yaml"))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "--backbone google-bert/bert-base-chinese" in done.stdout  # Chinese datasets
-    assert "--recipe truncated-1" in done.stdout and re.search(r"^train\s+60$", done.stdout, re.MULTILINE)
+    assert "--recipe truncated-1" in done.stdout and re.search(r"^train\s+48$", done.stdout, re.MULTILINE)
 
 
 def test_rerun_has_nothing_to_do_and_bad_config_fails_clearly(workflow_run):
@@ -102,6 +102,11 @@ def test_rerun_has_nothing_to_do_and_bad_config_fails_clearly(workflow_run):
     failed = snakemake(workflow_run, "-n", config="bad.yaml")
     assert failed.returncode != 0
     assert "config experiments.tiny: unknown dataset 'bbc_new'. Did you mean bbc_news?" in failed.stdout + failed.stderr
+    bad = yaml.safe_load((workflow_run / "tiny.yaml").read_text())
+    bad["experiments"]["tiny"]["table"]["reference"] = "pabee"  # a reference the experiment does not train
+    (workflow_run / "bad.yaml").write_text(yaml.safe_dump(bad))
+    failed = snakemake(workflow_run, "-n", config="bad.yaml")
+    assert failed.returncode != 0 and "table.reference 'pabee' is not among its recipes" in failed.stdout + failed.stderr
 
 
 PAPER_EXPERIMENTS = ("deebert_table1", "fastbert_table2", "pabee_glue", "berxit_glue")
@@ -124,6 +129,8 @@ def test_each_paper_experiment_runs_with_its_preset(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     for name in PAPER_EXPERIMENTS:
         assert (tmp_path / "results" / "tables" / f"{name}_paper.md").is_file(), name
+    fastbert = pd.read_csv(tmp_path / "results" / "tables" / "fastbert_table2_paper.csv")
+    assert fastbert.model.tolist()[:2] == ["truncated-1", "fastbert: full depth"]  # FastBERT's "BERT" row
     deebert = json.loads((tmp_path / "results" / "deebert_table1" / "models" / "bbc_news" / "deebert" / "seed0" /
                           "training.json").read_text())
     assert (deebert["train_config"]["batch_size"], deebert["train_config"]["keep"],

@@ -25,6 +25,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--layout", choices=LAYOUTS, default=TableSpec.layout,
                         help="paper table (TABLES/NAME_paper.*): FastBERT Table 2 columns (accuracy, FLOPs, speed-up) "
                         "or DeeBERT Table 1 columns (metric change, time saving)")
+    parser.add_argument("--reference", default=TableSpec.reference,
+                        help="the recipe whose full depth the paper table measures every row against")
     parser.add_argument("--latency", nargs="*", type=Path, default=[], help="JSONs from `fastexit-bench latency`")
 
 
@@ -52,10 +54,11 @@ def run_report(args: argparse.Namespace) -> None:
     written = tables.write_table(summary, args.tables / args.name, f"{args.name}: exit policies", [legend])
     written += tables.write_table(per_layer, args.tables / f"{args.name}_layers",
                                   f"{args.name}: metric at every exit (mean ± std over seeds)")
-    spec = TableSpec(args.layout)
+    spec = TableSpec(args.layout, args.reference)
     timings = pd.DataFrame([{**{k: record[k] for k in ("dataset", "recipe", "seed")}, **row}
                             for record in map(read_json, args.latency) for row in record["rows"]])
-    points = paper.with_latency(paper.against_baseline(paper.paper_points(selection)), timings)
+    points = paper.with_latency(paper.against_baseline(paper.paper_points(selection, spec.reference),
+                                                       spec.reference), timings)
     latency_note = ("Measured time saving / speed-up: the early-exit engine against the same model at full depth, "
                     "same batches, one process (CPU perf_counter or CUDA events); first seed only."
                     if args.latency else "No latency measured for this experiment.")

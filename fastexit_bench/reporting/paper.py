@@ -34,22 +34,29 @@ LAYOUTS = ("fastbert", "deebert")
 @dataclass(frozen=True)
 class TableSpec:
     """How an experiment's paper table is laid out; its operating points come from the sweeps' selection
-    (:class:`~fastexit_bench.analysis.operating_points.OperatingPointSpec`)."""
+    (:class:`~fastexit_bench.analysis.operating_points.OperatingPointSpec`).
+
+    ``reference`` is the recipe whose full-depth point every row is measured against: a separately
+    fine-tuned ``baseline`` (DeeBERT, PABEE), or the early-exit model's own full depth (FastBERT's "BERT"
+    row is its teacher: ``reference: fastbert``)."""
 
     layout: str = "deebert"
+    reference: str = "baseline"
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise FastExitError(f"paper table layout {self.layout!r} is not one of {LAYOUTS}")
 
 
-def paper_points(selection: pd.DataFrame) -> pd.DataFrame:
+def paper_points(selection: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
     """Each model's operating points at its paper's exit policy (``Recipe.exit_policy``; full depth for a
-    model that always runs to the end), from the sweeps' selection files, with the reported split's numbers."""
+    model that always runs to the end), and the ``reference`` recipe's full depth, from the sweeps' selection
+    files, with the reported split's numbers."""
     kept = []
     for recipe, rows in selection.groupby("recipe", sort=False):
         policy = get_recipe(recipe).exit_policy
-        kept.append(rows[rows.policy == policy] if policy else rows[rows.setting == FULL_DEPTH])
+        full = rows.setting == FULL_DEPTH
+        kept.append(rows[(rows.policy == policy) | (full & (recipe == reference))] if policy else rows[full])
     chosen = pd.concat(kept) if kept else selection.iloc[:0]
     scores = [row[f"test_{row.metric}"] for _, row in chosen.iterrows()]
     return pd.DataFrame({
@@ -61,11 +68,13 @@ def paper_points(selection: pd.DataFrame) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
-def against_baseline(points: pd.DataFrame) -> pd.DataFrame:
-    """Metric change (points) and speed-ups against the same seed's baseline, by both FLOPs counts."""
-    baseline = points[points.recipe == "baseline"].set_index(["dataset", "seed"])
+def against_baseline(points: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Metric change (points) and speed-ups against the same seed's ``reference`` recipe at full depth, by both
+    FLOPs counts."""
+    baseline = points[(points.recipe == reference) & (points.setting == FULL_DEPTH)].set_index(["dataset", "seed"])
     if baseline.empty:
-        raise FastExitError("a paper table compares against the baseline: add 'baseline' to the experiment's recipes")
+        raise FastExitError(f"a paper table compares against the full depth of recipe {reference!r}: add "
+                            f"{reference!r} to the experiment's recipes (or set table.reference)")
     base = baseline.loc[list(zip(points.dataset, points.seed))]
     return points.assign(
         delta_points=100 * (points.score.to_numpy() - base.score.to_numpy()),
@@ -195,8 +204,10 @@ def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     rows = []
     for key, means in mean.iterrows():
         dataset, split, recipe, setting, policy, metric, backbone = key
-        paper = published_for(dataset, recipe, policy, means.get("value", np.nan), metric, backbone) or {}
-        row = {"dataset": dataset, "split": split, "model": recipe if setting == FULL_DEPTH else f"{recipe}: {setting}"}
+        reported_as = "baseline" if (recipe, setting) == (spec.reference, FULL_DEPTH) else recipe  # the paper's row
+        paper = published_for(dataset, reported_as, policy, means.get("value", np.nan), metric, backbone) or {}
+        plain = setting == FULL_DEPTH and get_recipe(recipe).exit_policy is None  # a model without exits
+        row = {"dataset": dataset, "split": split, "model": recipe if plain else f"{recipe}: {setting}"}
         for column, heading in SHOWN[spec.layout]:
             if column not in points.columns:
                 continue

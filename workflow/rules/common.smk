@@ -58,6 +58,12 @@ def check_names():
             (f"experiments.{name}", DATASETS.get, d) for d in settings["datasets"]
         ]
         named += [(f"experiments.{name}", get_recipe, r) for r in settings["recipes"]]
+        reference = settings["table"]["reference"]
+        if reference not in settings["recipes"]:
+            raise WorkflowError(
+                f"config experiments.{name}: table.reference {reference!r} is not among its recipes "
+                f"{settings['recipes']}; the paper table measures every row against it"
+            )
         named += [
             (f"experiments.{name}", POLICIES.get, p)
             for p in settings.get("policies", [])
@@ -299,6 +305,11 @@ def sweep_options(wildcards):
         values=values,
         max_drop=settings["table"]["max_drop"],
     )
+
+
+def report_options(wildcards):
+    table = experiment(wildcards.experiment)["table"]
+    return cli_options(layout=table["layout"], reference=table["reference"])
 
 
 def latency_options(wildcards):

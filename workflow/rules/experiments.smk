@@ -122,8 +122,8 @@ rule report:
     params:
         tables=lambda wc, output: os.path.dirname(output.tables[0]),
         plots=subpath(output.flops_plot, parent=True),
-        layout=lambda wc: experiment(wc.experiment)["table"]["layout"],
+        table=report_options,
     shell:
         "python -m fastexit_bench report --name {wildcards.experiment} --sweeps {input.sweeps} "
-        "--artifacts {input.artifacts} --latency {input.latency} --layout {params.layout} "
+        "--artifacts {input.artifacts} --latency {input.latency} {params.table} "
         "--tables {params.tables} --plots {params.plots} > {log} 2>&1"
