@@ -8,14 +8,22 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from fastexit_bench.errors import TrainingError
+from fastexit_bench.errors import ModelLoadError, TrainingError
 from fastexit_bench.locations import resources_dir
 from fastexit_bench.models.backbones import BACKBONES
 from fastexit_bench.models.early_exit import AllExitsOutput, EarlyExitModel
 from fastexit_bench.runtime.batches import TokenBatches
+from fastexit_bench.training import losses
 from fastexit_bench.training.config import TrainConfig
-from fastexit_bench.training.losses import LOSSES, learned_exit_loss, per_exit_task_loss
-from fastexit_bench.training.recipes import RECIPES, get_recipe
+from fastexit_bench.training.losses import (
+    DISTILLATION_SOFT_WEIGHT,
+    DISTILLATION_TEMPERATURE,
+    LOSSES,
+    learned_exit_loss,
+    per_exit_task_loss,
+    student_distillation_loss,
+)
+from fastexit_bench.training.recipes import RECIPES, get_recipe, student_layer_indices
 from fastexit_bench.training.trainer import DevSet, Trainer
 from tests.test_early_exit_model import tiny_backbone
 
@@ -62,23 +70,85 @@ def assert_changed(before, module):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-@pytest.mark.parametrize("name", [n for n in RECIPES.names() if n != "truncated-k"] + ["truncated-2"])
+TEMPLATES = ("truncated-k", "distilled-k")
+
+
+@pytest.mark.parametrize("name", [n for n in RECIPES.names() if n not in TEMPLATES] + ["truncated-2", "distilled-2"])
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_recipe_runs_and_losses_are_finite(name, task):
     recipe = get_recipe(name)
     model = build(recipe, task)
-    logs = Trainer(model, recipe, token_data(task), dev_set(task), task, CONFIG).run()
+    trainer = Trainer(model, recipe, token_data(task), dev_set(task), task, CONFIG)
+    logs = trainer.run()
     assert [log.stage for log in logs] == [s.name for s in recipe.stages]
-    for log in logs:
+    student = False
+    for stage, log in zip(recipe.stages, logs):
+        student = student or stage.distils
         (epoch,) = log.epochs
         assert epoch.steps == 3 and torch.isfinite(torch.tensor(epoch.train_loss))
-        assert len(epoch.dev_metric) == model.num_layers
+        assert len(epoch.dev_metric) == (recipe.student_layers if student else model.num_layers)
+    assert trainer.model.num_layers == (recipe.student_layers or recipe.num_layers or model.num_layers)
 
 
-def test_truncated_recipe_needs_a_layer_count():
-    assert get_recipe("truncated-6").num_layers == 6
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_layered_recipes_need_a_layer_count(template):
+    assert get_recipe(template.replace("k", "6")).model_spec("b", 2).num_layers == 6
     with pytest.raises(Exception, match="needs a layer count"):
-        get_recipe("truncated-k")
+        get_recipe(template)
+
+
+def test_student_layers_follow_distilbert():
+    """DistilBERT initialises its 6 layers from teacher layers 0, 2, 4, 7, 9, 11 (extract_distilbert.py)."""
+    assert student_layer_indices(12, 6) == [0, 2, 4, 7, 9, 11]
+    assert student_layer_indices(12, 3) == [0, 6, 11] and student_layer_indices(12, 1) == [0]
+    assert student_layer_indices(4, 4) == [0, 1, 2, 3]
+    with pytest.raises(ModelLoadError, match="cannot distil a 4-layer model into 5 layers"):
+        student_layer_indices(4, 5)
+
+
+def test_student_copies_the_teacher_layers_and_final_head():
+    teacher = build(get_recipe("baseline"))
+    student = teacher.student([0, 2])
+    assert student.num_layers == 2 and student.config is teacher.config
+    for mine, theirs in ((student.layers[0], teacher.layers[0]), (student.layers[1], teacher.layers[2]),
+                         (student.heads[1], teacher.heads[-1]), (student.embeddings, teacher.embeddings)):
+        assert mine is not theirs
+        assert_same(snapshot(theirs), mine)
+
+
+def test_distilled_recipe_trains_a_student_on_the_teachers_soft_targets_and_the_labels(monkeypatch):
+    """Stage 1 fine-tunes the full model; stage 2 trains a 2-layer copy of it with the distillation loss
+    against the (frozen) teacher's final logits, and the saved model is the student."""
+    recipe = get_recipe("distilled-2")
+    assert [stage.loss_at(0) for stage in recipe.stages] == ["final_exit", "distillation"]
+    model = build(recipe)
+    run_stages(model, recipe, recipe.stages[:1])
+    teacher_weights = snapshot(model)
+    calls = []
+
+    def recorded(student, teacher, labels, task):
+        calls.append((student.shape, teacher.shape, teacher.requires_grad, labels is not None))
+        return student_distillation_loss(student, teacher, labels, task)
+
+    monkeypatch.setattr(losses, "student_distillation_loss", recorded)
+    trainer = Trainer(model, replace(recipe, stages=recipe.stages[1:]), token_data(), dev_set(), "classification",
+                      CONFIG)
+    trainer.run()
+    assert calls == [(torch.Size([4, 2]), torch.Size([4, 2]), False, True)] * 3
+    assert trainer.model.num_layers == 2 and trainer.teacher is None
+    assert_same(teacher_weights, model)  # the teacher is frozen
+    assert_changed(snapshot(model.heads[-1]), trainer.model.heads[-1])
+
+
+def test_distillation_loss_mixes_soft_targets_and_labels():
+    torch.manual_seed(0)
+    student, teacher, labels = torch.randn(5, 3), torch.randn(5, 3), torch.randint(0, 3, (5,))
+    t, w = DISTILLATION_TEMPERATURE, DISTILLATION_SOFT_WEIGHT
+    soft = (torch.softmax(teacher / t, -1) * (torch.log_softmax(teacher / t, -1) - torch.log_softmax(student / t, -1)))
+    expected = w * t * t * soft.sum(-1).mean() + (1 - w) * torch.nn.functional.cross_entropy(student, labels)
+    torch.testing.assert_close(student_distillation_loss(student, teacher, labels, "classification"), expected)
+    hard_only = (1 - w) * torch.nn.functional.cross_entropy(student, labels)
+    torch.testing.assert_close(student_distillation_loss(student, student, labels, "classification"), hard_only)
 
 
 def test_berxit_alternates_final_exit_and_offramp_objectives_each_with_the_exit_loss():
@@ -174,18 +244,20 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("kill_at_save", [1, 3, 5, 8])
-def test_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch, kill_at_save):
-    """6 steps per epoch, 2 epochs, 2 stages; checkpoints every 2 steps and at epoch/stage ends.
+@pytest.mark.parametrize("kill_at_save", [1, 3, 5, 8, 11])
+@pytest.mark.parametrize("name", ["deebert", "distilled-2"])
+def test_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch, kill_at_save, name):
+    """6 steps per epoch, 2 epochs, 2 stages; checkpoints every 2 steps and at epoch/stage ends (a kill in
+    the second stage of distilled-2 resumes a student with its teacher).
 
     No dev set: the last epoch is kept, so every step after the kill point shows in the weights.
     """
-    recipe = get_recipe("deebert")
+    recipe = get_recipe(name)
     config = replace(CONFIG, epochs=2, max_steps=None, checkpoint_every=2)
     data = token_data(rows=24)
 
-    uninterrupted = build(recipe)
-    Trainer(uninterrupted, recipe, data, None, "classification", config).run()
+    uninterrupted = Trainer(build(recipe), recipe, data, None, "classification", config)
+    uninterrupted.run()
 
     checkpoint = tmp_path / "train.ckpt"
     save, saves = Trainer._save_checkpoint, []
@@ -200,10 +272,11 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch, kill_at_s
         patch.setattr(Trainer, "_save_checkpoint", save_then_die)
         with pytest.raises(Killed):
             Trainer(build(recipe), recipe, data, None, "classification", config, checkpoint).run()
-    resumed = build(recipe)
-    logs = Trainer(resumed, recipe, data, None, "classification", config, checkpoint).run()
+    resumed = Trainer(build(recipe), recipe, data, None, "classification", config, checkpoint)
+    logs = resumed.run()
     assert [len(log.epochs) for log in logs] == [2, 2]
-    assert_same(snapshot(uninterrupted), resumed)
+    assert resumed.model.num_layers == uninterrupted.model.num_layers
+    assert_same(snapshot(uninterrupted.model), resumed.model)
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path):

@@ -72,10 +72,19 @@ def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resour
             np.testing.assert_allclose(artifact.predictions.logits[k - 1], manual, rtol=1e-4, atol=1e-5)
 
 
-def test_truncated_recipe_and_bad_inputs(resources, tmp_path, capsys):
-    out = tmp_path / "t2"
-    assert main(["train", *TRAIN, "--recipe", "truncated-2", "--resources", str(resources), "--out", str(out)]) == 0
-    assert json.loads((out / "training.json").read_text())["model"]["num_layers"] == 2
+@pytest.mark.parametrize("recipe", ["truncated-2", "distilled-2"])
+def test_two_layer_baselines_save_and_evaluate_two_layers(resources, tmp_path, recipe):
+    """A distilled student starts from teacher layers 1 and 4 of 4 but is saved as a plain 2-layer model."""
+    out = tmp_path / recipe
+    assert main(["train", *TRAIN, "--recipe", recipe, "--resources", str(resources), "--out", str(out)]) == 0
+    info = json.loads((out / "training.json").read_text())
+    assert info["model"]["num_layers"] == 2 and len(info["dev_metric"]["per_layer"]) == 2
+    assert main(["evaluate", str(out), "--resources", str(resources), "--max-examples", "4", "--device", "cpu",
+                 "--out", str(tmp_path / "exits.npz")]) == 0
+    assert ExitArtifact.load(tmp_path / "exits.npz").predictions.num_layers == 2
+
+
+def test_bad_training_inputs(resources, tmp_path, capsys):
     assert main(["train", *TRAIN, "--recipe", "truncated-9", "--resources", str(resources),
                  "--out", str(tmp_path / "t9")]) == 2
     assert "cannot keep 9 layers of a 4-layer backbone" in capsys.readouterr().err

@@ -85,7 +85,7 @@ def test_paper_experiments_dry_run_with_hub_backbones(workflow_run, mirror):
                      f"data_mirror={mirror}", config=str(ROOT / "config" / "config.yaml"))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "--backbone google-bert/bert-base-chinese" in done.stdout  # Chinese datasets
-    assert "--recipe truncated-1" in done.stdout and re.search(r"^train\s+48$", done.stdout, re.MULTILINE)
+    assert "--recipe distilled-1" in done.stdout and re.search(r"^train\s+48$", done.stdout, re.MULTILINE)
 
 
 def test_rerun_has_nothing_to_do_and_bad_config_fails_clearly(workflow_run):
@@ -120,7 +120,7 @@ def test_each_paper_experiment_runs_with_its_preset(tmp_path):
     experiments = {
         name: {**real[name], "datasets": ["bbc_news"], "backbone": "tiny-bert", "max_train": 32, "max_eval": 16,
                "max_length": 32, "epochs": 1, "latency_examples": 0, "stages": tiny_stages,
-               "recipes": [r for r in real[name]["recipes"] if r not in ("truncated-6", "truncated-3")]}
+               "recipes": [r for r in real[name]["recipes"] if r not in ("distilled-6", "distilled-3")]}
         for name in PAPER_EXPERIMENTS
     }
     config = {"prepare": [], "threads": 1, "experiments": experiments, "default_experiments": list(experiments)}
@@ -130,7 +130,7 @@ def test_each_paper_experiment_runs_with_its_preset(tmp_path):
     for name in PAPER_EXPERIMENTS:
         assert (tmp_path / "results" / "tables" / f"{name}_paper.md").is_file(), name
     fastbert = pd.read_csv(tmp_path / "results" / "tables" / "fastbert_table2_paper.csv")
-    assert fastbert.model.tolist()[:2] == ["truncated-1", "fastbert: full depth"]  # FastBERT's "BERT" row
+    assert fastbert.model.tolist()[:2] == ["distilled-1", "fastbert: full depth"]  # FastBERT's "BERT" row
     deebert = json.loads((tmp_path / "results" / "deebert_table1" / "models" / "bbc_news" / "deebert" / "seed0" /
                           "training.json").read_text())
     assert (deebert["train_config"]["batch_size"], deebert["train_config"]["keep"],

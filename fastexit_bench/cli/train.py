@@ -49,7 +49,7 @@ def add_parser(commands) -> None:
         "      --mirror ../shared/data --max-train 2000 --out results/models/sst2/minilm-l6/deebert-s0\n"
         "  fastexit-bench train --dataset chnsenticorp --backbone me5-small --recipe fastbert --epochs 2 --out m/\n"
         "  fastexit-bench train --dataset sst2 --backbone minilm-l6 --recipe truncated-3 --out m3/\n"
-        "recipes: baseline, truncated-K, deebert, fastbert, pabee, berxit.\n"
+        "recipes: baseline, truncated-K, distilled-K, deebert, fastbert, pabee, berxit.\n"
         "A killed run started again with the same --out resumes from its last checkpoint.\n",
         run_train,
     )
@@ -104,8 +104,7 @@ def run_train(args: argparse.Namespace) -> None:
             raise FastExitError(f"--stage {name}: recipe {recipe.name!r} has stages {stage_names}")
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    model_spec = recipe.model_spec(args.backbone, spec.num_outputs)
-    model, tokenizer, resolved = build_model(model_spec, args.resources)
+    model, tokenizer, resolved = build_model(recipe.start_spec(args.backbone, spec.num_outputs), args.resources)
     model.to(device)
     data = {}
     for split, limit in ((spec.train_split, args.max_train), (spec.selection_split, args.max_eval)):
@@ -125,8 +124,8 @@ def run_train(args: argparse.Namespace) -> None:
          f"{trainer.execution.attention} attention")
     logs = trainer.run()
     final = logs[-1].epochs[logs[-1].best_epoch - 1].dev_metric
-    save_trained(args.out, model.cpu(), TrainingRecord(
-        model=model_spec, dataset=spec.name, recipe=recipe.name, seed=args.seed, max_length=args.max_length,
+    save_trained(args.out, trainer.model.cpu(), TrainingRecord(  # a distilled recipe's student
+        model=recipe.model_spec(args.backbone, spec.num_outputs), dataset=spec.name, recipe=recipe.name, seed=args.seed, max_length=args.max_length,
         backbone=asdict(resolved), train_config=asdict(config),
         data={"train": train_loaded.origin, "dev": {"split": dev_loaded.split, **dev_loaded.origin}},
         stages=[asdict(log) for log in logs], dev_metric={"name": spec.metrics[0], "per_layer": final},

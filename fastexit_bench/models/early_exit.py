@@ -6,6 +6,8 @@ time so that training sees every exit and inference can stop early.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -121,6 +123,16 @@ class EarlyExitModel(nn.Module):
             "scorer_input": self.scorer_input,
         }
 
+    def student(self, layers: Sequence[int]) -> EarlyExitModel:
+        """A copy that keeps only ``layers`` (0-based, ascending), each with its head, except that the student's
+        last exit takes this model's final head: the start of a distilled student. Both share one HF config,
+        so the execution settings applied to it (``execution.running``) apply to both."""
+        student = copy.deepcopy(self, memo={id(self.config): self.config})
+        heads = [student.heads[i] for i in layers[:-1]] + [student.heads[-1]]
+        student.layers = nn.ModuleList([student.layers[i] for i in layers])
+        student.heads = nn.ModuleList(heads)
+        return student
+
     @property
     def encoder_modules(self) -> list[nn.Module]:
         """Everything before the heads: embeddings, the embedding projection and the layers."""
@@ -185,6 +197,12 @@ class EarlyExitModel(nn.Module):
         """Every head on cached per-layer [CLS] features ``[layers, batch, d]`` (CLS-only heads)."""
         ones = torch.ones(cls_states.shape[1], 1, dtype=torch.bool, device=cls_states.device)
         return self.exits(list(cls_states.unsqueeze(2)), ones)
+
+    def final_logits(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+                     ) -> Tensor:
+        """The last exit's logits only (a distillation teacher's targets)."""
+        states = self.encode(input_ids, attention_mask, token_type_ids)
+        return self.head_logits(self.num_layers - 1, states[-1], attention_mask.bool())
 
     def forward_all(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
                     ) -> AllExitsOutput:

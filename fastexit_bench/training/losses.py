@@ -1,5 +1,6 @@
 """Per-exit losses of the early-exit papers, as pure functions of ``[layers, batch, outputs]`` logits, and
-the named stage objectives recipes refer to (:data:`LOSSES`): ``objective(outputs, labels, task)``."""
+the named stage objectives recipes refer to (:data:`LOSSES`): ``objective(outputs, labels, task)``, and
+``teacher=`` the teacher's final logits in a stage that distils (``Stage.distils``)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,29 @@ def fastbert_distillation_loss(logits: Tensor, task: str = "classification") -> 
     return kl.mean(dim=1).sum()
 
 
+DISTILLATION_TEMPERATURE = 2.0
+DISTILLATION_SOFT_WEIGHT = 0.5
+
+
+def student_distillation_loss(student: Tensor, teacher: Tensor, labels: Tensor, task: str) -> Tensor:
+    """Task-specific knowledge distillation (Hinton et al., 2015) of one student exit ``[batch, outputs]``:
+    ``w * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - w) * CE(student, labels)`` with
+    temperature T = :data:`DISTILLATION_TEMPERATURE` and soft-target weight w = :data:`DISTILLATION_SOFT_WEIGHT`
+    (transformers' ``examples/research_projects/distillation`` defaults: ``--temperature 2.0``,
+    ``--alpha_distil 0.5``, ``--alpha_ce 0.5``; ``T^2`` keeps the soft gradients' scale). For regression both
+    terms are MSE: to the teacher's output and to the label."""
+    teacher = teacher.detach()
+    if task == "regression":
+        soft = F.mse_loss(student.squeeze(-1), teacher.squeeze(-1))
+        hard = F.mse_loss(student.squeeze(-1), labels.float())
+    else:
+        t = DISTILLATION_TEMPERATURE
+        soft = t * t * F.kl_div(F.log_softmax(student / t, dim=-1), F.log_softmax(teacher / t, dim=-1),
+                                reduction="batchmean", log_target=True)
+        hard = F.cross_entropy(student, labels)
+    return DISTILLATION_SOFT_WEIGHT * soft + (1 - DISTILLATION_SOFT_WEIGHT) * hard
+
+
 def exit_correctness(logits: Tensor, labels: Tensor, task: str) -> Tensor:
     """BERxiT's learning-to-exit target per exit, ``[layers, batch]`` in [0, 1]: 1 where the exit's
     class is right (classification), ``1 - tanh(|prediction - label|)`` for regression."""
@@ -63,7 +87,7 @@ def learned_exit_loss(exit_scores: Tensor, logits: Tensor, labels: Tensor, task:
     return F.mse_loss(torch.sigmoid(exit_scores), target)
 
 
-Objective = Callable[[AllExitsOutput, Tensor | None, str], Tensor]
+Objective = Callable[..., Tensor]  # (outputs, labels, task), plus teacher=final logits in a distilling stage
 LOSSES: Registry[Objective] = Registry("loss")
 
 
@@ -97,6 +121,11 @@ def offramps_and_learned_exit_loss(out: AllExitsOutput, labels: Tensor, task: st
     return offramps_loss(out, labels, task) + learned_exit_loss(out.exit_scores, out.logits, labels, task)
 
 
+def distillation_loss(out: AllExitsOutput, labels: Tensor, task: str, teacher: Tensor) -> Tensor:
+    """The distilled-k baselines: the student's last exit on the teacher's soft targets plus the labels."""
+    return student_distillation_loss(out.logits[-1], teacher, labels, task)
+
+
 for _name, _objective in (
     ("final_exit", final_exit_loss),
     ("offramps", offramps_loss),
@@ -104,5 +133,6 @@ for _name, _objective in (
     ("depth_weighted", depth_weighted_loss),
     ("final_exit_and_learned_exit", final_exit_and_learned_exit_loss),
     ("offramps_and_learned_exit", offramps_and_learned_exit_loss),
+    ("distillation", distillation_loss),
 ):
     LOSSES.register(_name, _objective)

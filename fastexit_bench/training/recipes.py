@@ -3,11 +3,12 @@ objectives from :data:`fastexit_bench.training.losses.LOSSES`, lr). Importing th
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
-from fastexit_bench.errors import UnknownNameError
+from fastexit_bench.errors import ModelLoadError, UnknownNameError
 from fastexit_bench.registry import Registry
 
 if TYPE_CHECKING:  # recipes are data: reading them (the workflow, reports) must not import torch
@@ -30,6 +31,9 @@ class Stage:
             alternates two).
         lr_scale: multiplies the recipe's learning rate (FastBERT distils at 10x).
         needs_labels: False when the stage learns from the model itself (self-distillation).
+        distils: at the stage's start the model trained so far becomes a frozen teacher (eval mode, no
+            gradient) and the stage trains a ``Recipe.student_layers``-layer student copied from it
+            (:func:`student_layer_indices`); its objectives receive the teacher's final logits.
     """
 
     name: str
@@ -37,6 +41,7 @@ class Stage:
     losses: tuple[str, ...]
     lr_scale: float = 1.0
     needs_labels: bool = True
+    distils: bool = False
 
     def loss_at(self, step: int) -> str:
         """The name of the objective of training step ``step`` (0-based) within this stage."""
@@ -58,8 +63,9 @@ class Stage:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named training procedure; ``num_layers`` truncates the backbone, ``learned_exit`` adds BERxiT's scorer,
-    ``exit_policy`` is the policy its paper exits with (none for models that always run to the end)."""
+    """A named training procedure; ``num_layers`` truncates the backbone, ``student_layers`` is the depth of the
+    student a distilling stage trains, ``learned_exit`` adds BERxiT's scorer, ``exit_policy`` is the policy its
+    paper exits with (none for models that always run to the end)."""
 
     name: str
     head: str
@@ -68,16 +74,37 @@ class Recipe:
     num_layers: int | None = None
     learned_exit: bool = False
     exit_policy: str | None = None
+    student_layers: int | None = None
 
     def model_spec(self, backbone: str, num_outputs: int) -> ModelSpec:
-        """The model this recipe trains: its head type, kept layers and learned-exit scorer."""
+        """The model this recipe saves: its head type, layers (a distilled student's) and learned-exit scorer."""
         from fastexit_bench.models.saved import ModelSpec
 
-        return ModelSpec(backbone, self.head, num_outputs, self.num_layers, self.learned_exit, scorer_input="pooled")
+        return ModelSpec(backbone, self.head, num_outputs, self.num_layers or self.student_layers,
+                         self.learned_exit, scorer_input="pooled")
+
+    def start_spec(self, backbone: str, num_outputs: int) -> ModelSpec:
+        """The model training starts from: the saved one, or, for a recipe that distils, its full-depth teacher."""
+        spec = self.model_spec(backbone, num_outputs)
+        return replace(spec, num_layers=None) if self.student_layers else spec
+
+
+def student_layer_indices(teacher_layers: int, student_layers: int) -> list[int]:
+    """The teacher layers (0-based) a ``student_layers``-layer student starts from: evenly spaced from the first
+    to the last, rounded. This is DistilBERT's choice for 6 of 12 (layers 0, 2, 4, 7, 9, 11 in
+    transformers' ``examples/research_projects/distillation/scripts/extract_distilbert.py``); 3 of 12 gives
+    0, 6, 11 and 1 layer the first."""
+    if not 1 <= student_layers <= teacher_layers:
+        raise ModelLoadError(f"cannot distil a {teacher_layers}-layer model into {student_layers} layers; "
+                               f"choose 1..{teacher_layers}")
+    if student_layers == 1:
+        return [0]
+    step = (teacher_layers - 1) / (student_layers - 1)
+    return [int(math.floor(i * step + 0.5)) for i in range(student_layers)]
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
-TRUNCATED = re.compile(r"^truncated-([1-9][0-9]*)$")
+LAYERED = re.compile(r"^(truncated|distilled)-([1-9][0-9]*)$")  # a template name with its layer count
 FINETUNE = Stage("finetune", "final", ("final_exit",))
 
 for _recipe in (
@@ -86,6 +113,12 @@ for _recipe in (
         "truncated-k", "highway", (FINETUNE,),
         "FastBERT (Liu et al., 2020) baselines: the first k layers + classifier, fine-tuned "
         "(use as truncated-6, truncated-3, ...)",
+    ),
+    Recipe(
+        "distilled-k", "highway",
+        (FINETUNE, Stage("distillation", "final", ("distillation",), distils=True)),
+        "FastBERT (Liu et al., 2020) 'DistilBERT' baselines: fine-tune the full model (the teacher), then train "
+        "a k-layer student initialised from its layers on soft targets plus labels (use as distilled-6, ...)",
     ),
     Recipe(
         "deebert", "highway",
@@ -116,11 +149,12 @@ for _recipe in (
 
 
 def get_recipe(name: str) -> Recipe:
-    """A registered recipe; ``truncated-K`` instantiates the truncated baseline with K layers."""
-    match = TRUNCATED.match(name)
+    """A registered recipe; ``truncated-K`` and ``distilled-K`` instantiate those baselines with K layers."""
+    match = LAYERED.match(name)
     if match:
-        k = int(match.group(1))
-        return replace(RECIPES.get("truncated-k"), name=name, num_layers=k)
-    if name == "truncated-k":
-        raise UnknownNameError("recipe 'truncated-k' needs a layer count: truncated-6, truncated-3, truncated-1, ...")
+        template, k = match.group(1), int(match.group(2))
+        depth = {"truncated": {"num_layers": k}, "distilled": {"student_layers": k}}[template]
+        return replace(RECIPES.get(f"{template}-k"), name=name, **depth)
+    if name in ("truncated-k", "distilled-k"):
+        raise UnknownNameError(f"recipe {name!r} needs a layer count: {name[:-1]}6, {name[:-1]}3, {name[:-1]}1, ...")
     return RECIPES.get(name)

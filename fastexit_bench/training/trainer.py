@@ -6,7 +6,8 @@ scaler for fp16), on batches grouped by length; parts a stage does not train are
 mode, or train mode with dropout as the papers' code runs them: ``TrainConfig.frozen``). After every epoch
 the dev set is scored at every exit and the trained part's weights of the best epoch (or of the last,
 ``keep``) are kept. Off-ramp stages over [CLS]-only heads with eval-mode frozen parts train on per-layer
-[CLS] features computed once. Checkpoints are written atomically; a rerun with the same
+[CLS] features computed once. A distilling stage (``Stage.distils``) turns the model trained so far into a
+frozen teacher and trains a student copied from its layers: ``Trainer.model`` is then the student. Checkpoints are written atomically; a rerun with the same
 checkpoint path resumes and, on CPU with the same seed, ends with the same weights bit for bit:
 data order and dropout seeds derive from (seed, stage, epoch), and mid-epoch checkpoints keep the
 RNG state.
@@ -38,7 +39,7 @@ from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches, leng
 from fastexit_bench.runtime.predict import predict
 from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.losses import LOSSES
-from fastexit_bench.training.recipes import Recipe, Stage
+from fastexit_bench.training.recipes import Recipe, Stage, student_layer_indices
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class Trainer:
         self.model, self.recipe, self.train_data, self.dev = model, recipe, train_data, dev
         self.task, self.config = task, config
         self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.teacher: EarlyExitModel | None = None  # while a distilling stage runs
         self.device = next(model.parameters()).device
         self.execution = resolve(config.execution, self.device)
         self.fingerprint = json.dumps([recipe.name, asdict(config), self.execution.to_dict(), len(train_data),
@@ -179,6 +181,8 @@ class Trainer:
 
     def _start_stage(self, stage: Stage, resume: dict | None) -> StageRun:
         """Freeze everything but the stage's modules, build its data sources, optimizer and schedule."""
+        if stage.distils and self.teacher is None:
+            self._become_student()
         config, model = self.config, self.model
         modules = stage.modules(model)
         model.requires_grad_(False)
@@ -218,6 +222,7 @@ class Trainer:
         for module, weights in zip(run.modules, state.best["state"]):
             module.load_state_dict(weights)
         run.log.best_epoch = state.best["epoch"]
+        self.teacher = None
         self.model.requires_grad_(True)
         self.model.eval()
         return run.log
@@ -241,7 +246,9 @@ class Trainer:
         for position in range(state.next_batch, len(batches)):
             batch = run.train.batch(batches[position])
             labels = batch.labels if run.stage.needs_labels else None
-            loss = objective[state.step % len(objective)](run.train.exits(self.model, batch), labels, self.task)
+            teacher = {"teacher": self._teacher_logits(batch)} if run.stage.distils else {}
+            loss = objective[state.step % len(objective)](run.train.exits(self.model, batch), labels, self.task,
+                                                          **teacher)
             self._step(run, loss, state.step)
             state.epoch_losses.append(loss.item())
             state.step += 1
@@ -253,6 +260,16 @@ class Trainer:
             if every and state.step % every == 0 and position + 1 < len(batches):
                 state.next_batch, state.rng = position + 1, self._get_rng()
                 self._save_checkpoint(self._payload(run, state, logs))
+
+    def _become_student(self) -> None:
+        """The model so far becomes the frozen teacher; ``self.model`` a student copied from its layers."""
+        teacher = self.model
+        self.model = teacher.student(student_layer_indices(teacher.num_layers, self.recipe.student_layers))
+        self.teacher = teacher.requires_grad_(False).eval()
+
+    def _teacher_logits(self, batch) -> torch.Tensor:
+        with torch.no_grad():
+            return self.teacher.final_logits(**batch.inputs)
 
     def _step(self, run: StageRun, loss: torch.Tensor, step: int) -> None:
         if not torch.isfinite(loss):
@@ -283,7 +300,8 @@ class Trainer:
     def _payload(self, run: StageRun, state: StageState, logs: list[StageLog]) -> dict[str, Any]:
         return {"stage": state.index, "logs": logs, "step": state.step, "state": state,
                 "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-                "scaler": run.scaler.state_dict()}
+                "scaler": run.scaler.state_dict(),
+                "teacher": self.teacher.state_dict() if self.teacher is not None else None}
 
     def _score(self, dev: TokenBatches | CachedClsFeatures, stage: Stage) -> tuple[list[float], float]:
         predictions = predict(self.model, dev, self.task, self.config.eval_batch_size)
@@ -319,6 +337,13 @@ class Trainer:
         if state.get("fingerprint") != self.fingerprint:
             raise TrainingError(f"checkpoint {self.checkpoint} was written by a different run (recipe, settings or "
                                 "data differ); delete it to start over, or write to another output folder")
+        begun = self.recipe.stages[:state["stage"] + ("state" in state)]
+        if any(stage.distils for stage in begun):
+            self._become_student()
+            if state.get("teacher") is not None:  # mid-stage: the teacher is still needed
+                self.teacher.load_state_dict(state["teacher"])
+            else:
+                self.teacher = None
         self.model.load_state_dict(state["model"])
         log.info("resuming from %s (stage %d)", self.checkpoint, state["stage"])
         return state
