@@ -100,7 +100,7 @@ def student_layer_indices(teacher_layers: int, student_layers: int) -> list[int]
     if student_layers == 1:
         return [0]
     step = (teacher_layers - 1) / (student_layers - 1)
-    return [int(math.floor(i * step + 0.5)) for i in range(student_layers)]
+    return [math.floor(i * step + 0.5) for i in range(student_layers)]
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
