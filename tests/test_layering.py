@@ -11,7 +11,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "fastexit_bench"
 # A package may import from the ones after it in its row's list, and never the other way round.
 LOWER = {
-    "cli": {"reporting", "runtime", "training", "analysis", "models", "data", "top"},
+    "cli": {"experiments", "reporting", "runtime", "training", "analysis", "models", "data", "top"},
+    "experiments": {"reporting", "training", "analysis", "models", "data", "top"},
     "reporting": {"analysis", "training", "data", "top"},
     "runtime": {"analysis", "models", "data", "top"},
     "training": {"runtime", "analysis", "models", "data", "top"},
@@ -36,7 +37,9 @@ def test_analysis_and_reporting_run_without_torch():
 
 
 @pytest.mark.parametrize("modules", [
-    ["fastexit_bench.data.spec", "fastexit_bench.training.recipes", "fastexit_bench.errors"],  # common.smk
+    ["fastexit_bench.data.spec", "fastexit_bench.training.recipes", "fastexit_bench.errors",
+     "fastexit_bench.experiments.settings"],  # common.smk
+    ["fastexit_bench.experiments.plan"],  # fastexit-bench plan
     ["fastexit_bench.cli"],  # --help, data ls and friends
 ])
 def test_workflow_dag_and_cli_parsing_need_no_torch(modules):

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, job_counts, load_config
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "prepare": [],
@@ -86,6 +88,10 @@ def test_paper_experiments_dry_run_with_hub_backbones(workflow_run, mirror):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "--backbone google-bert/bert-base-chinese" in done.stdout  # Chinese datasets
     assert "--recipe distilled-1" in done.stdout and re.search(r"^train\s+48$", done.stdout, re.MULTILINE)
+    planned = job_counts(experiment_settings(load_config(ROOT / "config" / "config.yaml", ROOT / SCHEMA),
+                                             "fastbert_table2"))
+    counted = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE)}
+    assert {rule: counted.get(rule, 0) for rule in planned} == planned  # `fastexit-bench plan` counts these
 
 
 def test_rerun_has_nothing_to_do_and_bad_config_fails_clearly(workflow_run):
@@ -109,7 +115,7 @@ def test_rerun_has_nothing_to_do_and_bad_config_fails_clearly(workflow_run):
     assert failed.returncode != 0 and "table.reference 'pabee' is not among its recipes" in failed.stdout + failed.stderr
 
 
-PAPER_EXPERIMENTS = ("deebert_table1", "fastbert_table2", "pabee_glue", "berxit_glue")
+PAPER_EXPERIMENTS = ("deebert_table1", "deebert_table1_roberta", "fastbert_table2", "pabee_glue", "berxit_glue")
 
 
 def test_each_paper_experiment_runs_with_its_preset(tmp_path):

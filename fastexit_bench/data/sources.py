@@ -174,11 +174,13 @@ class LabelFiles(Source):
 
 @dataclass(frozen=True, eq=False)
 class HubSource:
-    """A HuggingFace hub dataset: ``load_dataset(hub_id, config, split=splits[split])``."""
+    """A HuggingFace hub dataset: ``load_dataset(hub_id, config, split=splits[split])``. ``rows`` are the published
+    sizes of its splits (by our split names), so a run can be planned before anything is downloaded."""
 
     hub_id: str
     config: str | None = None
     splits: Mapping[str, str] = field(default_factory=dict)
+    rows: Mapping[str, int] = field(default_factory=dict)
     columns: Mapping[str, Column] = field(default_factory=dict)
     label_map: Mapping[str, str] = field(default_factory=dict)
     note: str = ""

@@ -11,23 +11,20 @@ from snakemake.utils import validate
 from fastexit_bench.analysis.policies import DEFAULT_POLICIES, POLICIES
 from fastexit_bench.data.loading import available_splits
 from fastexit_bench.data.spec import DATASETS, use_dataset_dirs
-from fastexit_bench.errors import DataError, UnknownNameError
-from fastexit_bench.training.presets import PRESETS
+from fastexit_bench.errors import DataError, FastExitError, UnknownNameError
+from fastexit_bench.experiments.settings import (
+    apply_presets,
+    backbone_for,
+    job_gpus,
+    latency_runs,
+    runs,
+)
 from fastexit_bench.training.recipes import get_recipe
 
-
-def apply_presets():
-    """Each experiment's settings over its preset's (its own keys win), before validation fills defaults."""
-    for name, settings in config.get("experiments", {}).items():
-        if "preset" in settings:
-            try:
-                preset = PRESETS.get(settings["preset"])
-            except UnknownNameError as error:
-                raise WorkflowError(f"config experiments.{name}: {error}")
-            config["experiments"][name] = preset.apply(settings)
-
-
-apply_presets()
+try:
+    apply_presets(config)
+except FastExitError as error:
+    raise WorkflowError(str(error))
 validate(config, "../schemas/config.schema.yaml")
 
 
@@ -42,6 +39,7 @@ wildcard_constraints:
 
 
 R = config["results"]
+GPUS_PER_JOB = job_gpus(config["gpu"])
 PREPARE = "prepare"  # the staging scope of config["prepare"]; every other scope is an experiment
 
 
@@ -151,16 +149,10 @@ def get_final_output():
 
 def experiment_backbone(name, dataset):
     """The experiment's backbone for ``dataset``: one for all, or the one for the dataset's language."""
-    backbone = experiment(name)["backbone"]
-    if isinstance(backbone, str):
-        return backbone
-    language = DATASETS.get(dataset).language
-    if language not in backbone:
-        raise WorkflowError(
-            f"experiment {name!r} has no backbone for {dataset!r} (language {language!r}); "
-            f"add backbone.{language} to the experiment"
-        )
-    return backbone[language]
+    try:
+        return backbone_for(experiment(name), dataset)
+    except FastExitError as error:
+        raise WorkflowError(f"experiment {name!r}: {error}")
 
 
 def backbone_key(backbone):
@@ -193,13 +185,7 @@ def staging_options(wildcards):
 
 def experiment_runs(name):
     """Every (dataset, recipe, seed) an experiment trains, as path stems under its folder."""
-    settings = experiment(name)
-    return [
-        (dataset, f"{dataset}.{recipe}.seed{seed}")
-        for dataset in settings["datasets"]
-        for recipe in settings["recipes"]
-        for seed in settings["seeds"]
-    ]
+    return [(run.dataset, run.stem) for run in runs(experiment(name))]
 
 
 def experiment_sweeps(name):
@@ -224,15 +210,8 @@ def experiment_artifacts(name):
 
 def experiment_latency(name):
     """Timings of the early-exit models of an experiment's first seed (none when latency_examples is 0)."""
-    settings = experiment(name)
-    if not settings["latency_examples"]:
-        return []
-    seed = settings["seeds"][0]
     return [
-        f"{R}/{name}/latency/{dataset}.{recipe}.seed{seed}.json"
-        for dataset in settings["datasets"]
-        for recipe in settings["recipes"]
-        if get_recipe(recipe).exit_policy is not None
+        f"{R}/{name}/latency/{run.stem}.json" for run in latency_runs(experiment(name))
     ]
 
 

@@ -21,7 +21,7 @@ rule train:
         "../envs/fastexit.yaml"
     threads: config["threads"]
     resources:
-        gpu=config["gpu"],
+        gpu=GPUS_PER_JOB,
     params:
         datasets=DATASET_DIR_OPTIONS,
         folder=subpath(output.record, parent=True),
@@ -44,7 +44,7 @@ rule evaluate:
         "../envs/fastexit.yaml"
     threads: config["threads"]
     resources:
-        gpu=config["gpu"],
+        gpu=GPUS_PER_JOB,
     params:
         datasets=DATASET_DIR_OPTIONS,
         folder=subpath(input.record, parent=True),
@@ -86,7 +86,7 @@ rule latency:
         "../envs/fastexit.yaml"
     threads: config["threads"]
     resources:
-        gpu=config["gpu"],
+        gpu=GPUS_PER_JOB,
     params:
         datasets=DATASET_DIR_OPTIONS,
         folder=subpath(input.record, parent=True),

@@ -1,0 +1,39 @@
+"""``fastexit-bench plan``: what a workflow experiment will run and cost, before any job starts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fastexit_bench.cli.common import add_resources_arg, emit, subcommand
+from fastexit_bench.experiments.plan import SUSTAINED_TFLOPS
+from fastexit_bench.experiments.settings import SCHEMA
+
+
+def add_parser(commands) -> None:
+    parser = subcommand(
+        commands, "plan",
+        "jobs, training examples x epochs, FLOPs and GPU-hours of a workflow experiment (e.g. a paper table)",
+        "  fastexit-bench plan fastbert_table2\n"
+        "  fastexit-bench plan deebert_table1 --mirror none --tflops 300    # hub data, an H100-class rate\n",
+        run_plan,
+    )
+    parser.add_argument("experiment", help="experiment name in the config (e.g. fastbert_table2)")
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"), help="workflow config file")
+    parser.add_argument("--schema", type=Path, default=SCHEMA, help="workflow config schema")
+    parser.add_argument("--mirror", default=None,
+                        help="dataset mirror folder (default: the config's data_mirror; 'none': hub copies only)")
+    parser.add_argument("--tflops", type=float, default=SUSTAINED_TFLOPS,
+                        help="sustained training TFLOP/s of one GPU, for the GPU-hours estimate")
+    add_resources_arg(parser)
+
+
+def run_plan(args: argparse.Namespace) -> None:
+    from fastexit_bench.experiments.plan import plan
+    from fastexit_bench.experiments.settings import experiment_settings, load_config
+
+    config = load_config(args.config, args.schema)
+    mirror = args.mirror if args.mirror is not None else config["data_mirror"]
+    mirror = None if mirror == "none" else mirror
+    settings = experiment_settings(config, args.experiment)
+    emit(plan(args.experiment, settings, mirror, args.resources, args.tflops).markdown())

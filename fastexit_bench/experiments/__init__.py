@@ -1,0 +1,1 @@
+"""Workflow experiments as data: their settings as the workflow resolves them, their runs, and their cost."""

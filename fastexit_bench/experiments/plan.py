@@ -1,0 +1,201 @@
+"""What an experiment costs before it runs: jobs per rule, training examples x epochs, training FLOPs and
+GPU-hours, per (dataset, recipe) and in total.
+
+Rows come from the local copy when the mirror holds the dataset (what a run here trains on), else from the
+hub copy's published size (``HubSource.rows``), after the carves the loader applies. FLOPs are an upper bound
+(every example at ``max_length`` tokens; batches are padded only to their longest row) of the encoder's matrix
+products (:class:`~fastexit_bench.analysis.flops.AnalyticFlops`; heads are a small share and left out): a trained
+pass costs 3x a forward pass (forward plus backward), a frozen backbone's pass 1x, once in all when an off-ramp
+stage trains on cached [CLS] features; a distilling stage adds the teacher's forward pass. GPU-hours divide
+the FLOPs by an assumed sustained rate (``--tflops``); measure yours with ``benchmarks/train_throughput.py``.
+Importing this module needs no torch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fastexit_bench.analysis.flops import AnalyticFlops
+from fastexit_bench.data.loading import available_splits, load_split
+from fastexit_bench.data.spec import DATASETS, DatasetSpec
+from fastexit_bench.experiments.settings import backbone_for, job_counts
+from fastexit_bench.models.backbones import resolve_backbone
+from fastexit_bench.training.config import TrainConfig
+from fastexit_bench.training.recipes import Recipe, get_recipe
+
+FAMILY_SIZES = {  # (layers, hidden, FFN, embedding) of the papers' backbones, when their config is not at hand
+    "bert-base": (12, 768, 3072, 768),
+    "roberta-base": (12, 768, 3072, 768),
+    "albert-base": (12, 768, 3072, 128),
+}
+SUSTAINED_TFLOPS = 100.0  # about a third of an A100's bf16 peak: a planning figure, not a measurement
+FORWARD, TRAINED = 1, 3  # passes per example: a frozen forward, a forward plus backward
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """An encoder's sizes and where they came from (its config.json, or its family's published sizes)."""
+
+    layers: int
+    hidden: int
+    intermediate: int
+    embedding: int
+    source: str
+
+    def forward_flops(self, layers: int, tokens: int) -> float:
+        """FLOPs (2 x multiply-accumulates) of one example of ``tokens`` tokens through ``layers`` layers."""
+        analytic = AnalyticFlops({"hidden_size": self.hidden, "intermediate_size": self.intermediate,
+                                  "embedding_size": self.embedding, "num_outputs": 2, "head": "highway"})
+        n = np.array([tokens], dtype=float)
+        return float(2 * (analytic.embeddings(n) + layers * analytic.layer(n))[0])
+
+
+def backbone_sizes(backbone: str, resources: str | Path | None = None) -> Sizes | None:
+    """Sizes from the backbone's config.json (offline copy, local folder or hub cache), else its family's."""
+    from fastexit_bench.reporting.paper import backbone_family
+
+    location = Path(resolve_backbone(backbone, resources).location)
+    config_file = location / "config.json" if location.is_dir() else _cached_config(backbone)
+    if config_file is not None and config_file.is_file():
+        c = json.loads(config_file.read_text())
+        return Sizes(c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"],
+                     c.get("embedding_size", c["hidden_size"]), f"{config_file}")
+    family = backbone_family(backbone)
+    if family in FAMILY_SIZES:
+        return Sizes(*FAMILY_SIZES[family], f"{family} sizes (config not cached here)")
+    return None
+
+
+def _cached_config(hub_id: str) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(hub_id, "config.json")
+    return Path(found) if isinstance(found, str) else None
+
+
+def training_rows(spec: DatasetSpec, mirror: str | Path | None) -> tuple[int | None, str]:
+    """Rows a full run trains on and where the count comes from."""
+    if spec.train_split in available_splits(spec, mirror):
+        return len(load_split(spec, spec.train_split, mirror).frame), "local copy"
+    if spec.hub is None or spec.train_split not in spec.hub.rows:
+        return None, "unknown (no local copy, no published size)"
+    rows = spec.hub.rows[spec.train_split]
+    carve = spec.carve
+    if carve and carve.from_split == spec.train_split and set(carve.parts) - set(spec.hub.splits):
+        rows = round(rows * carve.parts[spec.train_split])
+    if spec.carves_selection:
+        rows -= spec.selection.rows(rows)
+    return rows, "hub copy (published size)"
+
+
+@dataclass(frozen=True)
+class TrainingWork:
+    """One (dataset, recipe)'s training for one seed."""
+
+    dataset: str
+    recipe: str
+    backbone: str
+    rows: int | None
+    rows_source: str
+    example_epochs: int | None
+    flops: float | None
+
+
+def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, tokens: int) -> float:
+    """Training FLOPs of every stage of ``recipe`` on ``rows`` examples (see the module docstring)."""
+    depth = recipe.num_layers or sizes.layers
+    total = 0.0
+    for stage in recipe.stages:
+        epochs = config.of(stage).epochs
+        if stage.distils:
+            student = recipe.student_layers
+            per_example = (TRAINED * sizes.forward_flops(student, tokens)
+                           + FORWARD * sizes.forward_flops(depth, tokens))
+            depth = student
+        elif stage.trains == "offramps":
+            per_example = FORWARD * sizes.forward_flops(depth, tokens)
+            cached = recipe.head == "highway" and config.frozen == "eval" and config.cache_features
+            total += per_example * rows * (1 if cached else epochs)
+            continue
+        else:
+            per_example = TRAINED * sizes.forward_flops(depth, tokens)
+        total += per_example * rows * epochs
+    return total
+
+
+def training_work(settings: dict[str, Any], dataset: str, recipe_name: str, mirror: str | Path | None,
+                  resources: str | Path | None = None) -> TrainingWork:
+    """The training of one (dataset, recipe) of an experiment, for one seed."""
+    spec, recipe = DATASETS.get(dataset), get_recipe(recipe_name)
+    backbone = backbone_for(settings, dataset)
+    rows, source = training_rows(spec, mirror)
+    if rows is not None and settings["max_train"] is not None:
+        rows = min(rows, settings["max_train"])
+    stages = tuple(settings["stages"].get(recipe_name, {}).items())
+    config = TrainConfig(epochs=settings["epochs"], stages=stages, frozen=settings["frozen"])
+    sizes = backbone_sizes(backbone, resources)
+    if rows is None:
+        return TrainingWork(dataset, recipe_name, backbone, None, source, None, None)
+    epochs = sum(config.of(stage).epochs for stage in recipe.stages)
+    flops = _stage_flops(recipe, config, sizes, rows, settings["max_length"]) if sizes else None
+    return TrainingWork(dataset, recipe_name, backbone, rows, source, rows * epochs, flops)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An experiment's jobs and training work; totals are over every seed."""
+
+    experiment: str
+    jobs: dict[str, int]
+    seeds: int
+    work: list[TrainingWork]
+    tflops: float
+
+    def total(self, field: str) -> float | None:
+        """Sum of ``field`` over every seed and the rows where it is known (None when it is known nowhere)."""
+        values = [v for v in (getattr(w, field) for w in self.work) if v is not None]
+        return self.seeds * float(sum(values)) if values else None
+
+    @property
+    def unknown(self) -> int:
+        """Rows whose FLOPs are unknown (no row count or no backbone sizes), left out of the totals."""
+        return sum(w.flops is None for w in self.work)
+
+    def gpu_hours(self, flops: float | None) -> float | None:
+        return None if flops is None else flops / (self.tflops * 1e12) / 3600
+
+    def markdown(self) -> str:
+        """The plan as Markdown: jobs, one row per (dataset, recipe), and the totals."""
+        def number(value: float | None, unit: str = "") -> str:
+            return "?" if value is None else f"{value:,.0f}{unit}" if value >= 100 else f"{value:.2g}{unit}"
+
+        lines = [f"# Plan: {self.experiment}", "",
+                 "jobs: " + ", ".join(f"{rule} {n}" for rule, n in self.jobs.items() if n), "",
+                 "| dataset | recipe | backbone | train rows | rows from | examples x epochs | PFLOPs | GPU-hours |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for w in self.work:
+            pflops = None if w.flops is None else w.flops / 1e15
+            lines.append(f"| {w.dataset} | {w.recipe} | {w.backbone} | {number(w.rows)} | {w.rows_source} | "
+                         f"{number(w.example_epochs)} | {number(pflops)} | {number(self.gpu_hours(w.flops))} |")
+        flops = self.total("flops")
+        lines += ["", f"total over {self.seeds} seed(s): {number(self.total('example_epochs'))} examples x epochs, "
+                      f"{number(None if flops is None else flops / 1e15)} PFLOPs of training, "
+                      f"{number(self.gpu_hours(flops))} GPU-hours at {self.tflops:g} sustained TFLOP/s "
+                      "(an upper bound: every example at max_length; evaluation adds one forward pass per "
+                      "evaluated example)"]
+        if self.unknown:
+            lines.append(f"{self.unknown} of {len(self.work)} rows are unknown (marked ?) and left out of the totals")
+        return "\n".join(lines) + "\n"
+
+
+def plan(name: str, settings: dict[str, Any], mirror: str | Path | None, resources: str | Path | None = None,
+         tflops: float = SUSTAINED_TFLOPS) -> Plan:
+    """The plan of experiment ``name`` from its resolved settings (:func:`settings.load_config`)."""
+    work = [training_work(settings, d, r, mirror, resources) for d in settings["datasets"] for r in settings["recipes"]]
+    return Plan(name, job_counts(settings), len(settings["seeds"]), work, tflops)

@@ -1,0 +1,76 @@
+"""``fastexit-bench plan``: rows, examples x epochs, FLOPs and GPU-hours of a workflow experiment, and the
+GPUs each job asks for."""
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from fastexit_bench.cli import main
+from fastexit_bench.experiments.plan import FAMILY_SIZES, Sizes, training_work
+from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, job_gpus, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config" / "config.yaml"
+BERT = Sizes(*FAMILY_SIZES["bert-base"], "test")
+
+
+def paper_settings(name: str) -> dict:
+    return experiment_settings(load_config(CONFIG, ROOT / SCHEMA), name)
+
+
+def test_forward_flops_are_twice_the_matrix_products():
+    n, d, f = 128, 768, 3072
+    per_layer = 4 * n * d * d + 2 * n * d * f + 2 * n * n * d
+    assert BERT.forward_flops(12, n) == 2 * 12 * per_layer
+    assert BERT.forward_flops(12, n) == pytest.approx(22.3e9, rel=0.01)  # FastBERT's 21.8e9 leaves out QK^T, AV
+
+
+@pytest.mark.parametrize("recipe, passes", [
+    # FastBERT: 3 fine-tuning epochs (forward + backward), 5 distillation epochs over the frozen backbone
+    ("fastbert", lambda f: 3 * 3 * f(12) + 5 * f(12)),
+    # DistilBERT-style rows: fine-tune the teacher, then train the 6-layer student beside the teacher's forward
+    ("distilled-6", lambda f: 3 * 3 * f(12) + 3 * (3 * f(6) + f(12))),
+    ("truncated-3", lambda f: 3 * 3 * f(3)),
+])
+def test_training_flops_follow_the_recipe_stages(recipe, passes):
+    settings = {**paper_settings("fastbert_table2"), "recipes": [recipe]}
+    work = training_work(settings, "ag_news", recipe, mirror=None)
+    assert work.rows == 108_000 and work.rows_source == "hub copy (published size)"  # 120,000 less the 10 % dev carve
+    epochs = 3 + (5 if recipe == "fastbert" else 3 if recipe.startswith("distilled") else 0)
+    assert work.example_epochs == work.rows * epochs
+    assert work.flops == pytest.approx(work.rows * passes(lambda layers: BERT.forward_flops(layers, 128)))
+
+
+def test_cached_features_make_deebert_offramps_one_forward_pass():
+    """DeeBERT's preset runs the frozen backbone in train mode (dropout): a forward pass every epoch."""
+    settings = paper_settings("deebert_table1")
+    paper = training_work(settings, "sst2", "deebert", mirror=None)
+    cached = training_work({**settings, "frozen": "eval"}, "sst2", "deebert", mirror=None)
+    forward = paper.rows * BERT.forward_flops(12, 128)
+    assert paper.rows == 67_349 - 5_000  # the selection split is carved from train
+    assert paper.flops - cached.flops == pytest.approx(2 * forward)  # 3 epochs against 1
+
+
+def test_plan_prints_jobs_rows_and_gpu_hours(capsys):
+    assert main(["plan", "fastbert_table2", "--config", str(CONFIG), "--schema", str(ROOT / SCHEMA),
+                 "--mirror", "none", "--tflops", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "jobs: stage_data 12, train 48, evaluate 96, sweep 48, latency 12, report 1" in out
+    assert "| ag_news | distilled-6 | google-bert/bert-base-uncased | 108,000 | hub copy (published size) |" in out
+    assert "| book_review | fastbert | google-bert/bert-base-chinese | ? | unknown" in out  # no hub copy, no mirror
+    assert "GPU-hours at 50 sustained TFLOP/s" in out
+
+
+def test_plan_of_an_unknown_experiment_fails_clearly(capsys):
+    assert main(["plan", "fastbert_tabel2", "--config", str(CONFIG), "--schema", str(ROOT / SCHEMA)]) == 2
+    assert "unknown experiment 'fastbert_tabel2'" in capsys.readouterr().err
+
+
+def test_jobs_ask_for_a_gpu_only_where_one_is_listed(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert job_gpus("auto") == 0 and job_gpus(2) == 2
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 (UUID: GPU-0)'\n")
+    smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
+    assert job_gpus("auto") == 1
