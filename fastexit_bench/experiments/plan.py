@@ -184,11 +184,11 @@ class Plan:
             lines.append(f"| {w.dataset} | {w.recipe} | {w.backbone} | {number(w.rows)} | {w.rows_source} | "
                          f"{number(w.example_epochs)} | {number(pflops)} | {number(self.gpu_hours(w.flops))} |")
         flops = self.total("flops")
-        lines += ["", f"total over {self.seeds} seed(s): {number(self.total('example_epochs'))} examples x epochs, "
+        lines += ["", (f"total over {self.seeds} seed(s): {number(self.total('example_epochs'))} examples x epochs, "
                       f"{number(None if flops is None else flops / 1e15)} PFLOPs of training, "
                       f"{number(self.gpu_hours(flops))} GPU-hours at {self.tflops:g} sustained TFLOP/s "
                       "(an upper bound: every example at max_length; evaluation adds one forward pass per "
-                      "evaluated example)"]
+                      "evaluated example)")]
         if self.unknown:
             lines.append(f"{self.unknown} of {len(self.work)} rows are unknown (marked ?) and left out of the totals")
         return "\n".join(lines) + "\n"
