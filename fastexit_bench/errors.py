@@ -30,3 +30,7 @@ class TrainingError(FastExitError):
 
 class RecordError(FastExitError):
     """A result file (training record, evaluation artefact, sweep) that is not what this code reads."""
+
+
+class OutputError(FastExitError):
+    """An output path that would destroy something (a folder, an input) or cannot be written."""

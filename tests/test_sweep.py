@@ -19,16 +19,17 @@ ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "n
         "head": "highway", "num_outputs": 2, "embedding_size": 32}
 
 
-def artifact(seed=0, examples=200, layers=4):
-    """Exits that get more accurate with depth: layer k is right with probability 0.5 + 0.1 k."""
-    rng = np.random.default_rng(seed)
+def artifact(seed=0, examples=200, layers=4, split="validation", data_seed=None):
+    """Exits that get more accurate with depth: layer k is right with probability 0.5 + 0.1 k; ``seed`` is the
+    model's training seed, ``data_seed`` (default: seed) draws the outputs."""
+    rng = np.random.default_rng(seed if data_seed is None else data_seed)
     labels = rng.integers(0, 2, examples)
     logits = np.zeros((layers, examples, 2))
     for k in range(layers):
         right = rng.random(examples) < 0.5 + 0.1 * (k + 1)
         predicted = np.where(right, labels, 1 - labels)
         logits[k, np.arange(examples), predicted] = rng.uniform(0.1, 4.0, examples)
-    meta = ArtifactMetadata(dataset="sst2", split="validation", task="classification", metrics=["accuracy"],
+    meta = ArtifactMetadata(dataset="sst2", split=split, task="classification", metrics=["accuracy"],
                             recipe="deebert", backbone={"requested": "tiny"}, seed=seed, architecture=ARCH)
     outputs = LayerOutputs(logits.astype(np.float32), "classification", labels=labels)
     return ExitArtifact(outputs, rng.integers(5, 60, examples), meta)
@@ -100,7 +101,7 @@ def test_cli_sweeps_a_policy_defined_outside_the_package(tmp_path, monkeypatch, 
     (tmp_path / "my_policies.py").write_text(textwrap.dedent(PLUGIN))
     monkeypatch.syspath_prepend(str(tmp_path))
     artifact().save(tmp_path / "dev.npz")
-    artifact(seed=1).save(tmp_path / "test.npz")
+    artifact(data_seed=1, split="test").save(tmp_path / "test.npz")
     out = tmp_path / "out" / "sweep.csv"
     code = main(["sweep", str(tmp_path / "dev.npz"), "--policies", "entropy,speed,patience,max_prob,my_policies:Margin",
                  "--grid", "entropy=0.1,0.3", "--test", str(tmp_path / "test.npz"), "--out", str(out)])
@@ -127,3 +128,30 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "bad.npz").write_text("not an artefact")
     assert main(["sweep", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "s.csv")]) == 2
     assert "is not an evaluation artefact" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("test, message", [
+    ({"seed": 1, "split": "test"}, "not the same model's outputs (seed 0 vs 1)"),
+    ({"split": "validation", "data_seed": 1}, "are both split 'validation'"),
+])
+def test_sweep_refuses_a_test_artefact_of_another_model_or_the_same_split(tmp_path, capsys, test, message):
+    artifact().save(tmp_path / "dev.npz")
+    artifact(**test).save(tmp_path / "test.npz")
+    out = tmp_path / "sweep.csv"
+    assert main(["sweep", str(tmp_path / "dev.npz"), "--test", str(tmp_path / "test.npz"), "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("out, message", [
+    ("dev.npz", "a sweep's output is a .csv"),  # its own input
+    ("sweep.json", "a sweep's output is a .csv"),  # the record would replace the table
+    ("folder.csv", "is a folder"),
+])
+def test_sweep_refuses_outputs_that_would_destroy_something(tmp_path, capsys, out, message):
+    artifact().save(tmp_path / "dev.npz")
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "folder.csv" / "notes.txt").write_text("keep me")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["sweep", str(tmp_path / "dev.npz"), "--out", str(tmp_path / out)]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

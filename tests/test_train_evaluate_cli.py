@@ -1,6 +1,7 @@
 """``train`` then ``evaluate`` through the CLI on a tiny backbone; the artefact matches a manual forward."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -82,6 +83,24 @@ def test_two_layer_baselines_save_and_evaluate_two_layers(resources, tmp_path, r
     assert main(["evaluate", str(out), "--resources", str(resources), "--max-examples", "4", "--device", "cpu",
                  "--out", str(tmp_path / "exits.npz")]) == 0
     assert ExitArtifact.load(tmp_path / "exits.npz").predictions.num_layers == 2
+
+
+def test_outputs_that_would_destroy_a_model_are_refused(trained, resources, tmp_path, capsys):
+    """`evaluate m --out m` used to delete the model folder; now nothing is written and nothing deleted."""
+    victim = tmp_path / "victim"
+    shutil.copytree(trained, victim)
+    (victim / "sub").mkdir()
+    (victim / "sub" / "notes.txt").write_text("keep me")
+    before = sorted(str(p) for p in victim.rglob("*"))
+    for out, message in ((victim, "is a folder"), (victim / "model.safetensors", "is also an input")):
+        assert main(["evaluate", str(victim), "--resources", str(resources), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(str(p) for p in victim.rglob("*")) == before
+    (tmp_path / "a_file").write_text("x")
+    assert main(["train", *TRAIN, "--recipe", "baseline", "--resources", str(resources),
+                 "--out", str(tmp_path / "a_file")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert (tmp_path / "a_file").read_text() == "x"
 
 
 def test_bad_training_inputs(resources, tmp_path, capsys):

@@ -153,3 +153,19 @@ class ExitArtifact:
         metadata = ArtifactMetadata.from_dict(meta, str(path))
         outputs = LayerOutputs(arrays["logits"], metadata.task, arrays.get("exit_scores"), arrays.get("labels"))
         return cls(outputs, arrays["lengths"], metadata)
+
+
+def check_pair(dev: ExitArtifact, test: ExitArtifact, dev_path: Path, test_path: Path) -> None:
+    """Refuse a dev/test pair that is not one model's two splits of one dataset: operating points chosen on
+    one model and measured on another's outputs would be reported as a number nobody measured."""
+    mine, theirs = dev.metadata, test.metadata
+    same = {"dataset": (mine.dataset, theirs.dataset), "recipe": (mine.recipe, theirs.recipe),
+            "seed": (mine.seed, theirs.seed), "weights": (mine.model_sha256, theirs.model_sha256),
+            "backbone": (mine.backbone.get("requested"), theirs.backbone.get("requested"))}
+    differ = [f"{key} {a!r} vs {b!r}" for key, (a, b) in same.items() if a != b]
+    if differ:
+        raise RecordError(f"{dev_path} and {test_path} are not the same model's outputs ({'; '.join(differ)}); "
+                          "pass the artefacts `evaluate` wrote for one model")
+    if mine.split == theirs.split:
+        raise RecordError(f"{dev_path} and {test_path} are both split {mine.split!r}; give the split operating "
+                          "points are chosen on first and the reported split as --test")

@@ -17,7 +17,7 @@ import pandas as pd
 from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.flops import ComponentFlops, flops_for
 from fastexit_bench.analysis.policies import ExitPolicy
-from fastexit_bench.errors import FastExitError, RecordError
+from fastexit_bench.errors import FastExitError, OutputError, RecordError
 from fastexit_bench.io import atomic_path, read_json, write_json
 from fastexit_bench.metrics import compute_metrics, direction
 from fastexit_bench.records import VersionedRecord
@@ -108,6 +108,11 @@ class SweepFiles:
     operating points and the JSON record. The workflow declares each one; ``report`` reads all four."""
 
     table: Path
+
+    def __post_init__(self) -> None:
+        if Path(self.table).suffix != ".csv":
+            raise OutputError(f"{self.table}: a sweep's output is a .csv (its scores, selection and record are "
+                              "named after it: OUT.scores.csv, OUT.selection.csv, OUT.json)")
 
     @property
     def scores(self) -> Path:

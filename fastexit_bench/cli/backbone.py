@@ -40,9 +40,11 @@ def run_show(args: argparse.Namespace) -> None:
     import torch
 
     from fastexit_bench import provenance
-    from fastexit_bench.io import write_json
+    from fastexit_bench.io import check_output_file, write_json
     from fastexit_bench.models.backbones import load_backbone
 
+    if args.out:
+        check_output_file(args.out)
     model, tokenizer, resolved = load_backbone(args.name, args.resources)
     emit(f"{args.name}: {resolved.source}\n  location {resolved.location}")
     config = model.config

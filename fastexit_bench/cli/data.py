@@ -84,9 +84,10 @@ def run_show(args: argparse.Namespace) -> None:
 def run_prepare(args: argparse.Namespace) -> None:
     from fastexit_bench import provenance
     from fastexit_bench.data.tokenized import load_tokenized
-    from fastexit_bench.io import write_json
+    from fastexit_bench.io import check_output_file, write_json
     from fastexit_bench.models.backbones import load_backbone
 
+    check_output_file(args.out)
     spec = DATASETS.get(args.name)
     _, tokenizer, resolved = load_backbone(args.backbone, args.resources)
     splits = {}

@@ -42,12 +42,13 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
     from fastexit_bench.execution import resolve, running
-    from fastexit_bench.io import sha256_file
-    from fastexit_bench.models.saved import WEIGHTS, load_trained
+    from fastexit_bench.io import check_output_file, sha256_file
+    from fastexit_bench.models.saved import INFO, WEIGHTS, load_trained
     from fastexit_bench.models.tracing import measure_fvcore
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.runtime.predict import predict
 
+    check_output_file(args.out, inputs=[args.model / WEIGHTS, args.model / INFO])
     device = resolve_device(args.device)
     model, tokenizer, record = load_trained(args.model, args.resources)
     spec = DATASETS.get(record.dataset)

@@ -49,12 +49,13 @@ def run_latency(args: argparse.Namespace) -> None:
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
     from fastexit_bench.execution import resolve
-    from fastexit_bench.io import write_json
-    from fastexit_bench.models.saved import load_trained
+    from fastexit_bench.io import check_output_file, write_json
+    from fastexit_bench.models.saved import INFO, WEIGHTS, load_trained
     from fastexit_bench.reporting.paper import paper_points
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads
 
+    check_output_file(args.out, inputs=[args.model / WEIGHTS, args.model / INFO, args.selection])
     device = resolve_device(args.device)
     threads = set_threads(args.threads)
     model, tokenizer, record = load_trained(args.model, args.resources)

@@ -41,14 +41,16 @@ def add_parser(commands) -> None:
 
 def run_sweep(args: argparse.Namespace) -> None:
     from fastexit_bench import provenance
-    from fastexit_bench.analysis.artifact import ExitArtifact
+    from fastexit_bench.analysis.artifact import ExitArtifact, check_pair
     from fastexit_bench.analysis.operating_points import choose, measure
     from fastexit_bench.analysis.policies import resolve_policy
     from fastexit_bench.analysis.sweep import SweepFiles, SweepRecord, SweepResult, scores, sweep
     from fastexit_bench.cli.common import operating_point_spec
     from fastexit_bench.errors import PolicyError
-    from fastexit_bench.io import sha256_file
+    from fastexit_bench.io import check_output_file, sha256_file
 
+    for path in SweepFiles(args.out).all():
+        check_output_file(path, inputs=[args.artifact, *([args.test] if args.test else [])])
     dev = ExitArtifact.load(args.artifact)
     outputs = dev.predictions
     requested = [name for name in (args.policies or "").split(",") if name] or list(DEFAULT_POLICIES)
@@ -72,6 +74,8 @@ def run_sweep(args: argparse.Namespace) -> None:
     table = sweep(dev, list(policies.values()), grids)
     metric = dev.metadata.headline_metric
     reported = ExitArtifact.load(args.test) if args.test is not None else dev
+    if args.test is not None:
+        check_pair(dev, reported, args.artifact, args.test)
     selection = measure(reported, choose(table, metric, spec), policies)
     inputs = {str(p): sha256_file(p) for p in (args.artifact, args.test) if p is not None}
     artifact_meta = {k: v for k, v in dev.metadata.to_dict().items() if k != "provenance"}

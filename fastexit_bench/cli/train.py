@@ -91,11 +91,13 @@ def run_train(args: argparse.Namespace) -> None:
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
+    from fastexit_bench.io import check_output_folder
     from fastexit_bench.models.saved import TrainingRecord, build_model, save_trained
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.training.recipes import get_recipe
     from fastexit_bench.training.trainer import DevSet, Trainer
 
+    check_output_folder(args.out)
     spec = DATASETS.get(args.dataset)
     recipe = get_recipe(args.recipe)
     stage_names = [stage.name for stage in recipe.stages]
