@@ -286,3 +286,10 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     with pytest.raises(TrainingError, match="written by a different run"):
         Trainer(build(recipe), recipe, token_data(), None, "classification", replace(CONFIG, lr=5e-4),
                 checkpoint).run()
+
+
+def test_an_update_that_makes_the_weights_non_finite_stops_training():
+    """The loss of the last step is finite; the step it takes is not: caught after the step, not at the next."""
+    recipe = get_recipe("baseline")
+    with pytest.raises(TrainingError, match="weights are not finite after step 0"):
+        run_stages(build(recipe), recipe, recipe.stages, config=replace(CONFIG, lr=float("inf"), max_steps=1))

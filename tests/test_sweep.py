@@ -14,6 +14,7 @@ from fastexit_bench.analysis.operating_points import Target, select
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import scores, sweep
 from fastexit_bench.cli import main
+from fastexit_bench.errors import RecordError
 
 ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_layers": 4,
         "head": "highway", "num_outputs": 2, "embedding_size": 32}
@@ -155,3 +156,15 @@ def test_sweep_refuses_outputs_that_would_destroy_something(tmp_path, capsys, ou
     assert main(["sweep", str(tmp_path / "dev.npz"), "--out", str(tmp_path / out)]) == 2
     assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_non_finite_outputs_are_refused_when_written_and_when_read(tmp_path):
+    broken = artifact()
+    broken.predictions.logits[2, 5] = np.nan
+    with pytest.raises(RecordError, match=r"logits are not finite at layers \[3\]"):
+        broken.save(tmp_path / "nan.npz")
+    assert not (tmp_path / "nan.npz").exists()
+    np.savez_compressed(tmp_path / "nan.npz", metadata=np.array(json.dumps(broken.metadata.to_dict())),
+                        logits=broken.predictions.logits, lengths=broken.lengths)
+    with pytest.raises(RecordError, match="not finite"):
+        ExitArtifact.load(tmp_path / "nan.npz")

@@ -131,7 +131,17 @@ class ExitArtifact:
     lengths: np.ndarray
     metadata: ArtifactMetadata
 
+    def check_finite(self, where: Path | str) -> None:
+        """Refuse outputs with NaN or infinite values: an argmax of NaN still gives a class, and an accuracy."""
+        for name, values in (("logits", self.predictions.logits), ("exit scores", self.predictions.exit_scores)):
+            if values is None or np.isfinite(values).all():
+                continue
+            layers = sorted({int(k) + 1 for k in np.nonzero(~np.isfinite(values))[0]})
+            raise RecordError(f"{where}: the model's {name} are not finite at layers {layers} (training "
+                              "diverged); retrain it with a lower learning rate")
+
     def save(self, path: Path) -> None:
+        self.check_finite(f"{self.metadata.model_dir or path}")
         arrays = {"logits": self.predictions.logits, "lengths": self.lengths}
         if self.predictions.labels is not None:
             arrays["labels"] = self.predictions.labels
@@ -152,7 +162,9 @@ class ExitArtifact:
                               "write one with `fastexit-bench evaluate`") from None
         metadata = ArtifactMetadata.from_dict(meta, str(path))
         outputs = LayerOutputs(arrays["logits"], metadata.task, arrays.get("exit_scores"), arrays.get("labels"))
-        return cls(outputs, arrays["lengths"], metadata)
+        artifact = cls(outputs, arrays["lengths"], metadata)
+        artifact.check_finite(path)
+        return artifact
 
 
 def check_pair(dev: ExitArtifact, test: ExitArtifact, dev_path: Path, test_path: Path) -> None:

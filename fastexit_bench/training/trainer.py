@@ -282,6 +282,9 @@ class Trainer:
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.scheduler.step()
+        if not torch.stack([p.isfinite().all() for p in run.params]).all():
+            raise TrainingError(f"stage {run.stage.name!r}: weights are not finite after step {step}; "
+                                "lower the learning rate")
 
     def _end_epoch(self, run: StageRun, state: StageState, seconds: float) -> None:
         """Log the epoch, score it on dev, keep the best weights, and move to the next epoch."""
