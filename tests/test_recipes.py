@@ -293,3 +293,12 @@ def test_an_update_that_makes_the_weights_non_finite_stops_training():
     recipe = get_recipe("baseline")
     with pytest.raises(TrainingError, match="weights are not finite after step 0"):
         run_stages(build(recipe), recipe, recipe.stages, config=replace(CONFIG, lr=float("inf"), max_steps=1))
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04truncated"])
+def test_a_corrupt_checkpoint_names_the_file_and_the_fix(tmp_path, content):
+    recipe = get_recipe("baseline")
+    checkpoint = tmp_path / "train.ckpt"
+    checkpoint.write_bytes(content)
+    with pytest.raises(TrainingError, match="train.ckpt cannot be read .*delete it to start over"):
+        Trainer(build(recipe), recipe, token_data(), None, "classification", CONFIG, checkpoint).run()

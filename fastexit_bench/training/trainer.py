@@ -63,6 +63,10 @@ class StageLog:
     best_epoch: int | None = None
     feature_seconds: float = 0.0
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageLog:
+        return cls(**{**data, "epochs": [EpochLog(**e) for e in data["epochs"]]})
+
 
 @dataclass
 class DevSet:
@@ -120,6 +124,10 @@ class StageState:
     best: dict[str, Any] | None = None
     rng: dict[str, Any] | None = None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageState:
+        return cls(**{**data, "epochs": [EpochLog(**e) for e in data["epochs"]]})
+
 
 @dataclass
 class StageRun:
@@ -158,12 +166,12 @@ class Trainer:
 
     def _run_stages(self) -> list[StageLog]:
         resume = self._load_checkpoint()
-        logs: list[StageLog] = resume["logs"] if resume else []
+        logs = [StageLog.from_dict(log) for log in resume["logs"]] if resume else []
         for index, stage in enumerate(self.recipe.stages):
             if index < len(logs):
                 continue
             mid_stage = resume is not None and resume["stage"] == index and "state" in resume
-            state = resume["state"] if mid_stage else StageState(index)
+            state = StageState.from_dict(resume["state"]) if mid_stage else StageState(index)
             logs.append(self._run_stage(stage, state, logs, resume if mid_stage else None))
             self._save_checkpoint({"stage": index + 1, "logs": logs})
         return logs
@@ -301,7 +309,7 @@ class Trainer:
         state.epoch, state.next_batch, state.epoch_losses, state.rng = state.epoch + 1, 0, [], None
 
     def _payload(self, run: StageRun, state: StageState, logs: list[StageLog]) -> dict[str, Any]:
-        return {"stage": state.index, "logs": logs, "step": state.step, "state": state,
+        return {"stage": state.index, "logs": logs, "step": state.step, "state": {**vars(state), "epochs": [asdict(e) for e in state.epochs]},
                 "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
                 "scaler": run.scaler.state_dict(),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else None}
@@ -329,14 +337,20 @@ class Trainer:
     def _save_checkpoint(self, state: dict) -> None:
         if self.checkpoint is None:
             return
-        payload = {"fingerprint": self.fingerprint, "model": self.model.state_dict(), **state}
+        # plain types and tensors only, so that loading never unpickles code (torch.load weights_only=True)
+        payload = {"fingerprint": self.fingerprint, "model": self.model.state_dict(), **state,
+                   "logs": [asdict(log) for log in state["logs"]]}
         with atomic_path(self.checkpoint) as tmp:
             torch.save(payload, tmp)
 
     def _load_checkpoint(self) -> dict | None:
         if self.checkpoint is None or not self.checkpoint.is_file():
             return None
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as error:  # truncated, corrupt or not a checkpoint: torch raises many kinds
+            raise TrainingError(f"checkpoint {self.checkpoint} cannot be read ({type(error).__name__}); delete it to "
+                                "start over, or write to another output folder") from None
         if state.get("fingerprint") != self.fingerprint:
             raise TrainingError(f"checkpoint {self.checkpoint} was written by a different run (recipe, settings or "
                                 "data differ); delete it to start over, or write to another output folder")
