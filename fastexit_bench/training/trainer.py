@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import math
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -348,7 +349,7 @@ class Trainer:
             return None
         try:
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        except Exception as error:  # truncated, corrupt or not a checkpoint: torch raises many kinds
+        except (EOFError, OSError, RuntimeError, ValueError, pickle.UnpicklingError) as error:  # corrupt or foreign
             raise TrainingError(f"checkpoint {self.checkpoint} cannot be read ({type(error).__name__}); delete it to "
                                 "start over, or write to another output folder") from None
         if state.get("fingerprint") != self.fingerprint:
