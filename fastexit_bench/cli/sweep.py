@@ -49,7 +49,8 @@ def run_sweep(args: argparse.Namespace) -> None:
     from fastexit_bench.errors import PolicyError
     from fastexit_bench.io import check_output_file, sha256_file
 
-    for path in SweepFiles(args.out).all():
+    files = SweepFiles(args.out)
+    for path in files.all():
         check_output_file(path, inputs=[args.artifact, *([args.test] if args.test else [])])
     dev = ExitArtifact.load(args.artifact)
     outputs = dev.predictions
@@ -84,7 +85,6 @@ def run_sweep(args: argparse.Namespace) -> None:
                          reported_split=reported.metadata.split, flops_source=str(table.flops_source.iloc[0]),
                          rows=len(table), provenance=provenance.collect(config=config_of(args), inputs=inputs))
     ranking = scores(table, metric)
-    files = SweepFiles(args.out)
     SweepResult(table, ranking, selection, record).save(files)
     emit(ranking.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     emit("wrote " + ", ".join(str(p) for p in files.all()) + f" ({len(table)} rows)")

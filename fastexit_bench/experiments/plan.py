@@ -12,6 +12,7 @@ Importing this module needs no torch."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ class Sizes:
         return float(2 * (analytic.embeddings(n) + layers * analytic.layer(n))[0])
 
 
+@functools.cache  # one lookup per backbone, not per (dataset, recipe)
 def backbone_sizes(backbone: str, resources: str | Path | None = None) -> Sizes | None:
     """Sizes from the backbone's config.json (offline copy, local folder or hub cache), else its family's."""
     from fastexit_bench.reporting.paper import backbone_family
@@ -79,6 +81,7 @@ def _cached_config(hub_id: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
+@functools.cache  # one load per dataset, not per (dataset, recipe)
 def training_rows(spec: DatasetSpec, mirror: str | Path | None) -> tuple[int | None, str]:
     """Rows a full run trains on and where the count comes from."""
     if spec.train_split in available_splits(spec, mirror):
@@ -120,7 +123,7 @@ def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, t
             depth = student
         elif stage.trains == "offramps":
             per_example = FORWARD * sizes.forward_flops(depth, tokens)
-            cached = recipe.head == "highway" and config.frozen == "eval" and config.cache_features
+            cached = config.caches_features(stage, heads_read_cls_only=recipe.head == "highway")
             total += per_example * rows * (1 if cached else epochs)
             continue
         else:

@@ -72,6 +72,12 @@ class TrainConfig:
         stages = tuple((name, s if isinstance(s, StageSettings) else StageSettings(**s)) for name, s in self.stages)
         object.__setattr__(self, "stages", stages)
 
+    def caches_features(self, stage: Stage, heads_read_cls_only: bool) -> bool:
+        """Whether ``stage`` trains on per-layer [CLS] features computed once: an off-ramp stage over heads that
+        read only [CLS], with eval-mode frozen parts (dropout would change the features every epoch)."""
+        return (stage.trains == "offramps" and heads_read_cls_only and self.cache_features
+                and self.frozen == "eval")
+
     def of(self, stage: Stage) -> StageSettings:
         """Every setting of ``stage`` resolved: its overrides, else the run's (lr times the recipe's scale)."""
         own = dict(self.stages).get(stage.name, StageSettings())

@@ -7,8 +7,9 @@ mode, or train mode with dropout as the papers' code runs them: ``TrainConfig.fr
 the dev set is scored at every exit and the trained part's weights of the best epoch (or of the last,
 ``keep``) are kept. Off-ramp stages over [CLS]-only heads with eval-mode frozen parts train on per-layer
 [CLS] features computed once. A distilling stage (``Stage.distils``) turns the model trained so far into a
-frozen teacher and trains a student copied from its layers: ``Trainer.model`` is then the student. Checkpoints are written atomically; a rerun with the same
-checkpoint path resumes and, on CPU with the same seed, ends with the same weights bit for bit:
+frozen teacher and trains a student copied from its layers: ``Trainer.model`` is then the student.
+Checkpoints hold plain types and tensors (loaded with ``weights_only=True``) and are written atomically; a rerun
+with the same checkpoint path resumes and, on CPU with the same seed, ends with the same weights bit for bit:
 data order and dropout seeds derive from (seed, stage, epoch), and mid-epoch checkpoints keep the
 RNG state.
 """
@@ -66,7 +67,7 @@ class StageLog:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageLog:
-        return cls(**{**data, "epochs": [EpochLog(**e) for e in data["epochs"]]})
+        return _with_epochs(cls, data)
 
 
 @dataclass
@@ -127,7 +128,17 @@ class StageState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageState:
-        return cls(**{**data, "epochs": [EpochLog(**e) for e in data["epochs"]]})
+        return _with_epochs(cls, data)
+
+
+def _with_epochs(cls: type, data: dict[str, Any]) -> Any:
+    """A stage log or state from its checkpointed dict, its ``epochs`` back as :class:`EpochLog`."""
+    return cls(**{**data, "epochs": [EpochLog(**e) for e in data["epochs"]]})
+
+
+def _plain(record: StageLog | StageState) -> dict[str, Any]:
+    """A stage log or state as a checkpoint stores it; shallow, so the kept weights are not copied."""
+    return {**vars(record), "epochs": [asdict(e) for e in record.epochs]}
 
 
 @dataclass
@@ -178,9 +189,7 @@ class Trainer:
         return logs
 
     def _sources(self, stage: Stage) -> tuple[TokenBatches | CachedClsFeatures, Any, float]:
-        cache = (stage.trains == "offramps" and self.model.heads_read_cls_only and self.config.cache_features
-                 and self.config.frozen == "eval")  # features are fixed only without dropout
-        if not cache:
+        if not self.config.caches_features(stage, self.model.heads_read_cls_only):
             return self.train_data, self.dev.source if self.dev else None, 0.0
         start = time.perf_counter()
         size = self.config.eval_batch_size
@@ -310,7 +319,7 @@ class Trainer:
         state.epoch, state.next_batch, state.epoch_losses, state.rng = state.epoch + 1, 0, [], None
 
     def _payload(self, run: StageRun, state: StageState, logs: list[StageLog]) -> dict[str, Any]:
-        return {"stage": state.index, "logs": logs, "step": state.step, "state": {**vars(state), "epochs": [asdict(e) for e in state.epochs]},
+        return {"stage": state.index, "logs": logs, "step": state.step, "state": state,
                 "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
                 "scaler": run.scaler.state_dict(),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else None}
@@ -340,7 +349,9 @@ class Trainer:
             return
         # plain types and tensors only, so that loading never unpickles code (torch.load weights_only=True)
         payload = {"fingerprint": self.fingerprint, "model": self.model.state_dict(), **state,
-                   "logs": [asdict(log) for log in state["logs"]]}
+                   "logs": [_plain(log) for log in state["logs"]]}
+        if "state" in state:
+            payload["state"] = _plain(state["state"])
         with atomic_path(self.checkpoint) as tmp:
             torch.save(payload, tmp)
 

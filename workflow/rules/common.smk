@@ -15,6 +15,7 @@ from fastexit_bench.errors import DataError, FastExitError, UnknownNameError
 from fastexit_bench.experiments.settings import (
     apply_presets,
     backbone_for,
+    experiment_settings,
     job_gpus,
     latency_runs,
     runs,
@@ -105,11 +106,9 @@ LOCATIONS = cli_options(mirror=config["data_mirror"], resources=config["resource
 def experiment(name):
     """One experiment's settings; an unknown name is a config error that lists the known ones."""
     try:
-        return config["experiments"][name]
-    except KeyError:
-        raise WorkflowError(
-            f"unknown experiment {name!r}; the config defines {sorted(config['experiments'])}"
-        )
+        return experiment_settings(config, name)
+    except UnknownNameError as error:
+        raise WorkflowError(str(error))
 
 
 def require_copy(wildcards):
