@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fastexit_bench.errors import OutputError
+from fastexit_bench.errors import OutputError, RecordError
 
 
 @contextmanager
@@ -92,7 +92,11 @@ def write_json(path: Path, payload: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The JSON in ``path``; a file that is not JSON is a :class:`RecordError` naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RecordError(f"{path} is not a JSON record ({error}); rerun the command that wrote it") from None
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -32,9 +32,14 @@ class VersionedRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> Self:
+        if not isinstance(data, dict):
+            raise RecordError(f"{where} holds a {type(data).__name__}, not a record; rerun `{cls.RERUN}`")
         version = cls._version_of(data)
         if version != cls.VERSION:
             raise RecordError(f"{where} has format version {version}, this code reads {cls.VERSION}; "
                               f"rerun `{cls.RERUN}`")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (TypeError, ValueError) as error:  # missing keys, or values of the wrong shape
+            raise RecordError(f"{where} is not a complete record ({error}); rerun `{cls.RERUN}`") from None

@@ -63,3 +63,23 @@ def test_every_option_has_help_that_shows_its_default():
         if any(a.option_strings and a.dest != "help" and a.default is not argparse.SUPPRESS for a in sub._actions):
             assert "(default:" in sub.format_help(), path
     assert missing == []
+
+
+@pytest.mark.parametrize("command, option, value", [
+    ("train", "--max-train", "0"), ("train", "--max-train", "-5"), ("train", "--epochs", "0"),
+    ("train", "--max-steps", "0"), ("train", "--batch-size", "0"), ("train", "--lr", "nan"),
+    ("train", "--lr", "-1e-5"), ("train", "--max-length", "0"), ("train", "--warmup", "5"),
+    ("train", "--checkpoint-every", "-3"), ("train", "--seed", "-1"), ("evaluate", "--max-examples", "0"),
+    ("sweep", "--max-drop", "-1"), ("sweep", "--policies", ","), ("sweep", "--policies", ""),
+    ("sweep", "--values", "speed=nan"), ("sweep", "--min-speedup", "0"), ("latency", "--batch-sizes", "0,1"),
+    ("latency", "--repeats", "0"), ("plan", "--tflops", "inf"),
+])
+def test_numeric_and_list_options_are_range_checked_before_any_work(capsys, command, option, value):
+    required = {"train": ["--dataset", "sst2", "--backbone", "tiny-bert", "--recipe", "baseline", "--out", "m"],
+                "evaluate": ["m", "--out", "x.npz"], "sweep": ["x.npz", "--out", "s.csv"],
+                "latency": ["m", "--selection", "s.csv", "--out", "l.json"], "plan": ["deebert_table1"]}[command]
+    with pytest.raises(SystemExit) as info:
+        main([command, *required, f"{option}={value}"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"fastexit-bench {command}: error: argument {option}: expected ") and repr(value) in err

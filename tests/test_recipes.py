@@ -279,13 +279,34 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch, kill_at_s
     assert_same(snapshot(uninterrupted.model), resumed.model)
 
 
-def test_checkpoint_of_another_run_is_refused(tmp_path):
+def other_backbone(recipe):
+    model = build(recipe)
+    with torch.no_grad():
+        model.embeddings.word_embeddings.weight[0, 0] += 1
+    return model
+
+
+@pytest.mark.parametrize("change", ["settings", "train rows", "labels", "dev rows", "backbone weights"])
+def test_checkpoint_of_another_run_is_refused(tmp_path, change):
+    """Another mirror, subsample or max length gives other token ids; another backbone other weights."""
     recipe = get_recipe("baseline")
     checkpoint = tmp_path / "train.ckpt"
-    Trainer(build(recipe), recipe, token_data(), None, "classification", CONFIG, checkpoint).run()
+    Trainer(build(recipe), recipe, token_data(), dev_set(), "classification", CONFIG, checkpoint).run()
+    Trainer(build(recipe), recipe, token_data(), dev_set(), "classification", CONFIG, checkpoint).run()  # same run
+    model, data, dev, config = build(recipe), token_data(), dev_set(), CONFIG
+    if change == "settings":
+        config = replace(CONFIG, lr=5e-4)
+    elif change == "train rows":
+        data = token_data(seed=7)
+    elif change == "labels":
+        flipped = data.dataset.map(lambda row: {"labels": 1 - row["labels"]})
+        data = TokenBatches(flipped.add_column("length", list(data.lengths())), tokenizer())
+    elif change == "dev rows":
+        dev = DevSet(token_data(rows=8, seed=4), "classification", "accuracy")
+    else:
+        model = other_backbone(recipe)
     with pytest.raises(TrainingError, match="written by a different run"):
-        Trainer(build(recipe), recipe, token_data(), None, "classification", replace(CONFIG, lr=5e-4),
-                checkpoint).run()
+        Trainer(model, recipe, data, dev, "classification", config, checkpoint).run()
 
 
 def test_an_update_that_makes_the_weights_non_finite_stops_training():

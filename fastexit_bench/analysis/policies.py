@@ -12,15 +12,30 @@ A user policy lives in the user's own module and is named by import path, e.g.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import ClassVar, Literal
 
 import numpy as np
 from scipy.special import entr, expit
 
 from fastexit_bench.analysis.artifact import LayerOutputs
-from fastexit_bench.errors import PolicyError
+from fastexit_bench.errors import FastExitError, PolicyError
 from fastexit_bench.registry import Registry
+
+
+@contextmanager
+def policy_errors(policy: ExitPolicy, value: object = None) -> Iterator[None]:
+    """Turn an exception raised inside a policy (a user's own, most often) into one line that names the
+    policy and the value it was deciding at."""
+    try:
+        yield
+    except FastExitError:
+        raise
+    except Exception as error:  # any failure of the policy's code is reported the same way
+        at = f" at {policy.parameter} {value}" if value is not None else ""
+        raise PolicyError(f"policy {policy.name!r} raised {type(error).__name__}{at}: {error}; fix the policy or "
+                          "leave it out of the policies to sweep") from error
 
 
 class ExitPolicy(ABC):
@@ -51,8 +66,9 @@ class ExitPolicy(ABC):
 
     def exit_layers(self, outputs: LayerOutputs, value: float) -> np.ndarray:
         """1-based exit layer per example: the first layer allowed to exit, else the last."""
-        self.check(value, outputs)
-        mask = np.asarray(self.exit_mask(outputs, value), dtype=bool).copy()
+        with policy_errors(self, value):
+            self.check(value, outputs)
+            mask = np.asarray(self.exit_mask(outputs, value), dtype=bool).copy()
         if mask.shape != outputs.logits.shape[:2]:
             raise PolicyError(f"policy {self.name!r} returned a mask of shape {mask.shape}, "
                               f"expected [layers, batch] = {outputs.logits.shape[:2]}")
@@ -86,11 +102,13 @@ class ThresholdPolicy(ExitPolicy):
         return signal < value if self.below else signal > value
 
     def sweep_exit_layers(self, outputs: LayerOutputs, values: Sequence[float]) -> list[np.ndarray]:
-        signal = self.signal(outputs)
+        with policy_errors(self):
+            signal = self.signal(outputs)
         layers = []
         for value in values:
-            self.check(value, outputs)
-            mask = self._passes(signal, value)
+            with policy_errors(self, value):
+                self.check(value, outputs)
+                mask = self._passes(signal, value)
             mask[-1] = True
             layers.append(mask.argmax(axis=0) + 1)
         return layers

@@ -16,7 +16,7 @@ import pandas as pd
 
 from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.flops import ComponentFlops, flops_for
-from fastexit_bench.analysis.policies import ExitPolicy
+from fastexit_bench.analysis.policies import ExitPolicy, policy_errors
 from fastexit_bench.errors import FastExitError, OutputError, RecordError
 from fastexit_bench.io import atomic_path, read_json, write_json
 from fastexit_bench.metrics import compute_metrics, direction
@@ -40,8 +40,10 @@ def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[st
     columns = np.arange(predictions.shape[1])
     rows = []
     for policy in policies:
-        values = list((grids or {}).get(policy.name) or policy.grid(outputs))
-        for value, exits in zip(values, policy.sweep_exit_layers(outputs, values)):
+        with policy_errors(policy):
+            values = list((grids or {}).get(policy.name) or policy.grid(outputs))
+            layers = policy.sweep_exit_layers(outputs, values)
+        for value, exits in zip(values, layers):
             cost = flops.per_example(exits, artifact.lengths, policy.reads).mean()
             cost_padded = flops.per_example(exits, padded, policy.reads).mean()
             shares = np.bincount(exits, minlength=outputs.num_layers + 1)[1:] / len(exits)

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from fastexit_bench.analysis.operating_points import OperatingPointSpec
@@ -63,38 +65,66 @@ def add_data_args(parser: argparse.ArgumentParser, *, train: bool = True) -> Non
     """The :class:`DataConfig` options: subsample sizes, tokenization length, seed."""
     defaults = DataConfig()
     if train:
-        parser.add_argument("--max-train", type=int, default=defaults.max_train,
+        parser.add_argument("--max-train", type=positive_int, default=defaults.max_train,
                             help="seeded subsample of the train split (None: every row)")
-    parser.add_argument("--max-eval", type=int, default=defaults.max_eval,
+    parser.add_argument("--max-eval", type=positive_int, default=defaults.max_eval,
                         help="seeded subsample of each evaluation split (None: every row)")
-    parser.add_argument("--max-length", type=int, default=defaults.max_length, help="max tokens per example")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
+    parser.add_argument("--max-length", type=positive_int, default=defaults.max_length, help="max tokens per example")
+    parser.add_argument("--seed", type=nonnegative_int, default=defaults.seed,
                         help="seeds carving, subsampling (and in `train`: head init, data order, dropout)")
 
 
-def parse_floats(text: str) -> list[float]:
-    """``"0.1,0.5"`` -> ``[0.1, 0.5]`` (ValueError if not numbers)."""
-    return [float(v) for v in text.split(",") if v]
+def checked(convert: Callable[[str], float], accept: Callable[[float], bool], what: str):
+    """An argparse type: ``convert`` the text, then refuse it unless ``accept`` holds, with one line that says
+    what was expected (so ``--epochs 0`` or ``--lr nan`` stop before any work)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what
+    return parse
 
 
-def comma_list(convert, what: str):
-    """An argparse type for comma-separated values, each turned into a value by ``convert``."""
+positive_int = checked(int, lambda v: v >= 1, "a whole number >= 1")
+nonnegative_int = checked(int, lambda v: v >= 0, "a whole number >= 0")
+finite_float = checked(float, math.isfinite, "a finite number")
+positive_float = checked(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+nonnegative_float = checked(float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+fraction = checked(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+
+
+def comma_list(convert, what: str, *, may_be_empty: bool = False):
+    """An argparse type for comma-separated values, each turned into a value by ``convert`` (at least one
+    unless ``may_be_empty``: ``--policies ","`` is a mistake, ``--max-drop ""`` asks for no budgets)."""
 
     def parse(text: str) -> list:
         try:
-            return [convert(v) for v in text.split(",") if v]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+            values = [convert(v) for v in text.split(",") if v.strip()]
+            bad = not (values or may_be_empty)
+        except (ValueError, argparse.ArgumentTypeError):
+            bad = True
+        if bad:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}")
+        return values
 
     return parse
 
 
-float_list = comma_list(float, "numbers")
-int_list = comma_list(int, "whole numbers")
+finite_floats = comma_list(finite_float, "finite numbers")
+nonnegative_floats = comma_list(nonnegative_float, "numbers >= 0", may_be_empty=True)
+positive_floats = comma_list(positive_float, "numbers > 0", may_be_empty=True)
+positive_ints = comma_list(positive_int, "whole numbers >= 1")
+names = comma_list(str.strip, "names")
 
 
 def named_value(parse, example: str):
-    """An argparse type for ``NAME=VALUE`` options; ``parse`` turns VALUE into the value (ValueError if bad)."""
+    """An argparse type for ``NAME=VALUE`` options; ``parse`` turns VALUE into the value (raising if bad)."""
 
     def convert(text: str):
         name, sep, value = text.partition("=")
@@ -102,7 +132,7 @@ def named_value(parse, example: str):
             if not (name and sep):
                 raise ValueError(text)
             return name, parse(value)
-        except ValueError:
+        except (ValueError, argparse.ArgumentTypeError):
             raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}") from None
 
     return convert
@@ -112,11 +142,11 @@ def add_operating_point_args(parser: argparse.ArgumentParser) -> None:
     """``--values``, ``--max-drop`` and ``--min-speedup``: the :class:`OperatingPointSpec` options."""
     defaults = OperatingPointSpec()
     parser.add_argument("--values", action="append", default=[], metavar="POLICY=V1,V2",
-                        type=named_value(parse_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.8"),
+                        type=named_value(finite_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.8"),
                         help="fixed operating points of one policy (repeatable); other policies get dev-chosen ones")
-    parser.add_argument("--max-drop", type=float_list, default=list(defaults.max_drop),
+    parser.add_argument("--max-drop", type=nonnegative_floats, default=list(defaults.max_drop),
                         help="dev-chosen points: the fastest value within N metric points of full depth on dev")
-    parser.add_argument("--min-speedup", type=float_list, default=list(defaults.min_speedup),
+    parser.add_argument("--min-speedup", type=positive_floats, default=list(defaults.min_speedup),
                         help="dev-chosen points: the most accurate value reaching this FLOPs speed-up")
 
 

@@ -6,7 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from fastexit_bench.cli.common import add_data_args, add_mirror_arg, add_resources_arg, emit, subcommand
+from fastexit_bench.cli.common import (
+    add_data_args,
+    add_mirror_arg,
+    add_resources_arg,
+    emit,
+    nonnegative_int,
+    subcommand,
+)
 from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.loading import available_splits, load_split, resolve_mirror
 from fastexit_bench.data.spec import DATASETS, DatasetSpec
@@ -27,7 +34,7 @@ def add_parser(commands) -> None:
     )
     show.add_argument("names", nargs="*", help="datasets (default: all that are available locally)")
     add_mirror_arg(show)
-    show.add_argument("--seed", type=int, default=DataConfig.seed, help="seed for carving missing splits")
+    show.add_argument("--seed", type=nonnegative_int, default=DataConfig.seed, help="seed for carving missing splits")
 
     prepare = subcommand(
         group, "prepare", "load, subsample and tokenize every split of a dataset (cached)",

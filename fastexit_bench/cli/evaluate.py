@@ -11,6 +11,7 @@ from fastexit_bench.cli.common import (
     config_of,
     emit,
     execution_config,
+    positive_int,
     subcommand,
 )
 from fastexit_bench.data.config import DataConfig
@@ -30,9 +31,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--out", type=Path, required=True, help=".npz artefact to write")
     add_location_args(parser)
     add_execution_args(parser)
-    parser.add_argument("--max-examples", type=int, default=DataConfig.max_eval,
+    parser.add_argument("--max-examples", type=positive_int, default=DataConfig.max_eval,
                         help="seeded subsample of the split (None: all of it)")
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.eval_batch_size, help="evaluation batch size")
+    parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.eval_batch_size, help="evaluation batch size")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:

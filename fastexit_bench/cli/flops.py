@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fastexit_bench.cli.common import add_resources_arg, emit, subcommand
+from fastexit_bench.cli.common import add_resources_arg, emit, positive_int, subcommand
 from fastexit_bench.data.config import DataConfig
 
 
@@ -17,9 +17,9 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--backbone", required=True, help="backbone name, local folder or hub id")
     parser.add_argument("--head", default="highway", help="exit head type (highway, branch)")
-    parser.add_argument("--num-outputs", type=int, default=2, help="classes (1 for regression)")
+    parser.add_argument("--num-outputs", type=positive_int, default=2, help="classes (1 for regression)")
     parser.add_argument("--learned-exit", action="store_true", help="include BERxiT's scorer")
-    parser.add_argument("--length", type=int, default=DataConfig.max_length, help="tokens per example")
+    parser.add_argument("--length", type=positive_int, default=DataConfig.max_length, help="tokens per example")
     add_resources_arg(parser)
 
 

@@ -11,7 +11,8 @@ from fastexit_bench.cli.common import (
     config_of,
     emit,
     execution_config,
-    int_list,
+    positive_int,
+    positive_ints,
     subcommand,
 )
 from fastexit_bench.runtime.config import LatencyConfig
@@ -31,10 +32,10 @@ def add_parser(commands) -> None:
     parser.add_argument("model", type=Path, help="model folder written by `fastexit-bench train`")
     parser.add_argument("--selection", type=Path, required=True, help="the model's OUT.selection.csv from `sweep`")
     parser.add_argument("--split", help="split to time on (None: the split the selection reports)")
-    parser.add_argument("--examples", type=int, default=defaults.examples, help="seeded subsample of the split to time")
-    parser.add_argument("--batch-sizes", type=int_list, default=list(defaults.batch_sizes), help="batch sizes to time")
-    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="timed rounds per batch (median taken)")
-    parser.add_argument("--threads", type=int, help="torch threads (None: torch's choice)")
+    parser.add_argument("--examples", type=positive_int, default=defaults.examples, help="seeded subsample of the split to time")
+    parser.add_argument("--batch-sizes", type=positive_ints, default=list(defaults.batch_sizes), help="batch sizes to time")
+    parser.add_argument("--repeats", type=positive_int, default=defaults.repeats, help="timed rounds per batch (median taken)")
+    parser.add_argument("--threads", type=positive_int, help="torch threads (None: torch's choice)")
     parser.add_argument("--out", type=Path, required=True, help="JSON to write")
     add_location_args(parser)
     add_execution_args(parser)

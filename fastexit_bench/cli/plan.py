@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import add_resources_arg, emit, subcommand
+from fastexit_bench.cli.common import add_resources_arg, emit, positive_float, subcommand
 from fastexit_bench.experiments.plan import SUSTAINED_TFLOPS
 from fastexit_bench.experiments.settings import SCHEMA
 
@@ -23,7 +23,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--schema", type=Path, default=SCHEMA, help="workflow config schema")
     parser.add_argument("--mirror", default=None,
                         help="dataset mirror folder (default: the config's data_mirror; 'none': hub copies only)")
-    parser.add_argument("--tflops", type=float, default=SUSTAINED_TFLOPS,
+    parser.add_argument("--tflops", type=positive_float, default=SUSTAINED_TFLOPS,
                         help="sustained training TFLOP/s of one GPU, for the GPU-hours estimate")
     add_resources_arg(parser)
 

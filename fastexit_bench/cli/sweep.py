@@ -10,8 +10,9 @@ from fastexit_bench.cli.common import (
     add_operating_point_args,
     config_of,
     emit,
+    finite_floats,
     named_value,
-    parse_floats,
+    names,
     subcommand,
 )
 
@@ -29,10 +30,10 @@ def add_parser(commands) -> None:
         run_sweep,
     )
     parser.add_argument("artifact", type=Path, help="dev-split artefact from `fastexit-bench evaluate`")
-    parser.add_argument("--policies", help="built-in names or package.module:Class, comma-separated "
+    parser.add_argument("--policies", type=names, help="built-in names or package.module:Class, comma-separated "
                         f"(None: those of {','.join(DEFAULT_POLICIES)} that apply to the artefact)")
     parser.add_argument("--grid", action="append", default=[], metavar="POLICY=V1,V2",
-                        type=named_value(parse_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.9"),
+                        type=named_value(finite_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.9"),
                         help="values to sweep for one policy instead of its default grid (repeatable)")
     parser.add_argument("--test", type=Path, help="held-out artefact to measure the operating points on")
     add_operating_point_args(parser)
@@ -43,7 +44,7 @@ def run_sweep(args: argparse.Namespace) -> None:
     from fastexit_bench import provenance
     from fastexit_bench.analysis.artifact import ExitArtifact, check_pair
     from fastexit_bench.analysis.operating_points import choose, measure
-    from fastexit_bench.analysis.policies import resolve_policy
+    from fastexit_bench.analysis.policies import policy_errors, resolve_policy
     from fastexit_bench.analysis.sweep import SweepFiles, SweepRecord, SweepResult, scores, sweep
     from fastexit_bench.cli.common import operating_point_spec
     from fastexit_bench.errors import PolicyError
@@ -54,12 +55,13 @@ def run_sweep(args: argparse.Namespace) -> None:
         check_output_file(path, inputs=[args.artifact, *([args.test] if args.test else [])])
     dev = ExitArtifact.load(args.artifact)
     outputs = dev.predictions
-    requested = [name for name in (args.policies or "").split(",") if name] or list(DEFAULT_POLICIES)
+    requested = args.policies or list(DEFAULT_POLICIES)
     policies = {}
     for name in [*requested, *(r for r in REFERENCE_POLICIES if r not in requested)]:
         policy = resolve_policy(name)
         try:
-            policy.sweep_exit_layers(outputs, policy.grid(outputs)[:1])
+            with policy_errors(policy):
+                policy.sweep_exit_layers(outputs, policy.grid(outputs)[:1])
         except PolicyError as exc:
             if args.policies:  # asked for by name: its failure is the user's error
                 raise

@@ -13,6 +13,10 @@ from fastexit_bench.cli.common import (
     config_of,
     emit,
     execution_config,
+    fraction,
+    nonnegative_float,
+    positive_float,
+    positive_int,
     subcommand,
 )
 from fastexit_bench.errors import FastExitError
@@ -60,23 +64,23 @@ def add_parser(commands) -> None:
     add_location_args(parser)
     add_execution_args(parser)
     add_data_args(parser)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs per stage")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="training batch size")
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="epochs per stage")
+    parser.add_argument("--lr", type=positive_float, default=defaults.lr, help="AdamW learning rate")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="training batch size")
     parser.add_argument("--stage", action="append", default=list(defaults.stages), metavar="STAGE:KEY=V,...",
                         type=stage_settings, dest="stages",
                         help="settings of one named stage: lr, epochs, keep (best|last), schedule_epochs; e.g. "
                              "offramps:lr=1e-3 or self-distillation:epochs=5,keep=last (repeatable)")
-    parser.add_argument("--warmup", type=float, default=defaults.warmup, help="fraction of steps with linear warmup")
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay")
+    parser.add_argument("--warmup", type=fraction, default=defaults.warmup, help="fraction of steps with linear warmup")
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=defaults.weight_decay, help="AdamW weight decay")
     parser.add_argument("--keep", choices=KEEPS, default=defaults.keep,
                         help="the epoch each stage ends with: the best on dev, or the last")
     parser.add_argument("--frozen", choices=FROZEN_MODES, default=defaults.frozen,
                         help="mode of the parts a stage does not train: eval (no dropout; cached features) or "
                              "train (dropout on, as the papers' code)")
-    parser.add_argument("--max-steps", type=int, default=defaults.max_steps,
+    parser.add_argument("--max-steps", type=positive_int, default=defaults.max_steps,
                         help="cap on optimizer steps per stage (smoke runs)")
-    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+    parser.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every,
                         help="also checkpoint every N steps inside an epoch")
     parser.add_argument("--no-feature-cache", action="store_true",
                         help="run the frozen backbone every epoch instead of caching per-layer [CLS] features")
@@ -107,6 +111,9 @@ def run_train(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     model, tokenizer, resolved = build_model(recipe.start_spec(args.backbone, spec.num_outputs), args.resources)
+    if args.max_length > model.max_tokens:
+        raise FastExitError(f"--max-length {args.max_length} is longer than {args.backbone}'s {model.max_tokens} "
+                            f"positions; use at most {model.max_tokens}")
     model.to(device)
     data = {}
     for split, limit in ((spec.train_split, args.max_train), (spec.selection_split, args.max_eval)):

@@ -3,7 +3,8 @@
 Order: local copies first (the dataset's own ``<mirror>/<name>/`` folder in canonical layout, then the
 declared sources, split by split), the hub only when no local copy exists at all. Splits that no copy
 has are carved with a fixed seed; every step taken is written into ``LoadedSplit.origin`` so results
-can say where their rows came from.
+can say where their rows came from. Rows with an empty text field are dropped and counted
+(``origin["empty_text_rows_removed"]``); a split left with no rows is an error.
 """
 
 from __future__ import annotations
@@ -216,6 +217,10 @@ def load_split(
     if empty.any():
         frame = frame[~empty].reset_index(drop=True)
         origin["empty_text_rows_removed"] = int(empty.sum())
+    if frame.empty:
+        raise DataError(f"dataset {spec.name!r}: split {split!r} has no rows with text (read from "
+                        f"{origin['source']}: {origin['rows_read']} rows, {int(empty.sum())} with empty text); "
+                        "fill the file or point --mirror at a complete copy")
     if max_examples is not None and max_examples < len(frame):
         keep = np.sort(np.random.default_rng(seed).choice(len(frame), size=max_examples, replace=False))
         origin["subsampled"] = {"rows_before": len(frame), "rows_kept": max_examples, "seed": seed}

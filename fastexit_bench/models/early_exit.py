@@ -108,6 +108,13 @@ class EarlyExitModel(nn.Module):
     def num_layers(self) -> int:
         return len(self.layers)
 
+    @property
+    def max_tokens(self) -> int:
+        """The longest input its position embeddings cover (RoBERTa-style embeddings number positions from
+        ``padding_idx + 1``, so 514 positions hold 512 tokens)."""
+        padding_idx = getattr(self.embeddings, "padding_idx", None)
+        return self.config.max_position_embeddings - (padding_idx + 1 if padding_idx is not None else 0)
+
     def architecture(self) -> dict[str, int | str]:
         """Sizes that FLOP models need: width, FFN width, attention heads, exits, head type and outputs."""
         return {

@@ -6,16 +6,16 @@ is rebuilt from its name (or folder) and the weights loaded over it, so no model
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from fastexit_bench.errors import ModelLoadError
 from fastexit_bench.execution import FP32_EAGER
-from fastexit_bench.io import atomic_path, write_json
+from fastexit_bench.io import atomic_path, read_json, write_json
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.records import VersionedRecord
 
@@ -105,7 +105,12 @@ def load_trained(folder: Path, resources: str | Path | None = None
     if not (folder / INFO).is_file() or not (folder / WEIGHTS).is_file():
         raise ModelLoadError(f"{folder} is not a finished model (needs {WEIGHTS} and {INFO}); "
                              "train one with `fastexit-bench train ... --out FOLDER`")
-    record = TrainingRecord.from_dict(json.loads((folder / INFO).read_text()), str(folder / INFO))
+    record = TrainingRecord.from_dict(read_json(folder / INFO), str(folder / INFO))
     model, tokenizer, _ = build_model(record.model, resources)
-    load_model(model, str(folder / WEIGHTS))
+    try:
+        load_model(model, str(folder / WEIGHTS))
+    except (SafetensorError, RuntimeError, OSError) as error:  # truncated, foreign, or another model's weights
+        reason = str(error).splitlines()[0][:200]
+        raise ModelLoadError(f"{folder / WEIGHTS} does not hold the weights {INFO} describes ({reason}); "
+                             "train the model again into this folder, or restore the file") from None
     return model.eval(), tokenizer, record

@@ -6,6 +6,7 @@ training loop and the evaluator do not care whether the backbone runs.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import datasets
@@ -47,6 +48,19 @@ class TokenBatches:
     def lengths(self) -> np.ndarray:
         """Tokens per example (for length grouping and bucketing)."""
         return self._lengths
+
+    def content_hash(self) -> str:
+        """sha256 of every example's token ids and label, in order: what a checkpoint must have trained on
+        to be resumed (another mirror, subsample, tokenizer or max length gives another hash)."""
+        digest = hashlib.sha256()
+        table = self.dataset.with_format("arrow")[:]
+        for name in sorted(table.column_names):
+            column = table.column(name).combine_chunks()
+            if hasattr(column, "flatten"):  # a list column: its lengths, then its values
+                digest.update(column.value_lengths().to_numpy().tobytes())
+                column = column.flatten()
+            digest.update(name.encode() + column.to_numpy(zero_copy_only=False).tobytes())
+        return digest.hexdigest()
 
     def batch(self, indices: Tensor) -> Batch:
         rows = self.dataset[indices.tolist()]

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from fastexit_bench.analysis.artifact import LayerOutputs
-from fastexit_bench.analysis.policies import ExitPolicy
+from fastexit_bench.analysis.policies import ExitPolicy, policy_errors
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.runtime.batches import TokenBatches, evaluation_batches, input_order
 
@@ -66,7 +66,8 @@ class EarlyExitEngine:
                 leaving = np.ones(len(active), dtype=bool)
             else:
                 seen = decide_on.select(active, k + 1)
-                leaving = np.asarray(self.policy.exit_mask(seen, self.value), dtype=bool)[k]
+                with policy_errors(self.policy, self.value):
+                    leaving = np.asarray(self.policy.exit_mask(seen, self.value), dtype=bool)[k]
             if leaving.any():
                 rows = torch.from_numpy(np.flatnonzero(leaving)).to(hidden.device)
                 final[torch.from_numpy(active[leaving]).to(hidden.device)] = (

@@ -83,6 +83,16 @@ def _derived_seed(*parts: int) -> int:
     return int.from_bytes(hashlib.sha256(json.dumps(parts).encode()).digest()[:8], "little") >> 1
 
 
+def _weights_hash(model: torch.nn.Module) -> str:
+    """sha256 of the starting weights, names and shapes included: the backbone's identity (and the seeded
+    heads'), so a checkpoint is never resumed over another backbone."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.detach().reshape(-1).contiguous().view(torch.uint8).cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _trainable(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter]:
     seen: dict[int, torch.nn.Parameter] = {}
     for module in modules:
@@ -168,8 +178,9 @@ class Trainer:
         self.teacher: EarlyExitModel | None = None  # while a distilling stage runs
         self.device = next(model.parameters()).device
         self.execution = resolve(config.execution, self.device)
-        self.fingerprint = json.dumps([recipe.name, asdict(config), self.execution.to_dict(), len(train_data),
-                                       model.num_layers, sorted(model.state_dict())], sort_keys=True)
+        self.fingerprint = json.dumps([recipe.name, asdict(config), self.execution.to_dict(), model.num_layers,
+                                       _weights_hash(model), train_data.content_hash(),
+                                       dev.source.content_hash() if dev else None], sort_keys=True)
 
     def run(self) -> list[StageLog]:
         """Train every stage (resuming from the checkpoint if there is one); return their logs."""
