@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -14,6 +17,54 @@ from typing import Any
 
 from fastexit_bench.errors import OutputError, RecordError
 
+HOST = socket.gethostname()
+
+
+def _temp_prefix(target: Path) -> str:
+    """Hidden sibling names that say which process owns them (``.NAME.tmp-HOST-PID-``), so a later run can
+    tell a killed run's litter from a live writer's work in progress."""
+    return f".{target.name}.tmp-{HOST}-{os.getpid()}-"
+
+
+def remove_litter(target: Path) -> list[Path]:
+    """Remove the temporary siblings of ``target`` left by killed processes of this host (a live one's stay)."""
+    removed = []
+    for entry in Path(target).parent.glob(f".{glob.escape(Path(target).name)}.tmp-{glob.escape(HOST)}-*-*"):
+        pid = entry.name.removeprefix(f".{Path(target).name}.tmp-{HOST}-").split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _normal_mode(path: Path) -> None:
+    """Give a finished temporary the permissions a new file or folder of the user gets (``mkdtemp`` makes
+    0700 folders, safetensors 0600 files)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+@contextmanager
+def _temporary_sibling(target: Path) -> Iterator[Path]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_litter(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), dir=target.parent)) / target.name
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
@@ -21,39 +72,46 @@ def atomic_path(target: Path) -> Iterator[Path]:
     is refused, never replaced: a writer must not delete what it did not create."""
     target = Path(target)
     _refuse_folder(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)) / target.name
-    try:
+    with _temporary_sibling(target) as tmp:
         yield tmp
         _refuse_folder(target)
+        _normal_mode(tmp)
         os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
 def _refuse_folder(target: Path) -> None:
     if target.is_dir():
-        raise OutputError(f"{target} is a folder; give a file path to write (the folder is left as it is)")
+        raise OutputError(f"{target} is a folder; give a file path to write (the folder is left as it is), or "
+                          "pass --overwrite to replace it")
 
 
-def check_output_file(path: Path, inputs: Iterable[Path] = ()) -> Path:
-    """Refuse, before any work, an output file that is a folder, is one of the command's ``inputs``, or lies
-    where nothing can be written."""
+def check_output_file(path: Path, inputs: Iterable[Path] = (), overwrite: bool = False,
+                      suffix: str | None = None) -> Path:
+    """Refuse, before any work, an output file not named ``*suffix``, one that is one of the command's
+    ``inputs`` or holds one, lies where nothing can be written, or is a folder (removed only when the user
+    passed ``overwrite``)."""
     path = Path(path)
+    for source in map(Path, inputs):
+        if path.exists() and source.exists() and (path.samefile(source) or path.resolve() in source.resolve().parents):
+            raise OutputError(f"{path} is also an input of this command (or holds one); write the output elsewhere")
+    if suffix is not None and path.suffix != suffix:
+        raise OutputError(f"{path}: this output is a {suffix} file; give a path ending in {suffix}")
+    if overwrite and path.is_dir():
+        shutil.rmtree(path)
     _refuse_folder(path)
-    for source in inputs:
-        if Path(source).exists() and path.exists() and path.samefile(source):
-            raise OutputError(f"{path} is also an input of this command; write the output elsewhere")
     _check_writable(path.parent)
     return path
 
 
-def check_output_folder(path: Path) -> Path:
-    """Refuse, before any work, an output folder that exists as a file or cannot be written (created if
-    missing)."""
+def check_output_folder(path: Path, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output folder that exists as a file (removed only when the user passed
+    ``overwrite``) or cannot be written (created if missing)."""
     path = Path(path)
+    if overwrite and path.is_file():
+        path.unlink()
     if path.exists() and not path.is_dir():
-        raise OutputError(f"{path} is a file; give a folder to write the model into (the file is left as it is)")
+        raise OutputError(f"{path} is a file; give a folder to write the model into (the file is left as it is), or "
+                          "pass --overwrite to replace it")
     _check_writable(path)
     return path
 
@@ -67,22 +125,49 @@ def _check_writable(folder: Path) -> None:
 
 
 @contextmanager
+def exclusive_use(target: Path, what: str) -> Iterator[None]:
+    """Hold a lock on ``target`` (``target/.lock`` for a folder, else the hidden sibling ``.NAME.lock``; an OS
+    lock, released when the process ends however it ends) while ``what`` writes it; a second writer stops at
+    once, naming the first one's PID."""
+    target = Path(target)
+    lock = target / ".lock" if target.is_dir() else target.with_name(f".{target.name}.lock")
+    while True:
+        handle = open(lock, "a+")  # noqa: SIM115 - held across the yield, closed below
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise OutputError(f"{target} is in use by PID {owner} (another {what}); wait for it to finish or "
+                              "write elsewhere") from None
+        if lock.exists() and os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+            break  # not a lock file its last owner removed meanwhile
+        handle.close()
+    try:
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        handle.close()
+
+
+@contextmanager
 def cache_entry(target: Path) -> Iterator[Path]:
     """Yield a temporary sibling of the directory ``target`` of a content-addressed cache and publish it; if
     another process published the same entry meanwhile, theirs stays (the same content by construction), so
     a reader never meets a moment without it."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)) / target.name
-    try:
+    with _temporary_sibling(target) as tmp:
         yield tmp
+        _normal_mode(tmp)
         try:
             os.rename(tmp, target)
         except OSError:
             if not target.is_dir():
                 raise
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
 def write_json(path: Path, payload: Any) -> None:

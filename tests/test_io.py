@@ -1,11 +1,21 @@
 """Atomic writers never delete what they did not create; output checks refuse before any work."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
 from fastexit_bench.errors import OutputError
-from fastexit_bench.io import atomic_path, check_output_file, check_output_folder, write_json
+from fastexit_bench.io import (
+    HOST,
+    atomic_path,
+    cache_entry,
+    check_output_file,
+    check_output_folder,
+    exclusive_use,
+    write_json,
+)
 
 
 def test_atomic_write_refuses_a_folder_in_its_place(tmp_path):
@@ -41,3 +51,50 @@ def test_a_read_only_folder_is_refused_before_any_work(tmp_path):
     locked.mkdir(mode=0o500)
     with pytest.raises(OutputError, match="cannot write to"):
         check_output_file(locked / "out.json")
+
+
+def test_files_get_the_users_normal_permissions(tmp_path):
+    """safetensors writes 0600 and mkdtemp makes 0700 folders; the finished outputs follow the umask."""
+    import torch
+    from safetensors.torch import save_file
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "model.safetensors") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp))
+        with cache_entry(tmp_path / "cached") as tmp:
+            tmp.mkdir()
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "cached").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_killed_writers_temporary_folder_is_removed_by_the_next_write(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    litter = tmp_path / f".out.json.tmp-{HOST}-{dead.pid}-abc"
+    live = tmp_path / f".out.json.tmp-{HOST}-{os.getpid()}-def"  # a writer still at work
+    other_host = tmp_path / f".out.json.tmp-elsewhere-{dead.pid}-ghi"
+    for folder in (litter, live, other_host):
+        folder.mkdir()
+    write_json(tmp_path / "out.json", {"a": 1})
+    assert not litter.exists() and live.exists() and other_host.exists()
+
+
+def test_a_second_writer_is_refused_with_the_first_ones_pid(tmp_path):
+    script = ("import pathlib, time; from fastexit_bench.io import exclusive_use\n"
+              f"with exclusive_use(pathlib.Path({str(tmp_path)!r}), 'test'):\n"
+              "    print('held', flush=True); time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(OutputError, match=f"is in use by PID {holder.pid} \\(another train\\)"), \
+                exclusive_use(tmp_path, "train"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with exclusive_use(tmp_path, "train"):  # a killed holder's lock is free at once
+        assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
+    assert not (tmp_path / ".lock").exists()

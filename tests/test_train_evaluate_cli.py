@@ -86,21 +86,35 @@ def test_two_layer_baselines_save_and_evaluate_two_layers(resources, tmp_path, r
 
 
 def test_outputs_that_would_destroy_a_model_are_refused(trained, resources, tmp_path, capsys):
-    """`evaluate m --out m` used to delete the model folder; now nothing is written and nothing deleted."""
+    """`evaluate m --out m` used to delete the model folder; now nothing is written and nothing deleted unless
+    --overwrite is given, and an input is never replaced."""
     victim = tmp_path / "victim"
     shutil.copytree(trained, victim)
-    (victim / "sub").mkdir()
-    (victim / "sub" / "notes.txt").write_text("keep me")
+    for folder in ("sub", "sub.npz"):
+        (victim / folder).mkdir()
+        (victim / folder / "notes.txt").write_text("keep me")
     before = sorted(str(p) for p in victim.rglob("*"))
-    for out, message in ((victim, "is a folder"), (victim / "model.safetensors", "is also an input")):
-        assert main(["evaluate", str(victim), "--resources", str(resources), "--out", str(out)]) == 2
+    in_the_way = "is a folder; give a file path to write (the folder is left as it is), or pass --overwrite"
+    refused = ((victim, [], "is also an input"), (victim, ["--overwrite"], "is also an input"),
+               (victim / "model.safetensors", ["--overwrite"], "is also an input"),
+               (victim / "notes.txt", [], "this output is a .npz file; give a path ending in .npz"),
+               (victim / "sub.npz", [], in_the_way))
+    for out, options, message in refused:
+        assert main(["evaluate", str(victim), "--resources", str(resources), "--out", str(out), *options]) == 2
         assert message in capsys.readouterr().err
     assert sorted(str(p) for p in victim.rglob("*")) == before
+    assert main(["evaluate", str(victim), "--resources", str(resources), "--max-examples", "4",
+                 "--out", str(victim / "sub.npz"), "--overwrite"]) == 0
+    assert (victim / "sub.npz").is_file() and (victim / "sub" / "notes.txt").is_file()
+
     (tmp_path / "a_file").write_text("x")
-    assert main(["train", *TRAIN, "--recipe", "baseline", "--resources", str(resources),
-                 "--out", str(tmp_path / "a_file")]) == 2
+    train = ["train", *TRAIN, "--recipe", "baseline", "--resources", str(resources), "--out"]
+    assert main([*train, str(tmp_path / "a_file")]) == 2
     assert "is a file; give a folder" in capsys.readouterr().err
     assert (tmp_path / "a_file").read_text() == "x"
+    assert main([*train, str(victim)]) == 2
+    assert "already holds a trained model (training.json); pass --overwrite" in capsys.readouterr().err
+    assert (victim / "model.safetensors").read_bytes() == (trained / "model.safetensors").read_bytes()
 
 
 def test_bad_training_inputs(resources, tmp_path, capsys):

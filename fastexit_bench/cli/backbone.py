@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import add_resources_arg, emit, subcommand
+from fastexit_bench.cli.common import add_overwrite_arg, add_resources_arg, emit, subcommand
 
 PROBES = ("The film is a gripping, beautifully acted story.", "这家酒店的服务非常好，房间也很干净。")
 
@@ -25,6 +25,7 @@ def add_parser(commands) -> None:
     show.add_argument("--text", action="append", help="sentence(s) to run (default: one English, one Chinese)")
     add_resources_arg(show)
     show.add_argument("--out", type=Path, help="also write the summary as JSON")
+    add_overwrite_arg(show)
 
 
 def run_ls(args: argparse.Namespace) -> None:
@@ -44,7 +45,7 @@ def run_show(args: argparse.Namespace) -> None:
     from fastexit_bench.models.backbones import load_backbone
 
     if args.out:
-        check_output_file(args.out)
+        check_output_file(args.out, overwrite=args.overwrite, suffix=".json")
     model, tokenizer, resolved = load_backbone(args.name, args.resources)
     emit(f"{args.name}: {resolved.source}\n  location {resolved.location}")
     config = model.config

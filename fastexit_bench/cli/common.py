@@ -48,6 +48,12 @@ def add_location_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda, cuda:1, ...")
 
 
+def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace what is in the way of an output (a folder where a file goes, a finished model); "
+                             "inputs are never replaced")
+
+
 def add_execution_args(parser: argparse.ArgumentParser) -> None:
     """``--precision`` and ``--attention`` (the :class:`ExecutionConfig` options; ``auto`` resolves per device)."""
     defaults = ExecutionConfig()

@@ -9,6 +9,7 @@ from pathlib import Path
 from fastexit_bench.cli.common import (
     add_data_args,
     add_mirror_arg,
+    add_overwrite_arg,
     add_resources_arg,
     emit,
     nonnegative_int,
@@ -48,6 +49,7 @@ def add_parser(commands) -> None:
     add_resources_arg(prepare)
     add_data_args(prepare)
     prepare.add_argument("--out", type=Path, required=True, help="summary JSON to write")
+    add_overwrite_arg(prepare)
 
 
 def _hub_text(spec: DatasetSpec) -> str:
@@ -94,7 +96,7 @@ def run_prepare(args: argparse.Namespace) -> None:
     from fastexit_bench.io import check_output_file, write_json
     from fastexit_bench.models.backbones import load_backbone
 
-    check_output_file(args.out)
+    check_output_file(args.out, overwrite=args.overwrite, suffix=".json")
     spec = DATASETS.get(args.name)
     _, tokenizer, resolved = load_backbone(args.backbone, args.resources)
     splits = {}

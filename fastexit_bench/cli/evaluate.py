@@ -8,6 +8,7 @@ from pathlib import Path
 from fastexit_bench.cli.common import (
     add_execution_args,
     add_location_args,
+    add_overwrite_arg,
     config_of,
     emit,
     execution_config,
@@ -29,6 +30,7 @@ def add_parser(commands) -> None:
     parser.add_argument("model", type=Path, help="model folder written by `fastexit-bench train`")
     parser.add_argument("--split", help="split to evaluate (None: the dataset's first eval split)")
     parser.add_argument("--out", type=Path, required=True, help=".npz artefact to write")
+    add_overwrite_arg(parser)
     add_location_args(parser)
     add_execution_args(parser)
     parser.add_argument("--max-examples", type=positive_int, default=DataConfig.max_eval,
@@ -49,7 +51,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.runtime.predict import predict
 
-    check_output_file(args.out, inputs=[args.model / WEIGHTS, args.model / INFO])
+    check_output_file(args.out, inputs=[args.model, args.model / WEIGHTS, args.model / INFO],
+                      overwrite=args.overwrite, suffix=".npz")
     device = resolve_device(args.device)
     model, tokenizer, record = load_trained(args.model, args.resources)
     spec = DATASETS.get(record.dataset)

@@ -8,6 +8,7 @@ from pathlib import Path
 from fastexit_bench.cli.common import (
     add_execution_args,
     add_location_args,
+    add_overwrite_arg,
     config_of,
     emit,
     execution_config,
@@ -37,6 +38,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--repeats", type=positive_int, default=defaults.repeats, help="timed rounds per batch (median taken)")
     parser.add_argument("--threads", type=positive_int, help="torch threads (None: torch's choice)")
     parser.add_argument("--out", type=Path, required=True, help="JSON to write")
+    add_overwrite_arg(parser)
     add_location_args(parser)
     add_execution_args(parser)
 
@@ -56,7 +58,8 @@ def run_latency(args: argparse.Namespace) -> None:
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads
 
-    check_output_file(args.out, inputs=[args.model / WEIGHTS, args.model / INFO, args.selection])
+    check_output_file(args.out, inputs=[args.model, args.model / WEIGHTS, args.model / INFO, args.selection],
+                      overwrite=args.overwrite, suffix=".json")
     device = resolve_device(args.device)
     threads = set_threads(args.threads)
     model, tokenizer, record = load_trained(args.model, args.resources)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import config_of, emit, subcommand
+from fastexit_bench.cli.common import add_overwrite_arg, config_of, emit, subcommand
 from fastexit_bench.reporting.paper import LAYOUTS, TableSpec
 
 
@@ -28,9 +28,37 @@ def add_parser(commands) -> None:
     parser.add_argument("--reference", default=TableSpec.reference,
                         help="the recipe whose full depth the paper table measures every row against")
     parser.add_argument("--latency", nargs="*", type=Path, default=[], help="JSONs from `fastexit-bench latency`")
+    add_overwrite_arg(parser)
+
+
+PLOTS = ("metric_vs_flops", "exit_shares", "layer_metric")
+
+
+def output_stems(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The tables TABLES/NAME{,_layers,_paper} and the plots PLOTS/{metric_vs_flops,exit_shares,layer_metric}
+    (each written with its suffixes), by role."""
+    tables = {part: args.tables / f"{args.name}{'_' + part if part != 'policies' else ''}"
+              for part in ("policies", "layers", "paper")}
+    return tables, {name: args.plots / name for name in PLOTS}
 
 
 def run_report(args: argparse.Namespace) -> None:
+    from fastexit_bench.io import check_output_file, exclusive_use
+    from fastexit_bench.reporting.plots import FIGURE_SUFFIXES
+    from fastexit_bench.reporting.tables import TABLE_SUFFIXES
+
+    table_stems, plot_stems = output_stems(args)
+    record = args.tables / f"{args.name}.json"
+    inputs = [*args.sweeps, *args.artifacts, *args.latency]
+    for path in [record, *(stem.with_suffix(s) for stem in table_stems.values() for s in TABLE_SUFFIXES),
+                 *(stem.with_suffix(s) for stem in plot_stems.values() for s in FIGURE_SUFFIXES)]:
+        check_output_file(path, inputs, overwrite=args.overwrite)
+    with exclusive_use(record, "`fastexit-bench report`"):
+        _report(args, table_stems, plot_stems, record)
+
+
+def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: dict[str, Path],
+            record: Path) -> None:
     import pandas as pd
 
     from fastexit_bench import provenance
@@ -51,8 +79,8 @@ def run_report(args: argparse.Namespace) -> None:
     legend = ("auc_vs_static: area under the best-metric-within-FLOPs-budget curve relative to static truncation "
               "(1 = no better than truncating). speedup_drop<=Npt: largest FLOPs speed-up whose dev metric is "
               f"within N points of full depth. FLOPs: {flops_source}. Values are mean ± std over seeds.")
-    written = tables.write_table(summary, args.tables / args.name, f"{args.name}: exit policies", [legend])
-    written += tables.write_table(per_layer, args.tables / f"{args.name}_layers",
+    written = tables.write_table(summary, table_stems["policies"], f"{args.name}: exit policies", [legend])
+    written += tables.write_table(per_layer, table_stems["layers"],
                                   f"{args.name}: metric at every exit (mean ± std over seeds)")
     spec = TableSpec(args.layout, args.reference)
     timings = pd.DataFrame([{**{k: record[k] for k in ("dataset", "recipe", "seed")}, **row}
@@ -63,7 +91,7 @@ def run_report(args: argparse.Namespace) -> None:
                     "same batches, one process (CPU perf_counter or CUDA events); first seed only."
                     if args.latency else "No latency measured for this experiment.")
     written += tables.write_table(
-        paper.paper_table(points, spec), args.tables / f"{args.name}_paper",
+        paper.paper_table(points, spec), table_stems["paper"],
         f"{args.name}: paper layout ({spec.layout}), mean ± std over seeds",
         [(f"Each model at its paper's exit policy: fixed values, or the fastest value within N points of full "
          f"depth on the selection split ('dev drop<=Npt': dev, or a seeded share of train where dev is the reported "
@@ -74,12 +102,12 @@ def run_report(args: argparse.Namespace) -> None:
          f"{latency_note}"),
          *paper.source_notes(), *paper.other_backbone_notes(points)])
     args.plots.mkdir(parents=True, exist_ok=True)
-    written += metric_vs_flops(sweep, args.plots / "metric_vs_flops")
-    written += exit_shares(sweep, args.plots / "exit_shares")
-    written += layer_metric(layers, args.plots / "layer_metric")
+    written += metric_vs_flops(sweep, plot_stems["metric_vs_flops"])
+    written += exit_shares(sweep, plot_stems["exit_shares"])
+    written += layer_metric(layers, plot_stems["layer_metric"])
     read = [path for sweep_csv in args.sweeps for path in SweepFiles(sweep_csv).all()]
     inputs = {str(p): sha256_file(p) for p in (*read, *args.artifacts, *args.latency)}
-    write_json(args.tables / f"{args.name}.json", {
+    write_json(record, {
         "provenance": provenance.collect(config=config_of(args), inputs=inputs),
         "outputs": [str(p) for p in written]})
     emit(summary.to_string(index=False))

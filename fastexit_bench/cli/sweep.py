@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 
 from fastexit_bench.analysis.policies import DEFAULT_POLICIES, REFERENCE_POLICIES
+from fastexit_bench.analysis.sweep import SweepFiles
 from fastexit_bench.cli.common import (
     add_operating_point_args,
+    add_overwrite_arg,
     config_of,
     emit,
     finite_floats,
@@ -38,21 +40,29 @@ def add_parser(commands) -> None:
     parser.add_argument("--test", type=Path, help="held-out artefact to measure the operating points on")
     add_operating_point_args(parser)
     parser.add_argument("--out", type=Path, required=True, help="CSV to write (the other files are named after it)")
+    add_overwrite_arg(parser)
 
 
 def run_sweep(args: argparse.Namespace) -> None:
+    from fastexit_bench.io import check_output_file, exclusive_use
+
+    files = SweepFiles(args.out)
+    for path in files.all():
+        check_output_file(path, inputs=[args.artifact, *([args.test] if args.test else [])], overwrite=args.overwrite)
+    with exclusive_use(files.table, "`fastexit-bench sweep`"):
+        _sweep(args, files)
+
+
+def _sweep(args: argparse.Namespace, files: SweepFiles) -> None:
     from fastexit_bench import provenance
     from fastexit_bench.analysis.artifact import ExitArtifact, check_pair
     from fastexit_bench.analysis.operating_points import choose, measure
     from fastexit_bench.analysis.policies import policy_errors, resolve_policy
-    from fastexit_bench.analysis.sweep import SweepFiles, SweepRecord, SweepResult, scores, sweep
+    from fastexit_bench.analysis.sweep import SweepRecord, SweepResult, scores, sweep
     from fastexit_bench.cli.common import operating_point_spec
     from fastexit_bench.errors import PolicyError
-    from fastexit_bench.io import check_output_file, sha256_file
+    from fastexit_bench.io import sha256_file
 
-    files = SweepFiles(args.out)
-    for path in files.all():
-        check_output_file(path, inputs=[args.artifact, *([args.test] if args.test else [])])
     dev = ExitArtifact.load(args.artifact)
     outputs = dev.predictions
     requested = args.policies or list(DEFAULT_POLICIES)

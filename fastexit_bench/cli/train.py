@@ -10,6 +10,7 @@ from fastexit_bench.cli.common import (
     add_data_args,
     add_execution_args,
     add_location_args,
+    add_overwrite_arg,
     config_of,
     emit,
     execution_config,
@@ -61,6 +62,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--backbone", required=True, help="backbone name, local folder or hub id")
     parser.add_argument("--recipe", required=True, help="training recipe")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    add_overwrite_arg(parser)
     add_location_args(parser)
     add_execution_args(parser)
     add_data_args(parser)
@@ -89,19 +91,29 @@ def add_parser(commands) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    from fastexit_bench.io import check_output_folder, exclusive_use
+    from fastexit_bench.models.saved import INFO
+
+    check_output_folder(args.out, overwrite=args.overwrite)
+    if (args.out / INFO).is_file() and not args.overwrite:
+        raise FastExitError(f"{args.out} already holds a trained model ({INFO}); pass --overwrite to train it "
+                            "again, or choose another --out")
+    with exclusive_use(args.out, "`fastexit-bench train`"):
+        _train(args)
+
+
+def _train(args: argparse.Namespace) -> None:
     import torch
 
     from fastexit_bench import provenance
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
-    from fastexit_bench.io import check_output_folder
     from fastexit_bench.models.saved import TrainingRecord, build_model, save_trained
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.training.recipes import get_recipe
     from fastexit_bench.training.trainer import DevSet, Trainer
 
-    check_output_folder(args.out)
     spec = DATASETS.get(args.dataset)
     recipe = get_recipe(args.recipe)
     stage_names = [stage.name for stage in recipe.stages]

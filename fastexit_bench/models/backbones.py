@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastexit_bench.errors import ModelLoadError, UnknownNameError
+from fastexit_bench.io import cache_entry
 from fastexit_bench.locations import package_dir, resources_dir
 from fastexit_bench.registry import Registry
 
@@ -52,19 +50,13 @@ def _materialize(folder: Path, build: Callable[[Path], None], sidecar: dict) -> 
     if (folder / SIDECAR).is_file():
         return folder
     log.info("building %s (once)", folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with cache_entry(folder) as tmp:
+        tmp.mkdir()
         build(tmp)
         (tmp / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / SIDECAR).is_file():
-                raise ModelLoadError(f"cannot build {folder}: it exists but is unfinished (no {SIDECAR}); "
-                                     "delete it and run again") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not (folder / SIDECAR).is_file():
+        raise ModelLoadError(f"cannot build {folder}: it exists but is unfinished (no {SIDECAR}); "
+                             "delete it and run again")
     return folder
 
 

@@ -14,9 +14,11 @@ from fastexit_bench.analysis.operating_points import within_drop
 from fastexit_bench.analysis.sweep import full_depth_metric
 from fastexit_bench.io import atomic_path
 
+FIGURE_SUFFIXES = (".png", ".pdf")
+
 
 def _save(figure: plt.Figure, stem: Path) -> list[Path]:
-    paths = [Path(stem).with_suffix(".png"), Path(stem).with_suffix(".pdf")]
+    paths = [Path(stem).with_suffix(suffix) for suffix in FIGURE_SUFFIXES]
     for path in paths:
         with atomic_path(path) as tmp:
             figure.savefig(tmp, format=path.suffix[1:], dpi=150, bbox_inches="tight")

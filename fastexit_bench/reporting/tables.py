@@ -64,10 +64,13 @@ def layer_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+TABLE_SUFFIXES = (".md", ".tex", ".csv")
+
+
 def write_table(frame: pd.DataFrame, stem: Path, title: str, notes: Sequence[str] = ()) -> list[Path]:
     """``stem``.md (with title and notes), .tex and .csv, each written atomically."""
     stem = Path(stem)
-    paths = [stem.with_suffix(".md"), stem.with_suffix(".tex"), stem.with_suffix(".csv")]
+    paths = [stem.with_suffix(suffix) for suffix in TABLE_SUFFIXES]
     texts = [
         f"# {title}\n\n{frame.to_markdown(index=False)}\n" + "".join(f"\n{note}\n" for note in notes),
         frame.to_latex(index=False, caption=title),
