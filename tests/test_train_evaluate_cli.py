@@ -39,6 +39,8 @@ def test_train_writes_weights_and_a_complete_record(trained):
     assert info["provenance"]["git_commit"]
     assert info["execution"] == {"precision": "fp32", "attention": "sdpa"}  # auto attention for CPU fp32
     assert info["format_version"] == 1 and info["train_config"]["group_by_length"]
+    hygiene = info["data"]["hygiene"]
+    assert hygiene["train"]["rows"] == 64 and hygiene["validation"]["shared_with_train"] == 0
 
 
 def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resources, tmp_path, capsys):

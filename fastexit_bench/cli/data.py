@@ -16,6 +16,7 @@ from fastexit_bench.cli.common import (
     subcommand,
 )
 from fastexit_bench.data.config import DataConfig
+from fastexit_bench.data.hygiene import check_splits, warnings
 from fastexit_bench.data.loading import available_splits, load_split, resolve_mirror
 from fastexit_bench.data.spec import DATASETS, DatasetSpec
 
@@ -78,11 +79,18 @@ def run_show(args: argparse.Namespace) -> None:
     for name in names:
         spec = DATASETS.get(name)
         emit(f"== {name} ({spec.title}, {spec.language}, {spec.task}, labels {list(spec.label_names) or 'real'})")
-        for split in spec.loadable_splits:
-            loaded = load_split(spec, split, mirror, seed=args.seed)
-            emit(f"  {split:22} {len(loaded.frame):7d} rows  labels {loaded.label_counts()}")
+        splits = {split: load_split(spec, split, mirror, seed=args.seed) for split in spec.loadable_splits}
+        train = splits[spec.train_split]
+        report = check_splits(train, [loaded for loaded in splits.values() if loaded is not train])
+        for split, loaded in splits.items():
+            hygiene = report[split]
+            shared = f", {hygiene.shared_with_train} shared with {spec.train_split}" if split != spec.train_split else ""
+            emit(f"  {split:22} {hygiene.rows:7d} rows  labels {hygiene.labels}")
+            emit(f"  {'':22} texts: {hygiene.repeated_texts} repeated{shared}")
             origin = {k: v for k, v in loaded.origin.items() if k not in ("rows", "rows_read")}
             emit(f"  {'':22} origin {json.dumps(origin, ensure_ascii=False)}")
+        for line in warnings(report, spec.train_split, spec.task):
+            emit(f"  warning: {line}")
         example = {k: (v[:160] if isinstance(v, str) else v) for k, v in loaded.frame.iloc[0].to_dict().items()}
         emit(f"  example ({split}): {json.dumps(example, ensure_ascii=False, default=str)}")
     if not args.names:

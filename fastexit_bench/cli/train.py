@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from fastexit_bench.cli.common import (
 )
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.training.config import FROZEN_MODES, KEEPS, StageSettings, TrainConfig
+
+log = logging.getLogger(__name__)
 
 STAGE_KEYS = {"lr": float, "epochs": int, "keep": str, "schedule_epochs": int}
 
@@ -106,6 +109,7 @@ def _train(args: argparse.Namespace) -> None:
     import torch
 
     from fastexit_bench import provenance
+    from fastexit_bench.data.hygiene import check_splits, warnings
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
@@ -132,6 +136,9 @@ def _train(args: argparse.Namespace) -> None:
         data[split] = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=limit, seed=args.seed,
                                      max_length=args.max_length, resources=args.resources)
     (train_loaded, train_rows), (dev_loaded, dev_rows) = data.values()
+    hygiene = check_splits(train_loaded, [dev_loaded])
+    for line in warnings(hygiene, spec.train_split, spec.task):
+        log.warning(line)
     config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=args.warmup,
                          weight_decay=args.weight_decay, max_steps=args.max_steps, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, cache_features=not args.no_feature_cache,
@@ -148,7 +155,8 @@ def _train(args: argparse.Namespace) -> None:
     save_trained(args.out, trainer.model.cpu(), TrainingRecord(  # a distilled recipe's student
         model=recipe.model_spec(args.backbone, spec.num_outputs), dataset=spec.name, recipe=recipe.name, seed=args.seed, max_length=args.max_length,
         backbone=asdict(resolved), train_config=asdict(config),
-        data={"train": train_loaded.origin, "dev": {"split": dev_loaded.split, **dev_loaded.origin}},
+        data={"train": train_loaded.origin, "dev": {"split": dev_loaded.split, **dev_loaded.origin},
+              "hygiene": {split: h.to_dict() for split, h in hygiene.items()}},
         stages=[asdict(log) for log in logs], dev_metric={"name": spec.metrics[0], "per_layer": final},
         provenance=provenance.collect(config=config_of(args)), execution=trainer.execution.to_dict(),
     ))

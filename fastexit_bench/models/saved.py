@@ -58,7 +58,8 @@ class TrainingRecord(VersionedRecord):
         dataset / recipe / seed / max_length: the run's dataset, recipe, seed and tokenization length.
         backbone: where the backbone came from (``requested``, ``location``, ``source``, ``has_pooler``).
         train_config: the resolved ``TrainConfig`` (every default filled in).
-        data: where the train and dev rows came from (``LoadedSplit.origin``; dev also names its split).
+        data: where the train and dev rows came from (``LoadedSplit.origin``; dev also names its split) and
+            their hygiene (``data.hygiene.SplitHygiene`` per split).
         stages: per stage, its ``StageLog`` (learning rate, epochs with losses and dev metrics, best epoch).
         dev_metric: ``{"name", "per_layer"}``: the headline dev metric at every exit of the kept epoch.
         provenance: the ``provenance.collect`` block of the training run.
