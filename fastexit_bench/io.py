@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import hashlib
@@ -11,7 +12,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def check_output_file(path: Path, inputs: Iterable[Path] = (), overwrite: bool =
 
 def check_output_folder(path: Path, overwrite: bool = False) -> Path:
     """Refuse, before any work, an output folder that exists as a file (removed only when the user passed
-    ``overwrite``) or cannot be written (created if missing)."""
+    ``overwrite``) or cannot be written."""
     path = Path(path)
     if overwrite and path.is_file():
         path.unlink()
@@ -117,41 +118,61 @@ def check_output_folder(path: Path, overwrite: bool = False) -> Path:
 
 
 def _check_writable(folder: Path) -> None:
+    """Refuse a folder that cannot be created or written, without creating it (a failed command leaves no
+    empty folders behind)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file")
+        tempfile.TemporaryFile(dir=existing).close()
     except OSError as error:
         raise OutputError(f"cannot write to {folder} ({error.strerror}); choose a writable place") from None
 
 
 @contextmanager
-def exclusive_use(target: Path, what: str) -> Iterator[None]:
-    """Hold a lock on ``target`` (``target/.lock`` for a folder, else the hidden sibling ``.NAME.lock``; an OS
-    lock, released when the process ends however it ends) while ``what`` writes it; a second writer stops at
-    once, naming the first one's PID."""
-    target = Path(target)
-    lock = target / ".lock" if target.is_dir() else target.with_name(f".{target.name}.lock")
-    while True:
-        handle = open(lock, "a+")  # noqa: SIM115 - held across the yield, closed below
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            handle.close()
-            raise OutputError(f"{target} is in use by PID {owner} (another {what}); wait for it to finish or "
-                              "write elsewhere") from None
-        if lock.exists() and os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
-            break  # not a lock file its last owner removed meanwhile
-        handle.close()
+def _parents_made(folder: Path) -> Iterator[None]:
+    """Create ``folder`` and its missing parents, and remove those of them still empty at the end."""
+    made = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
     try:
-        handle.truncate(0)
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
         yield
     finally:
-        lock.unlink(missing_ok=True)
-        handle.close()
+        for parent in made:  # deepest first
+            with suppress(OSError):
+                parent.rmdir()
+
+
+@contextmanager
+def exclusive_use(target: Path, what: str) -> Iterator[None]:
+    """Hold the lock file ``.NAME.lock`` beside ``target`` (an OS lock, released when the process ends
+    however it ends) while ``what`` writes it; a second writer stops at once, naming the first one's PID.
+    Folders made for it and left empty are removed, so a command that fails leaves nothing behind."""
+    target = Path(target)
+    lock = target.with_name(f".{target.name}.lock")
+    with _parents_made(target.parent):
+        while True:
+            handle = open(lock, "a+")  # noqa: SIM115 - held across the yield, closed below
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "unknown"
+                handle.close()
+                raise OutputError(f"{target} is in use by PID {owner} (another {what}); wait for it to finish or "
+                                  "write elsewhere") from None
+            if lock.exists() and os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+                break  # not a lock file its last owner removed meanwhile
+            handle.close()
+        try:
+            handle.truncate(0)
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+            handle.close()
 
 
 @contextmanager

@@ -83,18 +83,31 @@ def test_a_killed_writers_temporary_folder_is_removed_by_the_next_write(tmp_path
 
 
 def test_a_second_writer_is_refused_with_the_first_ones_pid(tmp_path):
+    model = tmp_path / "runs" / "model"
     script = ("import pathlib, time; from fastexit_bench.io import exclusive_use\n"
-              f"with exclusive_use(pathlib.Path({str(tmp_path)!r}), 'test'):\n"
+              f"with exclusive_use(pathlib.Path({str(model)!r}), 'test'):\n"
               "    print('held', flush=True); time.sleep(30)")
     holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(OutputError, match=f"is in use by PID {holder.pid} \\(another train\\)"), \
-                exclusive_use(tmp_path, "train"):
+                exclusive_use(model, "train"):
             pass
     finally:
         holder.kill()
         holder.wait()
-    with exclusive_use(tmp_path, "train"):  # a killed holder's lock is free at once
-        assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
-    assert not (tmp_path / ".lock").exists()
+    with exclusive_use(model, "train"):  # a killed holder's lock is free at once
+        assert (tmp_path / "runs" / ".model.lock").read_text().strip() == str(os.getpid())
+    assert list((tmp_path / "runs").iterdir()) == []  # the lock file goes with its last holder
+    with exclusive_use(tmp_path / "new" / "model", "train"):
+        pass
+    assert not (tmp_path / "new").exists()  # made for the lock and left empty: removed
+
+
+def test_output_checks_create_nothing(tmp_path):
+    check_output_file(tmp_path / "a" / "b" / "out.json")
+    check_output_folder(tmp_path / "c" / "model")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="cannot write to .* is a file"):
+        check_output_file(tmp_path / "file" / "sub" / "out.json")

@@ -178,4 +178,25 @@ class SweepResult:
         if missing:
             raise RecordError(f"sweep {files.table} is incomplete (missing {missing}); rerun `fastexit-bench sweep`")
         record = SweepRecord.from_dict(read_json(files.record), str(files.record))
-        return cls(pd.read_csv(files.table), pd.read_csv(files.scores), pd.read_csv(files.selection), record)
+        return cls(read_sweep_csv(files.table, TABLE_COLUMNS), read_sweep_csv(files.scores, SCORE_COLUMNS),
+                   read_sweep_csv(files.selection, SELECTION_COLUMNS), record)
+
+
+# the columns a reader of each sweep CSV relies on
+TABLE_COLUMNS = ("dataset", "split", "recipe", "backbone", "seed", "policy", "value", "headline_metric", "speedup")
+SCORE_COLUMNS = ("policy", "metric")
+SELECTION_COLUMNS = ("policy", "setting", "value", "dataset", "recipe", "seed", "metric", "test_split")
+
+
+def read_sweep_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    """One of a sweep's CSVs; a missing, corrupt or foreign file is a :class:`RecordError` naming it."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
+        raise RecordError(f"{path} cannot be read as a sweep CSV ({str(error).splitlines()[0]}); rerun "
+                          "`fastexit-bench sweep`") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RecordError(f"{path} is not a sweep CSV this version reads (no columns {missing}); rerun "
+                          "`fastexit-bench sweep`")
+    return frame

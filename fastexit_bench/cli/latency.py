@@ -44,10 +44,9 @@ def add_parser(commands) -> None:
 
 
 def run_latency(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     from fastexit_bench import provenance
     from fastexit_bench.analysis.policies import resolve_policy
+    from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
@@ -63,7 +62,7 @@ def run_latency(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     threads = set_threads(args.threads)
     model, tokenizer, record = load_trained(args.model, args.resources)
-    chosen = paper_points(pd.read_csv(args.selection))
+    chosen = paper_points(read_sweep_csv(args.selection, SELECTION_COLUMNS))
     points = [(row.setting, resolve_policy(row.policy), row.value) for row in chosen.itertuples()
               if row.policy != "static"]
     execution = resolve(execution_config(args), device)

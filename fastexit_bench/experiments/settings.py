@@ -41,7 +41,16 @@ def load_config(path: Path, schema: Path = SCHEMA) -> dict[str, Any]:
     for file, what in ((path, "config file"), (schema, "config schema (run from the repository root or pass it)")):
         if not Path(file).is_file():
             raise FastExitError(f"no {what} at {file}")
-    config = apply_presets(yaml.safe_load(Path(path).read_text()))
+    try:
+        config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise FastExitError(f"{path} is not YAML ({getattr(error, 'problem', None) or error}{where}); fix the "
+                            "file") from None
+    if not isinstance(config, dict):
+        raise FastExitError(f"{path} holds a {type(config).__name__}, not a config mapping; see config/config.yaml")
+    config = apply_presets(config)
     try:
         validate(config, str(schema))
     except WorkflowError as error:
