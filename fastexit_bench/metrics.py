@@ -1,4 +1,5 @@
-"""GLUE-style task metrics, computed with scikit-learn and SciPy (values in [0, 1], not percent)."""
+"""GLUE-style task metrics, computed with scikit-learn and SciPy (values in [0, 1], not percent; always
+defined: Matthews and the correlations are 0 for constant predictions)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from fastexit_bench.registry import Registry
+
+
+def _correlation(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """A correlation that is 0, not undefined, when either side is constant (a model that predicts one value
+    shows no relation to the labels; a NaN would poison every score computed from it)."""
+    return lambda p, y: 0.0 if np.ptp(p) == 0 or np.ptp(y) == 0 else fn(p, y)
 
 
 @dataclass(frozen=True)
@@ -26,8 +33,8 @@ for _metric in (
     Metric("accuracy", lambda p, y: skm.accuracy_score(y, p)),
     Metric("f1", lambda p, y: skm.f1_score(y, p, pos_label=1, average="binary", zero_division=0.0)),
     Metric("matthews", lambda p, y: skm.matthews_corrcoef(y, p)),
-    Metric("pearson", lambda p, y: stats.pearsonr(p, y).statistic),
-    Metric("spearman", lambda p, y: stats.spearmanr(p, y).statistic),
+    Metric("pearson", _correlation(lambda p, y: stats.pearsonr(p, y).statistic)),
+    Metric("spearman", _correlation(lambda p, y: stats.spearmanr(p, y).statistic)),
 ):
     METRICS.register(_metric.name, _metric)
 

@@ -2,6 +2,7 @@
 the published numbers with their sources."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pandas as pd
@@ -22,10 +23,11 @@ def model_artifacts(recipe, seed, split="validation"):
     return dataclasses.replace(art, metadata=dataclasses.replace(art.metadata, recipe=recipe, split=split))
 
 
-def selection(recipe, seed, spec):
+def selection(recipe, seed, spec, degenerate=False):
     """What `sweep` writes to OUT.selection.csv for one model (dev reported on itself)."""
     dev = model_artifacts(recipe, seed)
-    return measure(dev, choose(sweep(dev, list(POLICIES.values())), "accuracy", spec), POLICIES)
+    return measure(dev, choose(sweep(dev, list(POLICIES.values())), "accuracy", spec), POLICIES).assign(
+        degenerate=degenerate)
 
 
 def test_fixed_and_dev_chosen_operating_points():
@@ -56,7 +58,12 @@ def test_rows_against_the_same_seeds_baseline_in_both_flops_counts():
     assert deebert.speedup == pytest.approx(base.flops.iloc[0] / deebert.flops)
     table = paper.paper_table(paper.with_latency(points, None), paper.TableSpec("deebert"))
     assert table.model.tolist() == ["baseline", "deebert: entropy, dev drop<=1pt"]
-    assert table.seeds.tolist() == [2, 2] and "±" in table.accuracy.iloc[1]
+    assert table.seeds.tolist() == [2, 2] and table.examples.tolist() == [200, 200]
+    score, delta = table["accuracy [95% CI]"].iloc[1], table["Δ vs baseline (pt) [95% CI]"].iloc[1]
+    assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", score)
+    low, high = map(float, re.search(r"\[(\S+), (\S+)\]", delta).groups())
+    assert low < float(delta.split()[0]) < high and delta.endswith(" ns") == (low <= 0 <= high)
+    assert table["flags"].tolist() == ["", ""]
     without_baseline = points[points.recipe != "baseline"].drop(columns=["delta_points", "speedup"])
     with pytest.raises(FastExitError, match="add 'baseline'"):
         paper.against_baseline(without_baseline, "baseline")
@@ -118,3 +125,12 @@ def test_published_numbers_of_another_backbone_family_are_only_noted():
 def test_unknown_layout_is_refused():
     with pytest.raises(FastExitError, match="layout 'table2'"):
         paper.TableSpec("table2")
+
+
+def test_a_model_no_better_than_the_majority_class_is_flagged_in_the_paper_table():
+    spec = OperatingPointSpec(max_drop=(1.0,))
+    chosen = pd.concat([selection("baseline", 0, spec), selection("deebert", 0, spec, degenerate=True)])
+    table = paper.paper_table(paper.with_latency(paper.against_baseline(paper.paper_points(chosen), "baseline"),
+                                                 None), paper.TableSpec("deebert"))
+    assert table["flags"].tolist() == ["", "majority-class"]
+    assert table["Δ vs baseline (pt) [95% CI]"].iloc[0] == "0.0"  # the reference against itself: no interval

@@ -1,16 +1,22 @@
 import pandas as pd
 import pytest
 
-from fastexit_bench.reporting.plots import _mean_over_seeds, exit_shares, metric_vs_flops
+from fastexit_bench.reporting.plots import (
+    _early_exit_panels,
+    _mean_over_seeds,
+    exit_shares,
+    layer_metric,
+    metric_vs_flops,
+)
 
 
-def _sweep() -> pd.DataFrame:
+def _sweep(recipe: str = "deebert") -> pd.DataFrame:
     """Two seeds of a 2-layer model: static at both depths and a two-value entropy grid."""
     rows = []
     for seed, accuracy in ((0, 0.80), (1, 0.90)):
         for policy, value, share_1, relative_flops in (("static", 1, 1.0, 0.5), ("static", 2, 0.0, 1.0),
                                                        ("entropy", 0.0, 0.0, 1.0), ("entropy", 0.5, 0.5, 0.75)):
-            rows.append({"dataset": "d", "recipe": "r", "seed": seed, "policy": policy, "value": value,
+            rows.append({"dataset": "d", "recipe": recipe, "seed": seed, "policy": policy, "value": value,
                          "headline_metric": "accuracy", "accuracy": accuracy - 0.1 * (1 - relative_flops),
                          "exit_share_1": share_1, "exit_share_2": 1 - share_1,
                          "relative_flops": relative_flops, "speedup": 1 / relative_flops})
@@ -29,3 +35,17 @@ def test_plots_are_written_for_several_seeds(tmp_path):
     written = metric_vs_flops(sweep, tmp_path / "curves") + exit_shares(sweep, tmp_path / "shares")
     assert sorted(p.name for p in written) == ["curves.pdf", "curves.png", "shares.pdf", "shares.png"]
     assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_policy_plots_leave_out_models_whose_early_heads_were_never_trained(tmp_path):
+    sweep = pd.concat([_sweep("baseline"), _sweep("deebert"), _sweep("truncated-1")])
+    assert [recipe for (_, recipe), _ in _early_exit_panels(sweep)] == ["deebert"]
+    assert _early_exit_panels(_sweep("baseline")) == []
+    assert len(metric_vs_flops(_sweep("baseline"), tmp_path / "none")) == 2  # a panel that says so
+
+
+def test_the_layer_plot_draws_intervals(tmp_path):
+    layers = pd.DataFrame([{"dataset": "d", "split": "validation", "recipe": "deebert", "seed": 0,
+                            "metric": "accuracy", "layer_1": 0.7, "layer_1_low": 0.6, "layer_1_high": 0.8,
+                            "layer_2": 0.9, "layer_2_low": 0.85, "layer_2_high": 0.95}])
+    assert [p.suffix for p in layer_metric(layers, tmp_path / "layers")] == [".png", ".pdf"]

@@ -51,9 +51,11 @@ def test_every_rule_ran_and_the_tables_parse(workflow_run):
     assert set(summary.recipe) == {"baseline", "deebert", "fastbert"}
     assert set(summary.dataset) == {"bbc_news", "shop_reviews"}
     assert {"entropy", "patience", "max_prob", "static", "oracle"} <= set(summary.policy)
-    assert "auc_vs_static" in summary.columns
+    assert {"gain_vs_static_pt", "full_depth", "examples", "flags"} <= set(summary.columns)
+    assert summary.full_depth.str.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]").all()
     layers = pd.read_csv(tables / "tiny_layers.csv")
     assert [c for c in layers.columns if c.startswith("layer_")] == [f"layer_{k}" for k in range(1, 5)]
+    assert not any("nan" in (tables / f"tiny{part}.md").read_text() for part in ("", "_layers", "_paper"))
     assert (tables / "tiny.md").read_text().startswith("# tiny: exit policies")
     assert "\\begin{tabular}" in (tables / "tiny.tex").read_text()
     for name in ("metric_vs_flops", "exit_shares", "layer_metric"):

@@ -98,7 +98,8 @@ def choose(dev: pd.DataFrame, metric: str, spec: OperatingPointSpec) -> pd.DataF
 
 def measure(artifact: ExitArtifact, points: pd.DataFrame, policies: Mapping[str, Any],
             flops: ComponentFlops | None = None) -> pd.DataFrame:
-    """Each operating point on ``artifact`` (the reported split): headline metric, speed-up, mean exit layer,
+    """Each operating point on ``artifact`` (the reported split): headline metric with its bootstrap interval
+    and standard error, examples, speed-up, mean exit layer,
     FLOPs per example (fvcore at true lengths) and FLOPs in FastBERT's convention (Linear layers, 128 tokens).
     Columns are prefixed ``test_``; ``test_split`` names the split, which is dev when there is no other."""
     meta = artifact.metadata
@@ -109,7 +110,9 @@ def measure(artifact: ExitArtifact, points: pd.DataFrame, policies: Mapping[str,
         policy = policies[point.policy]
         (row,) = sweep(artifact, [policy], {policy.name: [point.value]}, flops).to_dict("records")
         fastbert = convention.per_example(np.array([row["mean_exit_layer"]]), np.zeros(1), policy.reads)[0]
-        measured.append({f"test_{metric}": row[metric], "test_speedup": row["speedup"],
+        measured.append({f"test_{metric}": row[metric], f"test_{metric}_low": row[f"{metric}_low"],
+                         f"test_{metric}_high": row[f"{metric}_high"], f"test_{metric}_se": row[f"{metric}_se"],
+                         "test_examples": row["examples"], "test_speedup": row["speedup"],
                          "test_mean_exit_layer": row["mean_exit_layer"], "test_flops": row["flops_per_example"],
                          "test_flops_fastbert": 2 * float(fastbert)})
     keys = {"dataset": meta.dataset, "backbone": meta.backbone_name, "recipe": meta.recipe, "seed": meta.seed,

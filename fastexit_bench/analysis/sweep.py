@@ -17,6 +17,7 @@ import pandas as pd
 from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.flops import ComponentFlops, flops_for
 from fastexit_bench.analysis.policies import ExitPolicy, policy_errors
+from fastexit_bench.analysis.uncertainty import bootstrap_weights, metric_interval
 from fastexit_bench.errors import FastExitError, OutputError, RecordError
 from fastexit_bench.io import atomic_path, read_json, write_json
 from fastexit_bench.metrics import compute_metrics, direction
@@ -27,9 +28,10 @@ CURVE_POINTS = 1001
 
 def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[str, Sequence[float]] | None = None,
           flops: ComponentFlops | None = None) -> pd.DataFrame:
-    """One row per (policy, value): metrics at the exit layer, mean exit layer, exit-layer shares,
-    expected MACs and FLOPs per example at the true token lengths and padded to the max length,
-    FLOPs relative to the full-depth model, and speed-up (both at true lengths)."""
+    """One row per (policy, value): metrics at the exit layer with the headline metric's bootstrap interval
+    (``<metric>_low``/``_high``/``_se``, the same resamples for every row), the number of examples, mean exit layer,
+    exit-layer shares, expected MACs and FLOPs per example at the true token lengths and padded to the max
+    length, FLOPs relative to the full-depth model, and speed-up (both at true lengths)."""
     meta, outputs = artifact.metadata, artifact.predictions
     if outputs.labels is None:
         raise FastExitError("the artefact has no labels, so a sweep has no metric to report")
@@ -38,6 +40,7 @@ def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[st
     padded = np.full(len(artifact.lengths), meta.max_length or int(artifact.lengths.max()))
     predictions = outputs.predictions()
     columns = np.arange(predictions.shape[1])
+    headline, weights = meta.headline_metric, bootstrap_weights(len(columns))
     rows = []
     for policy in policies:
         with policy_errors(policy):
@@ -47,12 +50,16 @@ def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[st
             cost = flops.per_example(exits, artifact.lengths, policy.reads).mean()
             cost_padded = flops.per_example(exits, padded, policy.reads).mean()
             shares = np.bincount(exits, minlength=outputs.num_layers + 1)[1:] / len(exits)
+            chosen = predictions[exits - 1, columns]
+            interval = metric_interval(headline, chosen, outputs.labels, weights)
             rows.append({
                 "dataset": meta.dataset, "split": meta.split, "recipe": meta.recipe,
                 "backbone": meta.backbone_name, "seed": meta.seed,
                 "policy": policy.name, "parameter": policy.parameter, "value": float(value),
-                "headline_metric": meta.headline_metric,
-                **compute_metrics(tuple(meta.metrics), predictions[exits - 1, columns], outputs.labels),
+                "headline_metric": headline,
+                **compute_metrics(tuple(meta.metrics), chosen, outputs.labels),
+                f"{headline}_low": interval.low, f"{headline}_high": interval.high, f"{headline}_se": interval.se,
+                "examples": len(columns),
                 "mean_exit_layer": float(exits.mean()),
                 **{f"exit_share_{k}": float(share) for k, share in enumerate(shares, start=1)},
                 "macs_per_example": float(cost), "flops_per_example": 2 * float(cost),
@@ -78,30 +85,50 @@ def _budget_curve(x: np.ndarray, y: np.ndarray, budgets: np.ndarray, floor: floa
     return np.where(index >= 0, best[np.clip(index, 0, None)], floor)
 
 
+def _exits_early(rows: pd.DataFrame, depth: float) -> bool:
+    """Whether some value sends an example out before the last layer; for thresholds, leaving out the grid's
+    two ends (at the loosest one a head at uniform confidence passes too, at the strictest nothing does)."""
+    if rows.parameter.iloc[0] == "threshold" and len(rows) > 2:
+        rows = rows[(rows.value > rows.value.min()) & (rows.value < rows.value.max())]
+    return bool(rows.mean_exit_layer.min() < depth - 1e-9)
+
+
 def scores(table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One number per policy (ELUE-style): the area of its metric-vs-relative-FLOPs budget curve above
-    static truncation's layer-1 metric, divided by static's own area, over static's FLOPs range (layer 1
-    .. full depth). 1 matches truncation, > 1 beats it. Lower-is-better metrics are negated first.
-    Also the largest speed-up that keeps the full-depth metric."""
+    """One row per policy, best first: ``gain_vs_static``, ``exits_early`` and ``best_speedup_at_full_metric``.
+
+    ``gain_vs_static`` (ELUE's idea) is the mean gain, in metric points, of the policy's best metric within
+    a relative-FLOPs budget over static truncation's, over budgets from static's layer 1 to full depth::
+
+        gain = 100 * mean_b [ best_policy(b) - best_static(b) ],  b in linspace(r_1, 1, CURVE_POINTS)
+
+    where ``best(b)`` is the best metric among the curve's points costing at most ``b`` (lower-is-better
+    metrics negated), or static's layer-1 metric where none does (truncating at layer 1 always fits). It is
+    0 for static and for any policy no better than truncating, positive when exits buy accuracy at equal
+    FLOPs, bounded by the metric's range (+-100 points for accuracy) and finite for every input: metrics are
+    always defined (``metrics``), and a one-layer model has the single budget 1. ``exits_early`` says whether
+    any swept value sends an example out before the last layer (false for a policy whose heads never reach
+    its thresholds: :func:`_exits_early`). ``best_speedup_at_full_metric`` is the largest speed-up that keeps the full-depth
+    metric."""
     sign = direction(metric)
     full = full_depth_metric(table, metric)
     static = table[table.policy == "static"]
     budgets = np.linspace(static.relative_flops.min(), 1.0, CURVE_POINTS)
     floor = sign * float(static.loc[static.value.idxmin(), metric])
+    depth = float(static.value.max())
 
-    def area(rows: pd.DataFrame) -> float:
-        curve = _budget_curve(rows.relative_flops.to_numpy(), sign * rows[metric].to_numpy(), budgets, floor)
-        return float(np.trapezoid(curve - floor, budgets))
+    def curve(rows: pd.DataFrame) -> np.ndarray:
+        return _budget_curve(rows.relative_flops.to_numpy(), sign * rows[metric].to_numpy(), budgets, floor)
 
-    base = area(static)
+    reference = curve(static)
     return pd.DataFrame([
-        {"policy": policy, "metric": metric, "auc_vs_static": area(rows) / base if base > 0 else np.nan,
+        {"policy": policy, "metric": metric, "gain_vs_static": float(100 * np.mean(curve(rows) - reference)),
+         "exits_early": _exits_early(rows, depth),
          "best_speedup_at_full_metric": rows.loc[sign * rows[metric] >= sign * full - 1e-12, "speedup"].max()}
         for policy, rows in table.groupby("policy", sort=False)
-    ])
+    ]).sort_values("gain_vs_static", ascending=False, kind="stable", ignore_index=True)
 
 
-SWEEP_FORMAT_VERSION = 1
+SWEEP_FORMAT_VERSION = 2  # 2: gain_vs_static replaces auc_vs_static; intervals, model check
 
 
 @dataclass(frozen=True)
@@ -141,6 +168,7 @@ class SweepRecord(VersionedRecord):
         operating_points: the ``OperatingPointSpec`` used, as a dict.
         reported_split: the split the selection's ``test_*`` columns were measured on.
         flops_source: ``fvcore`` or ``analytic``; rows: rows in the table.
+        model_check: the dev artefact's ``degenerate.ModelCheck`` (full depth against the majority class).
         provenance: the ``provenance.collect`` block of the sweep run, with input hashes.
     """
 
@@ -149,6 +177,7 @@ class SweepRecord(VersionedRecord):
     reported_split: str
     flops_source: str
     rows: int
+    model_check: dict[str, Any]
     provenance: dict[str, Any] = field(default_factory=dict)
 
     VERSION: ClassVar[int] = SWEEP_FORMAT_VERSION

@@ -64,6 +64,7 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
     from fastexit_bench import provenance
     from fastexit_bench.analysis.artifact import ExitArtifact
     from fastexit_bench.analysis.sweep import SweepFiles, SweepResult
+    from fastexit_bench.analysis.uncertainty import RESAMPLES
     from fastexit_bench.io import read_json, sha256_file, write_json
     from fastexit_bench.reporting import paper, tables
     from fastexit_bench.reporting.plots import exit_shares, layer_metric, metric_vs_flops
@@ -73,15 +74,23 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
     selection = pd.concat([result.selection for result in results], ignore_index=True)
     artifacts = [ExitArtifact.load(path) for path in args.artifacts]
     layers = tables.layer_table(artifacts)
-    summary = tables.mean_std(tables.policy_summary(results), [*tables.KEYS, "metric"])
+    summary = tables.mean_std(tables.policy_summary(results), [*tables.KEYS, "metric"], missing=tables.NOT_A_WIN)
     per_layer = tables.mean_std(layers, ["dataset", "split", "backbone", "recipe", "metric"])
     flops_source = ", ".join(sorted(sweep.flops_source.unique()))
-    legend = ("auc_vs_static: area under the best-metric-within-FLOPs-budget curve relative to static truncation "
-              "(1 = no better than truncating). speedup_drop<=Npt: largest FLOPs speed-up whose dev metric is "
-              f"within N points of full depth. FLOPs: {flops_source}. Values are mean ± std over seeds.")
+    interval_note = (f"[a, b]: 95% bootstrap interval over the examples ({RESAMPLES} seeded resamples; bounds "
+                     "averaged over seeds).")
+    legend = (f"Policies best first within each model. gain_vs_static_pt: mean gain, in metric points, of the "
+              f"policy's best dev metric within a FLOPs budget over static truncation's, over budgets from layer 1 "
+              f"to full depth (0 = no better than truncating; bounded, defined for every model). "
+              f"speedup_drop<=Npt: largest FLOPs speed-up whose dev metric is within N points of full depth "
+              f"({tables.NOT_A_WIN} for a model flagged majority-class: no accuracy to trade). Flags: "
+              f"majority-class = full depth within noise of always predicting the majority class (paired "
+              f"bootstrap interval of the gain reaches 0); never exits early = no swept value sends an example "
+              f"out before the last layer. {interval_note} ± std over seeds where there are at least two. "
+              f"FLOPs: {flops_source}.")
     written = tables.write_table(summary, table_stems["policies"], f"{args.name}: exit policies", [legend])
     written += tables.write_table(per_layer, table_stems["layers"],
-                                  f"{args.name}: metric at every exit (mean ± std over seeds)")
+                                  f"{args.name}: metric at every exit (mean ± std over seeds)", [interval_note])
     spec = TableSpec(args.layout, args.reference)
     timings = pd.DataFrame([{**{k: record[k] for k in ("dataset", "recipe", "seed")}, **row}
                             for record in map(read_json, args.latency) for row in record["rows"]])
@@ -92,14 +101,17 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
                     if args.latency else "No latency measured for this experiment.")
     written += tables.write_table(
         paper.paper_table(points, spec), table_stems["paper"],
-        f"{args.name}: paper layout ({spec.layout}), mean ± std over seeds",
+        f"{args.name}: paper layout ({spec.layout}), mean ± std over seeds, [95% interval over examples]",
         [(f"Each model at its paper's exit policy: fixed values, or the fastest value within N points of full "
          f"depth on the selection split ('dev drop<=Npt': dev, or a seeded share of train where dev is the reported "
          f"split), reported on the other split. FLOPs (FastBERT "
          f"conv.): Linear layers only, inputs padded to 128 tokens, as FastBERT counts; speed-up (fvcore): all "
          f"matmuls incl. attention at true lengths. Paper numbers are set only beside rows of the same dataset, "
          f"method, operating point and backbone family; compare the Δ against each one's own baseline. "
-         f"{latency_note}"),
+         f"{latency_note} [a, b]: 95% bootstrap interval over the reported examples; the Δ's "
+         f"combines both models' standard errors as if independent (wider than a paired interval); "
+         f"{paper.NOT_SIGNIFICANT}: the Δ's interval contains 0. majority-class: the model's full depth is within "
+         f"noise of always predicting the majority class on dev."),
          *paper.source_notes(), *paper.other_backbone_notes(points)])
     args.plots.mkdir(parents=True, exist_ok=True)
     written += metric_vs_flops(sweep, plot_stems["metric_vs_flops"])

@@ -25,7 +25,7 @@ def add_parser(commands) -> None:
         "  fastexit-bench sweep exits/validation.npz --policies entropy,speed,patience,max_prob --out sweep.csv\n"
         "  fastexit-bench sweep dev.npz --test test.npz --values speed=0.1,0.5,0.8 --max-drop 0,1 --out sweep.csv\n"
         "  fastexit-bench sweep dev.npz --policies entropy,my_pkg.policies:Margin --grid entropy=0.1,0.3 --out s.csv\n"
-        "Writes OUT (CSV: every policy x value on dev), OUT.scores.csv (AUC vs static, one number per policy),\n"
+        "Writes OUT (CSV: every policy x value on dev), OUT.scores.csv (gain vs static in points, per policy),\n"
         "OUT.selection.csv (operating points: full depth, fixed --values, dev-chosen values for --max-drop and\n"
         "--min-speedup; their test_* columns are measured on --test, or on dev without it) and OUT.json (the\n"
         "sweep record with provenance). static and oracle are always added as references.\n",
@@ -56,9 +56,11 @@ def run_sweep(args: argparse.Namespace) -> None:
 def _sweep(args: argparse.Namespace, files: SweepFiles) -> None:
     from fastexit_bench import provenance
     from fastexit_bench.analysis.artifact import ExitArtifact, check_pair
+    from fastexit_bench.analysis.degenerate import check_model
     from fastexit_bench.analysis.operating_points import choose, measure
     from fastexit_bench.analysis.policies import policy_errors, resolve_policy
     from fastexit_bench.analysis.sweep import SweepRecord, SweepResult, scores, sweep
+    from fastexit_bench.analysis.uncertainty import bootstrap_weights
     from fastexit_bench.cli.common import operating_point_spec
     from fastexit_bench.errors import PolicyError
     from fastexit_bench.io import sha256_file
@@ -89,13 +91,16 @@ def _sweep(args: argparse.Namespace, files: SweepFiles) -> None:
     reported = ExitArtifact.load(args.test) if args.test is not None else dev
     if args.test is not None:
         check_pair(dev, reported, args.artifact, args.test)
-    selection = measure(reported, choose(table, metric, spec), policies)
+    check = check_model(outputs, metric, bootstrap_weights(len(outputs.labels)))
+    if check.degenerate:
+        emit(f"warning: {args.artifact}: {check.describe()}")
+    selection = measure(reported, choose(table, metric, spec), policies).assign(degenerate=check.degenerate)
     inputs = {str(p): sha256_file(p) for p in (args.artifact, args.test) if p is not None}
     artifact_meta = {k: v for k, v in dev.metadata.to_dict().items() if k != "provenance"}
     record = SweepRecord(artifact=artifact_meta, operating_points={"values": dict(spec.values),
                          "max_drop": list(spec.max_drop), "min_speedup": list(spec.min_speedup)},
                          reported_split=reported.metadata.split, flops_source=str(table.flops_source.iloc[0]),
-                         rows=len(table), provenance=provenance.collect(config=config_of(args), inputs=inputs))
+                         rows=len(table), model_check=check.to_dict(), provenance=provenance.collect(config=config_of(args), inputs=inputs))
     ranking = scores(table, metric)
     SweepResult(table, ranking, selection, record).save(files)
     emit(ranking.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

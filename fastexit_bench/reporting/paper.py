@@ -24,10 +24,12 @@ import yaml
 
 from fastexit_bench.analysis.operating_points import FULL_DEPTH
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.reporting.tables import mean_pm_std
+from fastexit_bench.reporting.tables import HIGH, LOW, mean_pm_std, with_interval
 from fastexit_bench.training.recipes import get_recipe
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
+NOT_SIGNIFICANT = "ns"  # marks a Δ whose 95% interval contains 0
 LAYOUTS = ("fastbert", "deebert")
 
 
@@ -58,26 +60,35 @@ def paper_points(selection: pd.DataFrame, reference: str | None = None) -> pd.Da
         full = rows.setting == FULL_DEPTH
         kept.append(rows[(rows.policy == policy) | (full & (recipe == reference))] if policy else rows[full])
     chosen = pd.concat(kept) if kept else selection.iloc[:0]
-    scores = [row[f"test_{row.metric}"] for _, row in chosen.iterrows()]
+    def reported(suffix: str) -> list[float]:
+        return [row[f"test_{row.metric}{suffix}"] for _, row in chosen.iterrows()]
+
     return pd.DataFrame({
         "dataset": chosen.dataset, "split": chosen.test_split, "recipe": chosen.recipe, "setting": chosen.setting,
         "backbone": chosen.backbone, "policy": chosen.policy, "seed": chosen.seed, "metric": chosen.metric,
         "value": chosen.value,
-        "score": scores, "mean_exit_layer": chosen.test_mean_exit_layer, "flops": chosen.test_flops,
+        "score": reported(""), "score_low": reported("_low"), "score_high": reported("_high"),
+        "score_se": reported("_se"), "examples": chosen.test_examples, "degenerate": chosen.degenerate,
+        "mean_exit_layer": chosen.test_mean_exit_layer, "flops": chosen.test_flops,
         "flops_fastbert": chosen.test_flops_fastbert,
     }).reset_index(drop=True)
 
 
 def against_baseline(points: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Metric change (points) and speed-ups against the same seed's ``reference`` recipe at full depth, by both
-    FLOPs counts."""
+    """Metric change (points) with its 95% interval, and speed-ups, against the same seed's ``reference`` recipe
+    at full depth, by both FLOPs counts. The interval combines the two bootstrap standard errors as if the
+    models were independent (normal approximation): wider than a paired interval, since two models scored on
+    the same examples err together; the reference's own row has none."""
     baseline = points[(points.recipe == reference) & (points.setting == FULL_DEPTH)].set_index(["dataset", "seed"])
     if baseline.empty:
         raise FastExitError(f"a paper table compares against the full depth of recipe {reference!r}: add "
                             f"{reference!r} to the experiment's recipes (or set table.reference)")
     base = baseline.loc[list(zip(points.dataset, points.seed))]
+    delta = 100 * (points.score.to_numpy() - base.score.to_numpy())
+    itself = ((points.recipe == reference) & (points.setting == FULL_DEPTH)).to_numpy()
+    half = np.where(itself, np.nan, 100 * Z95 * np.hypot(points.score_se.to_numpy(), base.score_se.to_numpy()))
     return points.assign(
-        delta_points=100 * (points.score.to_numpy() - base.score.to_numpy()),
+        delta_points=delta, delta_points_low=delta - half, delta_points_high=delta + half,
         speedup=base.flops.to_numpy() / points.flops.to_numpy(),
         speedup_fastbert=base.flops_fastbert.to_numpy() / points.flops_fastbert.to_numpy(),
     )
@@ -137,11 +148,12 @@ def published_for(dataset: str, recipe: str, policy: str, value: float, metric: 
 
 
 SHOWN = {  # layout -> (column, heading) in the paper's order
-    "fastbert": [("score", "{metric}"), ("flops_fastbert", "FLOPs (M, FastBERT conv.)"),
+    "fastbert": [("score", "{metric} [95% CI]"), ("flops_fastbert", "FLOPs (M, FastBERT conv.)"),
                  ("speedup_fastbert", "speed-up (FastBERT conv.)"), ("speedup", "speed-up (fvcore)"),
-                 ("delta_points", "Δ vs baseline (pt)"), ("realized_b1", "realized speed-up b1"),
+                 ("delta_points", "Δ vs baseline (pt) [95% CI]"), ("realized_b1", "realized speed-up b1"),
                  ("realized_b32", "realized speed-up b32")],
-    "deebert": [("value", "threshold"), ("score", "{metric}"), ("delta_points", "Δ vs baseline (pt)"),
+    "deebert": [("value", "threshold"), ("score", "{metric} [95% CI]"),
+                ("delta_points", "Δ vs baseline (pt) [95% CI]"),
                 ("time_saving", "time saving (FLOPs)"), ("realized_saving_b1", "time saving b1 (measured)"),
                 ("realized_saving_b32", "time saving b32 (measured)")],
 }
@@ -174,6 +186,8 @@ def _format(value: Any, column: str) -> str:
         return f"{value / 1e6:,.0f}"
     if "saving" in column:
         return f"{100 * value:.1f}%"
+    if "delta" in column:  # metric points
+        return f"{value:.1f}"
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
 
 
@@ -195,12 +209,16 @@ def other_backbone_notes(points: pd.DataFrame) -> list[str]:
 
 
 def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
-    """Mean ± std over seeds of every operating point, in the layout's columns, with the published
-    numbers of the same backbone family and our-vs-paper deltas."""
+    """Mean ± std over seeds of every operating point, in the layout's columns, the metric and its Δ with
+    their 95% intervals (bounds averaged over seeds; a Δ whose interval contains 0 marked ``ns``), examples
+    and seeds, a ``majority-class`` flag for models within noise of predicting the majority class, and the
+    published numbers of the same backbone family with our-vs-paper deltas."""
     keys = ["dataset", "split", "recipe", "setting", "policy", "metric", "backbone"]
     columns = list(dict.fromkeys(["value", "delta_points", *(c for c, _ in SHOWN[spec.layout] if c in points.columns)]))
+    bounds = [f"{c}{end}" for c in ("score", "delta_points") for end in (LOW, HIGH)]
     grouped = points.groupby(keys, sort=False)
     mean, std, count = grouped[columns].mean(), grouped[columns].std(), grouped.size()
+    interval, examples, degenerate = grouped[bounds].mean(), grouped.examples.first(), grouped.degenerate.any()
     rows = []
     for key, means in mean.iterrows():
         dataset, split, recipe, setting, policy, metric, backbone = key
@@ -212,13 +230,19 @@ def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
             if column not in points.columns:
                 continue
             seeds = 1 if column == "value" else int(count[key])
-            row[heading.format(metric=metric)] = mean_pm_std(means[column], std.loc[key, column], seeds,
-                                                             lambda v, c=column: _format(v, c))
+            text = mean_pm_std(means[column], std.loc[key, column], seeds, lambda v, c=column: _format(v, c))
+            if column in ("score", "delta_points"):
+                low, high = interval.loc[key, f"{column}{LOW}"], interval.loc[key, f"{column}{HIGH}"]
+                text = with_interval(text, low, high, lambda v, c=column: _format(v, c))
+                if column == "delta_points" and low <= 0 <= high:
+                    text += f" {NOT_SIGNIFICANT}"
+            row[heading.format(metric=metric)] = text
         if paper:
             paper["delta_vs_paper"] = means["delta_points"] - paper["paper_delta_points"]
         for column, heading in PAPER_SHOWN:
             row[heading.format(metric=metric)] = _format(paper.get(column), column)
-        row["seeds"] = int(count[key])
+        row |= {"examples": int(examples[key]), "seeds": int(count[key]),
+                "flags": "majority-class" if degenerate[key] else ""}
         rows.append(row)
     return pd.DataFrame(rows)
 

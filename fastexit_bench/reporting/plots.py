@@ -1,4 +1,5 @@
-"""Figures (matplotlib, PNG + PDF): metric vs FLOPs per policy, exit-layer shares, per-layer metric."""
+"""Figures (matplotlib, PNG + PDF): metric vs FLOPs per policy, exit-layer shares, per-layer metric.
+What to read in each is in ``workflow/report/<name>.rst``, the captions of ``snakemake --report``."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on compute nodes
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from fastexit_bench.analysis.operating_points import within_drop
 from fastexit_bench.analysis.sweep import full_depth_metric
 from fastexit_bench.io import atomic_path
+from fastexit_bench.metrics import direction
+from fastexit_bench.reporting.tables import HIGH, LOW
+from fastexit_bench.training.recipes import get_recipe
 
 FIGURE_SUFFIXES = (".png", ".pdf")
 
@@ -39,56 +44,92 @@ def _title(dataset: str, recipe: str, table: pd.DataFrame) -> str:
     return f"{dataset} / {recipe}" + (f" ({seeds} seeds)" if seeds > 1 else "")
 
 
+def _early_exit_panels(sweep: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """(dataset, recipe) panels of models trained to exit early; a model without an exit policy (baseline,
+    truncated, distilled) has early heads nobody trained, and its policy curves would only show noise."""
+    return [(key, table) for key, table in sweep.groupby(["dataset", "recipe"], sort=True)
+            if get_recipe(key[1]).exit_policy is not None]
+
+
+def _panels(count: int) -> tuple[plt.Figure, list[plt.Axes]]:
+    figure, axes = plt.subplots(1, max(count, 1), figsize=(4.5 * max(count, 1), 3.6), squeeze=False)
+    if count == 0:
+        axes[0][0].text(0.5, 0.5, "no early-exit model in this experiment", ha="center", va="center")
+        axes[0][0].set_axis_off()
+    return figure, list(axes[0])
+
+
+def _same_y_per_dataset(axes: list[plt.Axes], datasets: list[str]) -> None:
+    """One y-range for every panel of a dataset, so a flat curve never looks steep beside another."""
+    for dataset in set(datasets):
+        shown = [axis for axis, d in zip(axes, datasets) if d == dataset]
+        low = min(axis.get_ylim()[0] for axis in shown)
+        high = max(axis.get_ylim()[1] for axis in shown)
+        for axis in shown:
+            axis.set_ylim(low, high)
+
+
 def metric_vs_flops(sweep: pd.DataFrame, stem: Path) -> list[Path]:
-    """One panel per (dataset, recipe): each policy's metric against FLOPs relative to full depth, mean
-    over seeds."""
-    groups = list(sweep.groupby(["dataset", "recipe"], sort=True))
-    figure, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
-    for axis, ((dataset, recipe), table) in zip(axes[0], groups):
+    """One panel per early-exit model (dataset, recipe): every swept value of each policy as a marker (mean
+    over seeds) and the policy's Pareto front, the best metric within each FLOPs budget, as a step line, so
+    nothing is drawn between values that were not measured; one y-range per dataset."""
+    panels = _early_exit_panels(sweep)
+    figure, axes = _panels(len(panels))
+    for axis, ((dataset, recipe), table) in zip(axes, panels):
         metric = table.headline_metric.iloc[0]
         for policy, rows in _mean_over_seeds(table).groupby("policy", sort=False):
             rows = rows.sort_values("relative_flops")
-            style = {"marker": "*", "linestyle": "none", "markersize": 10} if len(rows) == 1 else {"marker": "."}
-            axis.plot(rows.relative_flops, rows[metric], label=policy, **style)
+            points = axis.plot(rows.relative_flops, rows[metric], marker="*" if len(rows) == 1 else ".",
+                               markersize=10 if len(rows) == 1 else 6, linestyle="none", label=policy)
+            if len(rows) > 1:
+                front = rows[metric].cummax() if direction(metric) > 0 else rows[metric].cummin()
+                axis.plot(rows.relative_flops, front, drawstyle="steps-post", color=points[0].get_color(),
+                          alpha=0.6, linewidth=1)
         axis.set(title=_title(dataset, recipe, table), xlabel="FLOPs relative to full depth", ylabel=metric)
         axis.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+    _same_y_per_dataset(axes[:len(panels)], [dataset for (dataset, _), _ in panels])
+    if panels:
+        axes[len(panels) - 1].legend(fontsize=8, loc="lower right")
     return _save(figure, stem)
 
 
 def exit_shares(sweep: pd.DataFrame, stem: Path, max_drop_points: float = 1.0) -> list[Path]:
-    """Share of examples exiting at each layer, per policy, at its fastest value within ``max_drop_points``
-    (both mean over seeds)."""
-    groups = list(sweep.groupby(["dataset", "recipe"], sort=True))
-    figure, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
-    for axis, ((dataset, recipe), table) in zip(axes[0], groups):
+    """Share of examples exiting at each layer, as bars grouped by layer, per policy at its fastest value
+    within ``max_drop_points`` (both mean over seeds), for early-exit models."""
+    panels = _early_exit_panels(sweep)
+    figure, axes = _panels(len(panels))
+    for axis, ((dataset, recipe), table) in zip(axes, panels):
         metric = table.headline_metric.iloc[0]
-        layers = sorted(int(c.rsplit("_", 1)[1]) for c in table.columns if c.startswith("exit_share_"))
+        layers = np.array(sorted(int(c.rsplit("_", 1)[1]) for c in table.columns if c.startswith("exit_share_")))
         mean = _mean_over_seeds(table)
         candidates = mean[within_drop(mean, metric, full_depth_metric(mean, metric), max_drop_points)]
-        for policy, rows in candidates.groupby("policy", sort=False):
+        groups = list(candidates.groupby("policy", sort=False))
+        width = 0.8 / max(len(groups), 1)
+        for i, (policy, rows) in enumerate(groups):
             best = rows.loc[rows.speedup.idxmax()]
-            axis.plot(layers, [best[f"exit_share_{k}"] for k in layers], marker="o",
-                      label=f"{policy}={best.value:g} ({best.speedup:.2f}x)")
+            axis.bar(layers - 0.4 + width * (i + 0.5), [best[f"exit_share_{k}"] for k in layers], width,
+                     label=f"{policy}={best.value:g} ({best.speedup:.2f}x)")
         axis.set(title=f"{_title(dataset, recipe, table)}: within {max_drop_points:g} pt", xlabel="exit layer",
-                 ylabel="share of examples")
-        axis.grid(alpha=0.3)
+                 ylabel="share of examples", xticks=layers, ylim=(0, 1))
+        axis.grid(alpha=0.3, axis="y")
         axis.legend(fontsize=7)
     return _save(figure, stem)
 
 
 def layer_metric(layers: pd.DataFrame, stem: Path) -> list[Path]:
-    """Headline metric of every exit, one line per recipe, one panel per dataset (mean over seeds), on
-    each dataset's first evaluation split (dev)."""
+    """Headline metric of every exit with its 95% bootstrap interval (bounds averaged over seeds), one series
+    per recipe, one panel per dataset (mean over seeds), on each dataset's first evaluation split (dev)."""
     layers = layers[layers.split == layers.groupby("dataset").split.transform("first")]
     datasets = sorted(layers.dataset.unique())
-    figure, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
-    for axis, dataset in zip(axes[0], datasets):
+    figure, axes = _panels(len(datasets))
+    for axis, dataset in zip(axes, datasets):
         table = layers[layers.dataset == dataset]
-        columns = [c for c in table.columns if c.startswith("layer_") and table[c].notna().any()]
+        columns = [c for c in table.columns if c.startswith("layer_") and not c.endswith((LOW, HIGH))
+                   and table[c].notna().any()]
         for recipe, rows in table.groupby("recipe", sort=False):
-            values = rows[columns].mean()
-            axis.plot(range(1, len(columns) + 1), values, marker="o", label=recipe)
+            values, low, high = (rows[[f"{c}{end}" for c in columns]].mean().to_numpy() for end in ("", LOW, HIGH))
+            axis.errorbar(range(1, len(columns) + 1), values, yerr=[values - low, high - values], marker="o",
+                          capsize=2, label=recipe)
         axis.set(title=f"{dataset} ({table.split.iloc[0]})", xlabel="exit layer", ylabel=table.metric.iloc[0])
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)

@@ -12,27 +12,39 @@ import pandas as pd
 from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.operating_points import within_drop
 from fastexit_bench.analysis.sweep import SweepResult, full_depth_metric
+from fastexit_bench.analysis.uncertainty import bootstrap_weights, metric_interval
 from fastexit_bench.io import atomic_path
+from fastexit_bench.metrics import compute_metrics
 
 KEYS = ["dataset", "backbone", "recipe", "policy"]
+LOW, HIGH = "_low", "_high"  # a column's bootstrap interval: COLUMN_low, COLUMN_high
+NOT_A_WIN = "—"  # a speed-up "within N points" of a model no better than the majority class
 
 
 def policy_summary(results: Sequence[SweepResult]) -> pd.DataFrame:
-    """Per (dataset, backbone, recipe, seed, policy): full-depth metric, the sweep's AUC vs static, and the
-    largest speed-up within each of the sweep's drop budgets (metric points below full depth)."""
+    """Per (dataset, backbone, recipe, seed, policy), best policy first within each model: full-depth metric
+    with its interval, gain vs static (points), the largest speed-up within each of the sweep's drop budgets
+    (metric points below full depth), examples, and flags: ``majority-class`` (full depth within noise of
+    predicting the majority class; its speed-ups are not shown) and ``never exits early``."""
     rows = []
     for result in results:
         table, budgets = result.table, result.record.operating_points["max_drop"]
         metric = table.headline_metric.iloc[0]
         full = full_depth_metric(table, metric)
-        ranking = result.scores.set_index("policy")
+        static = table[table.policy == "static"]
+        deepest = static.loc[static.value.idxmax()]
+        degenerate = result.record.model_check["degenerate"]
         first = table.iloc[0]
-        for policy, group in table.groupby("policy", sort=False):
+        for score in result.scores.itertuples():
+            group = table[table.policy == score.policy]
+            flags = [*(["majority-class"] if degenerate else []), *([] if score.exits_early else ["never exits early"])]
             rows.append({"dataset": first.dataset, "backbone": first.backbone, "recipe": first.recipe,
-                         "seed": first.seed, "policy": policy, "metric": metric, "full_depth": full,
-                         "auc_vs_static": ranking.loc[policy, "auc_vs_static"],
-                         **{f"speedup_drop<={p:g}pt": group.speedup[within_drop(group, metric, full, p)].max()
-                            for p in budgets}})
+                         "seed": first.seed, "policy": score.policy, "metric": metric, "full_depth": full,
+                         f"full_depth{LOW}": deepest[f"{metric}{LOW}"], f"full_depth{HIGH}": deepest[f"{metric}{HIGH}"],
+                         "gain_vs_static_pt": score.gain_vs_static,
+                         **{f"speedup_drop<={p:g}pt": np.nan if degenerate else
+                            group.speedup[within_drop(group, metric, full, p)].max() for p in budgets},
+                         "examples": int(first.examples), "flags": ", ".join(flags)})
     return pd.DataFrame(rows)
 
 
@@ -42,25 +54,55 @@ def mean_pm_std(mean: float, std: float, count: int, fmt: Callable[[float], str]
     return f"{text} ± {fmt(std)}" if count > 1 and text and not np.isnan(std) else text
 
 
-def mean_std(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Numeric columns as "mean ± std" over seeds (std left out for a single seed)."""
-    numeric = [c for c in frame.columns if c not in (*keys, "seed") and pd.api.types.is_numeric_dtype(frame[c])]
-    grouped = frame.groupby(list(keys), sort=False)
-    mean, std, count = grouped[numeric].mean(), grouped[numeric].std(), grouped.size()
+def with_interval(text: str, low: float, high: float, fmt: Callable[[float], str]) -> str:
+    """``text`` followed by its interval, ``"0.874 [0.852, 0.896]"``."""
+    return f"{text} [{fmt(low)}, {fmt(high)}]" if text and not (np.isnan(low) or np.isnan(high)) else text
+
+
+def mean_std(frame: pd.DataFrame, keys: Sequence[str], missing: str = "") -> pd.DataFrame:
+    """Float columns as "mean ± std" over seeds (std left out for a single seed), each followed by its
+    bootstrap interval where the frame has ``COLUMN_low``/``COLUMN_high`` (bounds averaged over seeds); a value
+    missing in every seed is ``missing``. Whole-number columns (example counts) keep their first value, text
+    columns (flags) join the seeds' distinct entries; ``seeds`` counts rows."""
+    keys = list(keys)
+    bounds = [c for c in frame.columns if c.endswith((LOW, HIGH))]
+    rest = [c for c in frame.columns if c not in (*keys, "seed", *bounds)]
+    floats = [c for c in rest if pd.api.types.is_float_dtype(frame[c])]
+    grouped = frame.groupby(keys, sort=False)
+    mean, std, count = grouped[floats].mean(), grouped[floats].std(), grouped.size()
+    bound = grouped[bounds].mean()
     out = mean.copy().astype(object)
-    for column in numeric:
-        out[column] = [mean_pm_std(m, s, n, "{:.3f}".format) for m, s, n in zip(mean[column], std[column], count)]
-    return out.reset_index().assign(seeds=count.to_numpy())
+    fmt = "{:.3f}".format
+    for column in floats:
+        texts = [mean_pm_std(m, s, n, fmt) if not np.isnan(m) else missing
+                 for m, s, n in zip(mean[column], std[column], count)]
+        if f"{column}{LOW}" in bounds:
+            texts = [with_interval(t, lo, hi, fmt) for t, lo, hi in
+                     zip(texts, bound[f"{column}{LOW}"], bound[f"{column}{HIGH}"])]
+        out[column] = texts
+    for column in (c for c in rest if c not in floats):
+        if pd.api.types.is_integer_dtype(frame[column]):
+            out[column] = grouped[column].first()
+        else:
+            out[column] = grouped[column].agg(lambda v: ", ".join(dict.fromkeys(
+                part for text in v.astype(str) for part in text.split(", ") if part)))
+    return out[rest].reset_index().assign(seeds=count.to_numpy())
 
 
 def layer_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
-    """Headline metric at every exit, one row per (dataset, split, backbone, recipe, seed)."""
+    """Headline metric at every exit with its bootstrap interval, one row per (dataset, split, backbone,
+    recipe, seed)."""
     rows = []
     for art in artifacts:
-        meta, metric = art.metadata, art.metadata.headline_metric
-        rows.append({"dataset": meta.dataset, "split": meta.split, "backbone": meta.backbone_name,
-                     "recipe": meta.recipe, "seed": meta.seed, "metric": metric,
-                     **{f"layer_{k}": m[metric] for k, m in enumerate(meta.layer_metrics, start=1)}})
+        meta, metric, outputs = art.metadata, art.metadata.headline_metric, art.predictions
+        weights = bootstrap_weights(len(outputs.labels))
+        row = {"dataset": meta.dataset, "split": meta.split, "backbone": meta.backbone_name,
+               "recipe": meta.recipe, "seed": meta.seed, "metric": metric, "examples": len(outputs.labels)}
+        for k, predictions in enumerate(outputs.predictions(), start=1):
+            interval = metric_interval(metric, predictions, outputs.labels, weights)
+            row |= {f"layer_{k}": compute_metrics((metric,), predictions, outputs.labels)[metric],
+                    f"layer_{k}{LOW}": interval.low, f"layer_{k}{HIGH}": interval.high}
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

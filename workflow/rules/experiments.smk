@@ -106,13 +106,19 @@ rule report:
         paper=multiext(f"{R}/tables/{{experiment}}_paper", ".md", ".tex", ".csv"),
         pdfs=expand(f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=PLOTS),
         flops_plot=report(
-            f"{R}/plots/{{experiment}}/metric_vs_flops.png", category="{experiment}"
+            f"{R}/plots/{{experiment}}/metric_vs_flops.png",
+            category="{experiment}",
+            caption="../report/metric_vs_flops.rst",
         ),
         shares_plot=report(
-            f"{R}/plots/{{experiment}}/exit_shares.png", category="{experiment}"
+            f"{R}/plots/{{experiment}}/exit_shares.png",
+            category="{experiment}",
+            caption="../report/exit_shares.rst",
         ),
         layer_plot=report(
-            f"{R}/plots/{{experiment}}/layer_metric.png", category="{experiment}"
+            f"{R}/plots/{{experiment}}/layer_metric.png",
+            category="{experiment}",
+            caption="../report/layer_metric.rst",
         ),
     log:
         "logs/{experiment}/report.log",

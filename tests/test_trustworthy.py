@@ -1,0 +1,121 @@
+"""Reporting that can be believed: a ranking score defined and bounded for every model (degenerate fixtures),
+bootstrap intervals that agree with the metrics, and models no better than the majority class flagged."""
+
+import numpy as np
+import pytest
+
+from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact, LayerOutputs
+from fastexit_bench.analysis.degenerate import check_model
+from fastexit_bench.analysis.policies import DEFAULT_POLICIES, REFERENCE_POLICIES, resolve_policy
+from fastexit_bench.analysis.sweep import scores, sweep
+from fastexit_bench.analysis.uncertainty import (
+    bootstrap_weights,
+    difference_interval,
+    metric_interval,
+    resampled,
+)
+from fastexit_bench.metrics import compute_metrics
+
+EXAMPLES = 300
+
+
+def make(logits, labels, task="classification", metrics=("accuracy",)):
+    layers = logits.shape[0]
+    arch = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_layers": layers,
+            "head": "highway", "num_outputs": logits.shape[-1], "embedding_size": 32}
+    meta = ArtifactMetadata(dataset="sst2", split="validation", task=task, metrics=list(metrics), recipe="deebert",
+                            backbone={"requested": "tiny"}, seed=0, architecture=arch)
+    outputs = LayerOutputs(logits.astype(np.float32), task, labels=labels)
+    return ExitArtifact(outputs, np.full(len(labels), 20), meta)
+
+
+def one_hot_logits(predicted, scale=5.0, classes=2):
+    logits = np.zeros((*predicted.shape, classes))
+    np.put_along_axis(logits, predicted[..., None], scale, axis=-1)
+    return logits
+
+
+RNG = np.random.default_rng(0)
+LABELS = (RNG.random(EXAMPLES) < 0.6).astype(int)  # 60 % class 1
+
+
+def good_last_layer(layers=4):
+    """Layers 1..L-1 at chance, the last right 90 % of the time."""
+    predicted = RNG.integers(0, 2, (layers, EXAMPLES))
+    predicted[-1] = np.where(RNG.random(EXAMPLES) < 0.9, LABELS, 1 - LABELS)
+    return predicted
+
+
+FIXTURES = {
+    "constant predictions": lambda: make(one_hot_logits(np.ones((4, EXAMPLES), int)), LABELS),
+    "untrained heads": lambda: make(np.concatenate([RNG.normal(0, 1e-3, (3, EXAMPLES, 2)),
+                                                    one_hot_logits(good_last_layer()[-1:])]), LABELS),
+    "always exits at layer 1": lambda: make(one_hot_logits(good_last_layer(), scale=50.0), LABELS),
+    "static flat at chance": lambda: make(one_hot_logits(RNG.integers(0, 2, (4, EXAMPLES))), LABELS),
+    "single layer": lambda: make(one_hot_logits(good_last_layer(1)), LABELS),
+    "regression, constant predictions": lambda: make(np.ones((4, EXAMPLES, 1)), RNG.random(EXAMPLES),
+                                                     "regression", ("pearson", "spearman")),
+}
+
+
+@pytest.mark.parametrize("name", list(FIXTURES))
+def test_the_ranking_score_is_finite_and_bounded_for_degenerate_models(name):
+    art = FIXTURES[name]()
+    names = dict.fromkeys([*DEFAULT_POLICIES, *REFERENCE_POLICIES])
+    policies = [resolve_policy(n) for n in names if art.metadata.task == "classification"
+                or n not in ("entropy", "speed", "max_prob")]
+    policies = [p for p in policies if p.reads != "exit_scores"]
+    table = sweep(art, policies)
+    ranking = scores(table, art.metadata.headline_metric).set_index("policy")
+    assert np.isfinite(table.select_dtypes("number").to_numpy()).all()
+    assert np.isfinite(ranking.gain_vs_static).all() and (ranking.gain_vs_static.abs() <= 200).all()
+    assert ranking.loc["static", "gain_vs_static"] == 0.0
+    assert ranking.loc["oracle", "gain_vs_static"] >= 0.0
+
+
+def test_a_policy_whose_heads_never_reach_its_thresholds_is_flagged():
+    ranking = scores(sweep(FIXTURES["untrained heads"](), [resolve_policy(n) for n in ("max_prob", "static")]),
+                     "accuracy").set_index("policy")
+    assert not ranking.loc["max_prob", "exits_early"] and ranking.loc["static", "exits_early"]
+    always = scores(sweep(FIXTURES["always exits at layer 1"](), [resolve_policy("max_prob")] +
+                          [resolve_policy("static")]), "accuracy").set_index("policy")
+    assert always.loc["max_prob", "exits_early"]
+
+
+@pytest.mark.parametrize("name, degenerate", [("constant predictions", True), ("static flat at chance", True),
+                                              ("untrained heads", False), ("single layer", False),
+                                              ("regression, constant predictions", True)])
+def test_models_within_noise_of_the_majority_class_are_flagged(name, degenerate):
+    art = FIXTURES[name]()
+    check = check_model(art.predictions, art.metadata.headline_metric, bootstrap_weights(EXAMPLES))
+    assert check.degenerate is degenerate
+    assert ("within noise of always predicting the majority class" in check.describe())
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "f1", "matthews", "pearson", "spearman"])
+def test_bootstrap_resamples_compute_the_same_metric(metric):
+    rng = np.random.default_rng(3)
+    if metric in ("pearson", "spearman"):
+        labels = rng.random(120)
+        predictions = labels + rng.normal(0, 0.3, 120)
+    else:
+        classes = 2 if metric == "f1" else 3
+        labels = rng.integers(0, classes, 120)
+        predictions = np.where(rng.random(120) < 0.7, labels, rng.integers(0, classes, 120))
+    weights = bootstrap_weights(120, resamples=50, seed=1)
+    direct = []
+    for counts in weights.astype(int):
+        drawn = np.repeat(np.arange(120), counts)
+        direct.append(compute_metrics((metric,), predictions[drawn], labels[drawn])[metric])
+    np.testing.assert_allclose(resampled(metric, predictions, labels, weights), direct, rtol=1e-9, atol=1e-12)
+    interval = metric_interval(metric, predictions, labels, bootstrap_weights(120))
+    assert interval.contains(compute_metrics((metric,), predictions, labels)[metric]) and interval.se > 0
+
+
+def test_intervals_are_seeded_and_a_model_against_itself_differs_by_nothing():
+    predictions, labels = LABELS.copy(), LABELS
+    predictions[:40] = 1 - predictions[:40]
+    first = metric_interval("accuracy", predictions, labels, bootstrap_weights(EXAMPLES))
+    assert first == metric_interval("accuracy", predictions, labels, bootstrap_weights(EXAMPLES))
+    same = difference_interval("accuracy", predictions, predictions, labels, bootstrap_weights(EXAMPLES))
+    assert (same.low, same.high, same.se) == (0.0, 0.0, 0.0)
