@@ -36,6 +36,7 @@ def test_engine_matches_the_sweep(model, name, batch_size, bucketed):
     data = token_data(rows=24, seed=7)
     saved = outputs = predict(model, data, "classification", batch_size=8)
     policy = resolve_policy(name)
+    policy.fit(outputs)  # the calibrated policies' temperatures; the engine decides with the same ones
     depths = set()
     for value in policy.grid(outputs)[::2]:
         expected = policy.exit_layers(outputs, value)
@@ -101,6 +102,7 @@ def test_engine_matches_the_sweep_at_each_precision(model, name, device, executi
     with running(model.config, execution, device):
         saved = predict(model, data, "classification", batch_size=8)
         policy = resolve_policy(name)
+        policy.fit(saved)
         for value in policy.grid(saved)[::2]:
             for batch_size, bucketed in ((1, False), (5, True)):
                 out = EarlyExitEngine(model, policy, value, "classification").run_source(data, batch_size, bucketed)

@@ -26,6 +26,13 @@ OUTPUTS = LayerOutputs(LOGITS, "classification", exit_scores=np.array([[-3, 2, -
                                                                         [3, 2, -3]], float), labels=LABELS)
 
 
+def fitted(name):
+    """A policy ready to decide: the calibrated ones fit their temperatures on these labelled outputs."""
+    policy = resolve_policy(name)
+    policy.fit(OUTPUTS)
+    return policy
+
+
 @pytest.mark.parametrize(("name", "value", "expected"), [
     ("entropy", 0.1, [2, 4, 4]),   # entropy of p=(.993,.007) is ~0.04 nats
     ("entropy", 0.7, [1, 1, 1]),   # every distribution over 2 classes has entropy <= ln 2 ~ 0.693
@@ -56,7 +63,7 @@ def test_patience_for_regression_counts_small_changes():
 
 @pytest.mark.parametrize("name", [n for n in POLICIES.names() if n != "oracle"])
 def test_decisions_at_layer_k_ignore_later_layers(name):
-    policy = resolve_policy(name)
+    policy = fitted(name)
     value = policy.grid(OUTPUTS)[len(policy.grid(OUTPUTS)) // 2]
     base = policy.exit_mask(OUTPUTS, value)
     for k in range(1, 4):
@@ -68,7 +75,7 @@ def test_decisions_at_layer_k_ignore_later_layers(name):
 
 def test_sweep_exit_layers_equal_one_value_at_a_time():
     for name in POLICIES.names():
-        policy = resolve_policy(name)
+        policy = fitted(name)
         grid = policy.grid(OUTPUTS)
         for value, layers in zip(grid, policy.sweep_exit_layers(OUTPUTS, grid)):
             np.testing.assert_array_equal(layers, policy.exit_layers(OUTPUTS, value))

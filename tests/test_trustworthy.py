@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact, LayerOutputs
+from fastexit_bench.analysis.calibration import BINS, calibration_interval, reliability
 from fastexit_bench.analysis.degenerate import check_model
 from fastexit_bench.analysis.policies import DEFAULT_POLICIES, REFERENCE_POLICIES, resolve_policy
 from fastexit_bench.analysis.sweep import scores, sweep
@@ -14,6 +15,7 @@ from fastexit_bench.analysis.uncertainty import (
     metric_interval,
     resampled,
 )
+from fastexit_bench.errors import PolicyError
 from fastexit_bench.metrics import compute_metrics
 
 EXAMPLES = 300
@@ -63,8 +65,10 @@ def test_the_ranking_score_is_finite_and_bounded_for_degenerate_models(name):
     art = FIXTURES[name]()
     names = dict.fromkeys([*DEFAULT_POLICIES, *REFERENCE_POLICIES])
     policies = [resolve_policy(n) for n in names if art.metadata.task == "classification"
-                or n not in ("entropy", "speed", "max_prob")]
+                or n in ("patience", *REFERENCE_POLICIES)]
     policies = [p for p in policies if p.reads != "exit_scores"]
+    for policy in policies:
+        policy.fit(art.predictions)
     table = sweep(art, policies)
     ranking = scores(table, art.metadata.headline_metric).set_index("policy")
     assert np.isfinite(table.select_dtypes("number").to_numpy()).all()
@@ -119,3 +123,38 @@ def test_intervals_are_seeded_and_a_model_against_itself_differs_by_nothing():
     assert first == metric_interval("accuracy", predictions, labels, bootstrap_weights(EXAMPLES))
     same = difference_interval("accuracy", predictions, predictions, labels, bootstrap_weights(EXAMPLES))
     assert (same.low, same.high, same.se) == (0.0, 0.0, 0.0)
+
+
+def test_calibration_error_and_reliability_match_a_direct_computation():
+    rng = np.random.default_rng(5)
+    probabilities = rng.dirichlet(np.ones(3), 400)
+    labels = np.array([rng.choice(3, p=p) for p in probabilities])  # calibrated by construction
+    confidence, right = probabilities.max(1), probabilities.argmax(1) == labels
+    bins = np.minimum((confidence * BINS).astype(int), BINS - 1)
+    direct = sum(abs(right[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).mean()
+                 for b in np.unique(bins))
+    error, interval = calibration_interval(probabilities, labels, bootstrap_weights(400))
+    assert error == pytest.approx(direct) and interval.low <= error + 1e-12 <= interval.high + 1e-12
+    mean_confidence, accuracy, count = reliability(probabilities, labels)
+    assert count.sum() == 400 and np.all(np.diff(mean_confidence) > 0)
+    assert np.average(np.abs(accuracy - mean_confidence), weights=count) == pytest.approx(error)
+    overconfident = np.where(np.arange(3) == probabilities.argmax(1)[:, None], 0.99, 0.005)
+    assert calibration_interval(overconfident, labels, bootstrap_weights(400))[0] > 2 * error
+
+
+def test_calibrated_policies_fit_on_dev_and_decide_on_scaled_logits():
+    """Heads that are right 90 % of the time but hardly confident (logits 0.3 apart): uncalibrated max_prob
+    never passes 0.9; after fitting a temperature per exit on dev it does."""
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 2, 400)
+    right = rng.random((3, 400)) < 0.9
+    predicted = np.where(right, labels, 1 - labels)
+    outputs = LayerOutputs(one_hot_logits(predicted, scale=0.3).astype(np.float32), "classification", labels=labels)
+    plain, calibrated = resolve_policy("max_prob"), resolve_policy("max_prob_calibrated")
+    with pytest.raises(PolicyError, match="is fitted on labelled dev outputs first"):
+        calibrated.exit_layers(outputs, 0.8)
+    calibrated.fit(outputs)
+    assert np.all(calibrated.temperatures < 0.2)  # sharpened
+    assert plain.exit_layers(outputs, 0.8).mean() == 3.0 and calibrated.exit_layers(outputs, 0.8).mean() < 1.5
+    seen = LayerOutputs(outputs.logits[:2], "classification")  # the engine decides on the layers seen so far
+    assert calibrated.exit_mask(seen, 0.8).shape == (2, 400)

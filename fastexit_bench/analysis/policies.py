@@ -20,6 +20,7 @@ import numpy as np
 from scipy.special import entr, expit
 
 from fastexit_bench.analysis.artifact import LayerOutputs
+from fastexit_bench.analysis.calibration import fit_temperatures, scaled
 from fastexit_bench.errors import FastExitError, PolicyError
 from fastexit_bench.registry import Registry
 
@@ -59,6 +60,10 @@ class ExitPolicy(ABC):
 
     def check(self, value: float, outputs: LayerOutputs) -> None:
         """Raise :class:`PolicyError` for a value this policy cannot take."""
+
+    def fit(self, outputs: LayerOutputs) -> None:
+        """Learn what the policy needs from labelled outputs of the split operating points are chosen on (the
+        sweep calls it on dev, never on the reported split); most policies learn nothing."""
 
     @abstractmethod
     def exit_mask(self, outputs: LayerOutputs, value: float) -> np.ndarray:
@@ -165,6 +170,35 @@ class MaxProb(ThresholdPolicy):
         return outputs.probabilities().max(-1)
 
 
+class TemperatureScaled:
+    """Mixin: decide on exit k's logits divided by a temperature fitted on dev (``calibration``), so that a
+    confidence threshold means the same at every exit."""
+
+    temperatures: np.ndarray | None = None
+
+    def fit(self, outputs: LayerOutputs) -> None:
+        _classification_only(self, outputs)
+        self.temperatures = fit_temperatures(outputs)
+
+    def signal(self, outputs: LayerOutputs) -> np.ndarray:
+        if self.temperatures is None or len(self.temperatures) < outputs.num_layers:
+            raise PolicyError(f"policy {self.name!r} is fitted on labelled dev outputs first (the sweep does it); "
+                              "call fit(dev outputs) before deciding")
+        return super().signal(scaled(outputs, self.temperatures))
+
+
+class EntropyCalibrated(TemperatureScaled, Entropy):
+    """DeeBERT's entropy on temperature-scaled logits, one temperature per exit fitted on dev."""
+
+    name = "entropy_calibrated"
+
+
+class MaxProbCalibrated(TemperatureScaled, MaxProb):
+    """The top class probability of temperature-scaled logits, one temperature per exit fitted on dev."""
+
+    name = "max_prob_calibrated"
+
+
 class Learned(ThresholdPolicy):
     """BERxiT: exit when the learning-to-exit certainty sigmoid(score) exceeds tau."""
 
@@ -250,11 +284,11 @@ class Oracle(ExitPolicy):
 
 
 POLICIES: Registry[type[ExitPolicy]] = Registry("policy", plural="policies")
-DEFAULT_POLICIES = ("entropy", "speed", "patience", "max_prob", "learned")
+DEFAULT_POLICIES = ("entropy", "speed", "patience", "max_prob", "learned", "entropy_calibrated", "max_prob_calibrated")
 """What a sweep runs when no policy is named: each one that applies to the artefact."""
 REFERENCE_POLICIES = ("static", "oracle")
 """Added to every sweep: scores and operating points are relative to static truncation."""
-for _policy in (Entropy, Speed, MaxProb, Patience, Learned, Static, Oracle):
+for _policy in (Entropy, Speed, MaxProb, EntropyCalibrated, MaxProbCalibrated, Patience, Learned, Static, Oracle):
     POLICIES.register(_policy.name, _policy)
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from fastexit_bench.cli.common import add_overwrite_arg, config_of, emit, subcommand
+from fastexit_bench.reporting import PLOTS, TABLE_PARTS
 from fastexit_bench.reporting.paper import LAYOUTS, TableSpec
 
 
@@ -31,15 +32,11 @@ def add_parser(commands) -> None:
     add_overwrite_arg(parser)
 
 
-PLOTS = ("metric_vs_flops", "exit_shares", "layer_metric")
-
-
 def output_stems(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, Path]]:
-    """The tables TABLES/NAME{,_layers,_paper} and the plots PLOTS/{metric_vs_flops,exit_shares,layer_metric}
-    (each written with its suffixes), by role."""
-    tables = {part: args.tables / f"{args.name}{'_' + part if part != 'policies' else ''}"
-              for part in ("policies", "layers", "paper")}
-    return tables, {name: args.plots / name for name in PLOTS}
+    """The tables TABLES/NAME<part> and the plots PLOTS/<plot> (``reporting.TABLE_PARTS``, ``reporting.PLOTS``;
+    each written with its suffixes), by part and plot name."""
+    return ({part: args.tables / f"{args.name}{part}" for part in TABLE_PARTS},
+            {name: args.plots / name for name in PLOTS})
 
 
 def run_report(args: argparse.Namespace) -> None:
@@ -63,11 +60,12 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
 
     from fastexit_bench import provenance
     from fastexit_bench.analysis.artifact import ExitArtifact
+    from fastexit_bench.analysis.calibration import BINS
     from fastexit_bench.analysis.sweep import SweepFiles, SweepResult
     from fastexit_bench.analysis.uncertainty import RESAMPLES
     from fastexit_bench.io import read_json, sha256_file, write_json
     from fastexit_bench.reporting import paper, tables
-    from fastexit_bench.reporting.plots import exit_shares, layer_metric, metric_vs_flops
+    from fastexit_bench.reporting.plots import calibration, exit_shares, layer_metric, metric_vs_flops
 
     results = [SweepResult.load(SweepFiles(path)) for path in args.sweeps]
     sweep = pd.concat([result.table for result in results], ignore_index=True)
@@ -88,9 +86,16 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
               f"bootstrap interval of the gain reaches 0); never exits early = no swept value sends an example "
               f"out before the last layer. {interval_note} ± std over seeds where there are at least two. "
               f"FLOPs: {flops_source}.")
-    written = tables.write_table(summary, table_stems["policies"], f"{args.name}: exit policies", [legend])
-    written += tables.write_table(per_layer, table_stems["layers"],
+    written = tables.write_table(summary, table_stems[""], f"{args.name}: exit policies", [legend])
+    written += tables.write_table(per_layer, table_stems["_layers"],
                                   f"{args.name}: metric at every exit (mean ± std over seeds)", [interval_note])
+    written += tables.write_table(
+        tables.mean_std(tables.calibration_table(artifacts), ["dataset", "split", "backbone", "recipe"]),
+        table_stems["_calibration"], f"{args.name}: expected calibration error of every exit (mean ± std over seeds)",
+        [(f"ece_k: the gap between exit k's top probability and its accuracy, averaged over {BINS} equal-width "
+          f"confidence bins weighted by examples (0 = calibrated; the estimate is biased upward on small splits). "
+          f"The sweep's *_calibrated policies divide each exit's logits by a temperature fitted on dev. "
+          f"{interval_note}")])
     spec = TableSpec(args.layout, args.reference)
     timings = pd.DataFrame([{**{k: record[k] for k in ("dataset", "recipe", "seed")}, **row}
                             for record in map(read_json, args.latency) for row in record["rows"]])
@@ -100,7 +105,7 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
                     "same batches, one process (CPU perf_counter or CUDA events); first seed only."
                     if args.latency else "No latency measured for this experiment.")
     written += tables.write_table(
-        paper.paper_table(points, spec), table_stems["paper"],
+        paper.paper_table(points, spec), table_stems["_paper"],
         f"{args.name}: paper layout ({spec.layout}), mean ± std over seeds, [95% interval over examples]",
         [(f"Each model at its paper's exit policy: fixed values, or the fastest value within N points of full "
          f"depth on the selection split ('dev drop<=Npt': dev, or a seeded share of train where dev is the reported "
@@ -117,6 +122,7 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
     written += metric_vs_flops(sweep, plot_stems["metric_vs_flops"])
     written += exit_shares(sweep, plot_stems["exit_shares"])
     written += layer_metric(layers, plot_stems["layer_metric"])
+    written += calibration(artifacts, plot_stems["calibration"])
     read = [path for sweep_csv in args.sweeps for path in SweepFiles(sweep_csv).all()]
     inputs = {str(p): sha256_file(p) for p in (*read, *args.artifacts, *args.latency)}
     write_json(record, {

@@ -73,6 +73,7 @@ def _sweep(args: argparse.Namespace, files: SweepFiles) -> None:
         policy = resolve_policy(name)
         try:
             with policy_errors(policy):
+                policy.fit(outputs)  # on dev: the reported split is only measured
                 policy.sweep_exit_layers(outputs, policy.grid(outputs)[:1])
         except PolicyError as exc:
             if args.policies:  # asked for by name: its failure is the user's error

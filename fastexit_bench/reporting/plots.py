@@ -3,6 +3,7 @@ What to read in each is in ``workflow/report/<name>.rst``, the captions of ``sna
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.calibration import reliability
 from fastexit_bench.analysis.operating_points import within_drop
 from fastexit_bench.analysis.sweep import full_depth_metric
 from fastexit_bench.io import atomic_path
@@ -133,4 +136,27 @@ def layer_metric(layers: pd.DataFrame, stem: Path) -> list[Path]:
         axis.set(title=f"{dataset} ({table.split.iloc[0]})", xlabel="exit layer", ylabel=table.metric.iloc[0])
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
+    return _save(figure, stem)
+
+
+def calibration(artifacts: Sequence[ExitArtifact], stem: Path) -> list[Path]:
+    """Reliability curves (accuracy against confidence per bin) of every exit, one panel per early-exit
+    model on its dev split (first seed), one line per exit; the diagonal is perfect calibration."""
+    models = {}
+    for art in artifacts:
+        meta = art.metadata
+        if art.predictions.task == "classification" and get_recipe(meta.recipe).exit_policy is not None:
+            models.setdefault((meta.dataset, meta.recipe), art)  # the first split and seed listed
+    figure, axes = _panels(len(models))
+    for axis, ((dataset, recipe), art) in zip(axes, sorted(models.items())):
+        outputs = art.predictions
+        colours = plt.cm.viridis(np.linspace(0, 0.9, outputs.num_layers))
+        for k, (probabilities, colour) in enumerate(zip(outputs.probabilities(), colours), start=1):
+            confidence, accuracy, _ = reliability(probabilities, outputs.labels)
+            axis.plot(confidence, accuracy, marker=".", color=colour, label=f"exit {k}")
+        axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+        axis.set(title=f"{dataset} / {recipe} ({art.metadata.split}, seed {art.metadata.seed})",
+                 xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=6, ncol=2)
     return _save(figure, stem)

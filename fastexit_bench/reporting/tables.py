@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.calibration import calibration_interval
 from fastexit_bench.analysis.operating_points import within_drop
 from fastexit_bench.analysis.sweep import SweepResult, full_depth_metric
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, metric_interval
@@ -104,6 +105,24 @@ def layer_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
                     f"layer_{k}{LOW}": interval.low, f"layer_{k}{HIGH}": interval.high}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def calibration_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
+    """Expected calibration error of every exit with its bootstrap interval, one row per classification
+    artefact (dataset, split, backbone, recipe, seed); regression has no confidence to calibrate."""
+    rows = []
+    for art in artifacts:
+        meta, outputs = art.metadata, art.predictions
+        if outputs.task == "regression":
+            continue
+        weights = bootstrap_weights(len(outputs.labels))
+        row = {"dataset": meta.dataset, "split": meta.split, "backbone": meta.backbone_name,
+               "recipe": meta.recipe, "seed": meta.seed, "examples": len(outputs.labels)}
+        for k, probabilities in enumerate(outputs.probabilities(), start=1):
+            error, interval = calibration_interval(probabilities, outputs.labels, weights)
+            row |= {f"ece_{k}": error, f"ece_{k}{LOW}": interval.low, f"ece_{k}{HIGH}": interval.high}
+        rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else ["dataset", "split", "backbone", "recipe", "seed"])
 
 
 TABLE_SUFFIXES = (".md", ".tex", ".csv")

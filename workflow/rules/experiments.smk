@@ -3,7 +3,8 @@
 # R/plots/<experiment>/.
 
 
-PLOTS = ["metric_vs_flops", "exit_shares", "layer_metric"]
+from fastexit_bench.reporting import PLOTS
+
 MODEL = f"{R}/{{experiment}}/models/{{dataset}}/{{recipe}}/seed{{seed}}"
 RUN = "{dataset}.{recipe}.seed{seed}"
 SWEEP = f"{R}/{{experiment}}/sweeps/{RUN}"
@@ -103,6 +104,9 @@ rule report:
     output:
         tables=multiext(f"{R}/tables/{{experiment}}", ".md", ".tex", ".csv", ".json"),
         layers=multiext(f"{R}/tables/{{experiment}}_layers", ".md", ".tex", ".csv"),
+        calibration=multiext(
+            f"{R}/tables/{{experiment}}_calibration", ".md", ".tex", ".csv"
+        ),
         paper=multiext(f"{R}/tables/{{experiment}}_paper", ".md", ".tex", ".csv"),
         pdfs=expand(f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=PLOTS),
         flops_plot=report(
@@ -119,6 +123,11 @@ rule report:
             f"{R}/plots/{{experiment}}/layer_metric.png",
             category="{experiment}",
             caption="../report/layer_metric.rst",
+        ),
+        calibration_plot=report(
+            f"{R}/plots/{{experiment}}/calibration.png",
+            category="{experiment}",
+            caption="../report/calibration.rst",
         ),
     log:
         "logs/{experiment}/report.log",
