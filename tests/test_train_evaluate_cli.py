@@ -63,6 +63,7 @@ def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resour
     backbone.load_state_dict({k.replace("layers.", "encoder.layer."): v for k, v in weights.items()
                               if k.startswith(("embeddings.", "layers."))}, strict=False)
     texts = load_split("bbc_news", "validation", max_examples=6, seed=0).frame["text_a"].tolist()
+    assert artifact.texts.tolist() == [t[:120] for t in texts]  # the artefact says which input is which
     encoded = AutoTokenizer.from_pretrained(location)(texts, truncation=True, max_length=32, padding=True,
                                                        return_tensors="pt")
     np.testing.assert_array_equal(artifact.lengths, encoded["attention_mask"].sum(1).numpy())

@@ -2,9 +2,10 @@
 bootstrap intervals that agree with the metrics, and models no better than the majority class flagged."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact, LayerOutputs
+from fastexit_bench.analysis.artifact import TEXT_CHARS, ArtifactMetadata, ExitArtifact, LayerOutputs
 from fastexit_bench.analysis.calibration import BINS, calibration_interval, reliability
 from fastexit_bench.analysis.degenerate import check_model
 from fastexit_bench.analysis.policies import DEFAULT_POLICIES, REFERENCE_POLICIES, resolve_policy
@@ -17,6 +18,7 @@ from fastexit_bench.analysis.uncertainty import (
 )
 from fastexit_bench.errors import PolicyError
 from fastexit_bench.metrics import compute_metrics
+from fastexit_bench.reporting.tables import exits_table
 
 EXAMPLES = 300
 
@@ -158,3 +160,22 @@ def test_calibrated_policies_fit_on_dev_and_decide_on_scaled_logits():
     assert plain.exit_layers(outputs, 0.8).mean() == 3.0 and calibrated.exit_layers(outputs, 0.8).mean() < 1.5
     seen = LayerOutputs(outputs.logits[:2], "classification")  # the engine decides on the layers seen so far
     assert calibrated.exit_mask(seen, 0.8).shape == (2, 400)
+
+
+def test_which_inputs_exit_where_from_the_artifact(tmp_path):
+    art = FIXTURES["always exits at layer 1"]()
+    art.texts = np.array([f"text number {i} | with a pipe " + "x" * 200 for i in range(EXAMPLES)])
+    art.save(tmp_path / "a.npz")
+    loaded = ExitArtifact.load(tmp_path / "a.npz")
+    assert len(loaded.texts[0]) == TEXT_CHARS and loaded.texts[3].startswith("text number 3")
+    points = pd.DataFrame([{"dataset": "sst2", "split": "validation", "recipe": "deebert", "seed": 0,
+                            "setting": f"entropy={v}", "policy": "entropy", "value": v, "mean_exit_layer": m}
+                           for v, m in ((0.01, 3.0), (0.6, 1.5))])
+    table = exits_table(points, [loaded])
+    assert table["exit layer"].tolist() == [1, 2, 3, 4] and set(table.model) == {"deebert: entropy=0.6"}
+    exits = resolve_policy("entropy").exit_layers(loaded.predictions, 0.6)
+    assert table.examples.tolist() == np.bincount(exits, minlength=5)[1:].tolist()
+    first = table.iloc[0]
+    right = loaded.predictions.predictions()[0][exits == 1] == LABELS[exits == 1]
+    assert first["accuracy [95% CI]"].startswith(f"{right.mean():.3f} [")
+    assert first["examples exiting here"].startswith("“text number 0 / with a pipe")  # no | to break a table

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, job_counts, load_config
+from fastexit_bench.reporting import TABLE_PARTS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -55,7 +56,10 @@ def test_every_rule_ran_and_the_tables_parse(workflow_run):
     assert summary.full_depth.str.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]").all()
     layers = pd.read_csv(tables / "tiny_layers.csv")
     assert [c for c in layers.columns if c.startswith("layer_")] == [f"layer_{k}" for k in range(1, 5)]
-    assert not any("nan" in (tables / f"tiny{part}.md").read_text() for part in ("", "_layers", "_paper"))
+    assert not any("nan" in (tables / f"tiny{part}.md").read_text() for part in TABLE_PARTS)
+    exits = pd.read_csv(tables / "tiny_exits.csv")
+    assert {"deebert", "fastbert"} == {m.split(":")[0] for m in exits.model}
+    assert exits["examples exiting here"].notna().any()  # texts stored by evaluate
     assert (tables / "tiny.md").read_text().startswith("# tiny: exit policies")
     assert "\\begin{tabular}" in (tables / "tiny.tex").read_text()
     for name in ("metric_vs_flops", "exit_shares", "layer_metric"):

@@ -123,13 +123,19 @@ class ArtifactMetadata(VersionedRecord):
         return self.backbone["requested"]
 
 
+TEXT_CHARS = 120
+"""How much of each example's text an artefact keeps: enough to see which inputs exit where."""
+
+
 @dataclass
 class ExitArtifact:
-    """:class:`LayerOutputs` of one (model, split) with token lengths and metadata, stored as ``.npz``."""
+    """:class:`LayerOutputs` of one (model, split) with token lengths, metadata and, from artefacts written
+    since they were added, the first ``TEXT_CHARS`` characters of each example's text; stored as ``.npz``."""
 
     predictions: LayerOutputs
     lengths: np.ndarray
     metadata: ArtifactMetadata
+    texts: np.ndarray | None = None
 
     def check_finite(self, where: Path | str) -> None:
         """Refuse outputs with NaN or infinite values: an argmax of NaN still gives a class, and an accuracy."""
@@ -147,6 +153,8 @@ class ExitArtifact:
             arrays["labels"] = self.predictions.labels
         if self.predictions.exit_scores is not None:
             arrays["exit_scores"] = self.predictions.exit_scores
+        if self.texts is not None:
+            arrays["texts"] = np.asarray([str(t)[:TEXT_CHARS] for t in self.texts], dtype=str)
         meta = json.dumps(self.metadata.to_dict(), default=str)
         with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, metadata=np.array(meta), **arrays)
@@ -162,7 +170,7 @@ class ExitArtifact:
                               "write one with `fastexit-bench evaluate`") from None
         metadata = ArtifactMetadata.from_dict(meta, str(path))
         outputs = LayerOutputs(arrays["logits"], metadata.task, arrays.get("exit_scores"), arrays.get("labels"))
-        artifact = cls(outputs, arrays["lengths"], metadata)
+        artifact = cls(outputs, arrays["lengths"], metadata, arrays.get("texts"))
         artifact.check_finite(path)
         return artifact
 

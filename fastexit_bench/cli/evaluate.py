@@ -72,7 +72,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         trained_at_commit=record.provenance.get("git_commit"), data_origin=loaded.origin, layer_metrics=per_layer,
         provenance=provenance.collect(config=config_of(args)), execution=execution.to_dict(),
     )
-    ExitArtifact(predictions, rows.with_format("numpy")["length"], metadata).save(args.out)
+    texts = loaded.frame[list(spec.text_fields)].astype(str).agg(" / ".join, axis=1).to_numpy()
+    ExitArtifact(predictions, rows.with_format("numpy")["length"], metadata, texts).save(args.out)
     if per_layer is not None:
         emit(f"{'layer':>5}  " + "  ".join(f"{m:>9}" for m in spec.metrics))
         for layer, values in enumerate(per_layer, start=1):

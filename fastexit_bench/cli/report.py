@@ -118,6 +118,14 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
          f"{paper.NOT_SIGNIFICANT}: the Δ's interval contains 0. majority-class: the model's full depth is within "
          f"noise of always predicting the majority class on dev."),
          *paper.source_notes(), *paper.other_backbone_notes(points)])
+    stored = any(art.texts is not None for art in artifacts)
+    written += tables.write_table(
+        tables.exits_table(points, artifacts), table_stems["_exits"],
+        f"{args.name}: which inputs exit where (first seed, reported split)",
+        [("Each early-exit model at the operating point of its paper's policy that exits earliest. Per exit "
+          "layer: the examples that leave there, their share, the metric on them (95% bootstrap interval) and "
+          "the first texts among them. " + ("" if stored else "These artefacts were written before evaluate "
+                                                              "stored texts; evaluate again to see them."))])
     args.plots.mkdir(parents=True, exist_ok=True)
     written += metric_vs_flops(sweep, plot_stems["metric_vs_flops"])
     written += exit_shares(sweep, plot_stems["exit_shares"])

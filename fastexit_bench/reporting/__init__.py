@@ -1,6 +1,6 @@
 """Tables, plots and paper-layout tables from sweeps and artefacts (numpy, pandas, matplotlib; no torch)."""
 
-TABLE_PARTS = ("", "_layers", "_calibration", "_paper")
+TABLE_PARTS = ("", "_layers", "_calibration", "_paper", "_exits")
 """What `report --name NAME` writes to TABLES: NAME<part>.{md,tex,csv} (and NAME.json, its record)."""
 PLOTS = ("metric_vs_flops", "exit_shares", "layer_metric", "calibration")
 """What `report` writes to PLOTS: <name>.{png,pdf}; the workflow lists the same files."""

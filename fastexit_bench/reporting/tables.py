@@ -12,10 +12,12 @@ import pandas as pd
 from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.calibration import calibration_interval
 from fastexit_bench.analysis.operating_points import within_drop
+from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import SweepResult, full_depth_metric
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, metric_interval
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import compute_metrics
+from fastexit_bench.training.recipes import get_recipe
 
 KEYS = ["dataset", "backbone", "recipe", "policy"]
 LOW, HIGH = "_low", "_high"  # a column's bootstrap interval: COLUMN_low, COLUMN_high
@@ -123,6 +125,39 @@ def calibration_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
             row |= {f"ece_{k}": error, f"ece_{k}{LOW}": interval.low, f"ece_{k}{HIGH}": interval.high}
         rows.append(row)
     return pd.DataFrame(rows, columns=None if rows else ["dataset", "split", "backbone", "recipe", "seed"])
+
+
+def exits_table(points: pd.DataFrame, artifacts: Sequence[ExitArtifact], shown: int = 2) -> pd.DataFrame:
+    """Which inputs exit where: for each early-exit model (first seed) at the operating point of its paper
+    policy that exits earliest (``points``: ``paper.paper_points``), per exit layer on the reported split, the
+    examples leaving there, their share, the headline metric on them with its interval, and the first
+    ``shown`` texts among them (from artefacts that store texts)."""
+    by_key = {(a.metadata.dataset, a.metadata.split, a.metadata.recipe, a.metadata.seed): a for a in artifacts}
+    rows = []
+    early = points[[get_recipe(r).exit_policy == p for r, p in zip(points.recipe, points.policy)]]
+    for (dataset, recipe), group in early.groupby(["dataset", "recipe"], sort=False):
+        point = group[group.seed == group.seed.min()].sort_values("mean_exit_layer", kind="stable").iloc[0]
+        art = by_key.get((dataset, point.split, recipe, point.seed))
+        if art is None:
+            continue
+        outputs, metric = art.predictions, art.metadata.headline_metric
+        exits = resolve_policy(point.policy).exit_layers(outputs, point.value)
+        chosen = outputs.predictions()[exits - 1, np.arange(len(exits))]
+        for k in range(1, outputs.num_layers + 1):
+            members = np.flatnonzero(exits == k)
+            row = {"dataset": dataset, "split": point.split, "model": f"{recipe}: {point.setting}",
+                   "seed": int(point.seed), "exit layer": k, "examples": len(members),
+                   "share": f"{len(members) / len(exits):.1%}", f"{metric} [95% CI]": ""}
+            if len(members) > 1:
+                value = compute_metrics((metric,), chosen[members], outputs.labels[members])[metric]
+                interval = metric_interval(metric, chosen[members], outputs.labels[members],
+                                           bootstrap_weights(len(members)))
+                row[f"{metric} [95% CI]"] = with_interval(f"{value:.3f}", interval.low, interval.high,
+                                                          "{:.3f}".format)
+            texts = art.texts[members[:shown]] if art.texts is not None else []
+            row["examples exiting here"] = " / ".join(f"“{t.replace('|', '/')}”" for t in texts)
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 TABLE_SUFFIXES = (".md", ".tex", ".csv")

@@ -108,6 +108,7 @@ rule report:
             f"{R}/tables/{{experiment}}_calibration", ".md", ".tex", ".csv"
         ),
         paper=multiext(f"{R}/tables/{{experiment}}_paper", ".md", ".tex", ".csv"),
+        exits=multiext(f"{R}/tables/{{experiment}}_exits", ".md", ".tex", ".csv"),
         pdfs=expand(f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=PLOTS),
         flops_plot=report(
             f"{R}/plots/{{experiment}}/metric_vs_flops.png",
