@@ -119,6 +119,30 @@ def test_cli_sweeps_a_policy_defined_outside_the_package(tmp_path, monkeypatch, 
     assert json.loads(out.with_suffix(".json").read_text())["provenance"]["inputs"]
 
 
+BROKEN = '''
+    from fastexit_bench.analysis.policies import ExitPolicy
+
+    class Broken(ExitPolicy):
+        name = "broken"
+        def grid(self, outputs):
+            return [0.5, 0.0]
+        def exit_mask(self, outputs, value):
+            return outputs.probabilities().max(-1) > 1 / value
+'''
+
+
+def test_an_exception_inside_a_user_policy_names_the_policy_and_the_value(tmp_path, monkeypatch, capsys):
+    (tmp_path / "broken_policies.py").write_text(textwrap.dedent(BROKEN))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    artifact().save(tmp_path / "dev.npz")
+    assert main(["sweep", str(tmp_path / "dev.npz"), "--policies", "broken_policies:Broken",
+                 "--out", str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("fastexit-bench: error: policy 'broken' raised ZeroDivisionError at threshold 0.0: float division by "
+                   "zero; fix the policy or leave it out of the policies to sweep")
+    assert not (tmp_path / "s.csv").exists()
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     artifact().save(tmp_path / "dev.npz")
     for args, message in [(["--policies", "patience", "--grid", "patience=-1"], "patience must be a whole number"),
