@@ -134,3 +134,20 @@ def test_a_model_no_better_than_the_majority_class_is_flagged_in_the_paper_table
                                                  None), paper.TableSpec("deebert"))
     assert table["flags"].tolist() == ["", "majority-class"]
     assert table["Δ vs baseline (pt) [95% CI]"].iloc[0] == "0.0"  # the reference against itself: no interval
+
+
+def test_deltas_against_the_same_examples_get_a_paired_interval():
+    """FastBERT at speed 0.5 against its own full depth: the paired interval is the bootstrap of the per-example
+    difference, narrower than combining the two standard errors, and contains the Δ."""
+    spec = OperatingPointSpec({"speed": (0.5,)}, ())
+    chosen = pd.concat([selection("fastbert", 0, spec), selection("baseline", 0, spec)])
+    unpaired = paper.against_baseline(paper.paper_points(chosen, "fastbert"), "fastbert")
+    artifacts = [model_artifacts(recipe, 0) for recipe in ("fastbert", "baseline")]
+    paired = paper.paired_deltas(unpaired, "fastbert", artifacts)
+    row = paired.setting.tolist().index("speed=0.5")
+    width = paired.delta_points_high - paired.delta_points_low
+    assert width[row] < (unpaired.delta_points_high - unpaired.delta_points_low)[row]
+    assert paired.delta_points_low[row] <= paired.delta_points[row] <= paired.delta_points_high[row]
+    full = paired.setting.tolist().index("full depth")
+    assert np.isnan(paired.delta_points_low[full])  # the reference against itself has no interval
+    assert paper.paired_deltas(unpaired, "fastbert", []).equals(unpaired)  # no artefacts: unpaired as before

@@ -99,8 +99,8 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
     spec = TableSpec(args.layout, args.reference)
     timings = pd.DataFrame([{**{k: record[k] for k in ("dataset", "recipe", "seed")}, **row}
                             for record in map(read_json, args.latency) for row in record["rows"]])
-    points = paper.with_latency(paper.against_baseline(paper.paper_points(selection, spec.reference),
-                                                       spec.reference), timings)
+    compared = paper.against_baseline(paper.paper_points(selection, spec.reference), spec.reference)
+    points = paper.with_latency(paper.paired_deltas(compared, spec.reference, artifacts), timings)
     latency_note = ("Measured time saving / speed-up: the early-exit engine against the same model at full depth, "
                     "same batches, one process (CPU perf_counter or CUDA events); first seed only."
                     if args.latency else "No latency measured for this experiment.")
@@ -113,8 +113,9 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
          f"conv.): Linear layers only, inputs padded to 128 tokens, as FastBERT counts; speed-up (fvcore): all "
          f"matmuls incl. attention at true lengths. Paper numbers are set only beside rows of the same dataset, "
          f"method, operating point and backbone family; compare the Δ against each one's own baseline. "
-         f"{latency_note} [a, b]: 95% bootstrap interval over the reported examples; the Δ's "
-         f"combines both models' standard errors as if independent (wider than a paired interval); "
+         f"{latency_note} [a, b]: 95% bootstrap interval over the reported examples; the Δ's is a "
+         f"paired bootstrap interval (both models on the same resamples) where both artefacts are given, else "
+         f"both standard errors combined as if independent (wider); "
          f"{paper.NOT_SIGNIFICANT}: the Δ's interval contains 0. majority-class: the model's full depth is within "
          f"noise of always predicting the majority class on dev."),
          *paper.source_notes(), *paper.other_backbone_notes(points)])

@@ -13,6 +13,7 @@ fvcore count, the change against the experiment's baseline, and the published nu
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,7 +23,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.operating_points import FULL_DEPTH
+from fastexit_bench.analysis.policies import resolve_policy
+from fastexit_bench.analysis.uncertainty import bootstrap_weights, difference_interval
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.reporting.tables import HIGH, LOW, mean_pm_std, with_interval
 from fastexit_bench.training.recipes import get_recipe
@@ -78,7 +82,8 @@ def against_baseline(points: pd.DataFrame, reference: str) -> pd.DataFrame:
     """Metric change (points) with its 95% interval, and speed-ups, against the same seed's ``reference`` recipe
     at full depth, by both FLOPs counts. The interval combines the two bootstrap standard errors as if the
     models were independent (normal approximation): wider than a paired interval, since two models scored on
-    the same examples err together; the reference's own row has none."""
+    the same examples err together (:func:`paired_deltas` pairs them when the artefacts are at hand); the
+    reference's own row has none."""
     baseline = points[(points.recipe == reference) & (points.setting == FULL_DEPTH)].set_index(["dataset", "seed"])
     if baseline.empty:
         raise FastExitError(f"a paper table compares against the full depth of recipe {reference!r}: add "
@@ -92,6 +97,28 @@ def against_baseline(points: pd.DataFrame, reference: str) -> pd.DataFrame:
         speedup=base.flops.to_numpy() / points.flops.to_numpy(),
         speedup_fastbert=base.flops_fastbert.to_numpy() / points.flops_fastbert.to_numpy(),
     )
+
+
+def paired_deltas(points: pd.DataFrame, reference: str, artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
+    """``points`` (from :func:`against_baseline`) with each Δ's interval replaced by a paired bootstrap interval
+    where both models' artefacts of the reported split are given and hold the same examples: the two are
+    scored on the same resamples, so the noise they share cancels. Other rows keep the unpaired interval."""
+    by_key = {(a.metadata.dataset, a.metadata.split, a.metadata.recipe, a.metadata.seed): a for a in artifacts}
+    low, high = points.delta_points_low.to_numpy().copy(), points.delta_points_high.to_numpy().copy()
+    for i, row in enumerate(points.itertuples()):
+        mine = by_key.get((row.dataset, row.split, row.recipe, row.seed))
+        base = by_key.get((row.dataset, row.split, reference, row.seed))
+        if mine is None or base is None or np.isnan(low[i]):
+            continue
+        labels = mine.predictions.labels
+        if labels is None or base.predictions.labels is None or not np.array_equal(labels, base.predictions.labels):
+            continue
+        exits = resolve_policy(row.policy).exit_layers(mine.predictions, row.value)
+        chosen = mine.predictions.predictions()[exits - 1, np.arange(len(exits))]
+        interval = difference_interval(row.metric, chosen, base.predictions.predictions()[-1], labels,
+                                       bootstrap_weights(len(labels)))
+        low[i], high[i] = 100 * interval.low, 100 * interval.high
+    return points.assign(delta_points_low=low, delta_points_high=high)
 
 
 @cache
