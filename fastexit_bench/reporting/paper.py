@@ -28,7 +28,7 @@ from fastexit_bench.analysis.operating_points import FULL_DEPTH
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, difference_interval
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.reporting.tables import HIGH, LOW, mean_pm_std, with_interval
+from fastexit_bench.reporting.tables import HIGH, LOW, artifacts_by_run, mean_pm_std, with_interval
 from fastexit_bench.training.recipes import get_recipe
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
@@ -103,7 +103,7 @@ def paired_deltas(points: pd.DataFrame, reference: str, artifacts: Sequence[Exit
     """``points`` (from :func:`against_baseline`) with each Δ's interval replaced by a paired bootstrap interval
     where both models' artefacts of the reported split are given and hold the same examples: the two are
     scored on the same resamples, so the noise they share cancels. Other rows keep the unpaired interval."""
-    by_key = {(a.metadata.dataset, a.metadata.split, a.metadata.recipe, a.metadata.seed): a for a in artifacts}
+    by_key = artifacts_by_run(artifacts)
     low, high = points.delta_points_low.to_numpy().copy(), points.delta_points_high.to_numpy().copy()
     for i, row in enumerate(points.itertuples()):
         mine = by_key.get((row.dataset, row.split, row.recipe, row.seed))

@@ -92,6 +92,11 @@ def mean_std(frame: pd.DataFrame, keys: Sequence[str], missing: str = "") -> pd.
     return out[rest].reset_index().assign(seeds=count.to_numpy())
 
 
+def artifacts_by_run(artifacts: Sequence[ExitArtifact]) -> dict[tuple[str, str, str, int], ExitArtifact]:
+    """The artefacts by (dataset, split, recipe, seed), the keys selection and paper points carry."""
+    return {(a.metadata.dataset, a.metadata.split, a.metadata.recipe, a.metadata.seed): a for a in artifacts}
+
+
 def layer_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
     """Headline metric at every exit with its bootstrap interval, one row per (dataset, split, backbone,
     recipe, seed)."""
@@ -101,10 +106,9 @@ def layer_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
         weights = bootstrap_weights(len(outputs.labels))
         row = {"dataset": meta.dataset, "split": meta.split, "backbone": meta.backbone_name,
                "recipe": meta.recipe, "seed": meta.seed, "metric": metric, "examples": len(outputs.labels)}
-        for k, predictions in enumerate(outputs.predictions(), start=1):
-            interval = metric_interval(metric, predictions, outputs.labels, weights)
-            row |= {f"layer_{k}": compute_metrics((metric,), predictions, outputs.labels)[metric],
-                    f"layer_{k}{LOW}": interval.low, f"layer_{k}{HIGH}": interval.high}
+        for k, (predictions, measured) in enumerate(zip(outputs.predictions(), meta.layer_metrics), start=1):
+            interval = metric_interval(metric, predictions, outputs.labels, weights)  # evaluate stored the metric
+            row |= {f"layer_{k}": measured[metric], f"layer_{k}{LOW}": interval.low, f"layer_{k}{HIGH}": interval.high}
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -132,7 +136,7 @@ def exits_table(points: pd.DataFrame, artifacts: Sequence[ExitArtifact], shown: 
     policy that exits earliest (``points``: ``paper.paper_points``), per exit layer on the reported split, the
     examples leaving there, their share, the headline metric on them with its interval, and the first
     ``shown`` texts among them (from artefacts that store texts)."""
-    by_key = {(a.metadata.dataset, a.metadata.split, a.metadata.recipe, a.metadata.seed): a for a in artifacts}
+    by_key = artifacts_by_run(artifacts)
     rows = []
     early = points[[get_recipe(r).exit_policy == p for r, p in zip(points.recipe, points.policy)]]
     for (dataset, recipe), group in early.groupby(["dataset", "recipe"], sort=False):
