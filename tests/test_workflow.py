@@ -29,10 +29,14 @@ TINY = {
 }
 
 
+def snakemake_command(workdir: Path, *args: str, config: str = "tiny.yaml") -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+            "--configfile", str(workdir / config), "--cores", "2", *args]
+
+
 def snakemake(workdir: Path, *args: str, config: str = "tiny.yaml") -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-               "--configfile", str(workdir / config), "--cores", "2", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    return subprocess.run(snakemake_command(workdir, *args, config=config), capture_output=True, text=True,
+                          timeout=900, check=False)
 
 
 @pytest.fixture(scope="module")

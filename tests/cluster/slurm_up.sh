@@ -2,9 +2,9 @@
 # A one-node SLURM cluster from Debian's slurm-wlm, for testing the workflow's SLURM profile on this machine.
 # Usage: tests/cluster/slurm_up.sh [STATE_DIR]   (default /tmp/fastexit-slurm); prints `export SLURM_CONF=...`.
 # Installs slurm-wlm if missing (root), writes a minimal slurm.conf (one node with this machine's CPUs and
-# memory, one partition, no accounting: the Snakemake plugin reads job states with squeeze, so finished jobs
-# are kept for MinJobAge seconds), starts slurmctld and slurmd as processes it owns, and waits until the
-# node is idle. tests/cluster/slurm_down.sh STATE_DIR stops exactly those processes.
+# memory and one declared GPU, one partition, no accounting: the Snakemake plugin reads job states with
+# squeue, so finished jobs are kept for MinJobAge seconds), starts slurmctld (with no state from an earlier
+# start) and slurmd as processes it owns, and waits until the node is idle. tests/cluster/slurm_down.sh STATE_DIR stops exactly those processes.
 set -euo pipefail
 STATE=${1:-/tmp/fastexit-slurm}
 command -v slurmctld > /dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm > /dev/null
@@ -33,9 +33,13 @@ SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
-NodeName=$HOST CPUs=$CPUS RealMemory=$MEMORY State=UNKNOWN
+GresTypes=gpu
+NodeName=$HOST CPUs=$CPUS RealMemory=$MEMORY Gres=gpu:1 State=UNKNOWN
 PartitionName=main Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
+# One declared GPU without a device file, so that GPU requests (--gpus=1) are scheduled and can be checked on a
+# machine without one; jobs see no CUDA device and run on the CPU.
+echo "NodeName=$HOST Name=gpu File=/dev/null" > "$STATE/gres.conf"
 export SLURM_CONF=$STATE/slurm.conf
 # Snakemake's slurm-jobstep plugin (0.6.1) runs each job's srun with every SLURM_* variable but a few removed,
 # SLURM_CONF included, so srun inside a job finds the configuration only at the default path.
@@ -48,7 +52,7 @@ elif [ "$(readlink -f "$DEFAULT")" != "$(readlink -f "$SLURM_CONF")" ]; then
     echo "slurm_up: $DEFAULT exists and is another cluster's configuration; jobs' srun would read it" >&2
     exit 1
 fi
-slurmctld -f "$SLURM_CONF"
+slurmctld -c -f "$SLURM_CONF"  # -c: no jobs or node states from an earlier start
 slurmd -f "$SLURM_CONF"
 for _ in $(seq 60); do
     if sinfo -h -o %t 2> /dev/null | grep -qx idle; then
