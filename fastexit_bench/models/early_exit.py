@@ -155,8 +155,12 @@ class EarlyExitModel(nn.Module):
         """Embeddings ``[batch, seq, d]`` and the additive attention mask ``[batch, 1, 1, seq]``."""
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         hidden = self.embedding_projection(self.embeddings(input_ids=input_ids, **kwargs))
-        additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-        return hidden, additive
+        return hidden, self.additive_mask(attention_mask, hidden.dtype)
+
+    @staticmethod
+    def additive_mask(attention_mask: Tensor, dtype: torch.dtype) -> Tensor:
+        """``[batch, 1, 1, seq]``: 0 where a token may be attended to, the dtype's minimum at padding."""
+        return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
     def run_layer(self, index: int, hidden: Tensor, additive_mask: Tensor) -> Tensor:
         """Layer ``index`` (0-based) on ``hidden``."""

@@ -20,6 +20,7 @@ from fastexit_bench.analysis.sweep import full_depth_metric
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import direction
 from fastexit_bench.reporting.tables import HIGH, LOW
+from fastexit_bench.serving.record import ServingRecord
 from fastexit_bench.training.recipes import get_recipe
 
 FIGURE_SUFFIXES = (".png", ".pdf")
@@ -159,4 +160,20 @@ def calibration(artifacts: Sequence[ExitArtifact], stem: Path) -> list[Path]:
                  xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
         axis.grid(alpha=0.3)
         axis.legend(fontsize=6, ncol=2)
+    return _save(figure, stem)
+
+
+def serving_latency(record: ServingRecord, stem: Path) -> list[Path]:
+    """p99 latency against offered load (the Server search's rates) per scheduler, with the p99 bound: the
+    rate where a line crosses the bound is what the scheduler sustains."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for name, results in record.results.items():
+        tried = sorted(results.get("server", {}).get("tried", []), key=lambda point: point["rate_per_s"])
+        if tried:
+            axis.plot([p["rate_per_s"] for p in tried], [p["p99_ms"] for p in tried], marker="o", label=name)
+    axis.axhline(record.settings["bound_ms"], color="grey", linestyle="--", label="p99 bound")
+    axis.set(xlabel="offered load (queries/s, Poisson)", ylabel="p99 latency (ms)", yscale="log",
+             title=f"{record.model['recipe']} on {record.model['dataset']}, {record.policy} = {record.value:g} "
+                   f"({record.environment['device']})")
+    axis.legend()
     return _save(figure, stem)

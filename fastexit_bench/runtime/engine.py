@@ -34,6 +34,30 @@ class EngineOutput:
     exit_layers: np.ndarray
 
 
+def read_heads(model: EarlyExitModel, reads: str, k: int, hidden: Tensor, mask: Tensor
+               ) -> tuple[Tensor | None, np.ndarray | None]:
+    """What a policy reading ``reads`` needs from layer ``k`` (0-based): every head's logits, BERxiT's exit
+    scores (on the CPU), or nothing."""
+    logits = model.head_logits(k, hidden, mask) if reads == "logits" else None
+    scores = model.exit_score(k, hidden, mask).cpu().numpy() if reads == "exit_scores" else None
+    return logits, scores
+
+
+def leaving_after(policy: ExitPolicy, value: float, seen: LayerOutputs, layers: int) -> np.ndarray:
+    """Which examples leave after the last layer in ``seen`` (all of them at the model's last layer)."""
+    if seen.num_layers == layers:
+        return np.ones(seen.logits.shape[1], dtype=bool)
+    with policy_errors(policy, value):
+        return np.asarray(policy.exit_mask(seen, value), dtype=bool)[seen.num_layers - 1]
+
+
+def exit_logits(model: EarlyExitModel, k: int, hidden: Tensor, mask: Tensor, logits: Tensor | None,
+                leaving: np.ndarray) -> Tensor:
+    """The exit head's logits of the leaving examples: those computed already, or head ``k`` on them alone."""
+    rows = torch.from_numpy(np.flatnonzero(leaving)).to(hidden.device)
+    return logits[rows] if logits is not None else model.head_logits(k, hidden[rows], mask[rows])
+
+
 class EarlyExitEngine:
     """Early-exit inference for one model, policy and parameter value."""
 
@@ -57,21 +81,15 @@ class EarlyExitEngine:
         decide_on = recorded if recorded is not None else LayerOutputs(seen_logits, self.task, seen_scores, labels)
         for k in range(layers):
             hidden = model.run_layer(k, hidden, additive)
-            logits = model.head_logits(k, hidden, mask) if reads == "logits" else None
-            if reads == "exit_scores":
-                seen_scores[k, active] = model.exit_score(k, hidden, mask).cpu().numpy()
+            logits, scores = read_heads(model, reads, k, hidden, mask)
+            if scores is not None:
+                seen_scores[k, active] = scores
             if logits is not None:
                 seen_logits[k, active] = logits.cpu().numpy()
-            if k == layers - 1:
-                leaving = np.ones(len(active), dtype=bool)
-            else:
-                seen = decide_on.select(active, k + 1)
-                with policy_errors(self.policy, self.value):
-                    leaving = np.asarray(self.policy.exit_mask(seen, self.value), dtype=bool)[k]
+            leaving = leaving_after(self.policy, self.value, decide_on.select(active, k + 1), layers)
             if leaving.any():
-                rows = torch.from_numpy(np.flatnonzero(leaving)).to(hidden.device)
-                final[torch.from_numpy(active[leaving]).to(hidden.device)] = (
-                    logits[rows] if logits is not None else model.head_logits(k, hidden[rows], mask[rows]))
+                final[torch.from_numpy(active[leaving]).to(hidden.device)] = exit_logits(
+                    model, k, hidden, mask, logits, leaving)
                 exit_layers[active[leaving]] = k + 1
                 keep = torch.from_numpy(np.flatnonzero(~leaving)).to(hidden.device)
                 active = active[~leaving]

@@ -1,0 +1,124 @@
+"""``fastexit-bench serve-bench``: early exit under load, three schedulers under MLPerf-style scenarios."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from fastexit_bench.cli.common import (
+    add_execution_args,
+    add_location_args,
+    add_overwrite_arg,
+    checked,
+    comma_list,
+    config_of,
+    emit,
+    execution_config,
+    finite_float,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    subcommand,
+)
+from fastexit_bench.serving.record import SCENARIOS, SCHEDULERS, ServingSettings
+
+
+def _names_from(known: tuple[str, ...]):
+    return comma_list(checked(str.strip, known.__contains__, "a name"), f"names from {', '.join(known)}")
+
+
+def add_parser(commands) -> None:
+    defaults = ServingSettings()
+    parser = subcommand(
+        commands, "serve-bench", "serve a model under load: full-depth, compaction and layer-pool schedulers",
+        "  fastexit-bench serve-bench results/m/sst2/deebert/seed0 --policy entropy --value 0.3 \\\n"
+        "      --mirror ../shared/data --bound-ms 50 --out serving.json\n"
+        "SingleStream (p50/p90/p99 latency), Offline (throughput) and Server (the largest Poisson rate whose p99\n"
+        "stays under --bound-ms). Every scheduler's exits are checked against the policy's before timing.\n",
+        run_serve_bench,
+    )
+    parser.add_argument("model", type=Path, help="model folder written by `fastexit-bench train`")
+    parser.add_argument("--policy", required=True, help="exit policy: a built-in name or package.module:Class")
+    parser.add_argument("--value", type=finite_float, required=True, help="the policy's parameter (e.g. speed 0.5)")
+    parser.add_argument("--split", default="validation", help="split whose texts the queries ask about")
+    parser.add_argument("--examples", type=positive_int, default=512, help="seeded subsample of the split")
+    parser.add_argument("--scenarios", type=_names_from(SCENARIOS), default=list(defaults.scenarios),
+                        help="comma-separated: " + ", ".join(SCENARIOS))
+    parser.add_argument("--schedulers", type=_names_from(SCHEDULERS), default=list(defaults.schedulers),
+                        help="comma-separated: " + ", ".join(SCHEDULERS))
+    parser.add_argument("--queries", type=positive_int, default=defaults.queries, help="queries per measurement")
+    parser.add_argument("--max-batch", type=positive_int, default=defaults.max_batch, help="largest batch (every scheduler)")
+    parser.add_argument("--max-wait-ms", type=nonnegative_float, default=defaults.max_wait_ms,
+                        help="longest a dynamic batcher waits for a fuller batch (0: launch when idle)")
+    parser.add_argument("--bound-ms", type=positive_float, default=defaults.bound_ms, help="Server scenario's p99 bound")
+    parser.add_argument("--search-steps", type=positive_int, default=defaults.search_steps,
+                        help="bisection steps of the Server rate search")
+    parser.add_argument("--warmup", type=nonnegative_int, default=defaults.warmup, help="untimed queries first")
+    parser.add_argument("--seed", type=nonnegative_int, default=defaults.seed, help="query order and arrivals")
+    parser.add_argument("--threads", type=positive_int, help="torch threads (None: torch's choice)")
+    parser.add_argument("--out", type=Path, required=True, help="JSON to write; its plot goes beside it (.png, .pdf)")
+    add_overwrite_arg(parser)
+    add_location_args(parser)
+    add_execution_args(parser)
+
+
+def run_serve_bench(args: argparse.Namespace) -> None:
+    from fastexit_bench import provenance
+    from fastexit_bench.analysis.policies import resolve_policy
+    from fastexit_bench.data.spec import DATASETS
+    from fastexit_bench.data.tokenized import load_tokenized
+    from fastexit_bench.device import resolve_device
+    from fastexit_bench.errors import PolicyError
+    from fastexit_bench.execution import resolve, running
+    from fastexit_bench.io import check_output_file, write_json
+    from fastexit_bench.models.saved import INFO, WEIGHTS, load_trained
+    from fastexit_bench.models.tracing import measure_fvcore
+    from fastexit_bench.reporting.plots import serving_latency
+    from fastexit_bench.runtime.batches import TokenBatches
+    from fastexit_bench.runtime.latency import set_threads
+    from fastexit_bench.runtime.predict import predict
+    from fastexit_bench.serving.bench import run_benchmark
+    from fastexit_bench.serving.record import ServingRecord
+
+    check_output_file(args.out, inputs=[args.model, args.model / WEIGHTS, args.model / INFO],
+                      overwrite=args.overwrite, suffix=".json")
+    policy = resolve_policy(args.policy)
+    if policy.name == "oracle":
+        raise PolicyError("the oracle policy reads the labels, which a served query does not have; choose another")
+    device = resolve_device(args.device)
+    threads = set_threads(args.threads)
+    model, tokenizer, record = load_trained(args.model, args.resources)
+    dataset = DATASETS.get(record.dataset)
+    _, rows = load_tokenized(dataset, args.split, tokenizer, mirror=args.mirror, max_examples=args.examples,
+                             seed=record.seed, max_length=record.max_length, resources=args.resources)
+    source = TokenBatches(rows, tokenizer, device)
+    settings = ServingSettings(queries=args.queries, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                               bound_ms=args.bound_ms, search_steps=args.search_steps, warmup=args.warmup,
+                               seed=args.seed, scenarios=tuple(args.scenarios), schedulers=tuple(args.schedulers))
+    execution = resolve(execution_config(args), device)
+    model = model.to(device)
+    with running(model.config, execution, device):
+        outputs = predict(model, source, dataset.task, 64)
+        policy.fit(outputs)  # calibrated policies: temperatures from the served split (exits matter, not scores)
+        exits = policy.exit_layers(outputs, args.value)
+        flops, lengths = measure_fvcore(model), source.lengths()
+        predicted = float(flops.full_depth(model.num_layers, lengths).mean()
+                          / flops.per_example(exits, lengths, policy.reads).mean())
+        emit(f"{record.recipe} on {record.dataset} ({args.split}, {len(source)} examples), {policy.name} at "
+             f"{args.value}: mean exit layer {exits.mean():.2f} of {model.num_layers}, FLOPs-predicted speed-up "
+             f"{predicted:.2f}x; {settings.queries} queries per measurement")
+        results = run_benchmark(model, source, dataset.task, policy, args.value, outputs, settings, log=emit)
+    serving = ServingRecord(
+        model={"path": str(args.model), "dataset": record.dataset, "recipe": record.recipe, "seed": record.seed,
+               "backbone": record.backbone.get("requested"), "split": args.split, "examples": len(source)},
+        policy=policy.name, value=args.value, settings=asdict(settings),
+        environment={"device": str(device), "threads": threads, "execution": execution.to_dict()},
+        mean_exit_layer=float(exits.mean()), predicted_speedup=predicted, results=results,
+        provenance=provenance.collect(config=config_of(args)))
+    write_json(args.out, serving.to_dict())
+    plots = serving_latency(serving, args.out.with_suffix(""))
+    for goal, ratio in serving.goals().items():
+        emit(f"{goal}: {ratio:.2f}")
+    emit(f"wrote {args.out} " + " ".join(str(p) for p in plots))

@@ -1,0 +1,87 @@
+"""The serving benchmark: every scheduler under every scenario, on one model, policy and value.
+
+Before anything is timed, each scheduler serves every example once (Offline) and its exits and predictions
+are checked against the policy applied to the model's own outputs (what `sweep` computes); a scheduler
+that disagrees is refused, since its timing would measure another policy. Each scheduler then gets a
+warm-up run, SingleStream, Offline, and the Server search, whose ceiling is that scheduler's own Offline
+throughput (no server sustains more than it can do with every query queued).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastexit_bench.analysis.artifact import LayerOutputs
+from fastexit_bench.analysis.policies import ExitPolicy
+from fastexit_bench.errors import FastExitError
+from fastexit_bench.serving.loadgen import Served, max_rate_under_bound, poisson_arrivals, serve
+from fastexit_bench.serving.record import ServingSettings
+from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
+
+
+def query_examples(examples: int, queries: int, seed: int) -> np.ndarray:
+    """The example each query asks about: seeded shuffles of the examples, repeated as needed."""
+    rng = np.random.default_rng(seed)
+    rounds = -(-queries // examples)
+    return np.concatenate([rng.permutation(examples) for _ in range(rounds)])[:queries]
+
+
+def check_exits(scheduler: Scheduler, expected_exits: np.ndarray, expected_predictions: np.ndarray) -> None:
+    """Refuse a scheduler whose exits or predictions differ from the policy's on the model's own outputs."""
+    served = serve(scheduler, len(scheduler.examples), np.zeros(len(scheduler.examples)))
+    order = scheduler.examples
+    wrong = (served.exit_layers != expected_exits[order]) | ~np.isclose(served.predictions,
+                                                                          expected_predictions[order])
+    if wrong.any():
+        raise FastExitError(f"scheduler {scheduler.name} answers {int(wrong.sum())} of {len(order)} examples "
+                            "with another exit or prediction than the sweep; its timing would measure the wrong "
+                            "thing (try --precision fp32)")
+
+
+def run_benchmark(model, source, task: str, policy: ExitPolicy, value: float, outputs: LayerOutputs,
+                  settings: ServingSettings, log=print) -> dict[str, dict[str, Any]]:
+    """Every scheduler of ``settings`` under every scenario; ``outputs``: the model's outputs on ``source``
+    (what the exits are checked against)."""
+    exits = policy.exit_layers(outputs, value)
+    predictions = outputs.predictions()
+    every = np.arange(len(source))
+    results: dict[str, dict[str, Any]] = {}
+    for name in settings.schedulers:
+        def fresh(examples: np.ndarray, name: str = name) -> Scheduler:
+            return make_scheduler(name, model, source, examples, task, policy, value, settings.max_batch,
+                                  settings.max_wait_ms / 1e3)
+
+        expected = (np.full(len(every), model.num_layers) if name == "full-depth" else exits)
+        check_exits(fresh(every), expected, predictions[expected - 1, every])
+        examples = query_examples(len(source), settings.queries, settings.seed)
+        serve(fresh(examples[:settings.warmup]), settings.warmup, np.zeros(settings.warmup))
+        results[name] = {}
+        if "single-stream" in settings.scenarios:
+            served = serve(fresh(examples), settings.queries)
+            never = exits[examples] == model.num_layers  # the policy's, so every scheduler is read on the same queries
+            results[name]["single_stream"] = {"all": served.latency_ms(), "never_exit": served.latency_ms(never)}
+            log(f"{name:<11} single-stream p50 {served.latency_ms()['p50_ms']:.2f} ms, "
+                f"p99 {served.latency_ms()['p99_ms']:.2f} ms")
+        offline = serve(fresh(examples), settings.queries, np.zeros(settings.queries))
+        if "offline" in settings.scenarios:
+            results[name]["offline"] = {"throughput_per_s": offline.throughput_per_s(), **offline.latency_ms()}
+            log(f"{name:<11} offline {offline.throughput_per_s():.1f} queries/s")
+        if "server" in settings.scenarios:
+            results[name]["server"] = server_search(fresh, examples, offline, settings)
+            log(f"{name:<11} server {results[name]['server']['rate_at_bound_per_s']:.1f} queries/s "
+                f"at p99 <= {settings.bound_ms} ms")
+    return results
+
+
+def server_search(fresh, examples: np.ndarray, offline: Served, settings: ServingSettings) -> dict[str, Any]:
+    def run_at(rate: float) -> Served:
+        return serve(fresh(examples), settings.queries, poisson_arrivals(settings.queries, rate, settings.seed))
+
+    rate, tried = max_rate_under_bound(run_at, settings.bound_ms, offline.throughput_per_s(),
+                                       settings.search_steps)
+    at_bound = next((p.latency for p in tried if p.rate_per_s == rate), {})
+    return {"rate_at_bound_per_s": rate, "at_bound": at_bound, "ceiling_per_s": offline.throughput_per_s(),
+            "tried": [{"rate_per_s": p.rate_per_s, "throughput_per_s": p.throughput_per_s, **p.latency}
+                      for p in tried]}

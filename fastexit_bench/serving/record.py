@@ -1,0 +1,69 @@
+"""What `fastexit-bench serve-bench` can be asked for and what it writes: the benchmark's settings (one
+owner for their defaults) and its versioned record. Torch-free, so that plots and tables read it anywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from fastexit_bench.records import VersionedRecord
+
+SCENARIOS = ("single-stream", "offline", "server")
+SCHEDULERS = ("full-depth", "compaction", "layer-pool")
+SERVING_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """One owner for the benchmark's defaults (the CLI's too).
+
+    queries: queries per measurement (each SingleStream, Offline and Server run); the p99 of 2048 queries
+        rests on its 21 slowest.
+    max_batch / max_wait_ms: the batch limit of every scheduler and the dynamic batcher's longest wait.
+    bound_ms: the Server scenario's p99 bound; search_steps: bisection steps of the rate search.
+    warmup: queries served, untimed, before each scheduler's runs.
+    """
+
+    queries: int = 2048
+    max_batch: int = 32
+    max_wait_ms: float = 0.0
+    bound_ms: float = 50.0
+    search_steps: int = 7
+    warmup: int = 64
+    seed: int = 0
+    scenarios: tuple[str, ...] = SCENARIOS
+    schedulers: tuple[str, ...] = SCHEDULERS
+
+
+@dataclass
+class ServingRecord(VersionedRecord):
+    """What `fastexit-bench serve-bench` writes: settings, the exit check, and per scheduler its results
+    under each scenario (``results[scheduler][scenario]``)."""
+
+    VERSION: ClassVar[int] = SERVING_FORMAT_VERSION
+    RERUN: ClassVar[str] = "fastexit-bench serve-bench"
+
+    model: dict[str, Any]
+    policy: str
+    value: float
+    settings: dict[str, Any]
+    environment: dict[str, Any]
+    mean_exit_layer: float
+    predicted_speedup: float
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def goals(self) -> dict[str, float]:
+        """The ratios issue 18 sets goals on, where the runs they need were made."""
+        out: dict[str, float] = {}
+        server = {name: r["server"]["rate_at_bound_per_s"] for name, r in self.results.items() if "server" in r}
+        if server.get("compaction") and "layer-pool" in server:
+            out["layer_pool_over_compaction_rate"] = server["layer-pool"] / server["compaction"]
+        if server.get("full-depth") and "layer-pool" in server:
+            out["layer_pool_over_full_depth_rate"] = server["layer-pool"] / server["full-depth"]
+            out["of_predicted_speedup"] = out["layer_pool_over_full_depth_rate"] / self.predicted_speedup
+        single = {name: r["single_stream"] for name, r in self.results.items() if "single_stream" in r}
+        if "full-depth" in single and single.get("layer-pool", {}).get("never_exit"):
+            out["never_exit_p99_over_full_depth"] = (single["layer-pool"]["never_exit"]["p99_ms"]
+                                                     / single["full-depth"]["all"]["p99_ms"])
+        return out

@@ -1,0 +1,188 @@
+"""Schedulers that serve one model, exit policy and value to a stream of queries, one step at a time.
+
+A scheduler is told of each query as it arrives (``admit``), says from when it may do work (``ready_at``),
+and does one step of work when asked (``step``), returning the queries that step answered. The load
+generator (``serving.loadgen``) owns the clock; schedulers never sleep.
+
+- ``full-depth``: dynamic batching, the reference. A batch of up to ``max_batch`` waiting queries (oldest
+  first) is launched when that many wait or the oldest has waited ``max_wait_s``; every query runs every
+  layer and is answered when the batch ends.
+- ``compaction``: the same batching through :class:`EarlyExitEngine`, which drops exited queries from the
+  batch as it goes; a query is still answered when its batch ends, and new queries wait for it.
+- ``layer-pool``: continuous batching across layers. A FIFO pool per layer; each step runs one layer on up
+  to ``max_batch`` queries of one pool (embedding them first for layer 1), padded to the longest of those
+  only. Which pool: the deepest one holding a full batch (survivors of several batches merge into full
+  batches, the FastBERT #35 proposal), else the one holding the oldest query (no query waits behind newer
+  ones forever). A query leaves the moment its exit is decided; an arrival joins layer 1's pool at the next
+  step. Examples at different depths never share a layer call.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fastexit_bench.analysis.artifact import LayerOutputs
+from fastexit_bench.analysis.policies import ExitPolicy, resolve_policy
+from fastexit_bench.errors import UnknownNameError
+from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.runtime.batches import TokenBatches
+from fastexit_bench.runtime.engine import EarlyExitEngine, exit_logits, leaving_after, read_heads
+from fastexit_bench.serving.record import SCHEDULERS
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answered query: its id, exit layer (1-based) and prediction (class id or regression value)."""
+
+    query: int
+    exit_layer: int
+    prediction: float
+
+
+class Scheduler(ABC):
+    """Serves queries; ``examples[query]`` is the row of ``source`` a query asks about."""
+
+    name: str
+
+    def __init__(self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
+                 max_batch: int):
+        self.model, self.source, self.examples, self.task, self.max_batch = model.eval(), source, examples, task, max_batch
+
+    @abstractmethod
+    def admit(self, query: int, arrival: float) -> None:
+        """A query arrived at clock time ``arrival`` (seconds)."""
+
+    @abstractmethod
+    def ready_at(self) -> float:
+        """The earliest clock time a step may run (``inf`` while nothing waits)."""
+
+    @abstractmethod
+    def step(self) -> list[Answer]:
+        """One unit of work; the queries it answered."""
+
+    def predictions(self, logits: Tensor) -> np.ndarray:
+        logits = logits.float().cpu().numpy()  # on a GPU, this waits for the work: answers are on the host
+        return logits[:, 0] if self.task == "regression" else logits.argmax(-1)
+
+
+class BatchScheduler(Scheduler):
+    """Dynamic batching in front of an engine that answers a whole batch at once."""
+
+    def __init__(self, name: str, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
+                 max_batch: int, engine: EarlyExitEngine, max_wait_s: float = 0.0):
+        super().__init__(model, source, examples, task, max_batch)
+        self.name, self.engine, self.max_wait_s = name, engine, max_wait_s
+        self.waiting: deque[tuple[int, float]] = deque()
+
+    def admit(self, query: int, arrival: float) -> None:
+        self.waiting.append((query, arrival))
+
+    def ready_at(self) -> float:
+        if not self.waiting:
+            return float("inf")
+        return float("-inf") if len(self.waiting) >= self.max_batch else self.waiting[0][1] + self.max_wait_s
+
+    @torch.inference_mode()
+    def step(self) -> list[Answer]:
+        queries = [self.waiting.popleft()[0] for _ in range(min(self.max_batch, len(self.waiting)))]
+        batch = self.source.batch(torch.from_numpy(self.examples[queries]))
+        out = self.engine.run(**batch.inputs)
+        return [Answer(q, int(layer), float(p))
+                for q, layer, p in zip(queries, out.exit_layers, self.predictions(out.logits))]
+
+
+@dataclass
+class InFlight:
+    """A query inside the layer pools: its hidden states (its own tokens only) and what its heads said."""
+
+    query: int
+    arrival: float
+    hidden: Tensor | None = None
+    logits: list[np.ndarray] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+
+class LayerPool(Scheduler):
+    """Continuous batching across layers (see the module docstring for the rule that picks the layer)."""
+
+    name = "layer-pool"
+
+    def __init__(self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
+                 max_batch: int, policy: ExitPolicy, value: float):
+        super().__init__(model, source, examples, task, max_batch)
+        self.policy, self.value = policy, value
+        self.pools: list[deque[InFlight]] = [deque() for _ in range(model.num_layers)]
+
+    def admit(self, query: int, arrival: float) -> None:
+        self.pools[0].append(InFlight(query, arrival))
+
+    def ready_at(self) -> float:
+        return float("-inf") if any(self.pools) else float("inf")
+
+    def next_layer(self) -> int:
+        full = [k for k, pool in enumerate(self.pools) if len(pool) >= self.max_batch]
+        if full:
+            return full[-1]
+        return min((k for k, pool in enumerate(self.pools) if pool), key=lambda k: self.pools[k][0].arrival)
+
+    @torch.inference_mode()
+    def step(self) -> list[Answer]:
+        k = self.next_layer()
+        pool, model = self.pools[k], self.model
+        group = [pool.popleft() for _ in range(min(self.max_batch, len(pool)))]
+        if k == 0:
+            batch = self.source.batch(torch.from_numpy(self.examples[[q.query for q in group]]))
+            hidden, additive = model.embed(**batch.inputs)
+            mask = batch.inputs["attention_mask"].bool()
+        else:
+            hidden = torch.nn.utils.rnn.pad_sequence([q.hidden for q in group], batch_first=True)
+            lengths = torch.tensor([len(q.hidden) for q in group], device=hidden.device)
+            mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
+            additive = model.additive_mask(mask, hidden.dtype)
+        hidden = model.run_layer(k, hidden, additive)
+        logits, scores = read_heads(model, self.policy.reads, k, hidden, mask)
+        host_logits = logits.float().cpu().numpy() if logits is not None else None
+        for i, query in enumerate(group):
+            if host_logits is not None:
+                query.logits.append(host_logits[i])
+            if scores is not None:
+                query.scores.append(float(scores[i]))
+        leaving = leaving_after(self.policy, self.value, self.seen(group, k + 1), model.num_layers)
+        answers = []
+        if leaving.any():
+            leavers = [q for q, leaves in zip(group, leaving) if leaves]
+            predictions = self.predictions(exit_logits(model, k, hidden, mask, logits, leaving))
+            answers = [Answer(q.query, k + 1, float(p)) for q, p in zip(leavers, predictions)]
+        lengths = mask.sum(1).tolist()
+        for i in np.flatnonzero(~leaving):
+            group[i].hidden = hidden[i, :lengths[i]]
+            self.pools[k + 1].append(group[i])
+        return answers
+
+    def seen(self, group: list[InFlight], layers: int) -> LayerOutputs:
+        """What the policy decides on: the group's outputs of its first ``layers`` exits."""
+        classes = self.model.num_outputs
+        logits = (np.stack([np.stack(q.logits) for q in group], axis=1) if group[0].logits
+                  else np.zeros((layers, len(group), classes), dtype=np.float32))
+        scores = np.array([q.scores for q in group], dtype=np.float32).T if group[0].scores else None
+        return LayerOutputs(logits, self.task, scores)
+
+
+def make_scheduler(name: str, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
+                   policy: ExitPolicy, value: float, max_batch: int, max_wait_s: float = 0.0) -> Scheduler:
+    """One of SCHEDULERS serving ``policy`` at ``value`` (full-depth ignores both)."""
+    if name == "layer-pool":
+        return LayerPool(model, source, examples, task, max_batch, policy, value)
+    if name == "full-depth":
+        engine = EarlyExitEngine(model, resolve_policy("static"), model.num_layers, task)
+    elif name == "compaction":
+        engine = EarlyExitEngine(model, policy, value, task)
+    else:
+        raise UnknownNameError(f"unknown scheduler {name!r}; choose from {', '.join(SCHEDULERS)}")
+    return BatchScheduler(name, model, source, examples, task, max_batch, engine, max_wait_s)

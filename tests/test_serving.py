@@ -1,0 +1,139 @@
+"""Serving under load: every scheduler answers each query with the sweep's exit and prediction, whatever the
+arrival pattern; the load generator's scenarios and rate search; `serve-bench` end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fastexit_bench.analysis.policies import POLICIES, resolve_policy
+from fastexit_bench.cli import main
+from fastexit_bench.runtime.predict import predict
+from fastexit_bench.serving.bench import query_examples
+from fastexit_bench.serving.loadgen import Served, max_rate_under_bound, poisson_arrivals, serve
+from fastexit_bench.serving.record import SCHEDULERS, ServingRecord
+from fastexit_bench.serving.schedulers import LayerPool, make_scheduler
+from tests.test_inference import model  # noqa: F401 (the fixture: tiny highway and branch models)
+from tests.test_recipes import token_data
+from tests.test_train_evaluate_cli import TRAIN
+
+SERVABLE = [name for name in POLICIES.names() if name != "oracle"]  # the oracle reads labels
+
+
+def arrival_patterns(queries: int) -> dict[str, np.ndarray | None]:
+    return {"one at a time": None, "all at once": np.zeros(queries),
+            "poisson fast": poisson_arrivals(queries, 20000.0, seed=1),
+            "poisson slow": poisson_arrivals(queries, 2000.0, seed=2)}
+
+
+@pytest.mark.parametrize("name", SERVABLE)
+def test_every_scheduler_answers_as_the_sweep_under_any_arrivals(model, name):  # noqa: F811
+    data = token_data(rows=24, seed=7)
+    outputs = predict(model, data, "classification", batch_size=8)
+    policy = resolve_policy(name)
+    policy.fit(outputs)
+    examples = query_examples(len(data), 40, seed=3)
+    depths = set()
+    for value in policy.grid(outputs)[::2]:
+        exits = policy.exit_layers(outputs, value)
+        depths.update(exits.tolist())
+        for scheduler_name in SCHEDULERS:
+            expected = np.full_like(exits, model.num_layers) if scheduler_name == "full-depth" else exits
+            predictions = outputs.predictions()[expected - 1, np.arange(len(expected))]
+            for pattern, arrivals in arrival_patterns(len(examples)).items():
+                scheduler = make_scheduler(scheduler_name, model, data, examples, "classification", policy, value,
+                                           max_batch=5)
+                served = serve(scheduler, len(examples), arrivals)
+                where = f"{scheduler_name}, {pattern}, value {value}"
+                np.testing.assert_array_equal(served.exit_layers, expected[examples], err_msg=where)
+                np.testing.assert_array_equal(served.predictions, predictions[examples], err_msg=where)
+                assert (served.answered >= served.arrivals).all()
+    assert len(depths) >= 2
+
+
+def test_layer_pool_runs_the_deepest_full_pool_else_the_oldest_query(model):  # noqa: F811
+    data = token_data(rows=8, seed=1)
+    pool = LayerPool(model, data, np.arange(8), "classification", 2, resolve_policy("static"), model.num_layers)
+    for query, arrival in enumerate([0.0, 0.1, 0.2]):
+        pool.admit(query, arrival)
+    assert pool.next_layer() == 0  # layer 1 holds a full batch
+    pool.step()  # queries 0 and 1 to layer 2
+    assert [q.query for q in pool.pools[1]] == [0, 1] and pool.next_layer() == 1  # the deepest full pool
+    pool.step()
+    assert [q.query for q in pool.pools[2]] == [0, 1]
+    assert pool.next_layer() == 2  # full
+    pool.pools[2].pop()
+    assert pool.next_layer() == 2  # not full, but holds the oldest query (0)
+    seen = []
+    hook = model.layers[0].register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    try:
+        pool.admit(3, 0.3)
+        pool.pools[2].clear()
+        pool.step()  # queries 2 and 3, at layer 1 together
+    finally:
+        hook.remove()
+    assert seen == [2]
+
+
+def test_an_exit_leaves_at_once_and_a_later_arrival_does_not_wait_for_the_batch(model):  # noqa: F811
+    data = token_data(rows=4, seed=1)
+    static = resolve_policy("static")
+    pool = LayerPool(model, data, np.arange(4), "classification", 4, static, 1)
+    pool.admit(0, 0.0)
+    assert [a.query for a in pool.step()] == [0]  # answered after layer 1, nothing else ran
+    assert not any(pool.pools)
+
+
+def test_poisson_arrivals_are_seeded_and_have_the_asked_rate():
+    arrivals = poisson_arrivals(20000, 100.0, seed=4)
+    assert arrivals[0] == 0 and (np.diff(arrivals) >= 0).all()
+    assert np.diff(arrivals).mean() == pytest.approx(0.01, rel=0.03)
+    np.testing.assert_array_equal(arrivals, poisson_arrivals(20000, 100.0, seed=4))
+
+
+def test_single_stream_issues_each_query_when_the_previous_is_answered(model):  # noqa: F811
+    data = token_data(rows=6, seed=1)
+    scheduler = make_scheduler("compaction", model, data, np.arange(6), "classification", resolve_policy("static"),
+                               2, max_batch=4)
+    served = serve(scheduler, 6)
+    np.testing.assert_array_equal(served.arrivals[1:], served.answered[:-1])
+
+
+def test_the_rate_search_finds_the_largest_rate_under_the_bound():
+    def run_at(rate):  # p99 grows past the 50 ms bound above 300 queries/s
+        latencies = np.full(100, 0.01 if rate <= 300 else 0.2)
+        return Served(np.zeros(100), latencies, np.ones(100, dtype=int), np.zeros(100))
+
+    rate, tried = max_rate_under_bound(run_at, 50.0, 1000.0, steps=8)
+    assert 300 - 1000 / 2**8 <= rate <= 300 and len(tried) == 8
+    assert max_rate_under_bound(lambda r: run_at(1e9), 50.0, 1000.0, steps=3)[0] == 0
+
+
+def test_serve_bench_writes_a_record_and_a_plot(tmp_path, resources):
+    model_dir = tmp_path / "deebert"
+    assert main(["train", *TRAIN, "--recipe", "deebert", "--resources", str(resources), "--out", str(model_dir)]) == 0
+    out = tmp_path / "serving.json"
+    assert main(["serve-bench", str(model_dir), "--policy", "entropy", "--value", "0.5", "--examples", "16",
+                 "--queries", "24", "--search-steps", "2", "--warmup", "4", "--resources", str(resources),
+                 "--device", "cpu", "--precision", "fp32", "--threads", "1", "--out", str(out)]) == 0
+    record = ServingRecord.from_dict(json.loads(out.read_text()), str(out))
+    assert set(record.results) == set(SCHEDULERS)
+    for results in record.results.values():
+        assert results["single_stream"]["all"]["queries"] == 24
+        assert results["offline"]["throughput_per_s"] > 0
+        assert len(results["server"]["tried"]) == 2
+    assert set(record.goals()) >= {"layer_pool_over_compaction_rate", "of_predicted_speedup"}
+    assert (tmp_path / "serving.png").is_file() and (tmp_path / "serving.pdf").is_file()
+
+
+def test_serve_bench_refuses_the_oracle(tmp_path, capsys):
+    assert main(["serve-bench", str(tmp_path), "--policy", "oracle", "--value", "0", "--out",
+                 str(tmp_path / "s.json")]) == 2
+    assert "reads the labels" in capsys.readouterr().err
+
+
+def test_serve_bench_checks_scheduler_names(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve-bench", "m", "--policy", "entropy", "--value", "0", "--schedulers", "fifo", "--out", "s.json"])
+    assert "names from full-depth, compaction, layer-pool" in capsys.readouterr().err
+
