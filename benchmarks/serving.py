@@ -1,0 +1,83 @@
+"""Early exit under load: `fastexit-bench serve-bench` on trained models at their paper policy's operating
+point within a dev budget (default: at most 1 point below full depth), then one table over all of them.
+
+    python benchmarks/serving.py MODEL SELECTION [MODEL SELECTION ...] --mirror ../shared/data \\
+        --out-dir results/benchmarks
+
+MODEL is a folder from `fastexit-bench train`, SELECTION its sweep's OUT.selection.csv. Each model writes
+``serving_<device>_<dataset>_<recipe>.json`` (and its p99-vs-load plot) to ``--out-dir``. Goals (issue 18,
+CPU): layer-pool sustains >= 1.3x compaction's Server rate at the same p99 bound and >= 0.8x the
+FLOPs-predicted speed-up over full depth; queries that never exit see a SingleStream p99 <= 1.05x full
+depth's on the same queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
+from fastexit_bench.cli import main
+from fastexit_bench.device import resolve_device
+from fastexit_bench.reporting.paper import paper_points
+from fastexit_bench.serving.record import ServingRecord
+
+
+def operating_point(selection: Path, target: str) -> tuple[str, float]:
+    """The paper policy's (policy, value) that the sweep chose on dev for ``target`` (e.g. drop<=1pt)."""
+    table = read_sweep_csv(selection, SELECTION_COLUMNS)
+    chosen = paper_points(table)
+    rows = table.loc[chosen.index]
+    row = rows[rows.target == target]
+    if row.empty:
+        raise SystemExit(f"{selection} has no {target} row for its paper policy")
+    return str(row.policy.iloc[0]), float(row.value.iloc[0])
+
+
+def table(records: list[ServingRecord]) -> str:
+    header = ("| model | policy = value | scheduler | SingleStream p50 / p99 ms | never-exit p99 ms | Offline q/s "
+              "| Server q/s at p99 bound | p50 / p99 ms there |")
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
+    for record in records:
+        model = f"{record.model['dataset']} {record.model['recipe']} (pred. {record.predicted_speedup:.2f}x)"
+        for name, results in record.results.items():
+            single, server = results.get("single_stream", {}), results.get("server", {})
+            at = server.get("at_bound", {})
+            lines.append(
+                f"| {model} | {record.policy} = {record.value:.3g} | {name} "
+                f"| {single['all']['p50_ms']:.1f} / {single['all']['p99_ms']:.1f} "
+                f"| {single['never_exit'].get('p99_ms', float('nan')):.1f} "
+                f"| {results['offline']['throughput_per_s']:.0f} | {server['rate_at_bound_per_s']:.0f} "
+                f"| {at.get('p50_ms', float('nan')):.1f} / {at.get('p99_ms', float('nan')):.1f} |")
+    return "\n".join(lines)
+
+
+def run(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("pairs", nargs="+", type=Path, help="MODEL SELECTION, repeated")
+    parser.add_argument("--target", default="drop<=1pt", help="the dev budget whose operating point is served")
+    parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--device", default="auto")
+    args, serve_options = parser.parse_known_args(argv)
+    if len(args.pairs) % 2:
+        parser.error("give MODEL SELECTION pairs")
+    device = resolve_device(args.device).type
+    records = []
+    for model, selection in zip(args.pairs[::2], args.pairs[1::2]):
+        policy, value = operating_point(selection, args.target)
+        info = json.loads((model / "training.json").read_text())
+        out = args.out_dir / f"serving_{device}_{info['dataset']}_{info['recipe']}.json"
+        status = main(["serve-bench", str(model), "--policy", policy, "--value", repr(value), "--device", args.device,
+                       "--out", str(out), "--overwrite", *serve_options])
+        if status:
+            raise SystemExit(status)
+        records.append(ServingRecord.from_dict(json.loads(out.read_text()), str(out)))
+    print(table(records))
+    for record in records:
+        goals = ", ".join(f"{goal} {ratio:.2f}" for goal, ratio in record.goals().items())
+        print(f"{record.model['dataset']} {record.model['recipe']}: {goals}")
+
+
+if __name__ == "__main__":
+    run()
