@@ -53,6 +53,7 @@ def cases(root: Path, resources: Path) -> dict[str, list[str]]:
     report = ["report", "--name", "r", "--plots", str(root / "plots")]
     evaluate = ["evaluate", *res, "--device", "cpu"]
     latency = ["latency", *res, "--device", "cpu", "--selection", str(root / "sweep.selection.csv")]
+    serve = ["serve-bench", *res, "--device", "cpu", "--policy", "entropy", "--value", "0.5"]
     return {
         "data show/missing": ["data", "show", "sst2", "--mirror", str(root / "no_mirror")],
         "data show/corrupt": ["data", "show", "sst2", "--mirror", str(root / "bad_mirror")],
@@ -91,6 +92,10 @@ def cases(root: Path, resources: Path) -> dict[str, list[str]]:
                             "--out", str(root / "l.json")],
         "latency/in the way": [*latency, str(model), "--out", str(root / "out.json")],
         "latency/unwritable": [*latency, str(model), "--out", str(blocked / "l.json")],
+        "serve-bench/missing": [*serve, str(root / "no_model"), "--out", str(root / "v.json")],
+        "serve-bench/corrupt": [*serve, str(root / "bad_model"), "--out", str(root / "v.json")],
+        "serve-bench/in the way": [*serve, str(model), "--out", str(root / "out.json")],
+        "serve-bench/unwritable": [*serve, str(model), "--out", str(blocked / "v.json")],
         "report/missing": [*report, "--sweeps", str(sweep), "--artifacts", str(root / "no.npz"),
                            "--tables", str(root / "t")],
         "report/corrupt": [*report, "--sweeps", str(root / "bad_sweep.csv"), "--artifacts", str(dev),
@@ -109,7 +114,7 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 COMMANDS = ("data show", "data prepare", "backbone show", "flops", "train", "evaluate", "sweep", "latency",
-            "report", "plan")
+            "serve-bench", "report", "plan")
 
 
 def test_every_writing_command_is_covered(made, resources):

@@ -75,15 +75,17 @@ def run_serve_bench(args: argparse.Namespace) -> None:
     from fastexit_bench.io import check_output_file, write_json
     from fastexit_bench.models.saved import INFO, WEIGHTS, load_trained
     from fastexit_bench.models.tracing import measure_fvcore
-    from fastexit_bench.reporting.plots import serving_latency
+    from fastexit_bench.reporting.plots import FIGURE_SUFFIXES, serving_latency
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.runtime.latency import set_threads
     from fastexit_bench.runtime.predict import predict
     from fastexit_bench.serving.bench import run_benchmark
     from fastexit_bench.serving.record import ServingRecord
 
-    check_output_file(args.out, inputs=[args.model, args.model / WEIGHTS, args.model / INFO],
-                      overwrite=args.overwrite, suffix=".json")
+    inputs = [args.model, args.model / WEIGHTS, args.model / INFO]
+    check_output_file(args.out, inputs=inputs, overwrite=args.overwrite, suffix=".json")
+    for plot in FIGURE_SUFFIXES:
+        check_output_file(args.out.with_suffix(plot), inputs=inputs, overwrite=args.overwrite, suffix=plot)
     policy = resolve_policy(args.policy)
     if policy.name == "oracle":
         raise PolicyError("the oracle policy reads the labels, which a served query does not have; choose another")
@@ -117,8 +119,8 @@ def run_serve_bench(args: argparse.Namespace) -> None:
         environment={"device": str(device), "threads": threads, "execution": execution.to_dict()},
         mean_exit_layer=float(exits.mean()), predicted_speedup=predicted, results=results,
         provenance=provenance.collect(config=config_of(args)))
-    write_json(args.out, serving.to_dict())
     plots = serving_latency(serving, args.out.with_suffix(""))
+    write_json(args.out, serving.to_dict())
     for goal, ratio in serving.goals().items():
         emit(f"{goal}: {ratio:.2f}")
     emit(f"wrote {args.out} " + " ".join(str(p) for p in plots))
