@@ -55,6 +55,10 @@ class ComponentFlops(ABC):
         """The plain model: every layer, one classifier at the end."""
         return self.per_example(np.full(len(lengths), num_layers), lengths, "nothing")
 
+    def speedup(self, exit_layers: np.ndarray, lengths: np.ndarray, reads: str, num_layers: int) -> float:
+        """The speed-up FLOPs predict: the plain model's mean cost over the early-exit model's at these exits."""
+        return float(self.full_depth(num_layers, lengths).mean() / self.per_example(exit_layers, lengths, reads).mean())
+
 
 class AnalyticFlops(ComponentFlops):
     """Matrix-product counts from the architecture recorded in an evaluation artefact."""

@@ -54,6 +54,10 @@ def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
                              "inputs are never replaced")
 
 
+def add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=positive_int, help="torch threads (None: torch's choice)")
+
+
 def add_execution_args(parser: argparse.ArgumentParser) -> None:
     """``--precision`` and ``--attention`` (the :class:`ExecutionConfig` options; ``auto`` resolves per device)."""
     defaults = ExecutionConfig()

@@ -9,6 +9,7 @@ from fastexit_bench.cli.common import (
     add_execution_args,
     add_location_args,
     add_overwrite_arg,
+    add_threads_arg,
     config_of,
     emit,
     execution_config,
@@ -36,7 +37,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--examples", type=positive_int, default=defaults.examples, help="seeded subsample of the split to time")
     parser.add_argument("--batch-sizes", type=positive_ints, default=list(defaults.batch_sizes), help="batch sizes to time")
     parser.add_argument("--repeats", type=positive_int, default=defaults.repeats, help="timed rounds per batch (median taken)")
-    parser.add_argument("--threads", type=positive_int, help="torch threads (None: torch's choice)")
+    add_threads_arg(parser)
     parser.add_argument("--out", type=Path, required=True, help="JSON to write")
     add_overwrite_arg(parser)
     add_location_args(parser)

@@ -10,6 +10,7 @@ from fastexit_bench.cli.common import (
     add_execution_args,
     add_location_args,
     add_overwrite_arg,
+    add_threads_arg,
     checked,
     comma_list,
     config_of,
@@ -57,7 +58,7 @@ def add_parser(commands) -> None:
                         help="bisection steps of the Server rate search")
     parser.add_argument("--warmup", type=nonnegative_int, default=defaults.warmup, help="untimed queries first")
     parser.add_argument("--seed", type=nonnegative_int, default=defaults.seed, help="query order and arrivals")
-    parser.add_argument("--threads", type=positive_int, help="torch threads (None: torch's choice)")
+    add_threads_arg(parser)
     parser.add_argument("--out", type=Path, required=True, help="JSON to write; its plot goes beside it (.png, .pdf)")
     add_overwrite_arg(parser)
     add_location_args(parser)
@@ -105,9 +106,7 @@ def run_serve_bench(args: argparse.Namespace) -> None:
         outputs = predict(model, source, dataset.task, 64)
         policy.fit(outputs)  # calibrated policies: temperatures from the served split (exits matter, not scores)
         exits = policy.exit_layers(outputs, args.value)
-        flops, lengths = measure_fvcore(model), source.lengths()
-        predicted = float(flops.full_depth(model.num_layers, lengths).mean()
-                          / flops.per_example(exits, lengths, policy.reads).mean())
+        predicted = measure_fvcore(model).speedup(exits, source.lengths(), policy.reads, model.num_layers)
         emit(f"{record.recipe} on {record.dataset} ({args.split}, {len(source)} examples), {policy.name} at "
              f"{args.value}: mean exit layer {exits.mean():.2f} of {model.num_layers}, FLOPs-predicted speed-up "
              f"{predicted:.2f}x; {settings.queries} queries per measurement")

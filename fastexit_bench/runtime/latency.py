@@ -114,7 +114,6 @@ def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str,
 
     outputs = replay if replay is not None else predict(model, source, task, 64)
     flops, lengths = measure_fvcore(model), source.lengths()
-    full = flops.full_depth(model.num_layers, lengths).mean()
     baseline = EarlyExitEngine(model, resolve_policy("static"), model.num_layers, task)
     engines = {label: EarlyExitEngine(model, policy, value, task) for label, policy, value in points}
     for label, policy, value in points:
@@ -129,7 +128,7 @@ def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str,
         stats = timed_passes({"full depth": baseline, **engines}, batches, device, repeats, recorded)
         for label, policy, value in points:
             exits = policy.exit_layers(outputs, value)
-            predicted = float(full / flops.per_example(exits, lengths, policy.reads).mean())
+            predicted = flops.speedup(exits, lengths, policy.reads, model.num_layers)
             realized = stats["full depth"]["total_s"] / stats[label]["total_s"]
             results.append({"setting": label, "policy": policy.name, "value": value, "batch_size": batch_size,
                             "mean_exit_layer": float(exits.mean()), "predicted_speedup": predicted,

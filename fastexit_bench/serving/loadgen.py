@@ -53,8 +53,7 @@ def poisson_arrivals(queries: int, rate_per_s: float, seed: int) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(gaps[:-1])])
 
 
-def serve(scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None,
-          clock: Callable[[], float] = time.perf_counter) -> Served:
+def serve(scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None) -> Served:
     """Serve ``queries`` queries arriving at ``arrivals`` (seconds from the start; sorted), or, with None,
     one at a time as in SingleStream (each arrives when the previous is answered)."""
     closed_loop = arrivals is None
@@ -63,16 +62,16 @@ def serve(scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None
     exit_layers = np.zeros(queries, dtype=np.int64)
     predictions = np.zeros(queries)
     issued = done = 0
-    start = clock()
+    start = time.perf_counter()
     while done < queries:
-        now = clock() - start
+        now = time.perf_counter() - start
         while issued < queries and arrival[issued] <= now and (not closed_loop or issued == done):
             scheduler.admit(issued, float(arrival[issued]))
             issued += 1
         ready = scheduler.ready_at()
         if ready <= now:
             answers = scheduler.step()
-            finished = clock() - start
+            finished = time.perf_counter() - start
             for answer in answers:
                 answered[answer.query], exit_layers[answer.query] = finished, answer.exit_layer
                 predictions[answer.query] = answer.prediction
@@ -84,7 +83,7 @@ def serve(scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None
         wake = min(ready, upcoming)
         if wake == np.inf:
             raise RuntimeError(f"scheduler {scheduler.name} holds unanswered queries but has no work to do")
-        time.sleep(max(0.0, wake - (clock() - start)))
+        time.sleep(max(0.0, wake - (time.perf_counter() - start)))
     return Served(arrival, answered, exit_layers, predictions)
 
 
