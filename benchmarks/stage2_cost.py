@@ -21,7 +21,7 @@ from fastexit_bench import provenance
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.io import write_json
-from fastexit_bench.models.saved import build_model
+from fastexit_bench.models.saved import build_model, pooling_for
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.recipes import get_recipe
@@ -34,7 +34,7 @@ def measure(args: argparse.Namespace, recipe_name: str, cache: bool) -> dict:
     spec, recipe = DATASETS.get(args.dataset), get_recipe(recipe_name)
     torch.manual_seed(args.seed)
     model, tokenizer, _ = build_model(
-        recipe.model_spec(args.backbone, spec.num_outputs))
+        recipe.model_spec(args.backbone, spec.num_outputs, pooling_for(args.backbone, recipe.head)))
     _, rows = load_tokenized(spec, spec.train_split, tokenizer, mirror=args.mirror, max_examples=args.examples,
                              seed=args.seed, max_length=args.max_length,
                              resources=None)

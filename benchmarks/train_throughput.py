@@ -46,7 +46,7 @@ from fastexit_bench.execution import (
 )
 from fastexit_bench.io import write_json
 from fastexit_bench.models.backbones import resolve_backbone
-from fastexit_bench.models.saved import build_model
+from fastexit_bench.models.saved import build_model, pooling_for
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.runtime.latency import set_threads, time_call
 from fastexit_bench.training.config import TrainConfig
@@ -63,7 +63,7 @@ def batches_of(data: TokenBatches, config: TrainConfig, steps: int) -> list:
 def suite_seconds(backbone: str, spec, data: TokenBatches, config: TrainConfig, device, steps: int) -> float:
     """Seconds of ``steps`` optimizer steps of the suite's trainer (baseline recipe: encoder + final head)."""
     recipe = get_recipe("baseline")
-    model, _, _ = build_model(recipe.model_spec(backbone, spec.num_outputs))
+    model, _, _ = build_model(recipe.model_spec(backbone, spec.num_outputs, pooling_for(backbone, recipe.head)))
     model.to(device)
     started = time.perf_counter()
     Trainer(model, recipe, data, None, spec.task, replace(config, max_steps=steps)).run()
@@ -99,7 +99,7 @@ def examples_per_second(seconds_of: Callable[[int], float], steps: int, batch_si
 def inference_ms(backbone: str, spec, data: TokenBatches, execution: Execution, batch_size: int, examples: int,
                  device) -> float:
     """Median milliseconds per example of a full-depth forward pass (every exit), batches sorted by length."""
-    model, _, _ = build_model(get_recipe("baseline").model_spec(backbone, spec.num_outputs))
+    model, _, _ = build_model(get_recipe("baseline").model_spec(backbone, spec.num_outputs, pooling_for(backbone, "highway")))
     model.to(device).eval()
     order = np.argsort(data.lengths()[:examples], kind="stable")
     samples = []

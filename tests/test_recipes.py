@@ -92,7 +92,7 @@ def test_recipe_runs_and_losses_are_finite(name, task):
 
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_layered_recipes_need_a_layer_count(template):
-    assert get_recipe(template.replace("k", "6")).model_spec("b", 2).num_layers == 6
+    assert get_recipe(template.replace("k", "6")).model_spec("b", 2, "cls").num_layers == 6
     with pytest.raises(Exception, match="needs a layer count"):
         get_recipe(template)
 
@@ -223,7 +223,7 @@ def test_best_dev_epoch_weights_are_kept(monkeypatch):
     def fake_score(self, dev, stage):
         seen.append(snapshot(self.model))
         score = next(scripted)
-        return [score] * self.model.num_layers, score
+        return [score] * self.model.num_layers, score, None
 
     monkeypatch.setattr(Trainer, "_score", fake_score)
     (log,) = run_stages(model, recipe, recipe.stages, config=replace(CONFIG, epochs=3, max_steps=None))

@@ -13,6 +13,7 @@ from snakemake.utils import validate
 from fastexit_bench.analysis.operating_points import OperatingPointSpec
 from fastexit_bench.data.config import DataConfig
 from fastexit_bench.execution import ATTENTIONS, PRECISIONS, ExecutionConfig
+from fastexit_bench.pooling import DEFAULT_POOLING, POOLING_CHOICES
 from fastexit_bench.registry import IMPORT_PATH
 from fastexit_bench.reporting.paper import LAYOUTS, TableSpec
 from fastexit_bench.runtime.config import LatencyConfig
@@ -43,6 +44,8 @@ def test_defaults_equal_the_typed_configs():
         assert experiment[key]["default"] == getattr(train, key), key
     assert experiment["keep"]["enum"] == list(KEEPS) and experiment["frozen"]["enum"] == list(FROZEN_MODES)
     assert experiment["latency_examples"]["default"] == LatencyConfig().examples
+    assert experiment["pooling"]["default"] == DEFAULT_POOLING
+    assert sorted(experiment["pooling"]["enum"]) == sorted(POOLING_CHOICES)
     execution = ExecutionConfig()
     assert experiment["precision"]["default"] == execution.precision and experiment["precision"]["enum"] == list(
         PRECISIONS)

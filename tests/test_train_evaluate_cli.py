@@ -31,10 +31,12 @@ def test_train_writes_weights_and_a_complete_record(trained):
     info = json.loads((trained / "training.json").read_text())
     assert not (trained / "train.ckpt").exists()
     assert info["model"] == {"backbone": "tiny-bert", "head": "highway", "num_outputs": 5, "num_layers": None,
-                             "learned_exit": True, "scorer_input": "pooled"}
+                             "learned_exit": True, "scorer_input": "pooled", "pooling": "cls"}  # tiny-bert: [CLS]
     assert info["recipe"] == "berxit" and info["dataset"] == "bbc_news"
     (stage,) = info["stages"]
     assert [e["epoch"] for e in stage["epochs"]] == [1] and stage["epochs"][0]["steps"] == 3
+    confidence = stage["epochs"][0]["confidence"]  # how sure the final exit is on dev
+    assert 1 / 5 <= confidence["mean_top_probability"] <= 1 and 0 <= confidence["share_under_speed_0.5"] <= 1
     assert len(info["dev_metric"]["per_layer"]) == 4
     assert info["provenance"]["git_commit"]
     assert info["execution"] == {"precision": "fp32", "attention": "sdpa"}  # auto attention for CPU fp32
@@ -78,14 +80,25 @@ def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resour
 
 @pytest.mark.parametrize("recipe", ["truncated-2", "distilled-2"])
 def test_two_layer_baselines_save_and_evaluate_two_layers(resources, tmp_path, recipe):
-    """A distilled student starts from teacher layers 1 and 4 of 4 but is saved as a plain 2-layer model."""
+    """A distilled student starts from teacher layers 1 and 4 of 4 but is saved as a plain 2-layer model; both
+    keep the pooling they were asked for."""
     out = tmp_path / recipe
-    assert main(["train", *TRAIN, "--recipe", recipe, "--resources", str(resources), "--out", str(out)]) == 0
+    assert main(["train", *TRAIN, "--recipe", recipe, "--pooling", "mean", "--resources", str(resources),
+                 "--out", str(out)]) == 0
     info = json.loads((out / "training.json").read_text())
     assert info["model"]["num_layers"] == 2 and len(info["dev_metric"]["per_layer"]) == 2
+    assert info["model"]["pooling"] == "mean"
     assert main(["evaluate", str(out), "--resources", str(resources), "--max-examples", "4", "--device", "cpu",
                  "--out", str(tmp_path / "exits.npz")]) == 0
-    assert ExitArtifact.load(tmp_path / "exits.npz").predictions.num_layers == 2
+    artifact = ExitArtifact.load(tmp_path / "exits.npz")
+    assert artifact.predictions.num_layers == 2 and artifact.metadata.exit_pooling == "mean"
+
+
+def test_fastbert_refuses_mean_pooling(resources, tmp_path, capsys):
+    """FastBERT's branch reads [CLS] after its own attention: an explicit mean is a clear error, auto is [CLS]."""
+    assert main(["train", *TRAIN, "--recipe", "fastbert", "--pooling", "mean", "--resources", str(resources),
+                 "--out", str(tmp_path / "m")]) == 2
+    assert "branch head attends over all tokens" in capsys.readouterr().err
 
 
 def test_outputs_that_would_destroy_a_model_are_refused(trained, resources, tmp_path, capsys):

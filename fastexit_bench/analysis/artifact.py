@@ -122,6 +122,14 @@ class ArtifactMetadata(VersionedRecord):
     def backbone_name(self) -> str:
         return self.backbone["requested"]
 
+    @property
+    def exit_pooling(self) -> str:
+        """How the model's exit heads pool a layer (``cls``, ``mean``; models from before the choice read [CLS]),
+        or ``""`` for FastBERT's branch heads, which attend over all tokens themselves."""
+        if self.architecture.get("head") == "branch":
+            return ""
+        return self.architecture.get("pooling", "cls")
+
 
 TEXT_CHARS = 120
 """How much of each example's text an artefact keeps: enough to see which inputs exit where."""

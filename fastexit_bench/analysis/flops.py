@@ -74,6 +74,7 @@ class AnalyticFlops(ComponentFlops):
         self.outputs = architecture["num_outputs"]
         self.head_type = architecture["head"]
         self.scorer_reads_pooled = architecture.get("scorer_input", "cls") == "pooled"
+        self.mean_pooling = architecture.get("pooling", "cls") == "mean"
 
     def embeddings(self, n: np.ndarray) -> np.ndarray:
         return n * self.e * self.d if self.e != self.d else np.zeros_like(n)  # ALBERT's projection
@@ -89,11 +90,16 @@ class AnalyticFlops(ComponentFlops):
             cost = n * d * w + 4 * n * w * w + w * w + (2 * n * n * w if self.attention_products else 0)
             labels = w * c
         else:
-            cost, labels = d * d, d * c
+            cost, labels = d * d + self.pooling(n), d * c
         return cost + (labels if self.label_projection else 0) + np.zeros_like(n)
 
+    def pooling(self, n: np.ndarray) -> np.ndarray:
+        """The token mean of a mean-pooling head: one accumulate per token state, and n to count the tokens;
+        [CLS] is free."""
+        return n * (self.d + 1) if self.mean_pooling else np.zeros_like(n)
+
     def scorer(self, n: np.ndarray) -> np.ndarray:
-        pooler = self.d * self.d if self.scorer_reads_pooled else 0  # the exit's pooler, run again for the score
+        pooler = self.d * self.d + self.pooling(n) if self.scorer_reads_pooled else 0  # the exit's pooling, again
         return pooler + self.d + np.zeros_like(n)
 
 

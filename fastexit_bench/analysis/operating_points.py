@@ -28,8 +28,8 @@ class OperatingPointSpec:
     """The one owner of the operating-point defaults, read by the CLI, the workflow schema and the rules.
 
     Attributes:
-        values: fixed values per policy, e.g. ``{"speed": (0.1, 0.5, 0.8)}``; a policy named here is shown
-            at these values only.
+        values: fixed values per policy, e.g. ``{"speed": (0.1, 0.5, 0.8)}``, shown beside the values dev
+            chooses for it (so a table says at which speed a paper's claim holds here).
         max_drop: dev drop budgets in metric points: the fastest value within each one.
         min_speedup: required speed-ups: the most accurate value reaching each one.
     """
@@ -81,13 +81,13 @@ def select(dev: pd.DataFrame, metric: str, targets: Sequence[Target]) -> pd.Data
 
 
 def choose(dev: pd.DataFrame, metric: str, spec: OperatingPointSpec) -> pd.DataFrame:
-    """Every operating point of one model from its dev sweep: full depth, then each policy's fixed values
-    (``spec.values``) or its dev-chosen values (``spec.targets()``). The oracle reads labels and gets none.
+    """Every operating point of one model from its dev sweep: full depth, each policy's dev-chosen values
+    (``spec.targets()``), then its fixed values (``spec.values``). The oracle reads labels and gets none.
     Fixed values need not be on the dev grid, so they carry no dev numbers."""
     reference, depth = full_depth_metric(dev, metric), float(dev[dev.policy == "static"].value.max())
     rows = [{"policy": "static", "setting": FULL_DEPTH, "target": "", "value": depth, f"dev_{metric}": reference,
              "dev_speedup": 1.0, f"dev_full_{metric}": reference}]
-    adaptive = dev[(dev.policy != "oracle") & ~dev.policy.isin(list(spec.values))]
+    adaptive = dev[dev.policy != "oracle"]
     for pick in select(adaptive, metric, spec.targets()).to_dict("records"):
         rows.append({**pick, "setting": f"{pick['policy']}, dev {pick['target']}"})
     for policy in (p for p in dev.policy.unique() if p in spec.values):

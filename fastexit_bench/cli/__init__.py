@@ -7,12 +7,24 @@ import logging
 import sys
 
 from fastexit_bench import __version__
-from fastexit_bench.cli import backbone, data, evaluate, flops, latency, plan, report, serve, sweep, train
+from fastexit_bench.cli import (
+    backbone,
+    claims,
+    data,
+    evaluate,
+    flops,
+    latency,
+    plan,
+    report,
+    serve,
+    sweep,
+    train,
+)
 from fastexit_bench.data.spec import use_dataset_dirs
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.locations import DATASETS_ENV
 
-COMMANDS = (data, backbone, plan, train, evaluate, sweep, flops, latency, serve, report)
+COMMANDS = (data, backbone, plan, train, evaluate, sweep, flops, latency, serve, report, claims)
 
 
 def build_parser() -> argparse.ArgumentParser:

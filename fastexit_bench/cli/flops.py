@@ -6,6 +6,7 @@ import argparse
 
 from fastexit_bench.cli.common import add_resources_arg, emit, positive_int, subcommand
 from fastexit_bench.data.config import DataConfig
+from fastexit_bench.pooling import DEFAULT_POOLING, POOLING_CHOICES
 
 
 def add_parser(commands) -> None:
@@ -19,6 +20,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--head", default="highway", help="exit head type (highway, branch)")
     parser.add_argument("--num-outputs", type=positive_int, default=2, help="classes (1 for regression)")
     parser.add_argument("--learned-exit", action="store_true", help="include BERxiT's scorer")
+    parser.add_argument("--pooling", choices=POOLING_CHOICES, default=DEFAULT_POOLING,
+                        help="how pooling heads read a layer (auto: the backbone's pretraining pooling)")
     parser.add_argument("--length", type=positive_int, default=DataConfig.max_length, help="tokens per example")
     add_resources_arg(parser)
 
@@ -26,13 +29,14 @@ def add_parser(commands) -> None:
 def run_flops(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from fastexit_bench.models.saved import ModelSpec, build_model
+    from fastexit_bench.models.saved import ModelSpec, build_model, pooling_for
     from fastexit_bench.models.tracing import fastbert_convention, measure_fvcore
 
+    pooling = pooling_for(args.backbone, args.head, args.pooling, args.resources)
     model, _, resolved = build_model(ModelSpec(args.backbone, args.head, args.num_outputs,
-                                               learned_exit=args.learned_exit), args.resources)
+                                               learned_exit=args.learned_exit, pooling=pooling), args.resources)
     flops, n = measure_fvcore(model), np.array([float(args.length)])
-    emit(f"{resolved.requested} ({model.num_layers} layers, {args.head} heads) at {args.length} tokens, "
+    emit(f"{resolved.requested} ({model.num_layers} layers, {args.head} heads, {pooling} pooling) at {args.length} tokens, "
          f"source {flops.source}")
     emit(f"{'component':12} {'MACs':>16} {'FLOPs':>16}  fvcore skipped")
     parts = {"embeddings": flops.embeddings, "layer": flops.layer, "head": flops.head, "scorer": flops.scorer}

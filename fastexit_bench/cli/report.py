@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fastexit_bench.cli.common import add_overwrite_arg, config_of, emit, subcommand
-from fastexit_bench.reporting import PLOTS, TABLE_PARTS
+from fastexit_bench.reporting import PLOTS, POINTS, TABLE_PARTS
 from fastexit_bench.reporting.paper import LAYOUTS, TableSpec
 
 
@@ -47,7 +47,7 @@ def run_report(args: argparse.Namespace) -> None:
     table_stems, plot_stems = output_stems(args)
     record = args.tables / f"{args.name}.json"
     inputs = [*args.sweeps, *args.artifacts, *args.latency]
-    for path in [record, *(stem.with_suffix(s) for stem in table_stems.values() for s in TABLE_SUFFIXES),
+    for path in [record, args.tables / f"{args.name}{POINTS}", *(stem.with_suffix(s) for stem in table_stems.values() for s in TABLE_SUFFIXES),
                  *(stem.with_suffix(s) for stem in plot_stems.values() for s in FIGURE_SUFFIXES)]:
         check_output_file(path, inputs, overwrite=args.overwrite)
     with exclusive_use(record, "`fastexit-bench report`"):
@@ -63,7 +63,7 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
     from fastexit_bench.analysis.calibration import BINS
     from fastexit_bench.analysis.sweep import SweepFiles, SweepResult
     from fastexit_bench.analysis.uncertainty import RESAMPLES
-    from fastexit_bench.io import read_json, sha256_file, write_json
+    from fastexit_bench.io import atomic_path, read_json, sha256_file, write_json
     from fastexit_bench.reporting import paper, tables
     from fastexit_bench.reporting.plots import calibration, exit_shares, layer_metric, metric_vs_flops
 
@@ -73,7 +73,7 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
     artifacts = [ExitArtifact.load(path) for path in args.artifacts]
     layers = tables.layer_table(artifacts)
     summary = tables.mean_std(tables.policy_summary(results), [*tables.KEYS, "metric"], missing=tables.NOT_A_WIN)
-    per_layer = tables.mean_std(layers, ["dataset", "split", "backbone", "recipe", "metric"])
+    per_layer = tables.mean_std(layers, ["dataset", "split", "backbone", "recipe", "pooling", "metric"])
     flops_source = ", ".join(sorted(sweep.flops_source.unique()))
     interval_note = (f"[a, b]: 95% bootstrap interval over the examples ({RESAMPLES} seeded resamples; bounds "
                      "averaged over seeds).")
@@ -100,7 +100,8 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
     timings = pd.DataFrame([{**{k: record[k] for k in ("dataset", "recipe", "seed")}, **row}
                             for record in map(read_json, args.latency) for row in record["rows"]])
     compared = paper.against_baseline(paper.paper_points(selection, spec.reference), spec.reference)
-    points = paper.with_latency(paper.paired_deltas(compared, spec.reference, artifacts), timings)
+    points = paper.with_latency(paper.paired_deltas(paper.with_pooling(compared, artifacts), spec.reference,
+                                                    artifacts), timings)
     latency_note = ("Measured time saving / speed-up: the early-exit engine against the same model at full depth, "
                     "same batches, one process (CPU perf_counter or CUDA events); first seed only."
                     if args.latency else "No latency measured for this experiment.")
@@ -119,6 +120,10 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
          f"{paper.NOT_SIGNIFICANT}: the Δ's interval contains 0. majority-class: the model's full depth is within "
          f"noise of always predicting the majority class on dev."),
          *paper.source_notes(), *paper.other_backbone_notes(points)])
+    points_csv = args.tables / f"{args.name}{POINTS}"
+    with atomic_path(points_csv) as tmp:
+        points.assign(experiment=args.name).to_csv(tmp, index=False)
+    written.append(points_csv)
     stored = any(art.texts is not None for art in artifacts)
     written += tables.write_table(
         tables.exits_table(points, artifacts), table_stems["_exits"],

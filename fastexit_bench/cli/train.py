@@ -22,6 +22,7 @@ from fastexit_bench.cli.common import (
     subcommand,
 )
 from fastexit_bench.errors import FastExitError
+from fastexit_bench.pooling import DEFAULT_POOLING, POOLING_CHOICES
 from fastexit_bench.training.config import FROZEN_MODES, KEEPS, StageSettings, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--dataset", required=True, help="dataset name (`fastexit-bench data ls`)")
     parser.add_argument("--backbone", required=True, help="backbone name, local folder or hub id")
     parser.add_argument("--recipe", required=True, help="training recipe")
+    parser.add_argument("--pooling", choices=POOLING_CHOICES, default=DEFAULT_POOLING,
+                        help="how the exit heads read a layer: [CLS], the mean of its tokens, or auto: the way the "
+                             "backbone was pretrained (mean for minilm-l6 and me5-small, [CLS] for hub BERT)")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     add_overwrite_arg(parser)
     add_location_args(parser)
@@ -88,7 +92,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every,
                         help="also checkpoint every N steps inside an epoch")
     parser.add_argument("--no-feature-cache", action="store_true",
-                        help="run the frozen backbone every epoch instead of caching per-layer [CLS] features")
+                        help="run the frozen backbone every epoch instead of caching per-layer pooled features")
     parser.add_argument("--no-length-grouping", action="store_true",
                         help="draw random batches instead of batches of similar length")
 
@@ -113,7 +117,7 @@ def _train(args: argparse.Namespace) -> None:
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
-    from fastexit_bench.models.saved import TrainingRecord, build_model, save_trained
+    from fastexit_bench.models.saved import TrainingRecord, build_model, pooling_for, save_trained
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.training.recipes import get_recipe
     from fastexit_bench.training.trainer import DevSet, Trainer
@@ -126,7 +130,9 @@ def _train(args: argparse.Namespace) -> None:
             raise FastExitError(f"--stage {name}: recipe {recipe.name!r} has stages {stage_names}")
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    model, tokenizer, resolved = build_model(recipe.start_spec(args.backbone, spec.num_outputs), args.resources)
+    pooling = pooling_for(args.backbone, recipe.head, args.pooling, args.resources)
+    model, tokenizer, resolved = build_model(recipe.start_spec(args.backbone, spec.num_outputs, pooling),
+                                             args.resources)
     if args.max_length > model.max_tokens:
         raise FastExitError(f"--max-length {args.max_length} is longer than {args.backbone}'s {model.max_tokens} "
                             f"positions; use at most {model.max_tokens}")
@@ -148,12 +154,14 @@ def _train(args: argparse.Namespace) -> None:
     trainer = Trainer(model, recipe, TokenBatches(train_rows, tokenizer, device), dev, spec.task, config,
                       checkpoint=args.out / "train.ckpt")
     emit(f"training {recipe.name} on {spec.name} ({len(train_rows)} train / {len(dev_rows)} dev rows) "
-         f"with {resolved.requested} ({model.num_layers} layers) on {device}, {trainer.execution.precision}, "
+         f"with {resolved.requested} ({model.num_layers} layers, {pooling} pooling) on {device}, "
+         f"{trainer.execution.precision}, "
          f"{trainer.execution.attention} attention")
     logs = trainer.run()
     final = logs[-1].epochs[logs[-1].best_epoch - 1].dev_metric
     save_trained(args.out, trainer.model.cpu(), TrainingRecord(  # a distilled recipe's student
-        model=recipe.model_spec(args.backbone, spec.num_outputs), dataset=spec.name, recipe=recipe.name, seed=args.seed, max_length=args.max_length,
+        model=recipe.model_spec(args.backbone, spec.num_outputs, pooling), dataset=spec.name, recipe=recipe.name,
+        seed=args.seed, max_length=args.max_length,
         backbone=asdict(resolved), train_config=asdict(config),
         data={"train": train_loaded.origin, "dev": {"split": dev_loaded.split, **dev_loaded.origin},
               "hygiene": {split: h.to_dict() for split, h in hygiene.items()}},

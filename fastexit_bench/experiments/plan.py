@@ -123,7 +123,7 @@ def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, t
             depth = student
         elif stage.trains == "offramps":
             per_example = FORWARD * sizes.forward_flops(depth, tokens)
-            cached = config.caches_features(stage, heads_read_cls_only=recipe.head == "highway")
+            cached = config.caches_features(stage, exits_read_pooled_only=recipe.head == "highway")
             total += per_example * rows * (1 if cached else epochs)
             continue
         else:

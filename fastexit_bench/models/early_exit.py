@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 
 from fastexit_bench.errors import ModelLoadError
-from fastexit_bench.models.heads import HEADS, ExitScorer
+from fastexit_bench.models.heads import HEADS, ExitScorer, pool_tokens
 
 
 @dataclass
@@ -72,10 +72,12 @@ class EarlyExitModel(nn.Module):
         dropout: head dropout (highway heads; the branch heads' attention).
         scorer_input: what the scorer reads: ``pooled``, the exit's pooled output (BERxiT), or ``cls``, the
             layer's raw [CLS] (models trained before the suite followed BERxiT here).
+        pooling: how pooling heads read a layer, ``cls`` or ``mean`` (``fastexit_bench.pooling``; resolved, not ``auto``).
     """
 
     def __init__(self, backbone: PreTrainedModel, head: str, num_outputs: int, *, num_layers: int | None = None,
-                 learned_exit: bool = False, dropout: float = 0.1, scorer_input: str = "pooled"):
+                 learned_exit: bool = False, dropout: float = 0.1, scorer_input: str = "pooled",
+                 pooling: str = "cls"):
         super().__init__()
         self.config = backbone.config
         self.embeddings = backbone.embeddings
@@ -90,12 +92,17 @@ class EarlyExitModel(nn.Module):
         head_cls = HEADS.get(head)
         pooler = _pooler_dense(backbone)
         d = self.config.hidden_size
-        pooling: dict[str, nn.Linear | None] = {"pooler": pooler}
+        if pooling != "cls" and not head_cls.pools:
+            raise ModelLoadError(f"{head!r} heads read [CLS] after their own attention; pooling {pooling!r} applies "
+                                 "to heads that pool (highway, shared-pooler)")
+        poolers: dict[str, nn.Linear | None] = {"pooler": pooler}
         if head_cls.shares_pooler:  # one pooler, from the backbone's, for every head
-            pooling = {"shared_pooler": nn.Linear(d, d)}
+            poolers = {"shared_pooler": nn.Linear(d, d)}
             if pooler is not None:
-                pooling["shared_pooler"].load_state_dict(pooler.state_dict())
-        self.heads = nn.ModuleList([head_cls(d, num_outputs, dropout=dropout, **pooling) for _ in self.layers])
+                poolers["shared_pooler"].load_state_dict(pooler.state_dict())
+        self.heads = nn.ModuleList([head_cls(d, num_outputs, dropout=dropout, pooling=pooling, **poolers)
+                                    for _ in self.layers])
+        self.pooling = pooling
         if scorer_input not in SCORER_INPUTS:
             raise ModelLoadError(f"scorer_input {scorer_input!r} is not one of {', '.join(SCORER_INPUTS)}")
         if learned_exit and scorer_input == "pooled" and not hasattr(head_cls, "features"):
@@ -128,6 +135,7 @@ class EarlyExitModel(nn.Module):
             "num_outputs": self.num_outputs,
             "learned_exit": self.exit_scorer is not None,
             "scorer_input": self.scorer_input,
+            "pooling": self.pooling,
         }
 
     def student(self, layers: Sequence[int]) -> EarlyExitModel:
@@ -146,9 +154,15 @@ class EarlyExitModel(nn.Module):
         return [self.embeddings, self.embedding_projection, self.layers]
 
     @property
-    def heads_read_cls_only(self) -> bool:
-        """True when every exit reads only the [CLS] position, so per-layer [CLS] features suffice."""
-        return all(head.reads_cls_only for head in self.heads)
+    def exits_read_pooled_only(self) -> bool:
+        """True when every head and the scorer read only a layer's pooled vector ([CLS] or the token mean), so
+        per-layer pooled vectors computed once (:meth:`pooled_states`) can stand in for the tokens."""
+        scorer_ok = self.exit_scorer is None or self.scorer_input == "pooled" or self.pooling == "cls"
+        return scorer_ok and all(head.pools for head in self.heads)
+
+    def pooled_states(self, states: list[Tensor], mask: Tensor) -> Tensor:
+        """``[layers, batch, d]``: each layer's tokens pooled the way its heads pool them."""
+        return torch.stack([pool_tokens(hidden, mask, self.pooling) for hidden in states])
 
     def embed(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
               ) -> tuple[Tensor, Tensor]:
@@ -204,10 +218,11 @@ class EarlyExitModel(nn.Module):
             exit_scores=torch.stack(scores) if scores else None,
         )
 
-    def exits_on_cls(self, cls_states: Tensor) -> AllExitsOutput:
-        """Every head on cached per-layer [CLS] features ``[layers, batch, d]`` (CLS-only heads)."""
-        ones = torch.ones(cls_states.shape[1], 1, dtype=torch.bool, device=cls_states.device)
-        return self.exits(list(cls_states.unsqueeze(2)), ones)
+    def exits_on_pooled(self, pooled: Tensor) -> AllExitsOutput:
+        """Every head on cached per-layer pooled vectors ``[layers, batch, d]`` (:meth:`pooled_states`): each is
+        a one-token sequence, whose [CLS] and mean are the vector itself."""
+        ones = torch.ones(pooled.shape[1], 1, dtype=torch.bool, device=pooled.device)
+        return self.exits(list(pooled.unsqueeze(2)), ones)
 
     def final_logits(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
                      ) -> Tensor:

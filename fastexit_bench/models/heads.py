@@ -10,24 +10,37 @@ import math
 import torch
 from torch import Tensor, nn
 
+from fastexit_bench.pooling import POOLINGS
 from fastexit_bench.registry import Registry
 
 HEADS: Registry[type[nn.Module]] = Registry("head")
 
 
+def pool_tokens(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
+    """``[batch, d]`` from ``[batch, seq, d]``: the first token (``cls``) or the mean over real tokens (``mean``)."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
 class HighwayHead(nn.Module):
-    """DeeBERT off-ramp: pooler (Linear d->d, tanh) on [CLS], dropout, Linear d->outputs.
+    """DeeBERT off-ramp: pool the tokens ([CLS] as published, or their mean on mean-pooling backbones; see
+    ``fastexit_bench.pooling``), pooler (Linear d->d, tanh), dropout, Linear d->outputs.
 
     The pooler starts from the backbone's pooler when ``pooler`` is given (DeeBERT copies it);
     ``shared_pooler`` is a pooler module several heads use as one (PABEE).
     """
 
-    reads_cls_only = True
+    pools = True  # reads one pooled vector per example, so cached per-layer vectors can stand in for the tokens
     shares_pooler = False
 
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, pooler: nn.Linear | None = None,
-                 shared_pooler: nn.Linear | None = None):
+                 shared_pooler: nn.Linear | None = None, pooling: str = "cls"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling {pooling!r} is not one of {POOLINGS}")
+        self.pooling = pooling
         if shared_pooler is not None:
             self.pooler = shared_pooler
         else:
@@ -38,8 +51,8 @@ class HighwayHead(nn.Module):
         self.classifier = nn.Linear(hidden_size, num_outputs)
 
     def features(self, hidden: Tensor, mask: Tensor) -> Tensor:
-        """The pooled [CLS] ``[batch, d]`` the classifier reads (BERxiT's exit module reads it too)."""
-        return torch.tanh(self.pooler(hidden[:, 0]))
+        """The pooled output ``[batch, d]`` the classifier reads (BERxiT's exit module reads it too)."""
+        return torch.tanh(self.pooler(pool_tokens(hidden, mask, self.pooling)))
 
     def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
         return self.classifier(self.dropout(self.features(hidden, mask)))
@@ -80,12 +93,13 @@ class BranchHead(nn.Module):
     (dropout on its attention probabilities, the encoder's 0.1 in FastBERT's code), [CLS], Linear 128->128
     + tanh, Linear 128->outputs."""
 
-    reads_cls_only = False
+    pools = False
     shares_pooler = False
 
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, width: int = 128, heads: int = 2,
                  **_: object):
         super().__init__()
+        self.pooling = "cls"
         self.reduce = nn.Linear(hidden_size, width)
         self.attention = BranchAttention(width, heads, dropout)
         self.dense = nn.Linear(width, width)

@@ -17,6 +17,8 @@ from fastexit_bench.errors import ModelLoadError
 from fastexit_bench.execution import FP32_EAGER
 from fastexit_bench.io import atomic_path, read_json, write_json
 from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.models.heads import HEADS
+from fastexit_bench.pooling import DEFAULT_POOLING, resolve_pooling
 from fastexit_bench.records import VersionedRecord
 
 WEIGHTS = "model.safetensors"
@@ -26,7 +28,8 @@ INFO = "training.json"
 @dataclass(frozen=True)
 class ModelSpec:
     """What to build before loading weights: backbone, head type, output width, kept layers, BERxiT scorer
-    and what it reads (records written before it read the pooled output leave the key out: ``cls``)."""
+    and what it reads (records written before it read the pooled output leave the key out: ``cls``), and how
+    the heads pool (``fastexit_bench.pooling``; records from before pooling was a choice read [CLS])."""
 
     backbone: str
     head: str
@@ -34,6 +37,15 @@ class ModelSpec:
     num_layers: int | None = None
     learned_exit: bool = False
     scorer_input: str = "cls"
+    pooling: str = "cls"
+
+
+def pooling_for(backbone: str, head: str, requested: str = DEFAULT_POOLING,
+                resources: str | Path | None = None) -> str:
+    """The pooling a model of ``head`` heads on ``backbone`` is built with (``fastexit_bench.pooling``)."""
+    from fastexit_bench.models.backbones import resolve_backbone
+
+    return resolve_pooling(requested, resolve_backbone(backbone, resources).pooling, HEADS.get(head).pools)
 
 
 def build_model(spec: ModelSpec, resources: str | Path | None = None):
@@ -42,7 +54,7 @@ def build_model(spec: ModelSpec, resources: str | Path | None = None):
 
     backbone, tokenizer, resolved = load_backbone(spec.backbone, resources)
     model = EarlyExitModel(backbone, spec.head, spec.num_outputs, num_layers=spec.num_layers,
-                           learned_exit=spec.learned_exit, scorer_input=spec.scorer_input)
+                           learned_exit=spec.learned_exit, scorer_input=spec.scorer_input, pooling=spec.pooling)
     return model, tokenizer, resolved
 
 

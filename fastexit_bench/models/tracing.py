@@ -2,7 +2,7 @@
 
 Each component is traced on its own (embeddings, one layer, one head, the learned-exit scorer) with eager
 attention; a handle for ``aten::scaled_dot_product_attention`` is registered too, so attention matmuls are
-never skipped. The ops fvcore does not count (element-wise adds, softmax, GELU) are reported. The result,
+never skipped, and one for ``aten::sum``, so a mean-pooling head's reduction over tokens is counted. The ops fvcore does not count (element-wise adds, softmax, GELU) are reported. The result,
 :class:`~fastexit_bench.analysis.flops.PolynomialFlops`, is stored in the evaluation artefact so that the
 analysis never needs torch.
 """
@@ -29,6 +29,14 @@ def _sdpa_macs(inputs: list[Any], outputs: list[Any]) -> int:
     return 2 * prod(query[:-1]) * key[-2] * query[-1]
 
 
+def _reduction_macs(inputs: list[Any], outputs: list[Any]) -> int:
+    """fvcore handle for ``aten::sum``: one accumulate per input element (a mean-pooling head sums its n x d
+    token states; counted so that pooling by mean costs what it does)."""
+    from fvcore.nn.jit_handles import get_shape
+
+    return prod(get_shape(inputs[0]))
+
+
 class _Embed(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -53,7 +61,8 @@ def count_module(module: nn.Module, inputs: tuple) -> tuple[dict[str, int], list
     """fvcore MACs per operator and the ops it skipped, for one call of ``module`` (fp32: autocast is off)."""
     from fvcore.nn import FlopCountAnalysis
 
-    analysis = FlopCountAnalysis(module, inputs).set_op_handle("aten::scaled_dot_product_attention", _sdpa_macs)
+    analysis = FlopCountAnalysis(module, inputs).set_op_handle(
+        "aten::scaled_dot_product_attention", _sdpa_macs, "aten::sum", _reduction_macs)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     with torch.autocast(inputs[0].device.type, enabled=False):

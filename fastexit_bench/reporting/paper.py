@@ -28,6 +28,7 @@ from fastexit_bench.analysis.operating_points import FULL_DEPTH
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, difference_interval
 from fastexit_bench.errors import FastExitError
+from fastexit_bench.pooling import LABELS as POOLING_LABELS
 from fastexit_bench.reporting.tables import HIGH, LOW, artifacts_by_run, mean_pm_std, with_interval
 from fastexit_bench.training.recipes import get_recipe
 
@@ -189,6 +190,19 @@ PAPER_SHOWN = [("paper_score", "paper {metric}"), ("paper_delta_points", "paper 
                ("paper_source", "paper source")]
 
 
+def with_pooling(points: pd.DataFrame, artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
+    """Attach how each model's exits pool (``ArtifactMetadata.exit_pooling``), so that tables name it."""
+    by_key = artifacts_by_run(artifacts)
+    pooling = [by_key[key].metadata.exit_pooling if key in by_key else ""
+               for key in points[["dataset", "split", "recipe", "seed"]].itertuples(index=False, name=None)]
+    return points.assign(pooling=pooling)
+
+
+def model_label(recipe: str, pooling: str) -> str:
+    """A row's model: the recipe, with how its exits pool where they do (e.g. ``deebert (mean-pooled)``)."""
+    return f"{recipe} ({POOLING_LABELS[pooling]})" if pooling else recipe
+
+
 def with_latency(points: pd.DataFrame, latency: pd.DataFrame | None) -> pd.DataFrame:
     """Attach measured speed-ups (early exit vs the same model at full depth) by batch size."""
     points = points.assign(time_saving=1 - 1 / points.speedup)
@@ -201,6 +215,9 @@ def with_latency(points: pd.DataFrame, latency: pd.DataFrame | None) -> pd.DataF
                            dtype=float)
         points[f"realized_b{batch_size}"] = column
         points[f"realized_saving_b{batch_size}"] = 1 - 1 / column
+        ratio = latency[latency.batch_size == batch_size].set_index(keys).realized_over_predicted
+        points[f"realized_over_predicted_b{batch_size}"] = pd.Series(
+            [ratio.get(tuple(k)) for k in points[keys].itertuples(index=False)], index=points.index, dtype=float)
     return points
 
 
@@ -240,7 +257,8 @@ def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     their 95% intervals (bounds averaged over seeds; a Δ whose interval contains 0 marked ``ns``), examples
     and seeds, a ``majority-class`` flag for models within noise of predicting the majority class, and the
     published numbers of the same backbone family with our-vs-paper deltas."""
-    keys = ["dataset", "split", "recipe", "setting", "policy", "metric", "backbone"]
+    points = points if "pooling" in points.columns else points.assign(pooling="")
+    keys = ["dataset", "split", "recipe", "pooling", "setting", "policy", "metric", "backbone"]
     columns = list(dict.fromkeys(["value", "delta_points", *(c for c, _ in SHOWN[spec.layout] if c in points.columns)]))
     bounds = [f"{c}{end}" for c in ("score", "delta_points") for end in (LOW, HIGH)]
     grouped = points.groupby(keys, sort=False)
@@ -248,11 +266,12 @@ def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     interval, examples, degenerate = grouped[bounds].mean(), grouped.examples.first(), grouped.degenerate.any()
     rows = []
     for key, means in mean.iterrows():
-        dataset, split, recipe, setting, policy, metric, backbone = key
+        dataset, split, recipe, pooling, setting, policy, metric, backbone = key
         reported_as = "baseline" if (recipe, setting) == (spec.reference, FULL_DEPTH) else recipe  # the paper's row
         paper = published_for(dataset, reported_as, policy, means.get("value", np.nan), metric, backbone) or {}
         plain = setting == FULL_DEPTH and get_recipe(recipe).exit_policy is None  # a model without exits
-        row = {"dataset": dataset, "split": split, "model": recipe if plain else f"{recipe}: {setting}"}
+        name = model_label(recipe, pooling)
+        row = {"dataset": dataset, "split": split, "model": name if plain else f"{name}: {setting}"}
         for column, heading in SHOWN[spec.layout]:
             if column not in points.columns:
                 continue

@@ -99,13 +99,14 @@ def artifacts_by_run(artifacts: Sequence[ExitArtifact]) -> dict[tuple[str, str, 
 
 def layer_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
     """Headline metric at every exit with its bootstrap interval, one row per (dataset, split, backbone,
-    recipe, seed)."""
+    recipe, seed), with how its exits pool (``ArtifactMetadata.exit_pooling``)."""
     rows = []
     for art in artifacts:
         meta, metric, outputs = art.metadata, art.metadata.headline_metric, art.predictions
         weights = bootstrap_weights(len(outputs.labels))
         row = {"dataset": meta.dataset, "split": meta.split, "backbone": meta.backbone_name,
-               "recipe": meta.recipe, "seed": meta.seed, "metric": metric, "examples": len(outputs.labels)}
+               "recipe": meta.recipe, "pooling": meta.exit_pooling, "seed": meta.seed, "metric": metric,
+               "examples": len(outputs.labels)}
         for k, (predictions, measured) in enumerate(zip(outputs.predictions(), meta.layer_metrics), start=1):
             interval = metric_interval(metric, predictions, outputs.labels, weights)  # evaluate stored the metric
             row |= {f"layer_{k}": measured[metric], f"layer_{k}{LOW}": interval.low, f"layer_{k}{HIGH}": interval.high}

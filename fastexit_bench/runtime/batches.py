@@ -75,28 +75,29 @@ class TokenBatches:
         return model.forward_all(**batch.inputs)
 
 
-class CachedClsFeatures:
-    """Per-layer [CLS] states of a frozen backbone, computed once and reused every epoch.
+class CachedPooledFeatures:
+    """Per-layer pooled vectors ([CLS] or token mean) of a frozen backbone, computed once and reused every epoch.
 
-    Exact for heads that read only [CLS] (DeeBERT highways, BERxiT's scorer): off-ramp stages
+    Exact for heads that read only the pooled vector (DeeBERT highways, BERxiT's scorer): off-ramp stages
     then cost a few small matrix products per example instead of a backbone forward pass.
     """
 
-    def __init__(self, cls_states: Tensor, labels: Tensor | None, lengths: np.ndarray | None = None):
-        self.cls_states = cls_states  # [examples, layers, d]
+    def __init__(self, pooled: Tensor, labels: Tensor | None, lengths: np.ndarray | None = None):
+        self.pooled = pooled  # [examples, layers, d]
         self.labels = labels
         self._lengths = lengths
 
     @classmethod
     @torch.no_grad()
-    def extract(cls, model: EarlyExitModel, source: TokenBatches, batch_size: int) -> CachedClsFeatures:
+    def extract(cls, model: EarlyExitModel, source: TokenBatches, batch_size: int) -> CachedPooledFeatures:
         was_training = model.training
         model.eval()
         states, labels = [], []
         batches = evaluation_batches(source, batch_size)
-        for indices in tqdm(batches, desc="cache [CLS] features", leave=False, disable=None):
+        for indices in tqdm(batches, desc="cache pooled features", leave=False, disable=None):
             batch = source.batch(indices)
-            states.append(torch.stack([h[:, 0].float() for h in model.encode(**batch.inputs)], dim=1))
+            hidden = [h.float() for h in model.encode(**batch.inputs)]  # pooled in fp32, as the heads pool
+            states.append(model.pooled_states(hidden, batch.inputs["attention_mask"].bool()).transpose(0, 1))
             labels.append(batch.labels)
         model.train(was_training)
         inverse = input_order(batches)
@@ -104,7 +105,7 @@ class CachedClsFeatures:
                    source.lengths())
 
     def __len__(self) -> int:
-        return len(self.cls_states)
+        return len(self.pooled)
 
     def lengths(self) -> np.ndarray | None:
         """The token lengths of the examples the features came from: training draws the same length-grouped
@@ -116,15 +117,15 @@ class CachedClsFeatures:
         return self.labels is not None
 
     def batch(self, indices: Tensor) -> Batch:
-        indices = indices.to(self.cls_states.device)
-        return Batch({"cls_states": self.cls_states[indices].transpose(0, 1)},
+        indices = indices.to(self.pooled.device)
+        return Batch({"pooled": self.pooled[indices].transpose(0, 1)},
                      self.labels[indices] if self.labels is not None else None)
 
     def exits(self, model: EarlyExitModel, batch: Batch) -> AllExitsOutput:
-        return model.exits_on_cls(batch.inputs["cls_states"])
+        return model.exits_on_pooled(batch.inputs["pooled"])
 
 
-def evaluation_batches(source: TokenBatches | CachedClsFeatures, batch_size: int,
+def evaluation_batches(source: TokenBatches | CachedPooledFeatures, batch_size: int,
                        by_length: bool = True) -> list[Tensor]:
     """Index batches for a pass over every example: sorted by length where lengths are known (and
     ``by_length``), so padding per batch stays small; put results back with :func:`input_order`."""

@@ -39,7 +39,7 @@ class TrainConfig:
 
     ``stages`` overrides named stages, e.g. ``(("offramps", StageSettings(lr=1e-3)),)``; ``keep`` is the
     epoch each stage ends with (``best`` on dev, ``last``); ``frozen`` is the mode of the parts a stage does
-    not train: ``eval`` (no dropout; lets off-ramp stages over [CLS]-only heads reuse cached features when
+    not train: ``eval`` (no dropout; lets off-ramp stages over pooling heads reuse cached features when
     ``cache_features``) or ``train`` (dropout on, as the papers' code runs them); ``max_steps`` caps each
     stage (smoke runs); ``checkpoint_every`` adds mid-epoch checkpoints (every epoch end is always
     checkpointed); ``group_by_length`` draws batches of similar length (less padding; the order stays a
@@ -72,10 +72,10 @@ class TrainConfig:
         stages = tuple((name, s if isinstance(s, StageSettings) else StageSettings(**s)) for name, s in self.stages)
         object.__setattr__(self, "stages", stages)
 
-    def caches_features(self, stage: Stage, heads_read_cls_only: bool) -> bool:
-        """Whether ``stage`` trains on per-layer [CLS] features computed once: an off-ramp stage over heads that
-        read only [CLS], with eval-mode frozen parts (dropout would change the features every epoch)."""
-        return (stage.trains == "offramps" and heads_read_cls_only and self.cache_features
+    def caches_features(self, stage: Stage, exits_read_pooled_only: bool) -> bool:
+        """Whether ``stage`` trains on per-layer pooled features computed once: an off-ramp stage over heads that
+        read only a pooled vector, with eval-mode frozen parts (dropout would change the features every epoch)."""
+        return (stage.trains == "offramps" and exits_read_pooled_only and self.cache_features
                 and self.frozen == "eval")
 
     def of(self, stage: Stage) -> StageSettings:

@@ -76,16 +76,17 @@ class Recipe:
     exit_policy: str | None = None
     student_layers: int | None = None
 
-    def model_spec(self, backbone: str, num_outputs: int) -> ModelSpec:
-        """The model this recipe saves: its head type, layers (a distilled student's) and learned-exit scorer."""
+    def model_spec(self, backbone: str, num_outputs: int, pooling: str) -> ModelSpec:
+        """The model this recipe saves: its head type, layers (a distilled student's), learned-exit scorer and
+        the heads' resolved pooling (``fastexit_bench.pooling``)."""
         from fastexit_bench.models.saved import ModelSpec
 
         return ModelSpec(backbone, self.head, num_outputs, self.num_layers or self.student_layers,
-                         self.learned_exit, scorer_input="pooled")
+                         self.learned_exit, scorer_input="pooled", pooling=pooling)
 
-    def start_spec(self, backbone: str, num_outputs: int) -> ModelSpec:
+    def start_spec(self, backbone: str, num_outputs: int, pooling: str) -> ModelSpec:
         """The model training starts from: the saved one, or, for a recipe that distils, its full-depth teacher."""
-        spec = self.model_spec(backbone, num_outputs)
+        spec = self.model_spec(backbone, num_outputs, pooling)
         return replace(spec, num_layers=None) if self.student_layers else spec
 
 

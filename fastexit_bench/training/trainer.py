@@ -32,12 +32,13 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.errors import TrainingError
 from fastexit_bench.execution import grad_scaler, resolve, running
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import direction
 from fastexit_bench.models.early_exit import EarlyExitModel
-from fastexit_bench.runtime.batches import CachedClsFeatures, TokenBatches, length_grouped_order
+from fastexit_bench.runtime.batches import CachedPooledFeatures, TokenBatches, length_grouped_order
 from fastexit_bench.runtime.predict import predict
 from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.losses import LOSSES
@@ -46,14 +47,23 @@ from fastexit_bench.training.recipes import Recipe, Stage, student_layer_indices
 log = logging.getLogger(__name__)
 
 
+CONFIDENT_SPEED = 0.5  # FastBERT's headline speed: a teacher that is rarely this certain leaves students nothing
+
+
 @dataclass
 class EpochLog:
+    """One epoch: its steps, mean loss, time, the dev metric at every exit and the selection score, and
+    ``confidence``, how sure the final exit is on dev (classification): its mean top probability and the share
+    of dev examples whose normalized entropy is under FastBERT's speed 0.5. A FastBERT teacher that is rarely
+    confident distils students that rarely exit early."""
+
     epoch: int
     steps: int
     train_loss: float
     seconds: float
     dev_metric: list[float] | None = None
     score: float | None = None
+    confidence: dict[str, float] | None = None
 
 
 @dataclass
@@ -158,8 +168,8 @@ class StageRun:
     stage: Stage
     modules: list[torch.nn.Module]
     params: list[torch.nn.Parameter]
-    train: TokenBatches | CachedClsFeatures
-    dev: TokenBatches | CachedClsFeatures | None
+    train: TokenBatches | CachedPooledFeatures
+    dev: TokenBatches | CachedPooledFeatures | None
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler
@@ -199,13 +209,13 @@ class Trainer:
             self._save_checkpoint({"stage": index + 1, "logs": logs})
         return logs
 
-    def _sources(self, stage: Stage) -> tuple[TokenBatches | CachedClsFeatures, Any, float]:
-        if not self.config.caches_features(stage, self.model.heads_read_cls_only):
+    def _sources(self, stage: Stage) -> tuple[TokenBatches | CachedPooledFeatures, Any, float]:
+        if not self.config.caches_features(stage, self.model.exits_read_pooled_only):
             return self.train_data, self.dev.source if self.dev else None, 0.0
         start = time.perf_counter()
         size = self.config.eval_batch_size
-        train = CachedClsFeatures.extract(self.model, self.train_data, size)
-        dev = CachedClsFeatures.extract(self.model, self.dev.source, size) if self.dev else None
+        train = CachedPooledFeatures.extract(self.model, self.train_data, size)
+        dev = CachedPooledFeatures.extract(self.model, self.dev.source, size) if self.dev else None
         return train, dev, time.perf_counter() - start
 
     def _start_stage(self, stage: Stage, resume: dict | None) -> StageRun:
@@ -233,7 +243,7 @@ class Trainer:
             optimizer.load_state_dict(resume["optimizer"])
             scheduler.load_state_dict(resume["scheduler"])
             scaler.load_state_dict(resume["scaler"])
-        log = StageLog(stage.name, lr=settings.lr, cached_features=isinstance(train, CachedClsFeatures),
+        log = StageLog(stage.name, lr=settings.lr, cached_features=isinstance(train, CachedPooledFeatures),
                        feature_seconds=feature_seconds)
         return StageRun(stage, modules, params, train, dev, optimizer, scheduler, scaler, total, log)
 
@@ -319,11 +329,14 @@ class Trainer:
         """Log the epoch, score it on dev, keep the best weights, and move to the next epoch."""
         record = EpochLog(state.epoch + 1, len(state.epoch_losses), float(np.mean(state.epoch_losses)), seconds)
         if run.dev is not None:
-            record.dev_metric, record.score = self._score(run.dev, run.stage)
+            record.dev_metric, record.score, record.confidence = self._score(run.dev, run.stage)
         state.epochs.append(record)
-        log.info("%s/%s epoch %d: loss %.4f%s", self.recipe.name, run.stage.name, record.epoch, record.train_loss,
+        log.info("%s/%s epoch %d: loss %.4f%s%s", self.recipe.name, run.stage.name, record.epoch, record.train_loss,
                  f", dev {self.dev.metric} per layer {[round(m, 4) for m in record.dev_metric]}"
-                 if run.dev is not None else "")
+                 if run.dev is not None else "",
+                 f"; final exit on dev: mean top probability {record.confidence['mean_top_probability']:.3f}, "
+                 f"{record.confidence['share_under_speed_0.5']:.1%} of examples under speed {CONFIDENT_SPEED}"
+                 if record.confidence else "")
         last = self.config.of(run.stage).keep == "last"
         if last or state.best is None or record.score is None or self._better(record.score, state.best["score"]):
             state.best = {"epoch": record.epoch, "score": record.score, "state": _state_of(run.modules)}
@@ -335,11 +348,17 @@ class Trainer:
                 "scaler": run.scaler.state_dict(),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else None}
 
-    def _score(self, dev: TokenBatches | CachedClsFeatures, stage: Stage) -> tuple[list[float], float]:
+    def _score(self, dev: TokenBatches | CachedPooledFeatures, stage: Stage
+               ) -> tuple[list[float], float, dict[str, float] | None]:
         predictions = predict(self.model, dev, self.task, self.config.eval_batch_size)
         per_layer = [m[self.dev.metric] for m in predictions.layer_metrics((self.dev.metric,))]
         selected = per_layer[stage.selection_exits(len(per_layer))]
-        return per_layer, float(np.mean(selected))
+        confidence = None
+        if self.task != "regression":
+            uncertainty = resolve_policy("speed").signal(predictions)[-1]
+            confidence = {"mean_top_probability": float(predictions.probabilities()[-1].max(-1).mean()),
+                          f"share_under_speed_{CONFIDENT_SPEED}": float((uncertainty < CONFIDENT_SPEED).mean())}
+        return per_layer, float(np.mean(selected)), confidence
 
     def _better(self, score: float, best: float | None) -> bool:
         return best is None or direction(self.dev.metric) * (score - best) > 0

@@ -144,7 +144,13 @@ def get_final_output():
     for name in config["default_experiments"]:
         experiment(name)
         reports += [f"{R}/tables/{name}.md", f"{R}/plots/{name}/metric_vs_flops.png"]
-    return staged + probes + reports
+    claims = [f"{R}/claims.md"] if config["default_experiments"] else []
+    return staged + probes + reports + claims
+
+
+def get_claims_inputs(wildcards):
+    """The operating points of the default experiments, which `claims` checks."""
+    return [f"{R}/tables/{name}_points.csv" for name in config["default_experiments"]]
 
 
 def experiment_backbone(name, dataset):
@@ -241,6 +247,7 @@ def train_options(wildcards):
         weight_decay=settings["weight_decay"],
         keep=settings["keep"],
         frozen=settings["frozen"],
+        pooling=settings["pooling"],
     )
     stages = " ".join(
         f"--stage {stage}:" + ",".join(f"{key}={value}" for key, value in keys.items())

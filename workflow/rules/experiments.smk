@@ -109,6 +109,7 @@ rule report:
         ),
         paper=multiext(f"{R}/tables/{{experiment}}_paper", ".md", ".tex", ".csv"),
         exits=multiext(f"{R}/tables/{{experiment}}_exits", ".md", ".tex", ".csv"),
+        points=f"{R}/tables/{{experiment}}_points.csv",
         pdfs=expand(f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=PLOTS),
         flops_plot=report(
             f"{R}/plots/{{experiment}}/metric_vs_flops.png",
@@ -143,3 +144,23 @@ rule report:
         "python -m fastexit_bench report --name {wildcards.experiment} --sweeps {input.sweeps} "
         "--artifacts {input.artifacts} --latency {input.latency} {params.table} "
         "--tables {params.tables} --plots {params.plots} > {log} 2>&1"
+
+
+rule claims:
+    input:
+        points=get_claims_inputs,
+    output:
+        markdown=report(
+            f"{R}/claims.md", category="claims", caption="../report/claims.rst"
+        ),
+        record=f"{R}/claims.json",
+    log:
+        "logs/claims.log",
+    conda:
+        "../envs/fastexit.yaml"
+    threads: 1
+    params:
+        stem=lambda wc, output: os.path.splitext(output.record)[0],
+    shell:
+        "python -m fastexit_bench claims --points {input.points} --out {params.stem} "
+        "--overwrite > {log} 2>&1"

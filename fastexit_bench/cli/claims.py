@@ -1,0 +1,59 @@
+"""``fastexit-bench claims``: check the targets and published claims against the reports' operating points."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fastexit_bench.cli.common import add_overwrite_arg, config_of, emit, subcommand
+
+
+def add_parser(commands) -> None:
+    from fastexit_bench.reporting.claims import CLAIMS
+
+    parser = subcommand(
+        commands, "claims", "met / missed for every target and published claim, from the reports' points",
+        "  fastexit-bench claims --points results/tables/*_points.csv --out results/claims\n"
+        "writes OUT.md and OUT.json; claims of experiments not among the points are left out.\n",
+        run_claims,
+    )
+    parser.add_argument("--points", nargs="+", type=Path, required=True,
+                        help="NAME_points.csv files written by `fastexit-bench report`")
+    parser.add_argument("--claims", type=Path, default=CLAIMS, help="claims file (default: the suite's own)")
+    parser.add_argument("--out", type=Path, required=True, help="output stem: OUT.md and OUT.json")
+    add_overwrite_arg(parser)
+
+
+def run_claims(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from fastexit_bench import provenance
+    from fastexit_bench.errors import FastExitError
+    from fastexit_bench.io import atomic_path, check_output_file, sha256_file, write_json
+    from fastexit_bench.reporting.claims import ClaimSet, check_all, claims_markdown
+
+    outputs = [args.out.with_suffix(".md"), args.out.with_suffix(".json")]
+    for path in outputs:
+        check_output_file(path, [*args.points, args.claims], overwrite=args.overwrite)
+    frames = []
+    for path in args.points:
+        try:
+            frames.append(pd.read_csv(path))
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise FastExitError(f"{path} cannot be read as a points CSV ({str(error).splitlines()[0]}); rerun "
+                                "`fastexit-bench report`") from None
+    points = pd.concat(frames, ignore_index=True)
+    missing = {"experiment", "dataset", "recipe", "setting", "seed", "speedup"} - set(points.columns)
+    if missing:
+        raise FastExitError(f"{', '.join(map(str, args.points))} lack columns {sorted(missing)}: not written by "
+                            "`fastexit-bench report`; rerun it")
+    record = check_all(points, ClaimSet.load(args.claims))
+    record.provenance = provenance.collect(config=config_of(args),
+                                           inputs={str(p): sha256_file(p) for p in (*args.points, args.claims)})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(outputs[0]) as tmp:
+        tmp.write_text(claims_markdown(record, [str(p) for p in args.points]), encoding="utf-8")
+    write_json(outputs[1], record.to_dict())
+    for claim in record.claims:
+        emit(f"{claim['verdict']:8} {claim['id']}")
+    emit("wrote " + ", ".join(map(str, outputs)))
