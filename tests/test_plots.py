@@ -4,8 +4,10 @@ import pytest
 from fastexit_bench.reporting.plots import (
     _early_exit_panels,
     _mean_over_seeds,
+    _pareto,
     exit_shares,
     layer_metric,
+    method_fronts,
     metric_vs_flops,
 )
 
@@ -19,7 +21,8 @@ def _sweep(recipe: str = "deebert") -> pd.DataFrame:
             rows.append({"dataset": "d", "recipe": recipe, "seed": seed, "policy": policy, "value": value,
                          "headline_metric": "accuracy", "accuracy": accuracy - 0.1 * (1 - relative_flops),
                          "exit_share_1": share_1, "exit_share_2": 1 - share_1,
-                         "relative_flops": relative_flops, "speedup": 1 / relative_flops})
+                         "relative_flops": relative_flops, "speedup": 1 / relative_flops,
+                         "flops_per_example": 1e9 * relative_flops, "split": "validation"})
     return pd.DataFrame(rows)
 
 
@@ -49,3 +52,16 @@ def test_the_layer_plot_draws_intervals(tmp_path):
                             "metric": "accuracy", "layer_1": 0.7, "layer_1_low": 0.6, "layer_1_high": 0.8,
                             "layer_2": 0.9, "layer_2_low": 0.85, "layer_2_high": 0.95}])
     assert [p.suffix for p in layer_metric(layers, tmp_path / "layers")] == [".png", ".pdf"]
+
+
+def test_method_fronts_put_every_method_of_a_dataset_on_one_panel(tmp_path):
+    """Early-exit fronts, fixed-depth models joined per family, and the paper's claim placed on our baseline."""
+    sweep = pd.concat([_sweep("deebert"), _sweep("baseline"), _sweep("truncated-1"), _sweep("fastbert")])
+    sweep = sweep.assign(dataset="ag_news")  # has published FastBERT numbers
+    written = method_fronts(sweep, tmp_path / "fronts")
+    assert [p.name for p in written] == ["fronts.png", "fronts.pdf"] and all(p.stat().st_size for p in written)
+
+
+def test_pareto_keeps_rows_no_cheaper_row_beats():
+    rows = pd.DataFrame({"flops_per_example": [1.0, 2.0, 3.0, 4.0], "accuracy": [0.5, 0.4, 0.7, 0.7]})
+    assert _pareto(rows, "accuracy").flops_per_example.tolist() == [1.0, 3.0]

@@ -65,7 +65,13 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
     from fastexit_bench.analysis.uncertainty import RESAMPLES
     from fastexit_bench.io import atomic_path, read_json, sha256_file, write_json
     from fastexit_bench.reporting import paper, tables
-    from fastexit_bench.reporting.plots import calibration, exit_shares, layer_metric, metric_vs_flops
+    from fastexit_bench.reporting.plots import (
+        calibration,
+        exit_shares,
+        layer_metric,
+        method_fronts,
+        metric_vs_flops,
+    )
 
     results = [SweepResult.load(SweepFiles(path)) for path in args.sweeps]
     sweep = pd.concat([result.table for result in results], ignore_index=True)
@@ -137,6 +143,7 @@ def _report(args: argparse.Namespace, table_stems: dict[str, Path], plot_stems: 
     written += exit_shares(sweep, plot_stems["exit_shares"])
     written += layer_metric(layers, plot_stems["layer_metric"])
     written += calibration(artifacts, plot_stems["calibration"])
+    written += method_fronts(sweep, plot_stems["method_fronts"])
     read = [path for sweep_csv in args.sweeps for path in SweepFiles(sweep_csv).all()]
     inputs = {str(p): sha256_file(p) for p in (*read, *args.artifacts, *args.latency)}
     write_json(record, {

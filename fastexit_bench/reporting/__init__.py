@@ -5,5 +5,5 @@ TABLE_PARTS = ("", "_layers", "_calibration", "_paper", "_exits")
 POINTS = "_points.csv"
 """What `report` also writes to TABLES: NAME_points.csv, every operating point per seed in numbers (what
 `fastexit-bench claims` reads)."""
-PLOTS = ("metric_vs_flops", "exit_shares", "layer_metric", "calibration")
+PLOTS = ("metric_vs_flops", "exit_shares", "layer_metric", "calibration", "method_fronts")
 """What `report` writes to PLOTS: <name>.{png,pdf}; the workflow lists the same files."""

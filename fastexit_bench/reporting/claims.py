@@ -70,18 +70,14 @@ class ClaimSet:
 def published_claims(tolerance: float) -> list[Claim]:
     """One claim per published early-exit row with its baseline (``published.yaml``): the paper's speed-up
     (FastBERT's FLOPs convention, or the row's own) and metric change, at the paper's value or dev's choice."""
-    from fastexit_bench.reporting.paper import published
+    from fastexit_bench.reporting.paper import published, published_effect
 
     sources, rows = published()
     claims = []
     for row in rows:
         if row["recipe"] == "baseline" or "policy" not in row:
             continue
-        base = next(r for r in rows if r["recipe"] == "baseline" and r["dataset"] == row["dataset"]
-                    and r["source"] == row["source"] and r.get("backbone") == row.get("backbone"))
-        metric = next(k for k in ("accuracy", "f1", "score") if k in row)
-        speedup = row.get("speedup") or base["flops_fastbert"] / row["flops_fastbert"]
-        change = 100 * (row[metric] - base[metric])
+        _, change, speedup = published_effect(row)
         value = row.get("value")
         claims.append(Claim(
             id=f"paper-{row['recipe']}-{row['dataset']}",
@@ -110,7 +106,7 @@ def evaluate(claim: Claim, points: pd.DataFrame) -> dict[str, Any]:
     speedup = _mean(chosen, "speedup_fastbert" if claim.convention == "fastbert" else "speedup")
     measured = {
         "experiment": str(chosen.experiment.iloc[0]), "backbone": str(chosen.backbone.iloc[0]),
-        "pooling": str(chosen.pooling.iloc[0]) if "pooling" in chosen else "",
+        "pooling": str(chosen.pooling.fillna("").iloc[0]) if "pooling" in chosen else "",  # "": FastBERT's branch
         "split": str(chosen.split.iloc[0]), "value": _mean(chosen, "value"),
         "flops_speedup": speedup, "flops_speedup_fvcore": _mean(chosen, "speedup"),
         "flops_speedup_fastbert": _mean(chosen, "speedup_fastbert"),

@@ -155,21 +155,30 @@ def _family_of(row: dict[str, Any]) -> str:
     return row.get("family", sources[row["source"]]["family"])
 
 
+def published_effect(row: dict[str, Any], metric: str | None = None) -> tuple[float, float, float | None]:
+    """A published row's score (``metric``, else its headline), its change in points against the same source's
+    baseline, and its speed-up (the row's own, else the FLOPs ratio in FastBERT's convention)."""
+    _, rows = published()
+    base = next(r for r in rows if (r["source"], r["dataset"], r.get("backbone")) ==
+                (row["source"], row["dataset"], row.get("backbone")) and r["recipe"] == "baseline")
+    metric = metric or next(k for k in ("accuracy", "f1", "score") if k in row)
+    score, base_score = row.get(metric, row.get("score")), base.get(metric, base.get("score"))
+    speedup = row.get("speedup") or (base["flops_fastbert"] / row["flops_fastbert"] if "flops_fastbert" in row
+                                     else None)
+    return score, 100 * (score - base_score), speedup
+
+
 def published_for(dataset: str, recipe: str, policy: str, value: float, metric: str,
                   backbone: str) -> dict[str, Any] | None:
     """The published numbers for one of our rows (and the paper's own baseline, for its deltas), only from
     the same backbone family: a number from another family is not comparable (:func:`other_backbone_notes`)."""
-    sources, rows = published()
+    sources, _ = published()
     for row in _published_rows(dataset, recipe, policy, value):
         if _family_of(row) != backbone_family(backbone):
             continue
-        base = next(r for r in rows if (r["source"], r["dataset"], r.get("backbone")) ==
-                    (row["source"], dataset, row.get("backbone")) and r["recipe"] == "baseline")
-        score, base_score = row.get(metric, row.get("score")), base.get(metric, base.get("score"))
-        speedup = row.get("speedup") or (base["flops_fastbert"] / row["flops_fastbert"]
-                                         if "flops_fastbert" in row else None)
+        score, delta, speedup = published_effect(row, metric)
         source = sources[row["source"]]
-        return {"paper_score": score, "paper_delta_points": 100 * (score - base_score),
+        return {"paper_score": score, "paper_delta_points": delta,
                 "paper_speedup": speedup, "paper_flops_fastbert": row.get("flops_fastbert"),
                 "paper_source": f"{source['paper']}, {row.get('backbone', source.get('backbone', ''))}".strip(", ")}
     return None

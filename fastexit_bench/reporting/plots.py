@@ -177,3 +177,54 @@ def serving_latency(record: ServingRecord, stem: Path) -> list[Path]:
                    f"({record.environment['device']})")
     axis.legend()
     return _save(figure, stem)
+
+
+def _pareto(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The rows no other row beats at equal or fewer FLOPs, by FLOPs."""
+    rows = rows.sort_values("flops_per_example")
+    best = rows[metric].cummax() if direction(metric) > 0 else rows[metric].cummin()
+    return rows[rows[metric] == best].drop_duplicates(metric)
+
+
+def method_fronts(sweep: pd.DataFrame, stem: Path) -> list[Path]:
+    """Every method on one dataset's axes, one panel per dataset (dev split, mean over seeds): each early-exit
+    model's Pareto front at its paper's policy, fixed-depth models (baseline, truncated-k, distilled-k) as points
+    joined into their own fronts, and the papers' published (speed-up, metric change) placed relative to our
+    baseline where a published number exists (a claim of another backbone, placed on ours: not a measurement)."""
+    from fastexit_bench.reporting.paper import published, published_effect
+
+    _, published_rows = published()
+    datasets = sorted(sweep.dataset.unique())
+    figure, axes = _panels(len(datasets))
+    for axis, dataset in zip(axes, datasets):
+        table = sweep[sweep.dataset == dataset]
+        metric = table.headline_metric.iloc[0]
+        fixed: dict[str, list[tuple[float, float]]] = {}
+        baseline = None
+        for recipe, rows in table.groupby("recipe", sort=True):
+            mean = _mean_over_seeds(rows)
+            policy = get_recipe(recipe).exit_policy
+            if policy is None:
+                full = mean[mean.policy == "static"].sort_values("value").iloc[-1]
+                family = recipe.split("-")[0]
+                fixed.setdefault(family, []).append((full.flops_per_example / 1e9, full[metric]))
+                baseline = full if recipe == "baseline" else baseline
+                continue
+            front = _pareto(mean[mean.policy == policy], metric)
+            axis.plot(front.flops_per_example / 1e9, front[metric], marker=".", drawstyle="steps-post",
+                      label=f"{recipe} ({policy})")
+        for family, points in sorted(fixed.items()):
+            x, y = zip(*sorted(points))
+            axis.plot(x, y, marker="s" if family == "baseline" else "o", linestyle="--" if len(x) > 1 else "none",
+                      label=family if family == "baseline" else f"{family}-k")
+        for row in (r for r in published_rows if r["dataset"] == dataset and "policy" in r):
+            if baseline is None:
+                break
+            _, change, speedup = published_effect(row)
+            axis.plot(baseline.flops_per_example / 1e9 / speedup, baseline[metric] + change / 100, marker="X",
+                      markersize=9, linestyle="none", color="black",
+                      label=f"paper {row['recipe']} {row['policy']}={row.get('value', '')} (relative to our baseline)")
+        axis.set(title=f"{dataset} ({table.split.iloc[0]})", xlabel="GFLOPs per example (fvcore)", ylabel=metric)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="lower right")
+    return _save(figure, stem)

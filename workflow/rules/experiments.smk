@@ -131,6 +131,11 @@ rule report:
             category="{experiment}",
             caption="../report/calibration.rst",
         ),
+        fronts_plot=report(
+            f"{R}/plots/{{experiment}}/method_fronts.png",
+            category="{experiment}",
+            caption="../report/method_fronts.rst",
+        ),
     log:
         "logs/{experiment}/report.log",
     conda:
@@ -162,5 +167,4 @@ rule claims:
     params:
         stem=lambda wc, output: os.path.splitext(output.record)[0],
     shell:
-        "python -m fastexit_bench claims --points {input.points} --out {params.stem} "
-        "--overwrite > {log} 2>&1"
+        "python -m fastexit_bench claims --points {input.points} --out {params.stem} > {log} 2>&1"
