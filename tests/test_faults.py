@@ -103,6 +103,10 @@ def cases(root: Path, resources: Path) -> dict[str, list[str]]:
         "report/in the way": [*report, "--sweeps", str(sweep), "--artifacts", str(dev),
                               "--tables", str(root / "tables")],
         "report/unwritable": [*report, "--sweeps", str(sweep), "--artifacts", str(dev), "--tables", str(blocked)],
+        "claims/missing": ["claims", "--points", str(root / "no_points.csv"), "--out", str(root / "c")],
+        "claims/corrupt": ["claims", "--points", str(root / "bad_sweep.csv"), "--out", str(root / "c")],
+        "claims/in the way": ["claims", "--points", str(root / "bad_sweep.csv"), "--out", str(root / "out")],
+        "claims/unwritable": ["claims", "--points", str(root / "bad_sweep.csv"), "--out", str(blocked / "c")],
         "plan/missing": ["plan", "deebert_table1", "--config", str(root / "no.yaml")],
         "plan/corrupt": ["plan", "deebert_table1", "--config", str(root / "bad.yaml")],
     }
@@ -114,7 +118,7 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 COMMANDS = ("data show", "data prepare", "backbone show", "flops", "train", "evaluate", "sweep", "latency",
-            "serve-bench", "report", "plan")
+            "serve-bench", "report", "claims", "plan")
 
 
 def test_every_writing_command_is_covered(made, resources):

@@ -66,9 +66,13 @@ def test_every_rule_ran_and_the_tables_parse(workflow_run):
     assert exits["examples exiting here"].notna().any()  # texts stored by evaluate
     assert (tables / "tiny.md").read_text().startswith("# tiny: exit policies")
     assert "\\begin{tabular}" in (tables / "tiny.tex").read_text()
-    for name in ("metric_vs_flops", "exit_shares", "layer_metric"):
+    for name in ("metric_vs_flops", "exit_shares", "layer_metric", "method_fronts"):
         for suffix in (".png", ".pdf"):
             assert (workflow_run / "results" / "plots" / "tiny" / f"{name}{suffix}").stat().st_size > 1000
+    claims = json.loads((workflow_run / "results" / "claims.json").read_text())  # no claim names tiny
+    assert claims["claims"] == [] and (workflow_run / "results" / "claims.md").read_text().startswith("# Claims")
+    points = pd.read_csv(tables / "tiny_points.csv")
+    assert set(points.experiment) == {"tiny"} and {"speedup", "delta_points", "realized_b1"} <= set(points.columns)
     record = json.loads((tables / "tiny.json").read_text())
     assert record["provenance"]["git_commit"] and len(record["provenance"]["inputs"]) == 2 * (3 * 4 + 6 + 2)  # sweep files, artefacts, timings
 
@@ -77,8 +81,10 @@ def test_paper_table_has_every_operating_point_and_measured_speedups(workflow_ru
     table = pd.read_csv(workflow_run / "results" / "tables" / "tiny_paper.csv")
     assert set(table.dataset) == {"bbc_news", "shop_reviews"}
     table = table[table.dataset == "bbc_news"]
-    assert table.model.tolist() == ["baseline", *(f"deebert: entropy, dev drop<={p}pt" for p in (0, 1, 2)),
-                                    "fastbert: speed=0.1", "fastbert: speed=0.5"]
+    deebert, fastbert = table[table.model.str.startswith("deebert")], table[table.model.str.startswith("fastbert")]
+    assert table.model.iloc[0] == "baseline ([CLS])"  # tiny-bert pools by [CLS]; FastBERT's branch names none
+    assert deebert.model.tolist() == [f"deebert ([CLS]): entropy, dev drop<={p}pt" for p in (0, 1, 2)]
+    assert fastbert.model.tolist()[-2:] == ["fastbert: speed=0.1", "fastbert: speed=0.5"]
     assert set(table.split) == {"test"} and table["speed-up (fvcore)"].iloc[0] == 1.0
     early = table[table.model != "baseline"]
     assert early["realized speed-up b1"].notna().all() and early["realized speed-up b32"].notna().all()
