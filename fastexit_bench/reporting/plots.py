@@ -189,7 +189,7 @@ def _pareto(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
 def method_fronts(sweep: pd.DataFrame, stem: Path) -> list[Path]:
     """Every method on one dataset's axes, one panel per dataset (dev split, mean over seeds): each early-exit
     model's Pareto front at its paper's policy, fixed-depth models (baseline, truncated-k, distilled-k) as points
-    joined into their own fronts, and the papers' published (speed-up, metric change) placed relative to our
+    joined into their own fronts (each ending at the baseline, their full depth), and the papers' published (speed-up, metric change) placed relative to our
     baseline where a published number exists (a claim of another backbone, placed on ours: not a measurement)."""
     from fastexit_bench.reporting.paper import published, published_effect
 
@@ -214,6 +214,8 @@ def method_fronts(sweep: pd.DataFrame, stem: Path) -> list[Path]:
             axis.plot(front.flops_per_example / 1e9, front[metric], marker=".", drawstyle="steps-post",
                       label=f"{recipe} ({policy})")
         for family, points in sorted(fixed.items()):
+            if family != "baseline":  # k = full depth is the baseline: each family's front ends there
+                points = points + fixed.get("baseline", [])
             x, y = zip(*sorted(points))
             axis.plot(x, y, marker="s" if family == "baseline" else "o", linestyle="--" if len(x) > 1 else "none",
                       label=family if family == "baseline" else f"{family}-k")
