@@ -1,6 +1,7 @@
 """Claims as data: a claim's verdict follows its goals on the reports' points; the command writes md + json."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ from fastexit_bench.reporting.claims import (
     NOT_RUN,
     Claim,
     ClaimSet,
+    check_all,
     evaluate,
     published_claims,
     realized_claims,
@@ -84,3 +86,17 @@ def test_the_claims_command_writes_markdown_and_json(tmp_path, capsys):
 def test_the_suites_claims_file_loads():
     claims = ClaimSet.load()
     assert {c.experiment for c in claims.claims} >= {"quick", "sst2_minilm", "ag_news_minilm", "chinese_me5"}
+
+
+def test_the_committed_reference_claims_are_what_the_committed_points_give():
+    """results/reference/claims.json is generated, never typed: checking the committed points again gives the
+    same verdicts and numbers."""
+    reference = Path(__file__).resolve().parents[1] / "results" / "reference"
+    points = sorted((reference / "tables").glob("*_points.csv"))
+    committed = json.loads((reference / "claims.json").read_text())
+    record = check_all(pd.concat([pd.read_csv(p) for p in points], ignore_index=True), ClaimSet.load())
+    assert [(c["id"], c["verdict"]) for c in record.claims] == [(c["id"], c["verdict"]) for c in committed["claims"]]
+    for mine, theirs in zip(record.claims, committed["claims"]):
+        assert mine.get("flops_speedup") == pytest.approx(theirs.get("flops_speedup"))
+        assert mine.get("delta_points") == pytest.approx(theirs.get("delta_points"))
+    assert [r["verdict"] for r in record.realized] == [r["verdict"] for r in committed["realized"]]
