@@ -90,6 +90,11 @@ def published_claims(tolerance: float) -> list[Claim]:
     return claims
 
 
+def _text(value: Any) -> str:
+    """A CSV cell as text; an empty cell (read back as NaN) is ""."""
+    return "" if pd.isna(value) else str(value)
+
+
 def _mean(rows: pd.DataFrame, column: str) -> float | None:
     values = rows[column].dropna() if column in rows else pd.Series(dtype=float)
     return float(values.mean()) if len(values) else None
@@ -106,7 +111,7 @@ def evaluate(claim: Claim, points: pd.DataFrame) -> dict[str, Any]:
     speedup = _mean(chosen, "speedup_fastbert" if claim.convention == "fastbert" else "speedup")
     measured = {
         "experiment": str(chosen.experiment.iloc[0]), "backbone": str(chosen.backbone.iloc[0]),
-        "pooling": str(chosen.pooling.fillna("").iloc[0]) if "pooling" in chosen else "",  # "": FastBERT's branch
+        "pooling": _text(chosen.pooling.iloc[0]) if "pooling" in chosen else "",  # "": FastBERT's branch
         "split": str(chosen.split.iloc[0]), "value": _mean(chosen, "value"),
         "flops_speedup": speedup, "flops_speedup_fvcore": _mean(chosen, "speedup"),
         "flops_speedup_fastbert": _mean(chosen, "speedup_fastbert"),
