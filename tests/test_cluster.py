@@ -19,7 +19,7 @@ from tests.test_workflow import ROOT, TINY, snakemake, snakemake_command
 pytestmark = pytest.mark.skipif(not os.environ.get("FASTEXIT_SLURM"),
                                 reason="no SLURM cluster started (.ci/run starts one with tests/cluster/slurm_up.sh)")
 
-LOCAL_RULES = ("stage_data", "probe_backbone", "all")
+LOCAL_RULES = ("stage_data", "probe_backbone", "claims", "all")
 # README's cluster command with the test cluster's partition and no account; job states from squeue (no
 # accounting), checked every 5 s instead of 40 (tiny jobs); a failed job is not resubmitted, so that the run
 # with the cancelled job fails and its rerun is what finishes the workflow

@@ -90,9 +90,10 @@ def test_measured_speedups_join_by_model_and_setting():
                            "setting": ["full depth", "entropy, dev drop<=1pt"], "speedup": [1.0, 2.0]})
     latency = pd.DataFrame({"dataset": ["sst2"] * 2, "recipe": ["deebert"] * 2, "seed": [0, 0],
                             "setting": ["entropy, dev drop<=1pt"] * 2, "batch_size": [1, 32],
-                            "realized_speedup": [1.6, 1.25]})
+                            "realized_speedup": [1.6, 1.25], "realized_over_predicted": [0.8, 0.625]})
     joined = paper.with_latency(points, latency)
     assert np.isnan(joined.realized_b1.iloc[0]) and joined.realized_b1.iloc[1] == 1.6
+    assert joined.realized_over_predicted_b32.iloc[1] == 0.625
     assert joined.realized_saving_b32.iloc[1] == pytest.approx(0.2) and joined.time_saving.iloc[1] == 0.5
 
 

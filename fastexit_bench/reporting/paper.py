@@ -224,9 +224,10 @@ def with_latency(points: pd.DataFrame, latency: pd.DataFrame | None) -> pd.DataF
                            dtype=float)
         points[f"realized_b{batch_size}"] = column
         points[f"realized_saving_b{batch_size}"] = 1 - 1 / column
-        ratio = latency[latency.batch_size == batch_size].set_index(keys).realized_over_predicted
-        points[f"realized_over_predicted_b{batch_size}"] = pd.Series(
-            [ratio.get(tuple(k)) for k in points[keys].itertuples(index=False)], index=points.index, dtype=float)
+        if "realized_over_predicted" in latency:  # timings record it beside the FLOPs-predicted speed-up
+            ratio = latency[latency.batch_size == batch_size].set_index(keys).realized_over_predicted
+            points[f"realized_over_predicted_b{batch_size}"] = pd.Series(
+                [ratio.get(tuple(k)) for k in points[keys].itertuples(index=False)], index=points.index, dtype=float)
     return points
 
 

@@ -151,6 +151,11 @@ rule report:
         "--tables {params.tables} --plots {params.plots} > {log} 2>&1"
 
 
+# claims reads a few CSVs for seconds: it runs where snakemake runs, never as a cluster job.
+localrules:
+    claims,
+
+
 rule claims:
     input:
         points=get_claims_inputs,
