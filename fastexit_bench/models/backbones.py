@@ -142,12 +142,11 @@ def check_backbone_name(name: str) -> None:
         BACKBONES.get(name)
 
 
-def folder_pooling(folder: Path) -> str:
-    """The pooling a local model folder was trained with: its sidecar's, else a sentence-transformers folder's
-    ``1_Pooling/config.json`` (``mean`` when it pools by mean tokens), else ``cls``."""
-    sidecar = folder / SIDECAR
-    if sidecar.is_file() and "pooling" in (info := json.loads(sidecar.read_text())):
-        return info["pooling"]
+def folder_pooling(folder: Path, sidecar: dict) -> str:
+    """The pooling a local model folder was trained with: its ``sidecar``'s, else a sentence-transformers
+    folder's ``1_Pooling/config.json`` (``mean`` when it pools by mean tokens), else ``cls``."""
+    if "pooling" in sidecar:
+        return sidecar["pooling"]
     pooling_config = folder / "1_Pooling" / "config.json"
     if pooling_config.is_file():
         return "mean" if json.loads(pooling_config.read_text()).get("pooling_mode_mean_tokens") else "cls"
@@ -159,8 +158,9 @@ def resolve_backbone(name: str, resources: str | Path | None = None) -> Resolved
     (BERT, RoBERTa, ALBERT): a hub sentence encoder's pooling needs its folder or a registered name."""
     if Path(name).is_dir():
         sidecar = Path(name) / SIDECAR
-        pooler = json.loads(sidecar.read_text()).get("has_pooler") if sidecar.is_file() else None
-        return ResolvedBackbone(name, str(Path(name).resolve()), f"local:{name}", pooler, folder_pooling(Path(name)))
+        info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        return ResolvedBackbone(name, str(Path(name).resolve()), f"local:{name}", info.get("has_pooler"),
+                                folder_pooling(Path(name), info))
     if name in BACKBONES:
         spec = BACKBONES.get(name)
         folder = spec.offline(resources_dir(resources))

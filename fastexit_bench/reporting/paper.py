@@ -219,15 +219,16 @@ def with_latency(points: pd.DataFrame, latency: pd.DataFrame | None) -> pd.DataF
         return points
     keys = ["dataset", "recipe", "seed", "setting"]
     for batch_size in sorted(latency.batch_size.unique()):
-        realized = latency[latency.batch_size == batch_size].set_index(keys).realized_speedup
-        column = pd.Series([realized.get(tuple(k)) for k in points[keys].itertuples(index=False)], index=points.index,
-                           dtype=float)
-        points[f"realized_b{batch_size}"] = column
-        points[f"realized_saving_b{batch_size}"] = 1 - 1 / column
+        timed = latency[latency.batch_size == batch_size].set_index(keys)
+
+        def joined(column: str, timed: pd.DataFrame = timed) -> pd.Series:
+            return pd.Series([timed[column].get(tuple(k)) for k in points[keys].itertuples(index=False)],
+                             index=points.index, dtype=float)
+
+        points[f"realized_b{batch_size}"] = realized = joined("realized_speedup")
+        points[f"realized_saving_b{batch_size}"] = 1 - 1 / realized
         if "realized_over_predicted" in latency:  # timings record it beside the FLOPs-predicted speed-up
-            ratio = latency[latency.batch_size == batch_size].set_index(keys).realized_over_predicted
-            points[f"realized_over_predicted_b{batch_size}"] = pd.Series(
-                [ratio.get(tuple(k)) for k in points[keys].itertuples(index=False)], index=points.index, dtype=float)
+            points[f"realized_over_predicted_b{batch_size}"] = joined("realized_over_predicted")
     return points
 
 

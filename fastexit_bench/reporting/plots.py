@@ -43,6 +43,11 @@ def _mean_over_seeds(table: pd.DataFrame) -> pd.DataFrame:
         headline_metric=table.headline_metric.iloc[0])
 
 
+def _running_best(values: pd.Series, metric: str) -> pd.Series:
+    """The best value so far along ``values`` (by FLOPs): a Pareto front, whichever way ``metric`` is better."""
+    return values.cummax() if direction(metric) > 0 else values.cummin()
+
+
 def _title(dataset: str, recipe: str, table: pd.DataFrame) -> str:
     seeds = table.seed.nunique()
     return f"{dataset} / {recipe}" + (f" ({seeds} seeds)" if seeds > 1 else "")
@@ -86,7 +91,7 @@ def metric_vs_flops(sweep: pd.DataFrame, stem: Path) -> list[Path]:
             points = axis.plot(rows.relative_flops, rows[metric], marker="*" if len(rows) == 1 else ".",
                                markersize=10 if len(rows) == 1 else 6, linestyle="none", label=policy)
             if len(rows) > 1:
-                front = rows[metric].cummax() if direction(metric) > 0 else rows[metric].cummin()
+                front = _running_best(rows[metric], metric)
                 axis.plot(rows.relative_flops, front, drawstyle="steps-post", color=points[0].get_color(),
                           alpha=0.6, linewidth=1)
         axis.set(title=_title(dataset, recipe, table), xlabel="FLOPs relative to full depth", ylabel=metric)
@@ -182,8 +187,7 @@ def serving_latency(record: ServingRecord, stem: Path) -> list[Path]:
 def _pareto(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The rows no other row beats at equal or fewer FLOPs, by FLOPs."""
     rows = rows.sort_values("flops_per_example")
-    best = rows[metric].cummax() if direction(metric) > 0 else rows[metric].cummin()
-    return rows[rows[metric] == best].drop_duplicates(metric)
+    return rows[rows[metric] == _running_best(rows[metric], metric)].drop_duplicates(metric)
 
 
 def method_fronts(sweep: pd.DataFrame, stem: Path) -> list[Path]:

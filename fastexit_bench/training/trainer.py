@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 
 CONFIDENT_SPEED = 0.5  # FastBERT's headline speed: a teacher that is rarely this certain leaves students nothing
+CONFIDENT_SHARE = f"share_under_speed_{CONFIDENT_SPEED}"  # the confidence record's key for that share
 
 
 @dataclass
@@ -335,7 +336,7 @@ class Trainer:
                  f", dev {self.dev.metric} per layer {[round(m, 4) for m in record.dev_metric]}"
                  if run.dev is not None else "",
                  f"; final exit on dev: mean top probability {record.confidence['mean_top_probability']:.3f}, "
-                 f"{record.confidence['share_under_speed_0.5']:.1%} of examples under speed {CONFIDENT_SPEED}"
+                 f"{record.confidence[CONFIDENT_SHARE]:.1%} of examples under speed {CONFIDENT_SPEED}"
                  if record.confidence else "")
         last = self.config.of(run.stage).keep == "last"
         if last or state.best is None or record.score is None or self._better(record.score, state.best["score"]):
@@ -357,7 +358,7 @@ class Trainer:
         if self.task != "regression":
             uncertainty = resolve_policy("speed").signal(predictions)[-1]
             confidence = {"mean_top_probability": float(predictions.probabilities()[-1].max(-1).mean()),
-                          f"share_under_speed_{CONFIDENT_SPEED}": float((uncertainty < CONFIDENT_SPEED).mean())}
+                          CONFIDENT_SHARE: float((uncertainty < CONFIDENT_SPEED).mean())}
         return per_layer, float(np.mean(selected)), confidence
 
     def _better(self, score: float, best: float | None) -> bool:
