@@ -212,23 +212,25 @@ def model_label(recipe: str, pooling: str) -> str:
     return f"{recipe} ({POOLING_LABELS[pooling]})" if pooling else recipe
 
 
+def _per_row(values: pd.Series, rows: list[tuple], index: pd.Index) -> pd.Series:
+    """``values`` (indexed by the timing keys) looked up for each of ``rows``; NaN where a row was not timed."""
+    return pd.Series([values.get(row) for row in rows], index=index, dtype=float)
+
+
 def with_latency(points: pd.DataFrame, latency: pd.DataFrame | None) -> pd.DataFrame:
     """Attach measured speed-ups (early exit vs the same model at full depth) by batch size."""
     points = points.assign(time_saving=1 - 1 / points.speedup)
     if latency is None or latency.empty:
         return points
     keys = ["dataset", "recipe", "seed", "setting"]
+    rows = list(points[keys].itertuples(index=False, name=None))
     for batch_size in sorted(latency.batch_size.unique()):
         timed = latency[latency.batch_size == batch_size].set_index(keys)
-
-        def joined(column: str, timed: pd.DataFrame = timed) -> pd.Series:
-            return pd.Series([timed[column].get(tuple(k)) for k in points[keys].itertuples(index=False)],
-                             index=points.index, dtype=float)
-
-        points[f"realized_b{batch_size}"] = realized = joined("realized_speedup")
+        points[f"realized_b{batch_size}"] = realized = _per_row(timed.realized_speedup, rows, points.index)
         points[f"realized_saving_b{batch_size}"] = 1 - 1 / realized
-        if "realized_over_predicted" in latency:  # timings record it beside the FLOPs-predicted speed-up
-            points[f"realized_over_predicted_b{batch_size}"] = joined("realized_over_predicted")
+        if "realized_over_predicted" in timed:  # timings record it beside the FLOPs-predicted speed-up
+            points[f"realized_over_predicted_b{batch_size}"] = _per_row(timed.realized_over_predicted, rows,
+                                                                        points.index)
     return points
 
 
