@@ -17,7 +17,13 @@ from fastexit_bench.pooling import DEFAULT_POOLING, POOLING_CHOICES
 from fastexit_bench.registry import IMPORT_PATH
 from fastexit_bench.reporting.paper import LAYOUTS, TableSpec
 from fastexit_bench.runtime.config import LatencyConfig
-from fastexit_bench.training.config import FROZEN_MODES, KEEPS, TrainConfig
+from fastexit_bench.training.config import (
+    ADAMW_IMPLEMENTATIONS,
+    FROZEN_MODES,
+    KEEPS,
+    VOCABULARIES,
+    TrainConfig,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -40,9 +46,11 @@ def test_defaults_equal_the_typed_configs():
         if key != "seed":  # an experiment trains one model per entry of its `seeds` list
             assert experiment[key]["default"] == value, key
     train = TrainConfig()
-    for key in ("epochs", "lr", "batch_size", "warmup", "weight_decay", "keep", "frozen"):
+    for key in ("epochs", "lr", "batch_size", "warmup", "weight_decay", "keep", "frozen", "vocabulary", "adamw"):
         assert experiment[key]["default"] == getattr(train, key), key
     assert experiment["keep"]["enum"] == list(KEEPS) and experiment["frozen"]["enum"] == list(FROZEN_MODES)
+    assert experiment["vocabulary"]["enum"] == list(VOCABULARIES)
+    assert experiment["adamw"]["enum"] == list(ADAMW_IMPLEMENTATIONS)
     assert experiment["latency_examples"]["default"] == LatencyConfig().examples
     assert experiment["pooling"]["default"] == DEFAULT_POOLING
     assert sorted(experiment["pooling"]["enum"]) == sorted(POOLING_CHOICES)

@@ -23,7 +23,14 @@ from fastexit_bench.cli.common import (
 )
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.pooling import DEFAULT_POOLING, POOLING_CHOICES
-from fastexit_bench.training.config import FROZEN_MODES, KEEPS, StageSettings, TrainConfig
+from fastexit_bench.training.config import (
+    ADAMW_IMPLEMENTATIONS,
+    FROZEN_MODES,
+    KEEPS,
+    VOCABULARIES,
+    StageSettings,
+    TrainConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +94,20 @@ def add_parser(commands) -> None:
     parser.add_argument("--frozen", choices=FROZEN_MODES, default=defaults.frozen,
                         help="mode of the parts a stage does not train: eval (no dropout; cached features) or "
                              "train (dropout on, as the papers' code)")
+    parser.add_argument("--vocabulary", choices=VOCABULARIES, default=defaults.vocabulary,
+                        help="train only the word-embedding rows of the train and dev data's token ids (the same "
+                             "model to float rounding, faster), or the whole table")
+    parser.add_argument("--adamw", choices=ADAMW_IMPLEMENTATIONS, default=defaults.adamw,
+                        help="torch's AdamW implementation (fused: one kernel; for-loop: torch's choice on a CPU)")
     parser.add_argument("--max-steps", type=positive_int, default=defaults.max_steps,
                         help="cap on optimizer steps per stage (smoke runs)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every,
                         help="also checkpoint every N steps inside an epoch")
     parser.add_argument("--no-feature-cache", action="store_true",
                         help="run the frozen backbone every epoch instead of caching per-layer pooled features")
+    parser.add_argument("--finetuned-from", type=Path, metavar="BASELINE",
+                        help="a trained baseline whose fine-tune is this recipe's first stage (deebert, distilled-K) "
+                             "under the same data, seed and settings: training starts after that stage")
     parser.add_argument("--no-length-grouping", action="store_true",
                         help="draw random batches instead of batches of similar length")
 
@@ -110,17 +125,18 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    import torch
 
     from fastexit_bench import provenance
     from fastexit_bench.data.hygiene import check_splits, warnings
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.device import resolve_device
+    from fastexit_bench.execution import resolve
     from fastexit_bench.models.saved import TrainingRecord, build_model, pooling_for, save_trained
     from fastexit_bench.runtime.batches import TokenBatches
     from fastexit_bench.training.recipes import get_recipe
-    from fastexit_bench.training.trainer import DevSet, Trainer
+    from fastexit_bench.training.shared import first_stage_inputs, start_from_finetuned
+    from fastexit_bench.training.trainer import DevSet, StageLog, Trainer
 
     spec = DATASETS.get(args.dataset)
     recipe = get_recipe(args.recipe)
@@ -129,10 +145,9 @@ def _train(args: argparse.Namespace) -> None:
         if name not in stage_names:
             raise FastExitError(f"--stage {name}: recipe {recipe.name!r} has stages {stage_names}")
     device = resolve_device(args.device)
-    torch.manual_seed(args.seed)
     pooling = pooling_for(args.backbone, recipe.head, args.pooling, args.resources)
-    model, tokenizer, resolved = build_model(recipe.start_spec(args.backbone, spec.num_outputs, pooling),
-                                             args.resources)
+    start = recipe.start_spec(args.backbone, spec.num_outputs, pooling)
+    model, tokenizer, resolved = build_model(start, args.resources, seed=args.seed)
     if args.max_length > model.max_tokens:
         raise FastExitError(f"--max-length {args.max_length} is longer than {args.backbone}'s {model.max_tokens} "
                             f"positions; use at most {model.max_tokens}")
@@ -149,10 +164,18 @@ def _train(args: argparse.Namespace) -> None:
                          weight_decay=args.weight_decay, max_steps=args.max_steps, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, cache_features=not args.no_feature_cache,
                          stages=tuple(args.stages), keep=args.keep, frozen=args.frozen,
-                         group_by_length=not args.no_length_grouping, execution=execution_config(args))
+                         group_by_length=not args.no_length_grouping, execution=execution_config(args),
+                         vocabulary=args.vocabulary, adamw=args.adamw)
     dev = DevSet(TokenBatches(dev_rows, tokenizer, device), spec.task, spec.metrics[0])
-    trainer = Trainer(model, recipe, TokenBatches(train_rows, tokenizer, device), dev, spec.task, config,
-                      checkpoint=args.out / "train.ckpt")
+    train = TokenBatches(train_rows, tokenizer, device)
+    first_stage = first_stage_inputs(recipe, start, resolved.location, spec.name, args.seed, args.max_length,
+                                     {"train": train.content_hash(), "dev": dev.source.content_hash()}, config,
+                                     resolve(config.execution, device).to_dict())
+    finished, shared = [], {}
+    if args.finetuned_from:
+        finished, shared = start_from_finetuned(args.finetuned_from, model, recipe, first_stage, args.resources)
+    trainer = Trainer(model, recipe, train, dev, spec.task, config, checkpoint=args.out / "train.ckpt",
+                      finished=[StageLog.from_dict(log) for log in finished])
     emit(f"training {recipe.name} on {spec.name} ({len(train_rows)} train / {len(dev_rows)} dev rows) "
          f"with {resolved.requested} ({model.num_layers} layers, {pooling} pooling) on {device}, "
          f"{trainer.execution.precision}, "
@@ -167,6 +190,7 @@ def _train(args: argparse.Namespace) -> None:
               "hygiene": {split: h.to_dict() for split, h in hygiene.items()}},
         stages=[asdict(log) for log in logs], dev_metric={"name": spec.metrics[0], "per_layer": final},
         provenance=provenance.collect(config=config_of(args)), execution=trainer.execution.to_dict(),
+        first_stage=first_stage, shared_stages=shared,
     ))
     (args.out / "train.ckpt").unlink()
     emit(f"dev {spec.metrics[0]} per layer: " + " ".join(f"{m:.4f}" for m in final))

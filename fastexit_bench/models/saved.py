@@ -48,11 +48,19 @@ def pooling_for(backbone: str, head: str, requested: str = DEFAULT_POOLING,
     return resolve_pooling(requested, resolve_backbone(backbone, resources).pooling, HEADS.get(head).pools)
 
 
-def build_model(spec: ModelSpec, resources: str | Path | None = None):
-    """``(EarlyExitModel, tokenizer, resolved backbone)`` with freshly initialised heads."""
+def build_model(spec: ModelSpec, resources: str | Path | None = None, seed: int | None = None):
+    """``(EarlyExitModel, tokenizer, resolved backbone)`` with freshly initialised heads. With ``seed``, the heads'
+    initialisation is a function of the seed alone: the RNG is seeded again after the backbone is loaded (a first
+    load may build or convert it, drawing from the RNG), so every recipe of one seed starts from the same heads."""
+    import torch
+
     from fastexit_bench.models.backbones import load_backbone
 
+    if seed is not None:
+        torch.manual_seed(seed)
     backbone, tokenizer, resolved = load_backbone(spec.backbone, resources)
+    if seed is not None:
+        torch.manual_seed(seed)
     model = EarlyExitModel(backbone, spec.head, spec.num_outputs, num_layers=spec.num_layers,
                            learned_exit=spec.learned_exit, scorer_input=spec.scorer_input, pooling=spec.pooling)
     return model, tokenizer, resolved
@@ -76,6 +84,9 @@ class TrainingRecord(VersionedRecord):
         dev_metric: ``{"name", "per_layer"}``: the headline dev metric at every exit of the kept epoch.
         provenance: the ``provenance.collect`` block of the training run.
         execution: the precision and attention implementation training ran with (``execution.Execution``).
+        first_stage: what the recipe's first stage computed from (``training.shared.first_stage_inputs``): a
+            recipe starting with the same stage may start from this model when they are equal.
+        shared_stages: per stage taken from another saved model, that model's folder, recipe and weights hash.
     """
 
     model: ModelSpec
@@ -90,6 +101,8 @@ class TrainingRecord(VersionedRecord):
     dev_metric: dict[str, Any]
     provenance: dict[str, Any] = field(default_factory=dict)
     execution: dict[str, str] = field(default_factory=FP32_EAGER.to_dict)
+    first_stage: dict[str, Any] = field(default_factory=dict)
+    shared_stages: dict[str, Any] = field(default_factory=dict)
 
     VERSION: ClassVar[int] = TRAINING_RECORD_VERSION
     RERUN: ClassVar[str] = "fastexit-bench train"

@@ -49,6 +49,10 @@ class TokenBatches:
         """Tokens per example (for length grouping and bucketing)."""
         return self._lengths
 
+    def token_ids(self) -> np.ndarray:
+        """Every token id of every example, flattened (what a trimmed vocabulary must hold)."""
+        return self.dataset.with_format("arrow")["input_ids"].combine_chunks().flatten().to_numpy()
+
     def content_hash(self) -> str:
         """sha256 of every example's token ids and label, in order: what a checkpoint must have trained on
         to be resumed (another mirror, subsample, tokenizer or max length gives another hash)."""

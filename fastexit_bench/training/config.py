@@ -10,6 +10,8 @@ from fastexit_bench.training.recipes import Stage
 
 KEEPS = ("best", "last")
 FROZEN_MODES = ("eval", "train")
+VOCABULARIES = ("trimmed", "full")
+ADAMW_IMPLEMENTATIONS = ("fused", "foreach", "for-loop")  # torch's: one kernel, per-list ops, per tensor
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,11 @@ class TrainConfig:
     stage (smoke runs); ``checkpoint_every`` adds mid-epoch checkpoints (every epoch end is always
     checkpointed); ``group_by_length`` draws batches of similar length (less padding; the order stays a
     function of seed, stage and epoch); ``execution`` is the requested precision and attention (``auto``:
-    see ``fastexit_bench.execution``).
+    see ``fastexit_bench.execution``). Two settings make training cheaper without changing what it computes
+    (README "Training cost"): ``vocabulary="trimmed"`` trains only the word-embedding rows of the token ids in the
+    train and dev data (``models.vocabulary``; the saved model has the full table back); ``adamw`` is torch's
+    AdamW implementation (``fused``: one kernel for all tensors; ``for-loop``: per tensor, torch's choice on a
+    CPU; they agree to float rounding).
     """
 
     lr: float = 2e-5
@@ -63,12 +69,18 @@ class TrainConfig:
     frozen: str = "eval"
     group_by_length: bool = True
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    vocabulary: str = "trimmed"
+    adamw: str = "fused"
 
     def __post_init__(self) -> None:
         if self.keep not in KEEPS:
             raise FastExitError(f"keep {self.keep!r} is not one of {', '.join(KEEPS)}")
         if self.frozen not in FROZEN_MODES:
             raise FastExitError(f"frozen {self.frozen!r} is not one of {', '.join(FROZEN_MODES)}")
+        if self.vocabulary not in VOCABULARIES:
+            raise FastExitError(f"vocabulary {self.vocabulary!r} is not one of {', '.join(VOCABULARIES)}")
+        if self.adamw not in ADAMW_IMPLEMENTATIONS:
+            raise FastExitError(f"adamw {self.adamw!r} is not one of {', '.join(ADAMW_IMPLEMENTATIONS)}")
         stages = tuple((name, s if isinstance(s, StageSettings) else StageSettings(**s)) for name, s in self.stages)
         object.__setattr__(self, "stages", stages)
 

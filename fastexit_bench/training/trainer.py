@@ -38,6 +38,12 @@ from fastexit_bench.execution import grad_scaler, resolve, running
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import direction
 from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.models.vocabulary import (
+    TrimmedEmbedding,
+    data_token_ids,
+    restore_vocabulary,
+    trim_vocabulary,
+)
 from fastexit_bench.runtime.batches import CachedPooledFeatures, TokenBatches, length_grouped_order
 from fastexit_bench.runtime.predict import predict
 from fastexit_bench.training.config import TrainConfig
@@ -182,8 +188,10 @@ class Trainer:
     """Runs a recipe's stages on ``model``; see the module docstring for the guarantees."""
 
     def __init__(self, model: EarlyExitModel, recipe: Recipe, train_data: TokenBatches, dev: DevSet | None,
-                 task: str, config: TrainConfig, checkpoint: Path | None = None):
+                 task: str, config: TrainConfig, checkpoint: Path | None = None,
+                 finished: list[StageLog] | None = None):
         self.model, self.recipe, self.train_data, self.dev = model, recipe, train_data, dev
+        self.finished = list(finished or [])  # logs of first stages whose result ``model`` already holds
         self.task, self.config = task, config
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.teacher: EarlyExitModel | None = None  # while a distilling stage runs
@@ -191,16 +199,26 @@ class Trainer:
         self.execution = resolve(config.execution, self.device)
         self.fingerprint = json.dumps([recipe.name, asdict(config), self.execution.to_dict(), model.num_layers,
                                        _weights_hash(model), train_data.content_hash(),
-                                       dev.source.content_hash() if dev else None], sort_keys=True)
+                                       dev.source.content_hash() if dev else None,
+                                       [log.stage for log in self.finished]], sort_keys=True)
 
     def run(self) -> list[StageLog]:
         """Train every stage (resuming from the checkpoint if there is one); return their logs."""
-        with running(self.model.config, self.execution, self.device):
-            return self._run_stages()
+        given = self.model  # a distilling recipe's teacher once ``self.model`` is the student
+        if self.config.vocabulary == "trimmed":
+            sources = [self.train_data] + ([self.dev.source] if self.dev else [])
+            trim_vocabulary(given.embeddings, data_token_ids([s.token_ids() for s in sources],
+                                                             given.embeddings.word_embeddings.padding_idx))
+        try:
+            with running(self.model.config, self.execution, self.device):
+                return self._run_stages()
+        finally:
+            for model in {id(m): m for m in (given, self.model)}.values():
+                restore_vocabulary(model.embeddings)
 
     def _run_stages(self) -> list[StageLog]:
         resume = self._load_checkpoint()
-        logs = [StageLog.from_dict(log) for log in resume["logs"]] if resume else []
+        logs = [StageLog.from_dict(log) for log in resume["logs"]] if resume else list(self.finished)
         for index, stage in enumerate(self.recipe.stages):
             if index < len(logs):
                 continue
@@ -233,7 +251,9 @@ class Trainer:
         if stage.needs_labels and not train.has_labels:
             raise TrainingError(f"stage {stage.name!r} needs labels and the training data has none")
         settings = config.of(stage)
-        optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=config.weight_decay)
+        implementation = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
+        optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=config.weight_decay,
+                                      **implementation[config.adamw])
         per_epoch = math.ceil(len(train) / config.batch_size)
         total = settings.epochs * per_epoch if config.max_steps is None else min(settings.epochs * per_epoch,
                                                                                   config.max_steps)
@@ -312,17 +332,28 @@ class Trainer:
             return self.teacher.final_logits(**batch.inputs)
 
     def _step(self, run: StageRun, loss: torch.Tensor, step: int) -> None:
+        """One optimizer step. Non-finite gradients stop training before they reach the weights (under fp16 the
+        scaler skips such a step instead); the weights are checked after the step through their total norm,
+        one pass over them."""
         if not torch.isfinite(loss):
             raise TrainingError(f"stage {run.stage.name!r}: loss is {loss.item()} at step {step}; "
                                 "lower the learning rate or check the labels")
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.unscale_(run.optimizer)
-        torch.nn.utils.clip_grad_norm_(run.params, self.config.max_grad_norm)
+        norm = torch.nn.utils.clip_grad_norm_(run.params, self.config.max_grad_norm)
+        if not run.scaler.is_enabled() and not torch.isfinite(norm):
+            raise TrainingError(f"stage {run.stage.name!r}: gradients are not finite at step {step}; "
+                                "lower the learning rate or check the inputs")
+        scale, lr = run.scaler.get_scale(), run.optimizer.param_groups[0]["lr"]
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.scheduler.step()
-        if not torch.stack([p.isfinite().all() for p in run.params]).all():
+        stepped = not run.scaler.is_enabled() or run.scaler.get_scale() >= scale  # fp16: a lowered scale = skipped
+        embedding = self.model.embeddings.word_embeddings
+        if stepped and isinstance(embedding, TrimmedEmbedding) and embedding.weight.requires_grad:
+            embedding.decay_untouched(lr, self.config.weight_decay)
+        if not torch.isfinite(torch.nn.utils.get_total_norm(run.params)):
             raise TrainingError(f"stage {run.stage.name!r}: weights are not finite after step {step}; "
                                 "lower the learning rate")
 

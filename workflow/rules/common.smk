@@ -248,6 +248,8 @@ def train_options(wildcards):
         keep=settings["keep"],
         frozen=settings["frozen"],
         pooling=settings["pooling"],
+        vocabulary=settings["vocabulary"],
+        adamw=settings["adamw"],
     )
     stages = " ".join(
         f"--stage {stage}:" + ",".join(f"{key}={value}" for key, value in keys.items())

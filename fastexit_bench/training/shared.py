@@ -1,0 +1,73 @@
+"""One fine-tune for every recipe that starts with it.
+
+DeeBERT's stage 1 and the distilled-K recipes' teacher are the baseline's fine-tune: the same model (highway
+heads, full depth, seeded the same), data, settings and seed, so a trained baseline is that stage's result,
+bit for bit at fp32 (``tests/test_shared_stage.py``). What the first stage computes from is written into every
+training record (:func:`first_stage_inputs`); a recipe starts from a saved baseline only when the two are
+equal, and its record names the model it started from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fastexit_bench.errors import FastExitError
+from fastexit_bench.training.config import TrainConfig
+from fastexit_bench.training.recipes import Recipe, get_recipe
+
+UNUSED_BY_A_STAGE = ("stages", "checkpoint_every")  # settings that do not change what a stage computes
+
+
+def first_stage_inputs(recipe: Recipe, start: Any, backbone_location: str, dataset: str, seed: int,
+                       max_length: int, data_hashes: dict[str, str], config: TrainConfig,
+                       execution: dict[str, str]) -> dict[str, Any]:
+    """Everything the first stage's result depends on, as plain JSON types: the stage, the model it starts
+    from (``ModelSpec``), the backbone, the data's content hashes, the seed and every setting it reads."""
+    stage = recipe.stages[0]
+    settings = {k: v for k, v in asdict(config).items() if k not in UNUSED_BY_A_STAGE}
+    inputs = {"stage": asdict(stage), "model": asdict(start), "backbone": backbone_location, "dataset": dataset,
+              "seed": seed, "max_length": max_length, "data": data_hashes, "train_config": settings,
+              "stage_settings": asdict(config.of(stage)), "execution": execution}
+    return json.loads(json.dumps(inputs))  # tuples as lists, as read back from training.json
+
+
+def check_shareable(record: Any, folder: Path, recipe: Recipe, inputs: dict[str, Any]) -> None:
+    """Refuse a saved model that is not this recipe's first stage: another recipe, or other inputs."""
+    source = get_recipe(record.recipe)
+    if len(source.stages) != 1 or source.stages[0] != recipe.stages[0]:
+        raise FastExitError(f"{folder} was trained with {record.recipe!r}, whose result is not {recipe.name!r}'s "
+                            f"first stage; start from a baseline model")
+    theirs = record.first_stage
+    if not theirs:
+        raise FastExitError(f"{folder} does not record what its fine-tune computed from (trained before "
+                            "training records did); train the baseline again")
+    differ = sorted(k for k in inputs.keys() | theirs.keys() if inputs.get(k) != theirs.get(k))
+    if differ:
+        raise FastExitError(f"{folder} was fine-tuned with other {', '.join(differ)} than this run's "
+                            f"{recipe.stages[0].name!r} stage; train without --finetuned-from, or match them")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def start_from_finetuned(folder: Path, model: Any, recipe: Recipe, inputs: dict[str, Any],
+                         resources: str | Path | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Load the saved baseline in ``folder`` into ``model`` as the result of ``recipe``'s first stage; returns
+    that stage's log (the baseline's) and the provenance the new record keeps."""
+    from fastexit_bench.models.saved import WEIGHTS, load_trained
+
+    source, _, record = load_trained(folder, resources)
+    check_shareable(record, folder, recipe, inputs)
+    model.load_state_dict(source.state_dict())
+    provenance = {recipe.stages[0].name: {"model": str(folder), "recipe": record.recipe,
+                                          "weights_sha256": file_sha256(Path(folder) / WEIGHTS)}}
+    return record.stages[:1], provenance
