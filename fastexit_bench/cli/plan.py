@@ -25,15 +25,17 @@ def add_parser(commands) -> None:
                         help="dataset mirror folder (default: the config's data_mirror; 'none': hub copies only)")
     parser.add_argument("--tflops", type=positive_float, default=SUSTAINED_TFLOPS,
                         help="sustained training TFLOP/s of one GPU, for the GPU-hours estimate")
+    parser.add_argument("--rates", type=Path, default=Path("results/benchmarks/train_cost_cpu.json"),
+                        help="training rates measured on a CPU by benchmarks/train_cost.py, for the CPU-hours column")
     add_resources_arg(parser)
 
 
 def run_plan(args: argparse.Namespace) -> None:
-    from fastexit_bench.experiments.plan import plan
+    from fastexit_bench.experiments.plan import CpuRates, plan
     from fastexit_bench.experiments.settings import experiment_settings, load_config
 
     config = load_config(args.config, args.schema)
     mirror = args.mirror if args.mirror is not None else config["data_mirror"]
     mirror = None if mirror == "none" else mirror
     settings = experiment_settings(config, args.experiment)
-    emit(plan(args.experiment, settings, mirror, args.resources, args.tflops).markdown())
+    emit(plan(args.experiment, settings, mirror, args.resources, args.tflops, CpuRates.read(args.rates)).markdown())

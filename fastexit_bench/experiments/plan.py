@@ -1,5 +1,5 @@
-"""What an experiment costs before it runs: jobs per rule, training examples x epochs, training FLOPs and
-GPU-hours, per (dataset, recipe) and in total.
+"""What an experiment costs before it runs: jobs per rule, training examples x epochs, training FLOPs, GPU-hours
+and this machine's CPU-hours, per (dataset, recipe) and in total.
 
 Rows come from the local copy when the mirror holds the dataset (what a run here trains on), else from the
 hub copy's published size (``HubSource.rows``), after the carves the loader applies. FLOPs are an upper bound
@@ -8,6 +8,10 @@ products (:class:`~fastexit_bench.analysis.flops.AnalyticFlops`; heads are a sma
 pass costs 3x a forward pass (forward plus backward), a frozen backbone's pass 1x, once in all when an off-ramp
 stage trains on cached [CLS] features; a distilling stage adds the teacher's forward pass. GPU-hours divide
 the FLOPs by an assumed sustained rate (``--tflops``); measure yours with ``benchmarks/train_throughput.py``.
+CPU-hours divide them by a rate measured on a CPU (:class:`CpuRates`, from ``benchmarks/train_cost.py``): a
+backbone's examples/s in a full-depth fine-tune at its benchmark dataset's real lengths, as FLOPs counted the
+way this plan counts them; a dataset of longer texts than the measured one costs more than that says. A recipe
+that starts from the experiment's baseline (``training.shared``) is not charged for that first stage.
 Importing this module needs no torch."""
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fastexit_bench.experiments.settings import backbone_for, job_counts
 from fastexit_bench.models.backbones import resolve_backbone
 from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.recipes import Recipe, get_recipe
+from fastexit_bench.training.shared import starts_from_baseline
 
 FAMILY_SIZES = {  # (layers, hidden, FFN, embedding) of the papers' backbones, when their config is not at hand
     "bert-base": (12, 768, 3072, 768),
@@ -108,13 +113,47 @@ class TrainingWork:
     rows_source: str
     example_epochs: int | None
     flops: float | None
+    shares_baseline: bool = False
+    cpu_hours: float | None = None
 
 
-def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, tokens: int) -> float:
-    """Training FLOPs of every stage of ``recipe`` on ``rows`` examples (see the module docstring)."""
+@dataclass(frozen=True)
+class CpuRate:
+    """One backbone's measured training rate: examples/s of a full-depth fine-tune on ``dataset``."""
+
+    examples_per_s: float
+    dataset: str
+    cpu: str
+
+
+@dataclass(frozen=True)
+class CpuRates:
+    """Measured training rates per backbone (``benchmarks/train_cost.py``'s ``after`` throughput) and the file."""
+
+    rates: dict[str, CpuRate]
+    source: str
+
+    @classmethod
+    def read(cls, path: Path) -> CpuRates | None:
+        """The rates in a ``train_cost`` benchmark file; None when there is none."""
+        if not Path(path).is_file():
+            return None
+        record = json.loads(Path(path).read_text())
+        cpu = record["provenance"]["env"]["cpu"]
+        rates = {}
+        for row in record["throughput"]:
+            backbone, dataset, _ = row["case"].split(":")
+            rates[backbone] = CpuRate(row["after_examples_per_s"], dataset, cpu)
+        return cls(rates, str(path))
+
+
+def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, tokens: int,
+                 skip_first: bool = False) -> float:
+    """Training FLOPs of every stage of ``recipe`` on ``rows`` examples (see the module docstring); with
+    ``skip_first``, the first stage is another model's (the experiment's baseline)."""
     depth = recipe.num_layers or sizes.layers
     total = 0.0
-    for stage in recipe.stages:
+    for stage in recipe.stages[1:] if skip_first else recipe.stages:
         epochs = config.of(stage).epochs
         if stage.distils:
             student = recipe.student_layers
@@ -133,7 +172,7 @@ def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, t
 
 
 def training_work(settings: dict[str, Any], dataset: str, recipe_name: str, mirror: str | Path | None,
-                  resources: str | Path | None = None) -> TrainingWork:
+                  resources: str | Path | None = None, rates: CpuRates | None = None) -> TrainingWork:
     """The training of one (dataset, recipe) of an experiment, for one seed."""
     spec, recipe = DATASETS.get(dataset), get_recipe(recipe_name)
     backbone = backbone_for(settings, dataset)
@@ -145,9 +184,15 @@ def training_work(settings: dict[str, Any], dataset: str, recipe_name: str, mirr
     sizes = backbone_sizes(backbone, resources)
     if rows is None:
         return TrainingWork(dataset, recipe_name, backbone, None, source, None, None)
-    epochs = sum(config.of(stage).epochs for stage in recipe.stages)
-    flops = _stage_flops(recipe, config, sizes, rows, settings["max_length"]) if sizes else None
-    return TrainingWork(dataset, recipe_name, backbone, rows, source, rows * epochs, flops)
+    shared = starts_from_baseline(recipe_name, settings)
+    epochs = sum(config.of(stage).epochs for stage in recipe.stages[1 if shared else 0:])
+    flops = _stage_flops(recipe, config, sizes, rows, settings["max_length"], shared) if sizes else None
+    rate = rates.rates.get(backbone) if rates else None
+    cpu_hours = None
+    if rate is not None and flops is not None:
+        per_example = TRAINED * sizes.forward_flops(sizes.layers, settings["max_length"])
+        cpu_hours = flops / (rate.examples_per_s * per_example) / 3600
+    return TrainingWork(dataset, recipe_name, backbone, rows, source, rows * epochs, flops, shared, cpu_hours)
 
 
 @dataclass(frozen=True)
@@ -159,6 +204,7 @@ class Plan:
     seeds: int
     work: list[TrainingWork]
     tflops: float
+    rates: CpuRates | None = None
 
     def total(self, field: str) -> float | None:
         """Sum of ``field`` over every seed and the rows where it is known (None when it is known nowhere)."""
@@ -180,25 +226,42 @@ class Plan:
 
         lines = [f"# Plan: {self.experiment}", "",
                  "jobs: " + ", ".join(f"{rule} {n}" for rule, n in self.jobs.items() if n), "",
-                 "| dataset | recipe | backbone | train rows | rows from | examples x epochs | PFLOPs | GPU-hours |",
-                 "|---|---|---|---|---|---|---|---|"]
+                 ("| dataset | recipe | backbone | train rows | rows from | examples x epochs | PFLOPs | GPU-hours | "
+                 "CPU-hours |"),
+                 "|---|---|---|---|---|---|---|---|---|"]
         for w in self.work:
             pflops = None if w.flops is None else w.flops / 1e15
-            lines.append(f"| {w.dataset} | {w.recipe} | {w.backbone} | {number(w.rows)} | {w.rows_source} | "
-                         f"{number(w.example_epochs)} | {number(pflops)} | {number(self.gpu_hours(w.flops))} |")
+            recipe = f"{w.recipe} (from baseline)" if w.shares_baseline else w.recipe
+            lines.append(f"| {w.dataset} | {recipe} | {w.backbone} | {number(w.rows)} | {w.rows_source} | "
+                         f"{number(w.example_epochs)} | {number(pflops)} | {number(self.gpu_hours(w.flops))} | "
+                         f"{number(w.cpu_hours)} |")
         flops = self.total("flops")
         lines += ["", (f"total over {self.seeds} seed(s): {number(self.total('example_epochs'))} examples x epochs, "
                       f"{number(None if flops is None else flops / 1e15)} PFLOPs of training, "
                       f"{number(self.gpu_hours(flops))} GPU-hours at {self.tflops:g} sustained TFLOP/s "
                       "(an upper bound: every example at max_length; evaluation adds one forward pass per "
                       "evaluated example)")]
+        lines.append(self._cpu_line())
         if self.unknown:
             lines.append(f"{self.unknown} of {len(self.work)} rows are unknown (marked ?) and left out of the totals")
         return "\n".join(lines) + "\n"
 
 
+    def _cpu_line(self) -> str:
+        if self.rates is None:
+            return ("CPU-hours: no measured rate (run `python benchmarks/train_cost.py --mirror DATA --out "
+                    "results/benchmarks/train_cost_cpu.json` on this machine)")
+        hours = self.total("cpu_hours")
+        measured = "; ".join(f"{b} {r.examples_per_s:.1f} examples/s on {r.dataset}" for b, r in self.rates.rates.items())
+        cpu = next(iter(self.rates.rates.values())).cpu if self.rates.rates else "?"
+        return (f"CPU-hours of training: {'?' if hours is None else f'{hours:.2g}'} over {self.seeds} seed(s), at the "
+                f"rates measured on {cpu} ({measured}; {self.rates.source}); evaluation, sweeps, timing and "
+                "reports add minutes per model")
+
+
 def plan(name: str, settings: dict[str, Any], mirror: str | Path | None, resources: str | Path | None = None,
-         tflops: float = SUSTAINED_TFLOPS) -> Plan:
+         tflops: float = SUSTAINED_TFLOPS, rates: CpuRates | None = None) -> Plan:
     """The plan of experiment ``name`` from its resolved settings (:func:`settings.load_config`)."""
-    work = [training_work(settings, d, r, mirror, resources) for d in settings["datasets"] for r in settings["recipes"]]
-    return Plan(name, job_counts(settings), len(settings["seeds"]), work, tflops)
+    work = [training_work(settings, d, r, mirror, resources, rates)
+            for d in settings["datasets"] for r in settings["recipes"]]
+    return Plan(name, job_counts(settings), len(settings["seeds"]), work, tflops, rates)

@@ -20,6 +20,20 @@ from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.recipes import Recipe, get_recipe
 
 UNUSED_BY_A_STAGE = ("stages", "checkpoint_every")  # settings that do not change what a stage computes
+SOURCE = "baseline"  # the recipe whose saved model is a shared first stage
+
+
+def starts_from_baseline(recipe_name: str, settings: dict[str, Any]) -> bool:
+    """Whether the workflow starts ``recipe_name`` from the experiment's baseline: sharing is on, the experiment
+    trains a baseline, the recipe's first stage and starting model are the baseline's, and neither recipe has
+    settings of its own for that stage (``settings``: an experiment's resolved settings)."""
+    if not settings["share_finetune"] or recipe_name == SOURCE or SOURCE not in settings["recipes"]:
+        return False
+    recipe, source = get_recipe(recipe_name), get_recipe(SOURCE)
+    stage = recipe.stages[0]
+    own = settings["stages"]
+    return (stage == source.stages[0] and recipe.start_spec("", 2, "cls") == source.start_spec("", 2, "cls")
+            and stage.name not in own.get(recipe_name, {}) and stage.name not in own.get(SOURCE, {}))
 
 
 def first_stage_inputs(recipe: Recipe, start: Any, backbone_location: str, dataset: str, seed: int,

@@ -23,6 +23,7 @@ from fastexit_bench.experiments.settings import (
     runs,
 )
 from fastexit_bench.training.recipes import get_recipe
+from fastexit_bench.training.shared import SOURCE, starts_from_baseline
 
 try:
     apply_presets(config)
@@ -169,6 +170,25 @@ def backbone_key(backbone):
 def get_staged(wildcards):
     backbone = experiment_backbone(wildcards.experiment, wildcards.dataset)
     return f"{R}/{wildcards.experiment}/data/{wildcards.dataset}.{backbone_key(backbone)}.json"
+
+
+def get_train_inputs(wildcards):
+    """The staged data, and the baseline of the same dataset and seed where the recipe starts from it."""
+    inputs = {"data": get_staged(wildcards)}
+    if starts_from_baseline(wildcards.recipe, experiment(wildcards.experiment)):
+        inputs["finetuned"] = (
+            f"{R}/{wildcards.experiment}/models/{wildcards.dataset}/{SOURCE}/"
+            f"seed{wildcards.seed}/training.json"
+        )
+    return inputs
+
+
+def finetuned_option(wildcards, input):
+    return (
+        f"--finetuned-from {os.path.dirname(input.finetuned)}"
+        if "finetuned" in input.keys()
+        else ""
+    )
 
 
 def staging_backbone(wildcards):

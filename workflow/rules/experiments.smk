@@ -12,7 +12,7 @@ SWEEP = f"{R}/{{experiment}}/sweeps/{RUN}"
 
 rule train:
     input:
-        data=get_staged,
+        unpack(get_train_inputs),
     output:
         weights=f"{MODEL}/model.safetensors",
         record=f"{MODEL}/training.json",
@@ -28,10 +28,11 @@ rule train:
         folder=subpath(output.record, parent=True),
         backbone=lambda wc: experiment_backbone(wc.experiment, wc.dataset),
         options=train_options,
+        finetuned=finetuned_option,
     shell:
         "python -m fastexit_bench {params.datasets} train --dataset {wildcards.dataset} "
         "--backbone {params.backbone} --recipe {wildcards.recipe} --seed {wildcards.seed} "
-        "{params.options} --out {params.folder} > {log} 2>&1"
+        "{params.options} {params.finetuned} --out {params.folder} > {log} 2>&1"
 
 
 rule evaluate:
