@@ -3,17 +3,18 @@
 - ``profile``: one training step of the baseline recipe (encoder + final head, bf16 autocast as ``auto`` picks on a
   CPU with native bf16) cut into its parts: collating the batch, forward with the loss, backward, gradient
   clipping, the AdamW step and the check that the weights are finite, timed with a clock read between parts
-  (medians over ``--profile-steps`` steps after 2 warm-up steps), plus one dev-scoring pass per example. Each
+  (medians over every batch of one epoch, after 2 warm-up steps), plus one dev-scoring pass per example. Each
   configuration is profiled: ``before`` (the whole vocabulary, AdamW's per-tensor loop, a per-tensor
   ``isfinite`` check: the trainer at ``--before``) and ``after`` (today's defaults: trimmed vocabulary, fused
   AdamW, one total-norm check).
-- ``throughput``: the suite's ``Trainer`` itself, examples/s over ``--steps`` timed steps (a run of 1 + steps
-  minus a run of 1, so loading and the first step are left out), ``before`` running the package as it was at
+- ``throughput``: the suite's ``Trainer`` itself, examples/s over one epoch but its first step (a run of one
+  epoch minus a run of 1 step, so loading and the first step are left out), ``before`` running the package as it was at
   ``--before`` (``git archive`` into a temporary folder, imported by a subprocess) and ``after`` this checkout,
   interleaved in ``--rounds`` rounds; medians over rounds, ``after_over_before`` the median of per-round ratios.
 
-Each case trains on its dataset's first ``--examples`` training rows (seeded subsample) at the real token lengths
-(max length 128), batch 32 for ``minilm-l6`` and 16 for ``me5-small`` (the reference experiments' sizes).
+Each case trains on ``--examples`` training rows of its dataset (seeded subsample) at their real token lengths
+(max length 128), batch 32 for ``minilm-l6`` and 16 for ``me5-small`` (the reference experiments' sizes), in
+length-grouped batches; one epoch spans every length, so the rates are the data's, not its longest batches'.
 
     python benchmarks/train_cost.py --mirror ../shared/data --threads 2 --out results/benchmarks/train_cost_cpu.json
 """
@@ -92,14 +93,15 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     settings = json.loads(args.settings)
     batch = int(args.case.split(":")[2])
-    seconds = [trainer_seconds(args.case, args.examples, args.mirror, n, settings) for n in (1 + args.steps, 1)]
-    print(json.dumps({"examples_per_s": args.steps * batch / (seconds[0] - seconds[1]),
+    steps = args.examples // batch  # one epoch of full batches
+    seconds = [trainer_seconds(args.case, steps * batch, args.mirror, n, settings) for n in (steps, 1)]
+    print(json.dumps({"examples_per_s": (steps - 1) * batch / (seconds[0] - seconds[1]),
                       "package": str(Path(fastexit_bench.__file__).parents[1])}))
 
 
 def measure(code: Path, case: str, settings: dict, args: argparse.Namespace) -> float:
     command = [sys.executable, __file__, "worker", "--case", case, "--settings", json.dumps(settings),
-               "--examples", str(args.examples), "--steps", str(args.steps), "--threads", str(args.threads)]
+               "--examples", str(args.examples), "--threads", str(args.threads)]
     if args.mirror:
         command += ["--mirror", args.mirror]
     env = {**os.environ, "PYTHONPATH": str(code), "TQDM_DISABLE": "1"}
@@ -152,7 +154,7 @@ def profile(case: str, name: str, args: argparse.Namespace) -> dict:
     times: dict[str, list[float]] = {part: [] for part in PARTS}
     model.train()
     with running(model.config, execution, device):
-        for step, indices in enumerate(order[:2 + args.profile_steps]):
+        for step, indices in enumerate([*order[:2], *order]):  # 2 warm-up steps, then the whole epoch
             clock = [time.perf_counter()]
             batch_ = data.batch(indices)
             clock.append(time.perf_counter())
@@ -192,12 +194,10 @@ def main() -> None:
     run.add_argument("--settings", required=True)
     for p in (parser, run):
         p.add_argument("--mirror", help="data mirror holding SST-2 and Book review (../shared/data)")
-        p.add_argument("--examples", type=int, default=512, help="training rows loaded per case")
-        p.add_argument("--steps", type=int, default=12, help="timed optimizer steps per throughput run")
+        p.add_argument("--examples", type=int, default=384, help="training rows per case (one epoch)")
         p.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cases", default=CASES, help="BACKBONE:DATASET:BATCH,...")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds (medians reported)")
-    parser.add_argument("--profile-steps", type=int, default=8, help="profiled steps per case and configuration")
     parser.add_argument("--before", default=BEFORE_COMMIT, help="the commit whose trainer is 'before'")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
