@@ -1,13 +1,14 @@
 """``fastexit-bench plan``: rows, examples x epochs, FLOPs and GPU-hours of a workflow experiment, and the
 GPUs each job asks for."""
 
+import json
 import stat
 from pathlib import Path
 
 import pytest
 
 from fastexit_bench.cli import main
-from fastexit_bench.experiments.plan import FAMILY_SIZES, Sizes, training_work
+from fastexit_bench.experiments.plan import FAMILY_SIZES, CpuRates, Sizes, training_work
 from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, job_gpus, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,3 +75,33 @@ def test_jobs_ask_for_a_gpu_only_where_one_is_listed(tmp_path, monkeypatch):
     smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 (UUID: GPU-0)'\n")
     smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
     assert job_gpus("auto") == 1
+
+
+def test_a_recipe_that_starts_from_the_baseline_is_not_charged_for_its_fine_tune():
+    settings = {**paper_settings("quick"), "recipes": ["baseline", "deebert", "fastbert"]}
+    baseline, deebert = (training_work(settings, "bbc_news", r, mirror=None) for r in ("baseline", "deebert"))
+    assert deebert.shares_baseline and not baseline.shares_baseline
+    assert deebert.example_epochs == deebert.rows * 10  # the off-ramps' 10 epochs only
+    sizes = Sizes(6, 384, 1536, 384, "test")
+    assert deebert.flops == pytest.approx(deebert.rows * sizes.forward_flops(6, 64))  # cached features: one pass
+    alone = training_work({**settings, "share_finetune": False}, "bbc_news", "deebert", mirror=None)
+    assert alone.flops == pytest.approx(deebert.flops + baseline.flops)
+    assert not training_work({**settings, "recipes": ["deebert"]}, "bbc_news", "deebert", mirror=None).shares_baseline
+
+
+def test_cpu_hours_follow_the_measured_rate(tmp_path, capsys):
+    rates = tmp_path / "rates.json"
+    rates.write_text(json.dumps({"provenance": {"env": {"cpu": "Test CPU"}}, "throughput": [
+        {"case": "minilm-l6:sst2:32", "after_examples_per_s": 100.0}]}))
+    settings = paper_settings("quick")
+    work = training_work(settings, "bbc_news", "baseline", mirror=None, rates=CpuRates.read(rates))
+    forward = Sizes(6, 384, 1536, 384, "test").forward_flops(6, 64)
+    assert work.evaluation_flops == pytest.approx((3 * 212 + 212 + 213) * forward)  # 212 dev articles after each epoch, then evaluate (dev, 213 test)
+    # a full-depth fine-tune, 3 epochs, plus the evaluation passes at a third of a trained example each
+    assert work.cpu_hours == pytest.approx((work.rows * 3 + (3 * 212 + 212 + 213) / 3) / 100.0 / 3600)
+    assert main(["plan", "quick", "--config", str(CONFIG), "--schema", str(ROOT / SCHEMA), "--rates", str(rates)]) == 0
+    out = capsys.readouterr().out
+    assert "| deebert (from baseline) |" in out and "rates measured on Test CPU (minilm-l6 100.0 examples/s on sst2" in out
+    assert main(["plan", "quick", "--config", str(CONFIG), "--schema", str(ROOT / SCHEMA),
+                 "--rates", str(tmp_path / "none.json")]) == 0
+    assert "CPU-hours: no measured rate" in capsys.readouterr().out

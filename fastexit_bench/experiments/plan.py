@@ -8,7 +8,10 @@ products (:class:`~fastexit_bench.analysis.flops.AnalyticFlops`; heads are a sma
 pass costs 3x a forward pass (forward plus backward), a frozen backbone's pass 1x, once in all when an off-ramp
 stage trains on cached [CLS] features; a distilling stage adds the teacher's forward pass. GPU-hours divide
 the FLOPs by an assumed sustained rate (``--tflops``); measure yours with ``benchmarks/train_throughput.py``.
-CPU-hours divide them by a rate measured on a CPU (:class:`CpuRates`, from ``benchmarks/train_cost.py``): a
+Evaluation FLOPs count a forward pass over the selection split after every epoch of a stage that reads the
+text (an off-ramp stage on cached features scores its cached dev vectors) and over both evaluated splits once
+(the evaluate jobs), when the mirror holds them. CPU-hours divide training plus evaluation FLOPs by a rate
+measured on a CPU (:class:`CpuRates`, from ``benchmarks/train_cost.py``): a
 backbone's examples/s in a full-depth fine-tune at its benchmark dataset's real lengths, as FLOPs counted the
 way this plan counts them; a dataset of longer texts than the measured one costs more than that says. A recipe
 that starts from the experiment's baseline (``training.shared``) is not charged for that first stage.
@@ -102,6 +105,30 @@ def training_rows(spec: DatasetSpec, mirror: str | Path | None) -> tuple[int | N
     return rows, "hub copy (published size)"
 
 
+@functools.cache  # one load per (dataset, split), not per (dataset, recipe)
+def local_rows(spec: DatasetSpec, split: str, mirror: str | Path | None) -> int | None:
+    """Rows of one split in the mirror (after the loader's carves), or None when the mirror lacks it."""
+    if split not in available_splits(spec, mirror):
+        return None
+    return len(load_split(spec, split, mirror).frame)
+
+
+def _evaluation_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, tokens: int, selection: int,
+                      reported: int, skip_first: bool) -> float:
+    """Forward FLOPs of scoring the selection split after each epoch of every stage run here (once in all for a
+    stage on cached features, where the cache holds the dev vectors), plus the two evaluate jobs."""
+    depth = recipe.num_layers or sizes.layers
+    passes = 0
+    for stage in recipe.stages[1:] if skip_first else recipe.stages:
+        cached = stage.trains == "offramps" and config.caches_features(stage, recipe.head == "highway")
+        passes += 1 if cached else config.of(stage).epochs
+        if stage.distils:
+            depth = recipe.student_layers
+    final = recipe.student_layers or depth
+    return (passes * selection * sizes.forward_flops(depth, tokens)
+            + (selection + reported) * sizes.forward_flops(final, tokens))
+
+
 @dataclass(frozen=True)
 class TrainingWork:
     """One (dataset, recipe)'s training for one seed."""
@@ -114,6 +141,7 @@ class TrainingWork:
     example_epochs: int | None
     flops: float | None
     shares_baseline: bool = False
+    evaluation_flops: float | None = None
     cpu_hours: float | None = None
 
 
@@ -187,12 +215,18 @@ def training_work(settings: dict[str, Any], dataset: str, recipe_name: str, mirr
     shared = starts_from_baseline(recipe_name, settings)
     epochs = sum(config.of(stage).epochs for stage in recipe.stages[1 if shared else 0:])
     flops = _stage_flops(recipe, config, sizes, rows, settings["max_length"], shared) if sizes else None
+    evaluated = [local_rows(spec, split, mirror) for split in spec.evaluated_splits]
+    evaluation = None
+    if sizes and None not in evaluated:
+        selection, reported = (n if settings["max_eval"] is None else min(n, settings["max_eval"]) for n in evaluated)
+        evaluation = _evaluation_flops(recipe, config, sizes, settings["max_length"], selection, reported, shared)
     rate = rates.rates.get(backbone) if rates else None
     cpu_hours = None
     if rate is not None and flops is not None:
         per_example = TRAINED * sizes.forward_flops(sizes.layers, settings["max_length"])
-        cpu_hours = flops / (rate.examples_per_s * per_example) / 3600
-    return TrainingWork(dataset, recipe_name, backbone, rows, source, rows * epochs, flops, shared, cpu_hours)
+        cpu_hours = (flops + (evaluation or 0.0)) / (rate.examples_per_s * per_example) / 3600
+    return TrainingWork(dataset, recipe_name, backbone, rows, source, rows * epochs, flops, shared, evaluation,
+                        cpu_hours)
 
 
 @dataclass(frozen=True)
@@ -254,9 +288,11 @@ class Plan:
         hours = self.total("cpu_hours")
         measured = "; ".join(f"{b} {r.examples_per_s:.1f} examples/s on {r.dataset}" for b, r in self.rates.rates.items())
         cpu = next(iter(self.rates.rates.values())).cpu if self.rates.rates else "?"
-        return (f"CPU-hours of training: {'?' if hours is None else f'{hours:.2g}'} over {self.seeds} seed(s), at the "
-                f"rates measured on {cpu} ({measured}; {self.rates.source}); evaluation, sweeps, timing and "
-                "reports add minutes per model")
+        evaluation = self.total("evaluation_flops")
+        return (f"CPU-hours of training and evaluation: {'?' if hours is None else f'{hours:.2g}'} over {self.seeds} "
+                f"seed(s) ({'?' if evaluation is None else f'{evaluation / 1e15:.2g}'} PFLOPs of evaluation), at "
+                f"the rates measured on {cpu} ({measured}; {self.rates.source}); each job also starts Python and "
+                "loads its model (seconds), and latency timing adds a minute or two per early-exit model")
 
 
 def plan(name: str, settings: dict[str, Any], mirror: str | Path | None, resources: str | Path | None = None,

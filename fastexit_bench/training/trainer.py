@@ -363,7 +363,9 @@ class Trainer:
         if run.dev is not None:
             record.dev_metric, record.score, record.confidence = self._score(run.dev, run.stage)
         state.epochs.append(record)
-        log.info("%s/%s epoch %d: loss %.4f%s%s", self.recipe.name, run.stage.name, record.epoch, record.train_loss,
+        examples = min(len(run.train), record.steps * self.config.batch_size)
+        log.info("%s/%s epoch %d (%.0f s, %.1f examples/s): loss %.4f%s%s", self.recipe.name, run.stage.name,
+                 record.epoch, seconds, examples / seconds, record.train_loss,
                  f", dev {self.dev.metric} per layer {[round(m, 4) for m in record.dev_metric]}"
                  if run.dev is not None else "",
                  f"; final exit on dev: mean top probability {record.confidence['mean_top_probability']:.3f}, "
