@@ -130,7 +130,7 @@ def profile(case: str, name: str, args: argparse.Namespace) -> dict:
     from fastexit_bench.execution import ExecutionConfig, resolve, running
     from fastexit_bench.models.vocabulary import data_token_ids, restore_vocabulary, trim_vocabulary
     from fastexit_bench.runtime.predict import predict
-    from fastexit_bench.training.config import TrainConfig
+    from fastexit_bench.training.config import ADAMW_IMPLEMENTATIONS, TrainConfig
     from fastexit_bench.training.losses import LOSSES
     from fastexit_bench.training.trainer import epoch_order
 
@@ -145,8 +145,7 @@ def profile(case: str, name: str, args: argparse.Namespace) -> dict:
     params = list({id(p): p for m in modules for p in m.parameters()}.values())
     for p in params:
         p.requires_grad_(True)
-    implementation = {"fused": {"fused": True}, "for-loop": {"foreach": False}}[settings["adamw"]]
-    optimizer = torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01, **implementation)
+    optimizer = torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01, **ADAMW_IMPLEMENTATIONS[settings["adamw"]])
     objective = LOSSES.get("final_exit")
     device = torch.device("cpu")
     execution = resolve(ExecutionConfig(), device)

@@ -97,7 +97,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--vocabulary", choices=VOCABULARIES, default=defaults.vocabulary,
                         help="train only the word-embedding rows of the train and dev data's token ids (the same "
                              "model to float rounding, faster), or the whole table")
-    parser.add_argument("--adamw", choices=ADAMW_IMPLEMENTATIONS, default=defaults.adamw,
+    parser.add_argument("--adamw", choices=list(ADAMW_IMPLEMENTATIONS), default=defaults.adamw,
                         help="torch's AdamW implementation (fused: one kernel; for-loop: torch's choice on a CPU)")
     parser.add_argument("--max-steps", type=positive_int, default=defaults.max_steps,
                         help="cap on optimizer steps per stage (smoke runs)")

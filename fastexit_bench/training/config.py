@@ -11,7 +11,8 @@ from fastexit_bench.training.recipes import Stage
 KEEPS = ("best", "last")
 FROZEN_MODES = ("eval", "train")
 VOCABULARIES = ("trimmed", "full")
-ADAMW_IMPLEMENTATIONS = ("fused", "foreach", "for-loop")  # torch's: one kernel, per-list ops, per tensor
+ADAMW_IMPLEMENTATIONS = {  # torch.optim.AdamW's keywords for each: one kernel, per-list ops, per tensor
+    "fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
 
 
 @dataclass(frozen=True)

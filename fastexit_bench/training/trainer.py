@@ -46,7 +46,7 @@ from fastexit_bench.models.vocabulary import (
 )
 from fastexit_bench.runtime.batches import CachedPooledFeatures, TokenBatches, length_grouped_order
 from fastexit_bench.runtime.predict import predict
-from fastexit_bench.training.config import TrainConfig
+from fastexit_bench.training.config import ADAMW_IMPLEMENTATIONS, TrainConfig
 from fastexit_bench.training.losses import LOSSES
 from fastexit_bench.training.recipes import Recipe, Stage, student_layer_indices
 
@@ -251,9 +251,8 @@ class Trainer:
         if stage.needs_labels and not train.has_labels:
             raise TrainingError(f"stage {stage.name!r} needs labels and the training data has none")
         settings = config.of(stage)
-        implementation = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
         optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=config.weight_decay,
-                                      **implementation[config.adamw])
+                                      **ADAMW_IMPLEMENTATIONS[config.adamw])
         per_epoch = math.ceil(len(train) / config.batch_size)
         total = settings.epochs * per_epoch if config.max_steps is None else min(settings.epochs * per_epoch,
                                                                                   config.max_steps)
