@@ -75,3 +75,27 @@ def test_fused_adamw_agrees_with_the_per_tensor_loop():
         weights[adamw] = model.state_dict()
     for key, value in weights["for-loop"].items():
         torch.testing.assert_close(weights["fused"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.mark.parametrize("name", ["fastbert", "distilled-2"])
+def test_a_final_exit_stage_runs_the_last_head_alone_and_computes_the_same(name, monkeypatch):
+    """Fine-tuning reads the last exit only; the other heads are frozen in eval mode, so skipping them draws
+    no dropout: the weights are those of a run that computes every head, bit for bit."""
+    recipe = get_recipe(name)
+    trainer_of = Trainer(build(recipe), recipe, narrow_data(), None, "classification", FP32)
+    assert trainer_of._last_exit_only(recipe.stages[0])
+    weights, head_calls = {}, {}
+    for skip in (True, False):
+        if not skip:
+            monkeypatch.setattr(Trainer, "_last_exit_only", lambda self, stage: False)
+        torch.manual_seed(0)
+        model = build(recipe)
+        calls = []
+        for head in model.heads[:-1]:
+            head.register_forward_hook(lambda *_: calls.append(1))
+        trainer = Trainer(model, recipe, narrow_data(), None, "classification", replace(FP32, epochs=1))
+        trainer.run()
+        weights[skip], head_calls[skip] = trainer.model.state_dict(), len(calls)
+    assert weights[True].keys() == weights[False].keys()
+    assert all(weights[True][k].equal(weights[False][k]) for k in weights[False])
+    assert head_calls[True] < head_calls[False]

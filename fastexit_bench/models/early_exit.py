@@ -209,20 +209,22 @@ class EarlyExitModel(nn.Module):
         score = self.exit_score(index, hidden, mask) if self.exit_scorer is not None else None
         return self.head_logits(index, hidden, mask), score
 
-    def exits(self, states: list[Tensor], mask: Tensor) -> AllExitsOutput:
-        """Every head on its layer's hidden states; ``mask`` is ``[batch, seq]`` with True on real tokens."""
-        outputs = [self.exit_output(index, hidden, mask) for index, hidden in enumerate(states)]
+    def exits(self, states: list[Tensor], mask: Tensor, last_only: bool = False) -> AllExitsOutput:
+        """Every head on its layer's hidden states (``last_only``: the last head alone, ``logits[0]``); ``mask``
+        is ``[batch, seq]`` with True on real tokens."""
+        first = len(states) - 1 if last_only else 0
+        outputs = [self.exit_output(index, states[index], mask) for index in range(first, len(states))]
         scores = [score for _, score in outputs if score is not None]
         return AllExitsOutput(
             logits=torch.stack([logits for logits, _ in outputs]),
             exit_scores=torch.stack(scores) if scores else None,
         )
 
-    def exits_on_pooled(self, pooled: Tensor) -> AllExitsOutput:
+    def exits_on_pooled(self, pooled: Tensor, last_only: bool = False) -> AllExitsOutput:
         """Every head on cached per-layer pooled vectors ``[layers, batch, d]`` (:meth:`pooled_states`): each is
         a one-token sequence, whose [CLS] and mean are the vector itself."""
         ones = torch.ones(pooled.shape[1], 1, dtype=torch.bool, device=pooled.device)
-        return self.exits(list(pooled.unsqueeze(2)), ones)
+        return self.exits(list(pooled.unsqueeze(2)), ones, last_only)
 
     def final_logits(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
                      ) -> Tensor:
@@ -230,7 +232,8 @@ class EarlyExitModel(nn.Module):
         states = self.encode(input_ids, attention_mask, token_type_ids)
         return self.head_logits(self.num_layers - 1, states[-1], attention_mask.bool())
 
-    def forward_all(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
-                    ) -> AllExitsOutput:
-        """Run all layers and every head (training and full evaluation)."""
-        return self.exits(self.encode(input_ids, attention_mask, token_type_ids), attention_mask.bool())
+    def forward_all(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
+                    last_only: bool = False) -> AllExitsOutput:
+        """Run all layers and every head (training and full evaluation), or only the last head (a training
+        stage whose loss reads nothing else)."""
+        return self.exits(self.encode(input_ids, attention_mask, token_type_ids), attention_mask.bool(), last_only)

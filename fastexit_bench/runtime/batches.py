@@ -75,8 +75,8 @@ class TokenBatches:
             torch.tensor(labels, device=self.device) if labels is not None else None,
         )
 
-    def exits(self, model: EarlyExitModel, batch: Batch) -> AllExitsOutput:
-        return model.forward_all(**batch.inputs)
+    def exits(self, model: EarlyExitModel, batch: Batch, last_only: bool = False) -> AllExitsOutput:
+        return model.forward_all(**batch.inputs, last_only=last_only)
 
 
 class CachedPooledFeatures:
@@ -125,8 +125,8 @@ class CachedPooledFeatures:
         return Batch({"pooled": self.pooled[indices].transpose(0, 1)},
                      self.labels[indices] if self.labels is not None else None)
 
-    def exits(self, model: EarlyExitModel, batch: Batch) -> AllExitsOutput:
-        return model.exits_on_pooled(batch.inputs["pooled"])
+    def exits(self, model: EarlyExitModel, batch: Batch, last_only: bool = False) -> AllExitsOutput:
+        return model.exits_on_pooled(batch.inputs["pooled"], last_only)
 
 
 def evaluation_batches(source: TokenBatches | CachedPooledFeatures, batch_size: int,

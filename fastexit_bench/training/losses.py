@@ -87,6 +87,7 @@ def learned_exit_loss(exit_scores: Tensor, logits: Tensor, labels: Tensor, task:
     return F.mse_loss(torch.sigmoid(exit_scores), target)
 
 
+FINAL_EXIT_ONLY = frozenset({"final_exit", "distillation"})  # objectives that read the last exit's logits alone
 Objective = Callable[..., Tensor]  # (outputs, labels, task), plus teacher=final logits in a distilling stage
 LOSSES: Registry[Objective] = Registry("loss")
 

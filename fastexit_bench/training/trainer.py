@@ -47,7 +47,7 @@ from fastexit_bench.models.vocabulary import (
 from fastexit_bench.runtime.batches import CachedPooledFeatures, TokenBatches, length_grouped_order
 from fastexit_bench.runtime.predict import predict
 from fastexit_bench.training.config import ADAMW_IMPLEMENTATIONS, TrainConfig
-from fastexit_bench.training.losses import LOSSES
+from fastexit_bench.training.losses import FINAL_EXIT_ONLY, LOSSES
 from fastexit_bench.training.recipes import Recipe, Stage, student_layer_indices
 
 log = logging.getLogger(__name__)
@@ -302,12 +302,13 @@ class Trainer:
         for module in run.modules:
             module.train()
         objective = [LOSSES.get(name) for name in run.stage.losses]
+        last_only = self._last_exit_only(run.stage)
         for position in range(state.next_batch, len(batches)):
             batch = run.train.batch(batches[position])
             labels = batch.labels if run.stage.needs_labels else None
             teacher = {"teacher": self._teacher_logits(batch)} if run.stage.distils else {}
-            loss = objective[state.step % len(objective)](run.train.exits(self.model, batch), labels, self.task,
-                                                          **teacher)
+            exits = run.train.exits(self.model, batch, last_only)
+            loss = objective[state.step % len(objective)](exits, labels, self.task, **teacher)
             self._step(run, loss, state.step)
             state.epoch_losses.append(loss.item())
             state.step += 1
@@ -319,6 +320,12 @@ class Trainer:
             if every and state.step % every == 0 and position + 1 < len(batches):
                 state.next_batch, state.rng = position + 1, self._get_rng()
                 self._save_checkpoint(self._payload(run, state, logs))
+
+    def _last_exit_only(self, stage: Stage) -> bool:
+        """Whether training steps may run the last head alone: the stage's losses read nothing else, and the
+        other heads are frozen in eval mode, so skipping them draws no dropout and changes no number (FastBERT's
+        branch heads are attention layers: a visible share of a fine-tuning step)."""
+        return self.config.frozen == "eval" and all(name in FINAL_EXIT_ONLY for name in stage.losses)
 
     def _become_student(self) -> None:
         """The model so far becomes the frozen teacher; ``self.model`` a student copied from its layers."""
