@@ -125,7 +125,6 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-
     from fastexit_bench import provenance
     from fastexit_bench.data.hygiene import check_splits, warnings
     from fastexit_bench.data.spec import DATASETS

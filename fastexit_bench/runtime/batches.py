@@ -37,6 +37,7 @@ class TokenBatches:
         self.dataset = dataset.select_columns(columns)
         self.tokenizer = tokenizer
         self.device = torch.device(device)
+        self._content_hash: str | None = None
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -55,7 +56,13 @@ class TokenBatches:
 
     def content_hash(self) -> str:
         """sha256 of every example's token ids and label, in order: what a checkpoint must have trained on
-        to be resumed (another mirror, subsample, tokenizer or max length gives another hash)."""
+        to be resumed (another mirror, subsample, tokenizer or max length gives another hash). Computed once:
+        the rows never change, and `train` records it before the trainer's fingerprint reads it."""
+        if self._content_hash is None:
+            self._content_hash = self._hash_rows()
+        return self._content_hash
+
+    def _hash_rows(self) -> str:
         digest = hashlib.sha256()
         table = self.dataset.with_format("arrow")[:]
         for name in sorted(table.column_names):

@@ -9,13 +9,13 @@ equal, and its record names the model it started from.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from fastexit_bench.errors import FastExitError
+from fastexit_bench.io import sha256_file
 from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.recipes import Recipe, get_recipe
 
@@ -65,14 +65,6 @@ def check_shareable(record: Any, folder: Path, recipe: Recipe, inputs: dict[str,
                             f"{recipe.stages[0].name!r} stage; train without --finetuned-from, or match them")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def start_from_finetuned(folder: Path, model: Any, recipe: Recipe, inputs: dict[str, Any],
                          resources: str | Path | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Load the saved baseline in ``folder`` into ``model`` as the result of ``recipe``'s first stage; returns
@@ -83,5 +75,5 @@ def start_from_finetuned(folder: Path, model: Any, recipe: Recipe, inputs: dict[
     check_shareable(record, folder, recipe, inputs)
     model.load_state_dict(source.state_dict())
     provenance = {recipe.stages[0].name: {"model": str(folder), "recipe": record.recipe,
-                                          "weights_sha256": file_sha256(Path(folder) / WEIGHTS)}}
+                                          "weights_sha256": sha256_file(Path(folder) / WEIGHTS)}}
     return record.stages[:1], provenance
