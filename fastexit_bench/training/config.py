@@ -48,7 +48,7 @@ class TrainConfig:
     checkpointed); ``group_by_length`` draws batches of similar length (less padding; the order stays a
     function of seed, stage and epoch); ``execution`` is the requested precision and attention (``auto``:
     see ``fastexit_bench.execution``). Two settings make training cheaper without changing what it computes
-    (README "Training cost"): ``vocabulary="trimmed"`` trains only the word-embedding rows of the token ids in the
+    (docs/training_cost.md): ``vocabulary="trimmed"`` trains only the word-embedding rows of the token ids in the
     train and dev data (``models.vocabulary``; the saved model has the full table back); ``adamw`` is torch's
     AdamW implementation (``fused``: one kernel for all tensors; ``for-loop``: per tensor, torch's choice on a
     CPU; they agree to float rounding).
