@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 RESOURCES_ENV = "FASTEXIT_RESOURCES"
 MIRROR_ENV = "FASTEXIT_DATA_MIRROR"
 DATASETS_ENV = "FASTEXIT_DATASETS"
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Where a command reads from and runs: the dataset mirror, the resources folder and the device name
+    (``--mirror``, ``--resources``, ``--device``; None: the environment's or the defaults)."""
+
+    mirror: str | Path | None = None
+    resources: str | Path | None = None
+    device: str = "auto"
 
 
 def resources_dir(path: str | Path | None = None) -> Path:

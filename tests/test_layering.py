@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fastexit_bench"
 LOWER = {
     "cli": {"experiments", "reporting", "serving", "runtime", "training", "analysis", "models", "data", "top"},
     "experiments": {"reporting", "training", "analysis", "models", "data", "top"},
-    "reporting": {"serving", "analysis", "training", "data", "top"},
+    "reporting": {"serving", "runtime", "analysis", "training", "data", "top"},
     "serving": {"runtime", "analysis", "models", "data", "top"},
     "runtime": {"analysis", "models", "data", "top"},
     "training": {"runtime", "analysis", "models", "data", "top"},

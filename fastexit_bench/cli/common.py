@@ -12,7 +12,7 @@ from pathlib import Path
 from fastexit_bench.analysis.operating_points import OperatingPointSpec
 from fastexit_bench.data.config import DataConfig
 from fastexit_bench.execution import ATTENTIONS, PRECISIONS, ExecutionConfig
-from fastexit_bench.locations import MIRROR_ENV, RESOURCES_ENV
+from fastexit_bench.locations import MIRROR_ENV, RESOURCES_ENV, Locations
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -71,6 +71,11 @@ def execution_config(args: argparse.Namespace) -> ExecutionConfig:
     return ExecutionConfig(args.precision, args.attention)
 
 
+def locations(args: argparse.Namespace) -> Locations:
+    """The ``--mirror``, ``--resources`` and ``--device`` of :func:`add_location_args`."""
+    return Locations(args.mirror, args.resources, args.device)
+
+
 def add_data_args(parser: argparse.ArgumentParser, *, train: bool = True) -> None:
     """The :class:`DataConfig` options: subsample sizes, tokenization length, seed."""
     defaults = DataConfig()
@@ -82,6 +87,11 @@ def add_data_args(parser: argparse.ArgumentParser, *, train: bool = True) -> Non
     parser.add_argument("--max-length", type=positive_int, default=defaults.max_length, help="max tokens per example")
     parser.add_argument("--seed", type=nonnegative_int, default=defaults.seed,
                         help="seeds carving, subsampling (and in `train`: head init, data order, dropout)")
+
+
+def data_config(args: argparse.Namespace) -> DataConfig:
+    """The :class:`DataConfig` of :func:`add_data_args` with ``train``."""
+    return DataConfig(args.max_train, args.max_eval, args.max_length, args.seed)
 
 
 def checked(convert: Callable[[str], float], accept: Callable[[float], bool], what: str):

@@ -12,6 +12,7 @@ from fastexit_bench.cli.common import (
     config_of,
     emit,
     execution_config,
+    locations,
     positive_int,
     subcommand,
 )
@@ -39,44 +40,19 @@ def add_parser(commands) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from fastexit_bench import provenance
-    from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact
-    from fastexit_bench.data.spec import DATASETS
-    from fastexit_bench.data.tokenized import load_tokenized
-    from fastexit_bench.device import resolve_device
-    from fastexit_bench.execution import resolve, running
-    from fastexit_bench.io import check_output_file, sha256_file
-    from fastexit_bench.models.saved import INFO, WEIGHTS, load_trained
-    from fastexit_bench.models.tracing import measure_fvcore
-    from fastexit_bench.runtime.batches import TokenBatches
-    from fastexit_bench.runtime.predict import predict
+    from fastexit_bench.io import check_output_file
+    from fastexit_bench.runtime.evaluation import evaluate
+    from fastexit_bench.runtime.trained import model_files, open_trained
 
-    check_output_file(args.out, inputs=[args.model, args.model / WEIGHTS, args.model / INFO],
-                      overwrite=args.overwrite, suffix=".npz")
-    device = resolve_device(args.device)
-    model, tokenizer, record = load_trained(args.model, args.resources)
-    spec = DATASETS.get(record.dataset)
-    split = args.split or spec.eval_splits[0]
-    loaded, rows = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=args.max_examples,
-                                  seed=record.seed, max_length=record.max_length, resources=args.resources)
-    flops = measure_fvcore(model)
-    execution = resolve(execution_config(args), device)
-    with running(model.config, execution, device):
-        predictions = predict(model.to(device), TokenBatches(rows, tokenizer, device), spec.task, args.batch_size)
-    per_layer = predictions.layer_metrics(spec.metrics) if predictions.labels is not None else None
-    metadata = ArtifactMetadata(
-        dataset=spec.name, split=split, task=spec.task, metrics=list(spec.metrics), recipe=record.recipe,
-        backbone=record.backbone, seed=record.seed, architecture=model.architecture(),
-        label_names=list(spec.label_names), model=record.to_dict()["model"], flops=flops.to_dict(),
-        max_length=record.max_length, model_dir=str(args.model), model_sha256=sha256_file(args.model / WEIGHTS),
-        trained_at_commit=record.provenance.get("git_commit"), data_origin=loaded.origin, layer_metrics=per_layer,
-        provenance=provenance.collect(config=config_of(args)), execution=execution.to_dict(),
-    )
-    texts = loaded.frame[list(spec.text_fields)].astype(str).agg(" / ".join, axis=1).to_numpy()
-    ExitArtifact(predictions, rows.with_format("numpy")["length"], metadata, texts).save(args.out)
-    if per_layer is not None:
-        emit(f"{'layer':>5}  " + "  ".join(f"{m:>9}" for m in spec.metrics))
-        for layer, values in enumerate(per_layer, start=1):
-            emit(f"{layer:>5}  " + "  ".join(f"{values[m]:9.4f}" for m in spec.metrics))
-    emit(f"wrote {args.out} ({len(rows)} examples, {predictions.num_layers} exits, {execution.precision}, "
-         f"{execution.attention} attention)")
+    check_output_file(args.out, inputs=model_files(args.model), overwrite=args.overwrite, suffix=".npz")
+    trained = open_trained(args.model, args.split, examples=args.max_examples, execution=execution_config(args),
+                           where=locations(args))
+    artifact = evaluate(trained, args.batch_size, config_of(args))
+    artifact.save(args.out)
+    metrics = artifact.metadata.metrics
+    if artifact.metadata.layer_metrics is not None:
+        emit(f"{'layer':>5}  " + "  ".join(f"{m:>9}" for m in metrics))
+        for layer, values in enumerate(artifact.metadata.layer_metrics, start=1):
+            emit(f"{layer:>5}  " + "  ".join(f"{values[m]:9.4f}" for m in metrics))
+    emit(f"wrote {args.out} ({len(trained.rows)} examples, {artifact.predictions.num_layers} exits, "
+         f"{trained.execution.precision}, {trained.execution.attention} attention)")

@@ -13,6 +13,7 @@ from fastexit_bench.cli.common import (
     config_of,
     emit,
     execution_config,
+    locations,
     positive_int,
     positive_ints,
     subcommand,
@@ -45,43 +46,21 @@ def add_parser(commands) -> None:
 
 
 def run_latency(args: argparse.Namespace) -> None:
-    from fastexit_bench import provenance
-    from fastexit_bench.analysis.policies import resolve_policy
-    from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
-    from fastexit_bench.data.spec import DATASETS
-    from fastexit_bench.data.tokenized import load_tokenized
-    from fastexit_bench.device import resolve_device
-    from fastexit_bench.execution import resolve
     from fastexit_bench.io import check_output_file, write_json
-    from fastexit_bench.models.saved import INFO, WEIGHTS, load_trained
-    from fastexit_bench.reporting.paper import paper_points
-    from fastexit_bench.runtime.batches import TokenBatches
-    from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads
+    from fastexit_bench.reporting.paper import timed_points
+    from fastexit_bench.runtime.latency import measure_latency
+    from fastexit_bench.runtime.trained import model_files
 
-    check_output_file(args.out, inputs=[args.model, args.model / WEIGHTS, args.model / INFO, args.selection],
-                      overwrite=args.overwrite, suffix=".json")
-    device = resolve_device(args.device)
-    threads = set_threads(args.threads)
-    model, tokenizer, record = load_trained(args.model, args.resources)
-    chosen = paper_points(read_sweep_csv(args.selection, SELECTION_COLUMNS))
-    points = [(row.setting, resolve_policy(row.policy), row.value) for row in chosen.itertuples()
-              if row.policy != "static"]
-    execution = resolve(execution_config(args), device)
-    timing = {"provenance": provenance.collect(config=config_of(args)), "dataset": record.dataset,
-              "recipe": record.recipe, "seed": record.seed, "threads": threads, "device": str(device),
-              "execution": execution.to_dict(), "rows": []}
-    if points:
-        dataset = DATASETS.get(record.dataset)
-        split = args.split or chosen.split.iloc[0]
-        _, rows = load_tokenized(dataset, split, tokenizer, mirror=args.mirror, max_examples=args.examples,
-                                 seed=record.seed, max_length=record.max_length, resources=args.resources)
-        timing.update(split=split, examples=len(rows), repeats=args.repeats,
-                      rows=realized_vs_predicted(model.to(device), TokenBatches(rows, tokenizer, device),
-                                                 dataset.task, points, args.batch_sizes, args.repeats, device,
-                                                 execution))
-    write_json(args.out, timing)
+    check_output_file(args.out, inputs=[*model_files(args.model), args.selection], overwrite=args.overwrite,
+                      suffix=".json")
+    split, points = timed_points(args.selection)
+    timing = measure_latency(args.model, points, args.split or split,
+                             LatencyConfig(args.examples, tuple(args.batch_sizes), args.repeats),
+                             threads=args.threads, execution=execution_config(args), where=locations(args),
+                             config=config_of(args))
+    write_json(args.out, timing.to_dict())
     emit(f"{'batch':>5}  {'setting':<32} {'exit':>5} {'pred x':>7} {'real x':>7} {'real/pred':>9}")
-    for row in timing["rows"]:
+    for row in timing.rows:
         emit(f"{row['batch_size']:5d}  {row['setting']:<32} {row['mean_exit_layer']:5.2f} "
              f"{row['predicted_speedup']:7.2f} {row['realized_speedup']:7.2f} {row['realized_over_predicted']:9.2f}")
     emit(f"wrote {args.out}" + ("" if points else " (no early-exit operating points: nothing to time)"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 from pathlib import Path
 
 from fastexit_bench.cli.common import (
@@ -17,6 +16,7 @@ from fastexit_bench.cli.common import (
     emit,
     execution_config,
     finite_float,
+    locations,
     nonnegative_float,
     nonnegative_int,
     positive_float,
@@ -43,8 +43,8 @@ def add_parser(commands) -> None:
     parser.add_argument("model", type=Path, help="model folder written by `fastexit-bench train`")
     parser.add_argument("--policy", required=True, help="exit policy: a built-in name or package.module:Class")
     parser.add_argument("--value", type=finite_float, required=True, help="the policy's parameter (e.g. speed 0.5)")
-    parser.add_argument("--split", default="validation", help="split whose texts the queries ask about")
-    parser.add_argument("--examples", type=positive_int, default=512, help="seeded subsample of the split")
+    parser.add_argument("--split", default=defaults.split, help="split whose texts the queries ask about")
+    parser.add_argument("--examples", type=positive_int, default=defaults.examples, help="seeded subsample of the split")
     parser.add_argument("--scenarios", type=_names_from(SCENARIOS), default=list(defaults.scenarios),
                         help="comma-separated: " + ", ".join(SCENARIOS))
     parser.add_argument("--schedulers", type=_names_from(SCHEDULERS), default=list(defaults.schedulers),
@@ -66,58 +66,21 @@ def add_parser(commands) -> None:
 
 
 def run_serve_bench(args: argparse.Namespace) -> None:
-    from fastexit_bench import provenance
-    from fastexit_bench.analysis.policies import resolve_policy
-    from fastexit_bench.data.spec import DATASETS
-    from fastexit_bench.data.tokenized import load_tokenized
-    from fastexit_bench.device import resolve_device
-    from fastexit_bench.errors import PolicyError
-    from fastexit_bench.execution import resolve, running
     from fastexit_bench.io import check_output_file, write_json
-    from fastexit_bench.models.saved import INFO, WEIGHTS, load_trained
-    from fastexit_bench.models.tracing import measure_fvcore
     from fastexit_bench.reporting.plots import FIGURE_SUFFIXES, serving_latency
-    from fastexit_bench.runtime.batches import TokenBatches
-    from fastexit_bench.runtime.latency import set_threads
-    from fastexit_bench.runtime.predict import predict
-    from fastexit_bench.serving.bench import run_benchmark
-    from fastexit_bench.serving.record import ServingRecord
+    from fastexit_bench.runtime.trained import model_files
+    from fastexit_bench.serving.bench import serve_bench
 
-    inputs = [args.model, args.model / WEIGHTS, args.model / INFO]
-    check_output_file(args.out, inputs=inputs, overwrite=args.overwrite, suffix=".json")
+    check_output_file(args.out, inputs=model_files(args.model), overwrite=args.overwrite, suffix=".json")
     for plot in FIGURE_SUFFIXES:
-        check_output_file(args.out.with_suffix(plot), inputs=inputs, overwrite=args.overwrite, suffix=plot)
-    policy = resolve_policy(args.policy)
-    if policy.name == "oracle":
-        raise PolicyError("the oracle policy reads the labels, which a served query does not have; choose another")
-    device = resolve_device(args.device)
-    threads = set_threads(args.threads)
-    model, tokenizer, record = load_trained(args.model, args.resources)
-    dataset = DATASETS.get(record.dataset)
-    _, rows = load_tokenized(dataset, args.split, tokenizer, mirror=args.mirror, max_examples=args.examples,
-                             seed=record.seed, max_length=record.max_length, resources=args.resources)
-    source = TokenBatches(rows, tokenizer, device)
+        check_output_file(args.out.with_suffix(plot), inputs=model_files(args.model), overwrite=args.overwrite,
+                          suffix=plot)
     settings = ServingSettings(queries=args.queries, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                                bound_ms=args.bound_ms, search_steps=args.search_steps, warmup=args.warmup,
-                               seed=args.seed, scenarios=tuple(args.scenarios), schedulers=tuple(args.schedulers))
-    execution = resolve(execution_config(args), device)
-    model = model.to(device)
-    with running(model.config, execution, device):
-        outputs = predict(model, source, dataset.task, 64)
-        policy.fit(outputs)  # calibrated policies: temperatures from the served split (exits matter, not scores)
-        exits = policy.exit_layers(outputs, args.value)
-        predicted = measure_fvcore(model).speedup(exits, source.lengths(), policy.reads, model.num_layers)
-        emit(f"{record.recipe} on {record.dataset} ({args.split}, {len(source)} examples), {policy.name} at "
-             f"{args.value}: mean exit layer {exits.mean():.2f} of {model.num_layers}, FLOPs-predicted speed-up "
-             f"{predicted:.2f}x; {settings.queries} queries per measurement")
-        results = run_benchmark(model, source, dataset.task, policy, args.value, outputs, settings, log=emit)
-    serving = ServingRecord(
-        model={"path": str(args.model), "dataset": record.dataset, "recipe": record.recipe, "seed": record.seed,
-               "backbone": record.backbone.get("requested"), "split": args.split, "examples": len(source)},
-        policy=policy.name, value=args.value, settings=asdict(settings),
-        environment={"device": str(device), "threads": threads, "execution": execution.to_dict()},
-        mean_exit_layer=float(exits.mean()), predicted_speedup=predicted, results=results,
-        provenance=provenance.collect(config=config_of(args)))
+                               seed=args.seed, scenarios=tuple(args.scenarios), schedulers=tuple(args.schedulers),
+                               split=args.split, examples=args.examples)
+    serving = serve_bench(args.model, args.policy, args.value, settings, threads=args.threads,
+                          execution=execution_config(args), where=locations(args), config=config_of(args), log=emit)
     plots = serving_latency(serving, args.out.with_suffix(""))
     write_json(args.out, serving.to_dict())
     for goal, ratio in serving.goals().items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.analysis.policies import DEFAULT_POLICIES, REFERENCE_POLICIES
+from fastexit_bench.analysis.policies import DEFAULT_POLICIES
 from fastexit_bench.analysis.sweep import SweepFiles
 from fastexit_bench.cli.common import (
     add_operating_point_args,
@@ -15,6 +15,7 @@ from fastexit_bench.cli.common import (
     finite_floats,
     named_value,
     names,
+    operating_point_spec,
     subcommand,
 )
 
@@ -44,65 +45,15 @@ def add_parser(commands) -> None:
 
 
 def run_sweep(args: argparse.Namespace) -> None:
+    from fastexit_bench.analysis.sweep_artifact import sweep_artifact
     from fastexit_bench.io import check_output_file, exclusive_use
 
     files = SweepFiles(args.out)
     for path in files.all():
         check_output_file(path, inputs=[args.artifact, *([args.test] if args.test else [])], overwrite=args.overwrite)
     with exclusive_use(files.table, "`fastexit-bench sweep`"):
-        _sweep(args, files)
-
-
-def _sweep(args: argparse.Namespace, files: SweepFiles) -> None:
-    from fastexit_bench import provenance
-    from fastexit_bench.analysis.artifact import ExitArtifact, check_pair
-    from fastexit_bench.analysis.degenerate import check_model
-    from fastexit_bench.analysis.operating_points import choose, measure
-    from fastexit_bench.analysis.policies import policy_errors, resolve_policy
-    from fastexit_bench.analysis.sweep import SweepRecord, SweepResult, scores, sweep
-    from fastexit_bench.analysis.uncertainty import bootstrap_weights
-    from fastexit_bench.cli.common import operating_point_spec
-    from fastexit_bench.errors import PolicyError
-    from fastexit_bench.io import sha256_file
-
-    dev = ExitArtifact.load(args.artifact)
-    outputs = dev.predictions
-    requested = args.policies or list(DEFAULT_POLICIES)
-    policies = {}
-    for name in [*requested, *(r for r in REFERENCE_POLICIES if r not in requested)]:
-        policy = resolve_policy(name)
-        try:
-            with policy_errors(policy):
-                policy.fit(outputs)  # on dev: the reported split is only measured
-                policy.sweep_exit_layers(outputs, policy.grid(outputs)[:1])
-        except PolicyError as exc:
-            if args.policies:  # asked for by name: its failure is the user's error
-                raise
-            emit(f"skipping {policy.name}: {exc}")
-            continue
-        policies[policy.name] = policy
-    grids = dict(args.grid)
-    spec = operating_point_spec(args)
-    unknown = (set(grids) | set(spec.values)) - set(policies)
-    if unknown:
-        raise PolicyError(f"--grid/--values name {sorted(unknown)}, which are not among the swept policies "
-                          f"{list(policies)}")
-    table = sweep(dev, list(policies.values()), grids)
-    metric = dev.metadata.headline_metric
-    reported = ExitArtifact.load(args.test) if args.test is not None else dev
-    if args.test is not None:
-        check_pair(dev, reported, args.artifact, args.test)
-    check = check_model(outputs, metric, bootstrap_weights(len(outputs.labels)))
-    if check.degenerate:
-        emit(f"warning: {args.artifact}: {check.describe()}")
-    selection = measure(reported, choose(table, metric, spec), policies).assign(degenerate=check.degenerate)
-    inputs = {str(p): sha256_file(p) for p in (args.artifact, args.test) if p is not None}
-    artifact_meta = {k: v for k, v in dev.metadata.to_dict().items() if k != "provenance"}
-    record = SweepRecord(artifact=artifact_meta, operating_points={"values": dict(spec.values),
-                         "max_drop": list(spec.max_drop), "min_speedup": list(spec.min_speedup)},
-                         reported_split=reported.metadata.split, flops_source=str(table.flops_source.iloc[0]),
-                         rows=len(table), model_check=check.to_dict(), provenance=provenance.collect(config=config_of(args), inputs=inputs))
-    ranking = scores(table, metric)
-    SweepResult(table, ranking, selection, record).save(files)
-    emit(ranking.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    emit("wrote " + ", ".join(str(p) for p in files.all()) + f" ({len(table)} rows)")
+        result = sweep_artifact(args.artifact, args.test, args.policies, dict(args.grid), operating_point_spec(args),
+                                config_of(args), log=emit)
+        result.save(files)
+    emit(result.scores.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    emit("wrote " + ", ".join(str(p) for p in files.all()) + f" ({len(result.table)} rows)")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
-from dataclasses import asdict
 from pathlib import Path
 
 from fastexit_bench.cli.common import (
@@ -13,9 +11,11 @@ from fastexit_bench.cli.common import (
     add_location_args,
     add_overwrite_arg,
     config_of,
+    data_config,
     emit,
     execution_config,
     fraction,
+    locations,
     nonnegative_float,
     positive_float,
     positive_int,
@@ -31,8 +31,6 @@ from fastexit_bench.training.config import (
     StageSettings,
     TrainConfig,
 )
-
-log = logging.getLogger(__name__)
 
 STAGE_KEYS = {"lr": float, "epochs": int, "keep": str, "schedule_epochs": int}
 
@@ -113,84 +111,16 @@ def add_parser(commands) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from fastexit_bench.io import check_output_folder, exclusive_use
-    from fastexit_bench.models.saved import INFO
+    from fastexit_bench.training.run import TrainingRun, train
 
-    check_output_folder(args.out, overwrite=args.overwrite)
-    if (args.out / INFO).is_file() and not args.overwrite:
-        raise FastExitError(f"{args.out} already holds a trained model ({INFO}); pass --overwrite to train it "
-                            "again, or choose another --out")
-    with exclusive_use(args.out, "`fastexit-bench train`"):
-        _train(args)
-
-
-def _train(args: argparse.Namespace) -> None:
-    from fastexit_bench import provenance
-    from fastexit_bench.data.hygiene import check_splits, warnings
-    from fastexit_bench.data.spec import DATASETS
-    from fastexit_bench.data.tokenized import load_tokenized
-    from fastexit_bench.device import resolve_device
-    from fastexit_bench.execution import resolve
-    from fastexit_bench.models.saved import TrainingRecord, build_model, pooling_for, save_trained
-    from fastexit_bench.runtime.batches import TokenBatches
-    from fastexit_bench.training.recipes import get_recipe
-    from fastexit_bench.training.shared import first_stage_inputs, start_from_finetuned
-    from fastexit_bench.training.trainer import DevSet, StageLog, Trainer
-
-    spec = DATASETS.get(args.dataset)
-    recipe = get_recipe(args.recipe)
-    stage_names = [stage.name for stage in recipe.stages]
-    for name, _ in args.stages:
-        if name not in stage_names:
-            raise FastExitError(f"--stage {name}: recipe {recipe.name!r} has stages {stage_names}")
-    device = resolve_device(args.device)
-    pooling = pooling_for(args.backbone, recipe.head, args.pooling, args.resources)
-    start = recipe.start_spec(args.backbone, spec.num_outputs, pooling)
-    model, tokenizer, resolved = build_model(start, args.resources, seed=args.seed)
-    if args.max_length > model.max_tokens:
-        raise FastExitError(f"--max-length {args.max_length} is longer than {args.backbone}'s {model.max_tokens} "
-                            f"positions; use at most {model.max_tokens}")
-    model.to(device)
-    data = {}
-    for split, limit in ((spec.train_split, args.max_train), (spec.selection_split, args.max_eval)):
-        data[split] = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=limit, seed=args.seed,
-                                     max_length=args.max_length, resources=args.resources)
-    (train_loaded, train_rows), (dev_loaded, dev_rows) = data.values()
-    hygiene = check_splits(train_loaded, [dev_loaded])
-    for line in warnings(hygiene, spec.train_split, spec.task):
-        log.warning(line)
     config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=args.warmup,
                          weight_decay=args.weight_decay, max_steps=args.max_steps, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, cache_features=not args.no_feature_cache,
                          stages=tuple(args.stages), keep=args.keep, frozen=args.frozen,
                          group_by_length=not args.no_length_grouping, execution=execution_config(args),
                          vocabulary=args.vocabulary, adamw=args.adamw)
-    dev = DevSet(TokenBatches(dev_rows, tokenizer, device), spec.task, spec.metrics[0])
-    train = TokenBatches(train_rows, tokenizer, device)
-    first_stage = first_stage_inputs(recipe, start, resolved.location, spec.name, args.seed, args.max_length,
-                                     {"train": train.content_hash(), "dev": dev.source.content_hash()}, config,
-                                     resolve(config.execution, device).to_dict())
-    finished, shared = [], {}
-    if args.finetuned_from:
-        finished, shared = start_from_finetuned(args.finetuned_from, model, recipe, first_stage, args.resources)
-    trainer = Trainer(model, recipe, train, dev, spec.task, config, checkpoint=args.out / "train.ckpt",
-                      finished=[StageLog.from_dict(log) for log in finished])
-    emit(f"training {recipe.name} on {spec.name} ({len(train_rows)} train / {len(dev_rows)} dev rows) "
-         f"with {resolved.requested} ({model.num_layers} layers, {pooling} pooling) on {device}, "
-         f"{trainer.execution.precision}, "
-         f"{trainer.execution.attention} attention")
-    logs = trainer.run()
-    final = logs[-1].epochs[logs[-1].best_epoch - 1].dev_metric
-    save_trained(args.out, trainer.model.cpu(), TrainingRecord(  # a distilled recipe's student
-        model=recipe.model_spec(args.backbone, spec.num_outputs, pooling), dataset=spec.name, recipe=recipe.name,
-        seed=args.seed, max_length=args.max_length,
-        backbone=asdict(resolved), train_config=asdict(config),
-        data={"train": train_loaded.origin, "dev": {"split": dev_loaded.split, **dev_loaded.origin},
-              "hygiene": {split: h.to_dict() for split, h in hygiene.items()}},
-        stages=[asdict(log) for log in logs], dev_metric={"name": spec.metrics[0], "per_layer": final},
-        provenance=provenance.collect(config=config_of(args)), execution=trainer.execution.to_dict(),
-        first_stage=first_stage, shared_stages=shared,
-    ))
-    (args.out / "train.ckpt").unlink()
-    emit(f"dev {spec.metrics[0]} per layer: " + " ".join(f"{m:.4f}" for m in final))
+    record = train(TrainingRun(args.dataset, args.backbone, args.recipe, args.pooling, args.finetuned_from),
+                   data_config(args), config, args.out, where=locations(args), provenance_config=config_of(args),
+                   overwrite=args.overwrite, report=emit)
+    emit(f"dev {record.dev_metric['name']} per layer: " + " ".join(f"{m:.4f}" for m in record.dev_metric["per_layer"]))
     emit(f"wrote {args.out}")

@@ -20,6 +20,7 @@ import yaml
 
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.records import VersionedRecord
+from fastexit_bench.runtime.config import LATENCY_BATCH_SIZES
 
 CLAIMS = Path(__file__).with_name("claims.yaml")
 MET, MISSED, NOT_RUN = "met", "missed", "not run"
@@ -118,7 +119,7 @@ def evaluate(claim: Claim, points: pd.DataFrame) -> dict[str, Any]:
         "metric": str(chosen.metric.iloc[0]), "score": _mean(chosen, "score"),
         "delta_points": _mean(chosen, "delta_points"), "delta_points_low": _mean(chosen, "delta_points_low"),
         "delta_points_high": _mean(chosen, "delta_points_high"),
-        "realized_speedup_b1": _mean(chosen, "realized_b1"), "realized_speedup_b32": _mean(chosen, "realized_b32"),
+        **{f"realized_speedup_b{b}": _mean(chosen, f"realized_b{b}") for b in LATENCY_BATCH_SIZES},
         "degenerate": bool(chosen.degenerate.any()),
     }
     checks = {f"metric change >= -{claim.max_loss:g} pt": measured["delta_points"] >= -claim.max_loss - 1e-9,
@@ -126,7 +127,7 @@ def evaluate(claim: Claim, points: pd.DataFrame) -> dict[str, Any]:
     if claim.min_flops_speedup is not None:
         checks[f"FLOPs speed-up >= {claim.min_flops_speedup:g}x"] = speedup >= claim.min_flops_speedup
     if claim.min_time_saving is not None:
-        for batch in (1, 32):
+        for batch in LATENCY_BATCH_SIZES:
             realized = measured[f"realized_speedup_b{batch}"]
             checks[f"measured time saving b{batch} >= {claim.min_time_saving:.0%}"] = (
                 realized is not None and 1 - 1 / realized >= claim.min_time_saving)
@@ -138,7 +139,7 @@ def realized_claims(points: pd.DataFrame, rule: dict[str, Any]) -> list[dict[str
     results = []
     saving = points[points.speedup >= rule["for_speedup_at_least"]]
     for row in saving.itertuples(index=False):
-        for batch in rule["batch_sizes"]:
+        for batch in rule.get("batch_sizes", LATENCY_BATCH_SIZES):
             ratio = getattr(row, f"realized_over_predicted_b{batch}", np.nan)
             if ratio is None or np.isnan(ratio):
                 continue
@@ -189,14 +190,14 @@ def claims_markdown(record: ClaimsRecord, inputs: Sequence[str]) -> str:
              "lengths (FastBERT's convention for published claims); measured: the early-exit engine against the "
              "same model at full depth, first seed."), "",
              ("| claim | verdict | experiment | model | operating point | seeds | Δ (pt) [95% CI] | FLOPs speed-up "
-             "| measured speed-up b1 / b32 | checks failed | statement |"),
+             f"| measured speed-up {' / '.join(f'b{b}' for b in LATENCY_BATCH_SIZES)} | checks failed | statement |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in record.claims:
         failed = "; ".join(name for name, ok in c["checks"].items() if not ok)
         delta = (f"{_number(c.get('delta_points'), '+.1f')} [{_number(c.get('delta_points_low'), '+.1f')}, "
                  f"{_number(c.get('delta_points_high'), '+.1f')}]" if c["verdict"] != NOT_RUN else "")
         model = f"{c['dataset']} {c['recipe']}" + (f" ({c['pooling']} pooling)" if c.get("pooling") else "")
-        measured = " / ".join(_number(c.get(f"realized_speedup_b{b}"), ".2f") or "–" for b in (1, 32))
+        measured = " / ".join(_number(c.get(f"realized_speedup_b{b}"), ".2f") or "–" for b in LATENCY_BATCH_SIZES)
         lines.append(f"| {c['id']} | **{c['verdict']}** | {c.get('experiment', '')} | {model} | "
                      f"{c['operating_point']} (value {_number(c.get('value'), '.3g')}) | {c['seeds']} | {delta} | "
                      f"{_number(c.get('flops_speedup'), '.2f')}x | {measured} | {failed} | {c['statement']} |")

@@ -26,10 +26,12 @@ import yaml
 from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.operating_points import FULL_DEPTH
 from fastexit_bench.analysis.policies import resolve_policy
+from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, difference_interval
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.pooling import LABELS as POOLING_LABELS
 from fastexit_bench.reporting.tables import HIGH, LOW, artifacts_by_run, mean_pm_std, with_interval
+from fastexit_bench.runtime.config import LATENCY_BATCH_SIZES
 from fastexit_bench.training.recipes import get_recipe
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
@@ -77,6 +79,14 @@ def paper_points(selection: pd.DataFrame, reference: str | None = None) -> pd.Da
         "mean_exit_layer": chosen.test_mean_exit_layer, "flops": chosen.test_flops,
         "flops_fastbert": chosen.test_flops_fastbert,
     }).reset_index(drop=True)
+
+
+def timed_points(selection_csv: Path) -> tuple[str | None, list[tuple[str, str, float]]]:
+    """What `latency` times for one model: the reported split of its sweep's selection file and the
+    ``(setting, policy, value)`` of its paper operating points that exit early (the paper table's rows)."""
+    chosen = paper_points(read_sweep_csv(selection_csv, SELECTION_COLUMNS))
+    points = [(row.setting, row.policy, row.value) for row in chosen.itertuples() if row.policy != "static"]
+    return (str(chosen.split.iloc[0]) if len(chosen) else None), points
 
 
 def against_baseline(points: pd.DataFrame, reference: str) -> pd.DataFrame:
@@ -187,12 +197,12 @@ def published_for(dataset: str, recipe: str, policy: str, value: float, metric: 
 SHOWN = {  # layout -> (column, heading) in the paper's order
     "fastbert": [("score", "{metric} [95% CI]"), ("flops_fastbert", "FLOPs (M, FastBERT conv.)"),
                  ("speedup_fastbert", "speed-up (FastBERT conv.)"), ("speedup", "speed-up (fvcore)"),
-                 ("delta_points", "Δ vs baseline (pt) [95% CI]"), ("realized_b1", "realized speed-up b1"),
-                 ("realized_b32", "realized speed-up b32")],
+                 ("delta_points", "Δ vs baseline (pt) [95% CI]"),
+                 *((f"realized_b{b}", f"realized speed-up b{b}") for b in LATENCY_BATCH_SIZES)],
     "deebert": [("value", "threshold"), ("score", "{metric} [95% CI]"),
                 ("delta_points", "Δ vs baseline (pt) [95% CI]"),
-                ("time_saving", "time saving (FLOPs)"), ("realized_saving_b1", "time saving b1 (measured)"),
-                ("realized_saving_b32", "time saving b32 (measured)")],
+                ("time_saving", "time saving (FLOPs)"),
+                *((f"realized_saving_b{b}", f"time saving b{b} (measured)") for b in LATENCY_BATCH_SIZES)],
 }
 PAPER_SHOWN = [("paper_score", "paper {metric}"), ("paper_delta_points", "paper Δ (pt)"),
                ("paper_speedup", "paper speed-up"), ("delta_vs_paper", "our Δ − paper Δ (pt)"),

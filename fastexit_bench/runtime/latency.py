@@ -11,14 +11,23 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import LayerOutputs
+from fastexit_bench.analysis.policies import resolve_policy
+from fastexit_bench.device import resolve_device
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.execution import FP32_EAGER, Execution, running
+from fastexit_bench.execution import FP32_EAGER, Execution, ExecutionConfig, resolve, running
+from fastexit_bench.io import read_json
+from fastexit_bench.locations import Locations
+from fastexit_bench.models.saved import INFO, TrainingRecord
+from fastexit_bench.runtime.config import LatencyConfig, LatencyRecord
+from fastexit_bench.runtime.trained import open_trained
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,8 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
-def time_call(fn: Callable[[], Any], device: torch.device, warmup: int = 3, repeats: int = 10) -> Timing:
+def time_call(fn: Callable[[], Any], device: torch.device, warmup: int = 3,
+              repeats: int = LatencyConfig.repeats) -> Timing:
     """Time ``fn()``: CUDA events on a GPU, ``perf_counter`` on the CPU."""
     for _ in range(warmup):
         fn()
@@ -106,13 +116,12 @@ def realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, 
 def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, Any, float]],
                            batch_sizes: Sequence[int], repeats: int, device: torch.device,
                            replay: LayerOutputs | None) -> list[dict[str, Any]]:
-    from fastexit_bench.analysis.policies import resolve_policy
     from fastexit_bench.models.tracing import measure_fvcore
     from fastexit_bench.runtime.batches import evaluation_batches
     from fastexit_bench.runtime.engine import EarlyExitEngine
     from fastexit_bench.runtime.predict import predict
 
-    outputs = replay if replay is not None else predict(model, source, task, 64)
+    outputs = replay if replay is not None else predict(model, source, task)
     flops, lengths = measure_fvcore(model), source.lengths()
     baseline = EarlyExitEngine(model, resolve_policy("static"), model.num_layers, task)
     engines = {label: EarlyExitEngine(model, policy, value, task) for label, policy, value in points}
@@ -135,3 +144,26 @@ def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str,
                             "realized_speedup": realized, "realized_over_predicted": realized / predicted,
                             "full_depth": stats["full depth"], "early_exit": stats[label]})
     return results
+
+
+def measure_latency(folder: Path, points: Sequence[tuple[str, str, float]], split: str | None,
+                    settings: LatencyConfig, *, threads: int | None, execution: ExecutionConfig,
+                    where: Locations, config: dict[str, Any]) -> LatencyRecord:
+    """Time the model in ``folder`` at each operating point ``(setting, policy name, value)`` on a seeded
+    ``settings.examples`` of ``split`` (:func:`realized_vs_predicted`); ``config`` is recorded as the run's
+    provenance. Without points (a model that always runs to full depth) nothing is loaded or timed."""
+    threads = set_threads(threads)
+    record = TrainingRecord.from_dict(read_json(folder / INFO), str(folder / INFO))
+    device = resolve_device(where.device)
+    timing = LatencyRecord(dataset=record.dataset, recipe=record.recipe, seed=record.seed, threads=threads,
+                           device=str(device), execution=resolve(execution, device).to_dict(),
+                           provenance=provenance.collect(config=config))
+    if not points:
+        return timing
+    trained = open_trained(folder, split, examples=settings.examples, execution=execution, where=where)
+    timing.rows = realized_vs_predicted(
+        trained.model, trained.source, trained.dataset.task,
+        [(setting, resolve_policy(policy), value) for setting, policy, value in points], settings.batch_sizes,
+        settings.repeats, trained.device, trained.execution)
+    timing.split, timing.examples, timing.repeats = trained.split, len(trained.rows), settings.repeats
+    return timing

@@ -7,11 +7,12 @@ import torch
 from fastexit_bench.analysis.artifact import LayerOutputs
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.runtime.batches import CachedPooledFeatures, TokenBatches, evaluation_batches, input_order
+from fastexit_bench.runtime.config import EVAL_BATCH_SIZE
 
 
 @torch.no_grad()
 def predict(model: EarlyExitModel, source: TokenBatches | CachedPooledFeatures, task: str,
-            batch_size: int) -> LayerOutputs:
+            batch_size: int = EVAL_BATCH_SIZE) -> LayerOutputs:
     """Run every exit on every example of ``source`` (eval mode, no dropout; batches grouped by length),
     results in input order. Runs under the caller's execution context (``execution.running``)."""
     was_training = model.training

@@ -9,16 +9,56 @@ throughput (no server sustains more than it can do with every query queued).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import LayerOutputs
-from fastexit_bench.analysis.policies import ExitPolicy
-from fastexit_bench.errors import FastExitError
+from fastexit_bench.analysis.policies import ExitPolicy, resolve_policy
+from fastexit_bench.errors import FastExitError, PolicyError
+from fastexit_bench.execution import ExecutionConfig, running
+from fastexit_bench.locations import Locations
+from fastexit_bench.models.tracing import measure_fvcore
+from fastexit_bench.runtime.latency import set_threads
+from fastexit_bench.runtime.predict import predict
+from fastexit_bench.runtime.trained import open_trained
 from fastexit_bench.serving.loadgen import Served, max_rate_under_bound, poisson_arrivals, serve
-from fastexit_bench.serving.record import ServingSettings
+from fastexit_bench.serving.record import ServingRecord, ServingSettings
 from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
+
+
+def serve_bench(folder: Path, policy_name: str, value: float, settings: ServingSettings, *, threads: int | None,
+                execution: ExecutionConfig, where: Locations, config: dict[str, Any],
+                log: Callable[[str], None] = print) -> ServingRecord:
+    """Serve the model in ``folder`` at ``policy_name`` = ``value`` under every scheduler and scenario of
+    ``settings`` (:func:`run_benchmark`); ``config`` is recorded as the run's provenance."""
+    policy = resolve_policy(policy_name)
+    if policy.name == "oracle":
+        raise PolicyError("the oracle policy reads the labels, which a served query does not have; choose another")
+    threads = set_threads(threads)
+    trained = open_trained(folder, settings.split, examples=settings.examples, execution=execution, where=where)
+    model, source, task = trained.model, trained.source, trained.dataset.task
+    with running(model.config, trained.execution, trained.device):
+        outputs = predict(model, source, task)
+        policy.fit(outputs)  # calibrated policies: temperatures from the served split (exits matter, not scores)
+        exits = policy.exit_layers(outputs, value)
+        predicted = measure_fvcore(model).speedup(exits, source.lengths(), policy.reads, model.num_layers)
+        log(f"{trained.record.recipe} on {trained.record.dataset} ({settings.split}, {len(source)} examples), "
+            f"{policy.name} at {value}: mean exit layer {exits.mean():.2f} of {model.num_layers}, FLOPs-predicted "
+            f"speed-up {predicted:.2f}x; {settings.queries} queries per measurement")
+        results = run_benchmark(model, source, task, policy, value, outputs, settings, log=log)
+    record = trained.record
+    return ServingRecord(
+        model={"path": str(folder), "dataset": record.dataset, "recipe": record.recipe, "seed": record.seed,
+               "backbone": record.backbone.get("requested"), "split": settings.split, "examples": len(source)},
+        policy=policy.name, value=value, settings=asdict(settings),
+        environment={"device": str(trained.device), "threads": threads, "execution": trained.execution.to_dict()},
+        mean_exit_layer=float(exits.mean()), predicted_speedup=predicted, results=results,
+        provenance=provenance.collect(config=config))
 
 
 def query_examples(examples: int, queries: int, seed: int) -> np.ndarray:

@@ -33,6 +33,8 @@ class ServingSettings:
     seed: int = 0
     scenarios: tuple[str, ...] = SCENARIOS
     schedulers: tuple[str, ...] = SCHEDULERS
+    split: str = "validation"
+    examples: int = 512
 
 
 @dataclass

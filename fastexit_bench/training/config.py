@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import ExecutionConfig
+from fastexit_bench.runtime.config import EVAL_BATCH_SIZE
 from fastexit_bench.training.recipes import Stage
 
 KEEPS = ("best", "last")
@@ -57,7 +58,7 @@ class TrainConfig:
     lr: float = 2e-5
     epochs: int = 3
     batch_size: int = 32
-    eval_batch_size: int = 128
+    eval_batch_size: int = EVAL_BATCH_SIZE
     warmup: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0

@@ -1,0 +1,63 @@
+"""A trained model opened on one split of its dataset: where `evaluate`, `latency` and `serve-bench` start.
+
+Each of them needs the same sequence: resolve the device, load the model folder, look up its dataset, load
+the split tokenized with the record's seed and max length, and resolve the run's precision and attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+
+from fastexit_bench.data.loading import LoadedSplit
+from fastexit_bench.data.spec import DATASETS, DatasetSpec
+from fastexit_bench.data.tokenized import load_tokenized
+from fastexit_bench.device import resolve_device
+from fastexit_bench.execution import Execution, ExecutionConfig, resolve
+from fastexit_bench.locations import Locations
+from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.models.saved import INFO, WEIGHTS, TrainingRecord, load_trained
+from fastexit_bench.runtime.batches import TokenBatches
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The files a trained model folder is read from (the inputs an output must not overwrite)."""
+    return [folder, folder / WEIGHTS, folder / INFO]
+
+
+@dataclass
+class TrainedSplit:
+    """The model (on ``device``, eval mode), its record and dataset, one split's rows as batches, and the
+    execution the run resolved to."""
+
+    folder: Path
+    model: EarlyExitModel
+    tokenizer: Any
+    record: TrainingRecord
+    dataset: DatasetSpec
+    split: str
+    loaded: LoadedSplit
+    rows: datasets.Dataset
+    source: TokenBatches
+    device: torch.device
+    execution: Execution
+
+
+def open_trained(folder: Path, split: str | None = None, *, examples: int | None = None,
+                 execution: ExecutionConfig | None = None, where: Locations | None = None) -> TrainedSplit:
+    """Open the model in ``folder`` on ``split`` (None: its dataset's first evaluation split), a seeded
+    subsample of ``examples`` rows (None: all), tokenized as it was trained (the record's seed and length);
+    ``execution`` and ``where`` default to their classes' defaults."""
+    where = where or Locations()
+    device = resolve_device(where.device)
+    model, tokenizer, record = load_trained(folder, where.resources)
+    dataset = DATASETS.get(record.dataset)
+    split = split or dataset.eval_splits[0]
+    loaded, rows = load_tokenized(dataset, split, tokenizer, mirror=where.mirror, max_examples=examples,
+                                  seed=record.seed, max_length=record.max_length, resources=where.resources)
+    return TrainedSplit(Path(folder), model.to(device), tokenizer, record, dataset, split, loaded, rows,
+                        TokenBatches(rows, tokenizer, device), device, resolve(execution or ExecutionConfig(), device))
