@@ -43,6 +43,11 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def add(self, entry: T) -> T:
+        """Register ``entry`` under its own ``name``: a class decorator (``@POLICIES.add``) or a call for data
+        (``RECIPES.add(Recipe("baseline", ...))``)."""
+        return self.register(entry.name, entry)
+
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True

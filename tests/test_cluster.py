@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, job_counts, load_config
+from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, load_config
 from fastexit_bench.reporting import TABLE_PARTS
 from tests.test_workflow import ROOT, TINY, snakemake, snakemake_command
 
@@ -104,7 +104,7 @@ def test_the_tiny_workflow_runs_as_slurm_jobs_survives_a_cancelled_job_and_match
     jobs = {job_id: slurm_job(job_id) for job_id in submitted(first_log) + submitted(rerun.stdout + rerun.stderr)}
     print("SLURM job ids:", " ".join(jobs))
     rules = [re.match(r"rule_([a-z_]+?)_wildcards", job["Comment"]).group(1) for job in jobs.values()]
-    counts = job_counts(experiment_settings(load_config(workdir / "tiny.yaml", ROOT / SCHEMA), "tiny"))
+    counts = experiment_settings(load_config(workdir / "tiny.yaml", ROOT / SCHEMA), "tiny").job_counts()
     expected = {rule: n for rule, n in counts.items() if rule not in LOCAL_RULES}
     assert sum(expected.values()) == 15
     assert {rule: rules.count(rule) for rule in set(rules)} == {**expected, "train": expected["train"] + 1}

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fastexit_bench"
 # A package may import from the ones after it in its row's list, and never the other way round.
 LOWER = {
     "cli": {"experiments", "reporting", "serving", "runtime", "training", "analysis", "models", "data", "top"},
-    "experiments": {"reporting", "training", "analysis", "models", "data", "top"},
+    "experiments": {"reporting", "training", "runtime", "analysis", "models", "data", "top"},
     "reporting": {"serving", "runtime", "analysis", "training", "data", "top"},
     "serving": {"runtime", "analysis", "models", "data", "top"},
     "runtime": {"analysis", "models", "data", "top"},

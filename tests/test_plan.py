@@ -3,20 +3,27 @@ GPUs each job asks for."""
 
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fastexit_bench.cli import main
 from fastexit_bench.experiments.plan import FAMILY_SIZES, CpuRates, Sizes, training_work
-from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, job_gpus, load_config
+from fastexit_bench.experiments.settings import (
+    SCHEMA,
+    ExperimentSettings,
+    experiment_settings,
+    job_gpus,
+    load_config,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "config.yaml"
 BERT = Sizes(*FAMILY_SIZES["bert-base"], "test")
 
 
-def paper_settings(name: str) -> dict:
+def paper_settings(name: str) -> ExperimentSettings:
     return experiment_settings(load_config(CONFIG, ROOT / SCHEMA), name)
 
 
@@ -35,7 +42,7 @@ def test_forward_flops_are_twice_the_matrix_products():
     ("truncated-3", lambda f: 3 * 3 * f(3)),
 ])
 def test_training_flops_follow_the_recipe_stages(recipe, passes):
-    settings = {**paper_settings("fastbert_table2"), "recipes": [recipe]}
+    settings = replace(paper_settings("fastbert_table2"), recipes=(recipe,))
     work = training_work(settings, "ag_news", recipe, mirror=None)
     assert work.rows == 108_000 and work.rows_source == "hub copy (published size)"  # 120,000 less the 10 % dev carve
     epochs = 3 + (5 if recipe == "fastbert" else 3 if recipe.startswith("distilled") else 0)
@@ -47,7 +54,8 @@ def test_cached_features_make_deebert_offramps_one_forward_pass():
     """DeeBERT's preset runs the frozen backbone in train mode (dropout): a forward pass every epoch."""
     settings = paper_settings("deebert_table1")
     paper = training_work(settings, "sst2", "deebert", mirror=None)
-    cached = training_work({**settings, "frozen": "eval"}, "sst2", "deebert", mirror=None)
+    cached = training_work(replace(settings, train=replace(settings.train, frozen="eval")), "sst2", "deebert",
+                           mirror=None)
     forward = paper.rows * BERT.forward_flops(12, 128)
     assert paper.rows == 67_349 - 5_000  # the selection split is carved from train
     assert paper.flops - cached.flops == pytest.approx(2 * forward)  # 3 epochs against 1
@@ -78,15 +86,15 @@ def test_jobs_ask_for_a_gpu_only_where_one_is_listed(tmp_path, monkeypatch):
 
 
 def test_a_recipe_that_starts_from_the_baseline_is_not_charged_for_its_fine_tune():
-    settings = {**paper_settings("quick"), "recipes": ["baseline", "deebert", "fastbert"]}
+    settings = replace(paper_settings("quick"), recipes=("baseline", "deebert", "fastbert"))
     baseline, deebert = (training_work(settings, "bbc_news", r, mirror=None) for r in ("baseline", "deebert"))
     assert deebert.shares_baseline and not baseline.shares_baseline
     assert deebert.example_epochs == deebert.rows * 10  # the off-ramps' 10 epochs only
     sizes = Sizes(6, 384, 1536, 384, "test")
     assert deebert.flops == pytest.approx(deebert.rows * sizes.forward_flops(6, 64))  # cached features: one pass
-    alone = training_work({**settings, "share_finetune": False}, "bbc_news", "deebert", mirror=None)
+    alone = training_work(replace(settings, share_finetune=False), "bbc_news", "deebert", mirror=None)
     assert alone.flops == pytest.approx(deebert.flops + baseline.flops)
-    assert not training_work({**settings, "recipes": ["deebert"]}, "bbc_news", "deebert", mirror=None).shares_baseline
+    assert not training_work(replace(settings, recipes=("deebert",)), "bbc_news", "deebert", mirror=None).shares_baseline
 
 
 def test_cpu_hours_follow_the_measured_rate(tmp_path, capsys):

@@ -2,7 +2,6 @@
 path, and it rejects typos."""
 
 import re
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,13 @@ from snakemake.utils import validate
 
 from fastexit_bench.analysis.operating_points import OperatingPointSpec
 from fastexit_bench.data.config import DataConfig
-from fastexit_bench.execution import ATTENTIONS, PRECISIONS, ExecutionConfig
-from fastexit_bench.pooling import DEFAULT_POOLING, POOLING_CHOICES
+from fastexit_bench.execution import ExecutionConfig
+from fastexit_bench.experiments.settings import command_options, experiment_settings
+from fastexit_bench.pooling import DEFAULT_POOLING
 from fastexit_bench.registry import IMPORT_PATH
-from fastexit_bench.reporting.paper import LAYOUTS, TableSpec
+from fastexit_bench.reporting.paper import TableSpec
 from fastexit_bench.runtime.config import LatencyConfig
 from fastexit_bench.training.config import (
-    ADAMW_IMPLEMENTATIONS,
-    FROZEN_MODES,
-    KEEPS,
-    VOCABULARIES,
     TrainConfig,
 )
 
@@ -37,33 +33,61 @@ def _schema() -> dict:
     return yaml.safe_load(SCHEMA.read_text())
 
 
-def test_defaults_equal_the_typed_configs():
-    top = _schema()["properties"]
-    experiment = top["experiments"]["additionalProperties"]["properties"]
-    data = {f.name: f.default for f in fields(DataConfig)}
-    for key, value in data.items():
-        assert top[key]["default"] == value, key
-        if key != "seed":  # an experiment trains one model per entry of its `seeds` list
-            assert experiment[key]["default"] == value, key
-    train = TrainConfig()
-    for key in ("epochs", "lr", "batch_size", "warmup", "weight_decay", "keep", "frozen", "vocabulary", "adamw"):
-        assert experiment[key]["default"] == getattr(train, key), key
-    assert experiment["keep"]["enum"] == list(KEEPS) and experiment["frozen"]["enum"] == list(FROZEN_MODES)
-    assert experiment["vocabulary"]["enum"] == list(VOCABULARIES)
-    assert experiment["adamw"]["enum"] == list(ADAMW_IMPLEMENTATIONS)
-    assert experiment["latency_examples"]["default"] == LatencyConfig().examples
-    assert experiment["pooling"]["default"] == DEFAULT_POOLING
-    assert sorted(experiment["pooling"]["enum"]) == sorted(POOLING_CHOICES)
-    execution = ExecutionConfig()
-    assert experiment["precision"]["default"] == execution.precision and experiment["precision"]["enum"] == list(
-        PRECISIONS)
-    assert experiment["attention"]["default"] == execution.attention and experiment["attention"]["enum"] == list(
-        ATTENTIONS)
-    table = experiment["table"]["properties"]
-    assert table["max_drop"]["default"] == list(OperatingPointSpec().max_drop)
-    assert table["layout"]["default"] == TableSpec().layout
-    assert table["reference"]["default"] == TableSpec().reference
-    assert table["layout"]["enum"] == list(LAYOUTS)
+def _keys_with_defaults(schema: dict, where: str = "") -> list[str]:
+    found = [where] if "default" in schema and where else []
+    for key, sub in schema.get("properties", {}).items():
+        found += _keys_with_defaults(sub, f"{where}.{key}" if where else key)
+    if isinstance(schema.get("additionalProperties"), dict):
+        found += _keys_with_defaults(schema["additionalProperties"], f"{where}.*")
+    return found
+
+
+def test_the_schema_carries_no_default_that_a_typed_config_owns():
+    """Defaults live once, in the typed configs; the schema's are the workflow's own keys only."""
+    assert sorted(_keys_with_defaults(_schema())) == sorted([
+        "data_mirror", "results", "resources", "prepare", "dataset_dirs", "threads", "gpu", "default_experiments",
+        "experiments"])
+
+
+def test_an_experiment_left_at_its_defaults_gets_the_typed_configs():
+    config = {"experiments": {"e": {"datasets": ["sst2"], "backbone": "minilm-l6", "recipes": ["baseline"]}}}
+    validate(config, str(SCHEMA))
+    settings = experiment_settings(config, "e")
+    assert settings.data == DataConfig() and settings.train == TrainConfig() and settings.seeds == (0,)
+    assert settings.latency == LatencyConfig() and settings.table == TableSpec()
+    assert settings.points == OperatingPointSpec() and settings.pooling == DEFAULT_POOLING
+    assert settings.train.execution == ExecutionConfig() and settings.share_finetune
+
+
+def test_experiment_keys_become_typed_settings_and_command_options():
+    config = {"experiments": {"e": {
+        "datasets": ["sst2"], "backbone": "minilm-l6", "recipes": ["baseline", "deebert"], "seeds": [0, 1],
+        "max_eval": 100, "lr": 1e-4, "keep": "last", "precision": "fp32", "latency_examples": 8,
+        "stages": {"deebert": {"offramps": {"lr": 5e-4, "epochs": 2}}}, "table": {"values": {"speed": [0.5]}}}}}
+    validate(config, str(SCHEMA))
+    settings = experiment_settings(config, "e")
+    assert settings.train.lr == 1e-4 and settings.train.keep == "last" and settings.data.max_eval == 100
+    train = command_options(**settings.options("train", "deebert"))
+    assert "--lr 0.0001" in train and "--keep last" in train and "--precision fp32" in train
+    assert "--stage offramps:lr=0.0005,epochs=2" in train and "--max-eval 100" in train
+    assert "--max-train" not in train  # None: left out, the command's own default
+    assert command_options(**settings.options("evaluate")) == "--max-eval 100 --precision fp32 --attention auto"
+    assert command_options(**settings.options("latency")) == "--examples 8 --precision fp32 --attention auto"
+    assert command_options(**settings.options("report")) == "--layout deebert --reference baseline"
+    assert settings.runs()[-1].stem == "sst2.deebert.seed1" and settings.job_counts()["train"] == 4
+
+
+def test_option_names_are_the_commands_own():
+    """Every option the workflow passes is one that its command parses."""
+    from fastexit_bench.cli import build_parser
+
+    config = yaml.safe_load((ROOT / "config" / "reference.yaml").read_text())
+    settings = experiment_settings({"experiments": config["experiments"]}, "sst2_minilm")
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for command in ("train", "evaluate", "latency", "sweep", "report"):
+        known = {flag for action in commands[command]._actions for flag in action.option_strings}
+        used = {f"--{key.replace('_', '-')}" for key in settings.options(command, "deebert")}
+        assert used <= known, (command, used - known)
 
 
 def test_policy_pattern_takes_names_and_import_paths_of_any_case():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, job_counts, load_config
+from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, load_config
 from fastexit_bench.reporting import TABLE_PARTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,8 +104,8 @@ def test_paper_experiments_dry_run_with_hub_backbones(workflow_run, mirror):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "--backbone google-bert/bert-base-chinese" in done.stdout  # Chinese datasets
     assert "--recipe distilled-1" in done.stdout and re.search(r"^train\s+48$", done.stdout, re.MULTILINE)
-    planned = job_counts(experiment_settings(load_config(ROOT / "config" / "config.yaml", ROOT / SCHEMA),
-                                             "fastbert_table2"))
+    planned = experiment_settings(load_config(ROOT / "config" / "config.yaml", ROOT / SCHEMA),
+                                             "fastbert_table2").job_counts()
     counted = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE)}
     assert {rule: counted.get(rule, 0) for rule in planned} == planned  # `fastexit-bench plan` counts these
 

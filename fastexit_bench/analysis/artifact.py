@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import softmax
 
+from fastexit_bench.analysis.head_kinds import HEAD_KINDS
 from fastexit_bench.errors import FastExitError, RecordError
 from fastexit_bench.execution import FP32_EAGER
 from fastexit_bench.io import atomic_path
@@ -125,8 +126,8 @@ class ArtifactMetadata(VersionedRecord):
     @property
     def exit_pooling(self) -> str:
         """How the model's exit heads pool a layer (``cls``, ``mean``; models from before the choice read [CLS]),
-        or ``""`` for FastBERT's branch heads, which attend over all tokens themselves."""
-        if self.architecture.get("head") == "branch":
+        or ``""`` for heads that read every token themselves (FastBERT's branch)."""
+        if not HEAD_KINDS.get(self.architecture["head"]).pools:
             return ""
         return self.architecture.get("pooling", "cls")
 

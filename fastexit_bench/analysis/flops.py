@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from fastexit_bench.analysis.artifact import ArtifactMetadata
-
-BRANCH_WIDTH = 128  # FastBERT branch classifier width (see fastexit_bench.models.heads.BranchHead)
+from fastexit_bench.analysis.head_kinds import HEAD_KINDS
 
 
 class ComponentFlops(ABC):
@@ -72,7 +71,7 @@ class AnalyticFlops(ComponentFlops):
         self.f = architecture["intermediate_size"]
         self.e = architecture.get("embedding_size", self.d)
         self.outputs = architecture["num_outputs"]
-        self.head_type = architecture["head"]
+        self.head_kind = HEAD_KINDS.get(architecture["head"])  # an unknown head is an error, not a guess
         self.scorer_reads_pooled = architecture.get("scorer_input", "cls") == "pooled"
         self.mean_pooling = architecture.get("pooling", "cls") == "mean"
 
@@ -85,12 +84,7 @@ class AnalyticFlops(ComponentFlops):
         return 4 * n * d * d + 2 * n * d * f + products  # Q, K, V, O; feed-forward
 
     def head(self, n: np.ndarray) -> np.ndarray:
-        d, c, w = self.d, self.outputs, BRANCH_WIDTH
-        if self.head_type == "branch":
-            cost = n * d * w + 4 * n * w * w + w * w + (2 * n * n * w if self.attention_products else 0)
-            labels = w * c
-        else:
-            cost, labels = d * d + self.pooling(n), d * c
+        cost, labels = self.head_kind.cost(n, self.d, self.outputs, self.pooling(n), self.attention_products)
         return cost + (labels if self.label_projection else 0) + np.zeros_like(n)
 
     def pooling(self, n: np.ndarray) -> np.ndarray:

@@ -85,6 +85,11 @@ class ExitPolicy(ABC):
         return [self.exit_layers(outputs, value) for value in values]
 
 
+POLICIES: Registry[type[ExitPolicy]] = Registry("policy", plural="policies")
+"""The built-in policies, each registered by its class's ``name`` (``@POLICIES.add``); a user's is named by
+import path instead."""
+
+
 class ThresholdPolicy(ExitPolicy):
     """Exit when a per-layer signal is below (or above) the threshold; the signal is computed once."""
 
@@ -125,6 +130,7 @@ def _classification_only(policy: ExitPolicy, outputs: LayerOutputs) -> None:
                           "use patience, learned, static or oracle")
 
 
+@POLICIES.add
 class Entropy(ThresholdPolicy):
     """DeeBERT: exit when the entropy of the softmax (nats) is below S."""
 
@@ -141,6 +147,7 @@ class Entropy(ThresholdPolicy):
         return entr(outputs.probabilities()).sum(axis=-1)
 
 
+@POLICIES.add
 class Speed(Entropy):
     """FastBERT: exit when the normalized entropy -sum p log p / log N is below the speed."""
 
@@ -155,6 +162,7 @@ class Speed(Entropy):
         return super().signal(outputs) / np.log(outputs.logits.shape[-1])
 
 
+@POLICIES.add
 class MaxProb(ThresholdPolicy):
     """Exit when the top class probability exceeds tau."""
 
@@ -187,18 +195,21 @@ class TemperatureScaled:
         return super().signal(scaled(outputs, self.temperatures))
 
 
+@POLICIES.add
 class EntropyCalibrated(TemperatureScaled, Entropy):
     """DeeBERT's entropy on temperature-scaled logits, one temperature per exit fitted on dev."""
 
     name = "entropy_calibrated"
 
 
+@POLICIES.add
 class MaxProbCalibrated(TemperatureScaled, MaxProb):
     """The top class probability of temperature-scaled logits, one temperature per exit fitted on dev."""
 
     name = "max_prob_calibrated"
 
 
+@POLICIES.add
 class Learned(ThresholdPolicy):
     """BERxiT: exit when the learning-to-exit certainty sigmoid(score) exceeds tau."""
 
@@ -217,6 +228,7 @@ class Learned(ThresholdPolicy):
         return expit(outputs.exit_scores)
 
 
+@POLICIES.add
 class Patience(ExitPolicy):
     """PABEE: exit once the prediction has stayed the same for t consecutive layers after it first appeared
     (t agreements in a row); for regression, once it has changed by less than ``tolerance`` t times in a row."""
@@ -244,6 +256,7 @@ class Patience(ExitPolicy):
         return streak >= value
 
 
+@POLICIES.add
 class Static(ExitPolicy):
     """Always exit after layer k (the truncation baseline that policies must beat)."""
 
@@ -263,6 +276,7 @@ class Static(ExitPolicy):
         return np.broadcast_to(layers >= value, outputs.logits.shape[:2])
 
 
+@POLICIES.add
 class Oracle(ExitPolicy):
     """The earliest layer whose prediction is correct (regression: no worse than the last layer's);
     an upper bound no real policy can reach, since it reads the labels."""
@@ -283,13 +297,10 @@ class Oracle(ExitPolicy):
         return predictions == outputs.labels
 
 
-POLICIES: Registry[type[ExitPolicy]] = Registry("policy", plural="policies")
 DEFAULT_POLICIES = ("entropy", "speed", "patience", "max_prob", "learned", "entropy_calibrated", "max_prob_calibrated")
 """What a sweep runs when no policy is named: each one that applies to the artefact."""
 REFERENCE_POLICIES = ("static", "oracle")
 """Added to every sweep: scores and operating points are relative to static truncation."""
-for _policy in (Entropy, Speed, MaxProb, EntropyCalibrated, MaxProbCalibrated, Patience, Learned, Static, Oracle):
-    POLICIES.register(_policy.name, _policy)
 
 
 def resolve_policy(spec: str) -> ExitPolicy:

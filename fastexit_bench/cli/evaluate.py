@@ -17,7 +17,7 @@ from fastexit_bench.cli.common import (
     subcommand,
 )
 from fastexit_bench.data.config import DataConfig
-from fastexit_bench.training.config import TrainConfig
+from fastexit_bench.runtime.config import EVAL_BATCH_SIZE
 
 
 def add_parser(commands) -> None:
@@ -34,9 +34,9 @@ def add_parser(commands) -> None:
     add_overwrite_arg(parser)
     add_location_args(parser)
     add_execution_args(parser)
-    parser.add_argument("--max-examples", type=positive_int, default=DataConfig.max_eval,
-                        help="seeded subsample of the split (None: all of it)")
-    parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.eval_batch_size, help="evaluation batch size")
+    parser.add_argument("--max-eval", "--max-examples", type=positive_int, default=DataConfig.max_eval,
+                        dest="max_eval", help="seeded subsample of the split (None: all of it)")
+    parser.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE, help="evaluation batch size")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -45,7 +45,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from fastexit_bench.runtime.trained import model_files, open_trained
 
     check_output_file(args.out, inputs=model_files(args.model), overwrite=args.overwrite, suffix=".npz")
-    trained = open_trained(args.model, args.split, examples=args.max_examples, execution=execution_config(args),
+    trained = open_trained(args.model, args.split, examples=args.max_eval, execution=execution_config(args),
                            where=locations(args))
     artifact = evaluate(trained, args.batch_size, config_of(args))
     artifact.save(args.out)

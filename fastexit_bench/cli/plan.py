@@ -38,4 +38,4 @@ def run_plan(args: argparse.Namespace) -> None:
     mirror = args.mirror if args.mirror is not None else config["data_mirror"]
     mirror = None if mirror == "none" else mirror
     settings = experiment_settings(config, args.experiment)
-    emit(plan(args.experiment, settings, mirror, args.resources, args.tflops, CpuRates.read(args.rates)).markdown())
+    emit(plan(settings, mirror, args.resources, args.tflops, CpuRates.read(args.rates)).markdown())

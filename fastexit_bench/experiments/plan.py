@@ -23,18 +23,17 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from fastexit_bench.analysis.flops import AnalyticFlops
+from fastexit_bench.analysis.head_kinds import HEAD_KINDS
 from fastexit_bench.data.loading import available_splits, load_split
 from fastexit_bench.data.spec import DATASETS, DatasetSpec
-from fastexit_bench.experiments.settings import backbone_for, job_counts
+from fastexit_bench.experiments.settings import ExperimentSettings
 from fastexit_bench.models.backbones import resolve_backbone
 from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.recipes import Recipe, get_recipe
-from fastexit_bench.training.shared import starts_from_baseline
 
 FAMILY_SIZES = {  # (layers, hidden, FFN, embedding) of the papers' backbones, when their config is not at hand
     "bert-base": (12, 768, 3072, 768),
@@ -120,7 +119,7 @@ def _evaluation_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, tokens:
     depth = recipe.num_layers or sizes.layers
     passes = 0
     for stage in recipe.stages[1:] if skip_first else recipe.stages:
-        cached = stage.trains == "offramps" and config.caches_features(stage, recipe.head == "highway")
+        cached = stage.trains == "offramps" and config.caches_features(stage, HEAD_KINDS.get(recipe.head).pools)
         passes += 1 if cached else config.of(stage).epochs
         if stage.distils:
             depth = recipe.student_layers
@@ -190,7 +189,7 @@ def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, t
             depth = student
         elif stage.trains == "offramps":
             per_example = FORWARD * sizes.forward_flops(depth, tokens)
-            cached = config.caches_features(stage, exits_read_pooled_only=recipe.head == "highway")
+            cached = config.caches_features(stage, exits_read_pooled_only=HEAD_KINDS.get(recipe.head).pools)
             total += per_example * rows * (1 if cached else epochs)
             continue
         else:
@@ -199,31 +198,31 @@ def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, t
     return total
 
 
-def training_work(settings: dict[str, Any], dataset: str, recipe_name: str, mirror: str | Path | None,
+def training_work(settings: ExperimentSettings, dataset: str, recipe_name: str, mirror: str | Path | None,
                   resources: str | Path | None = None, rates: CpuRates | None = None) -> TrainingWork:
     """The training of one (dataset, recipe) of an experiment, for one seed."""
     spec, recipe = DATASETS.get(dataset), get_recipe(recipe_name)
-    backbone = backbone_for(settings, dataset)
+    backbone = settings.backbone_for(dataset)
     rows, source = training_rows(spec, mirror)
-    if rows is not None and settings["max_train"] is not None:
-        rows = min(rows, settings["max_train"])
-    stages = tuple(settings["stages"].get(recipe_name, {}).items())
-    config = TrainConfig(epochs=settings["epochs"], stages=stages, frozen=settings["frozen"])
+    if rows is not None and settings.data.max_train is not None:
+        rows = min(rows, settings.data.max_train)
+    config = settings.train_config(recipe_name)
     sizes = backbone_sizes(backbone, resources)
     if rows is None:
         return TrainingWork(dataset, recipe_name, backbone, None, source, None, None)
-    shared = starts_from_baseline(recipe_name, settings)
+    shared = settings.starts_from_baseline(recipe_name)
     epochs = sum(config.of(stage).epochs for stage in recipe.stages[1 if shared else 0:])
-    flops = _stage_flops(recipe, config, sizes, rows, settings["max_length"], shared) if sizes else None
+    max_length, max_eval = settings.data.max_length, settings.data.max_eval
+    flops = _stage_flops(recipe, config, sizes, rows, max_length, shared) if sizes else None
     evaluated = [local_rows(spec, split, mirror) for split in spec.evaluated_splits]
     evaluation = None
     if sizes and None not in evaluated:
-        selection, reported = (n if settings["max_eval"] is None else min(n, settings["max_eval"]) for n in evaluated)
-        evaluation = _evaluation_flops(recipe, config, sizes, settings["max_length"], selection, reported, shared)
+        selection, reported = (n if max_eval is None else min(n, max_eval) for n in evaluated)
+        evaluation = _evaluation_flops(recipe, config, sizes, max_length, selection, reported, shared)
     rate = rates.rates.get(backbone) if rates else None
     cpu_hours = None
     if rate is not None and flops is not None:
-        per_example = TRAINED * sizes.forward_flops(sizes.layers, settings["max_length"])
+        per_example = TRAINED * sizes.forward_flops(sizes.layers, max_length)
         cpu_hours = (flops + (evaluation or 0.0)) / (rate.examples_per_s * per_example) / 3600
     return TrainingWork(dataset, recipe_name, backbone, rows, source, rows * epochs, flops, shared, evaluation,
                         cpu_hours)
@@ -295,9 +294,8 @@ class Plan:
                 "loads its model (seconds), and latency timing adds a minute or two per early-exit model")
 
 
-def plan(name: str, settings: dict[str, Any], mirror: str | Path | None, resources: str | Path | None = None,
+def plan(settings: ExperimentSettings, mirror: str | Path | None, resources: str | Path | None = None,
          tflops: float = SUSTAINED_TFLOPS, rates: CpuRates | None = None) -> Plan:
-    """The plan of experiment ``name`` from its resolved settings (:func:`settings.load_config`)."""
-    work = [training_work(settings, d, r, mirror, resources, rates)
-            for d in settings["datasets"] for r in settings["recipes"]]
-    return Plan(name, job_counts(settings), len(settings["seeds"]), work, tflops, rates)
+    """The plan of an experiment from its settings (:func:`settings.experiment_settings`)."""
+    work = [training_work(settings, d, r, mirror, resources, rates) for d in settings.datasets for r in settings.recipes]
+    return Plan(settings.name, settings.job_counts(), len(settings.seeds), work, tflops, rates)

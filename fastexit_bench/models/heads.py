@@ -10,10 +10,13 @@ import math
 import torch
 from torch import Tensor, nn
 
+from fastexit_bench.analysis.head_kinds import BRANCH_WIDTH, HEAD_KINDS
 from fastexit_bench.pooling import POOLINGS
 from fastexit_bench.registry import Registry
 
 HEADS: Registry[type[nn.Module]] = Registry("head")
+"""Exit head classes, each registered by its ``name`` (``@HEADS.add``), which is also its kind's in
+``analysis.head_kinds`` (what code without torch knows of it)."""
 
 
 def pool_tokens(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
@@ -24,6 +27,7 @@ def pool_tokens(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
+@HEADS.add
 class HighwayHead(nn.Module):
     """DeeBERT off-ramp: pool the tokens ([CLS] as published, or their mean on mean-pooling backbones; see
     ``fastexit_bench.pooling``), pooler (Linear d->d, tanh), dropout, Linear d->outputs.
@@ -32,7 +36,9 @@ class HighwayHead(nn.Module):
     ``shared_pooler`` is a pooler module several heads use as one (PABEE).
     """
 
-    pools = True  # reads one pooled vector per example, so cached per-layer vectors can stand in for the tokens
+    name = "highway"
+    kind = HEAD_KINDS.get(name)  # what torch-free code knows of it: it pools; its FLOPs
+    pools = kind.pools
     shares_pooler = False
 
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, pooler: nn.Linear | None = None,
@@ -58,11 +64,14 @@ class HighwayHead(nn.Module):
         return self.classifier(self.dropout(self.features(hidden, mask)))
 
 
+@HEADS.add
 class SharedPoolerHead(HighwayHead):
     """PABEE's exits: one pooler shared by every layer (from the backbone's), then dropout and a Linear
     classifier per layer (JetRunner/PABEE ``pabee/modeling_albert.py``: ``self.pooler`` and
     ``self.classifiers``)."""
 
+    name = "shared-pooler"
+    kind = HEAD_KINDS.get(name)
     shares_pooler = True
 
 
@@ -88,15 +97,18 @@ class BranchAttention(nn.Module):
         return self.output(context.transpose(1, 2).reshape(batch, seq, width))
 
 
+@HEADS.add
 class BranchHead(nn.Module):
     """FastBERT branch classifier: Linear d->128 + tanh, 2-head self-attention at 128 over all tokens
     (dropout on its attention probabilities, the encoder's 0.1 in FastBERT's code), [CLS], Linear 128->128
     + tanh, Linear 128->outputs."""
 
-    pools = False
+    name = "branch"
+    kind = HEAD_KINDS.get(name)
+    pools = kind.pools
     shares_pooler = False
 
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, width: int = 128, heads: int = 2,
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, width: int = BRANCH_WIDTH, heads: int = 2,
                  **_: object):
         super().__init__()
         self.pooling = "cls"
@@ -125,6 +137,3 @@ class ExitScorer(nn.Module):
         return self.score(features).squeeze(-1)
 
 
-HEADS.register("highway", HighwayHead)
-HEADS.register("shared-pooler", SharedPoolerHead)
-HEADS.register("branch", BranchHead)

@@ -29,11 +29,10 @@ from torch import Tensor
 
 from fastexit_bench.analysis.artifact import LayerOutputs
 from fastexit_bench.analysis.policies import ExitPolicy, resolve_policy
-from fastexit_bench.errors import UnknownNameError
 from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.registry import Registry
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.runtime.engine import EarlyExitEngine, exit_logits, leaving_after, read_heads
-from fastexit_bench.serving.record import SCHEDULERS
 
 
 @dataclass(frozen=True)
@@ -71,14 +70,24 @@ class Scheduler(ABC):
         return logits[:, 0] if self.task == "regression" else logits.argmax(-1)
 
 
-class BatchScheduler(Scheduler):
-    """Dynamic batching in front of an engine that answers a whole batch at once."""
+SCHEDULER_TYPES: Registry[type[Scheduler]] = Registry("scheduler")
+"""Every scheduler class by its ``name`` (``@SCHEDULER_TYPES.add``); each takes ``(model, source, examples,
+task, max_batch, policy, value, max_wait_s)``. ``serving.record.SCHEDULERS`` lists the same names without
+torch, for the command line."""
 
-    def __init__(self, name: str, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
-                 max_batch: int, engine: EarlyExitEngine, max_wait_s: float = 0.0):
+
+class BatchScheduler(Scheduler):
+    """Dynamic batching in front of an engine that answers a whole batch at once (:meth:`engine`)."""
+
+    def __init__(self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
+                 max_batch: int, policy: ExitPolicy, value: float, max_wait_s: float = 0.0):
         super().__init__(model, source, examples, task, max_batch)
-        self.name, self.engine, self.max_wait_s = name, engine, max_wait_s
+        self.engine, self.max_wait_s = self.make_engine(policy, value), max_wait_s
         self.waiting: deque[tuple[int, float]] = deque()
+
+    @abstractmethod
+    def make_engine(self, policy: ExitPolicy, value: float) -> EarlyExitEngine:
+        """The engine every batch runs through."""
 
     def admit(self, query: int, arrival: float) -> None:
         self.waiting.append((query, arrival))
@@ -97,6 +106,26 @@ class BatchScheduler(Scheduler):
                 for q, layer, p in zip(queries, out.exit_layers, self.predictions(out.logits))]
 
 
+@SCHEDULER_TYPES.add
+class FullDepth(BatchScheduler):
+    """The reference: every query runs every layer (the policy and value are ignored)."""
+
+    name = "full-depth"
+
+    def make_engine(self, policy: ExitPolicy, value: float) -> EarlyExitEngine:
+        return EarlyExitEngine(self.model, resolve_policy("static"), self.model.num_layers, self.task)
+
+
+@SCHEDULER_TYPES.add
+class Compaction(BatchScheduler):
+    """Early exit inside each batch: exited queries leave the batch as it goes deeper."""
+
+    name = "compaction"
+
+    def make_engine(self, policy: ExitPolicy, value: float) -> EarlyExitEngine:
+        return EarlyExitEngine(self.model, policy, value, self.task)
+
+
 @dataclass
 class InFlight:
     """A query inside the layer pools: its hidden states (its own tokens only) and what its heads said."""
@@ -108,14 +137,15 @@ class InFlight:
     scores: list[float] = field(default_factory=list)
 
 
+@SCHEDULER_TYPES.add
 class LayerPool(Scheduler):
     """Continuous batching across layers (see the module docstring for the rule that picks the layer)."""
 
     name = "layer-pool"
 
     def __init__(self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
-                 max_batch: int, policy: ExitPolicy, value: float):
-        super().__init__(model, source, examples, task, max_batch)
+                 max_batch: int, policy: ExitPolicy, value: float, max_wait_s: float = 0.0):
+        super().__init__(model, source, examples, task, max_batch)  # launches when idle: no wait
         self.policy, self.value = policy, value
         self.pools: list[deque[InFlight]] = [deque() for _ in range(model.num_layers)]
 
@@ -176,13 +206,5 @@ class LayerPool(Scheduler):
 
 def make_scheduler(name: str, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
                    policy: ExitPolicy, value: float, max_batch: int, max_wait_s: float = 0.0) -> Scheduler:
-    """One of SCHEDULERS serving ``policy`` at ``value`` (full-depth ignores both)."""
-    if name == "layer-pool":
-        return LayerPool(model, source, examples, task, max_batch, policy, value)
-    if name == "full-depth":
-        engine = EarlyExitEngine(model, resolve_policy("static"), model.num_layers, task)
-    elif name == "compaction":
-        engine = EarlyExitEngine(model, policy, value, task)
-    else:
-        raise UnknownNameError(f"unknown scheduler {name!r}; choose from {', '.join(SCHEDULERS)}")
-    return BatchScheduler(name, model, source, examples, task, max_batch, engine, max_wait_s)
+    """The scheduler registered as ``name`` serving ``policy`` at ``value``."""
+    return SCHEDULER_TYPES.get(name)(model, source, examples, task, max_batch, policy, value, max_wait_s)

@@ -108,45 +108,42 @@ RECIPES: Registry[Recipe] = Registry("recipe")
 LAYERED = re.compile(r"^(truncated|distilled)-([1-9][0-9]*)$")  # a template name with its layer count
 FINETUNE = Stage("finetune", "final", ("final_exit",))
 
-for _recipe in (
-    Recipe("baseline", "highway", (FINETUNE,), "BERT fine-tuning (Devlin et al., 2019)"),
-    Recipe(
-        "truncated-k", "highway", (FINETUNE,),
-        "FastBERT (Liu et al., 2020) baselines: the first k layers + classifier, fine-tuned "
-        "(use as truncated-6, truncated-3, ...)",
-    ),
-    Recipe(
-        "distilled-k", "highway",
-        (FINETUNE, Stage("distillation", "final", ("distillation",), distils=True)),
-        "FastBERT (Liu et al., 2020) 'DistilBERT' baselines: fine-tune the full model (the teacher), then train "
-        "a k-layer student initialised from its layers on soft targets plus labels (use as distilled-6, ...)",
-    ),
-    Recipe(
-        "deebert", "highway",
-        (FINETUNE, Stage("offramps", "offramps", ("offramps",))),
-        "DeeBERT (Xin et al., 2020): two-stage training", exit_policy="entropy",
-    ),
-    Recipe(
-        "fastbert", "branch",
-        (FINETUNE, Stage("self-distillation", "offramps", ("self_distillation",), lr_scale=10.0, needs_labels=False)),
-        "FastBERT (Liu et al., 2020): fine-tune backbone + teacher, then self-distil the students",
-        exit_policy="speed",
-    ),
-    Recipe(
-        "pabee", "shared-pooler",
-        (Stage("joint", "all", ("depth_weighted",)),),
-        "PABEE (Zhou et al., 2020): one shared pooler and a classifier per layer, trained jointly with "
-        "depth-weighted losses", exit_policy="patience",
-    ),
-    Recipe(
-        "berxit", "highway",
-        (Stage("alternating", "all", ("final_exit_and_learned_exit", "offramps_and_learned_exit")),),
-        "BERxiT (Xin et al., 2021): alternate steps of the final exit's loss and of the off-ramps' losses, "
-        "each plus the learning-to-exit loss on the off-ramps' pooled outputs",
-        learned_exit=True, exit_policy="learned",
-    ),
-):
-    RECIPES.register(_recipe.name, _recipe)
+RECIPES.add(Recipe("baseline", "highway", (FINETUNE,), "BERT fine-tuning (Devlin et al., 2019)"))
+RECIPES.add(Recipe(
+    "truncated-k", "highway", (FINETUNE,),
+    "FastBERT (Liu et al., 2020) baselines: the first k layers + classifier, fine-tuned "
+    "(use as truncated-6, truncated-3, ...)",
+))
+RECIPES.add(Recipe(
+    "distilled-k", "highway",
+    (FINETUNE, Stage("distillation", "final", ("distillation",), distils=True)),
+    "FastBERT (Liu et al., 2020) 'DistilBERT' baselines: fine-tune the full model (the teacher), then train "
+    "a k-layer student initialised from its layers on soft targets plus labels (use as distilled-6, ...)",
+))
+RECIPES.add(Recipe(
+    "deebert", "highway",
+    (FINETUNE, Stage("offramps", "offramps", ("offramps",))),
+    "DeeBERT (Xin et al., 2020): two-stage training", exit_policy="entropy",
+))
+RECIPES.add(Recipe(
+    "fastbert", "branch",
+    (FINETUNE, Stage("self-distillation", "offramps", ("self_distillation",), lr_scale=10.0, needs_labels=False)),
+    "FastBERT (Liu et al., 2020): fine-tune backbone + teacher, then self-distil the students",
+    exit_policy="speed",
+))
+RECIPES.add(Recipe(
+    "pabee", "shared-pooler",
+    (Stage("joint", "all", ("depth_weighted",)),),
+    "PABEE (Zhou et al., 2020): one shared pooler and a classifier per layer, trained jointly with "
+    "depth-weighted losses", exit_policy="patience",
+))
+RECIPES.add(Recipe(
+    "berxit", "highway",
+    (Stage("alternating", "all", ("final_exit_and_learned_exit", "offramps_and_learned_exit")),),
+    "BERxiT (Xin et al., 2021): alternate steps of the final exit's loss and of the off-ramps' losses, "
+    "each plus the learning-to-exit loss on the off-ramps' pooled outputs",
+    learned_exit=True, exit_policy="learned",
+))
 
 
 def get_recipe(name: str) -> Recipe:

@@ -10,6 +10,7 @@ equal, and its record names the model it started from.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,14 @@ UNUSED_BY_A_STAGE = ("stages", "checkpoint_every")  # settings that do not chang
 SOURCE = "baseline"  # the recipe whose saved model is a shared first stage
 
 
-def starts_from_baseline(recipe_name: str, settings: dict[str, Any]) -> bool:
-    """Whether the workflow starts ``recipe_name`` from the experiment's baseline: sharing is on, the experiment
-    trains a baseline, the recipe's first stage and starting model are the baseline's, and neither recipe has
-    settings of its own for that stage (``settings``: an experiment's resolved settings)."""
-    if not settings["share_finetune"] or recipe_name == SOURCE or SOURCE not in settings["recipes"]:
+def starts_from_baseline(recipe_name: str, recipes: Sequence[str], own: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether the workflow may start ``recipe_name`` from the experiment's baseline: the experiment trains a
+    baseline (``recipes``), the recipe's first stage and starting model are the baseline's, and neither recipe
+    has settings of its own for that stage (``own``: recipe -> stage -> settings)."""
+    if recipe_name == SOURCE or SOURCE not in recipes:
         return False
     recipe, source = get_recipe(recipe_name), get_recipe(SOURCE)
     stage = recipe.stages[0]
-    own = settings["stages"]
     return (stage == source.stages[0] and recipe.start_spec("", 2, "cls") == source.start_spec("", 2, "cls")
             and stage.name not in own.get(recipe_name, {}) and stage.name not in own.get(SOURCE, {}))
 

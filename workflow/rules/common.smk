@@ -1,29 +1,29 @@
 # Config validation, the names the workflow accepts, and the input/parameter functions the rule files use.
-# Defaults live in the package's typed configs; validate() fills them into `config` from the schema
-# (tests/test_schema.py proves the two agree), so nothing here carries a fallback value.
+# An experiment's settings are typed (ExperimentSettings: defaults from the package's typed configs, none in
+# the schema) and every command's options come from them through one function, `options`.
 
 import os
 import re
+from dataclasses import asdict, replace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from fastexit_bench.analysis.policies import DEFAULT_POLICIES, resolve_policy
+from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.data.loading import available_splits
 from fastexit_bench.data.spec import DATASETS, use_dataset_dirs
 from fastexit_bench.errors import DataError, FastExitError, UnknownNameError
 from fastexit_bench.models.backbones import check_backbone_name
 from fastexit_bench.experiments.settings import (
+    DATA_KEYS,
+    DataConfig,
     apply_presets,
-    backbone_for,
-    backbones_of,
+    command_options,
     experiment_settings,
     job_gpus,
-    latency_runs,
-    runs,
 )
 from fastexit_bench.training.recipes import get_recipe
-from fastexit_bench.training.shared import SOURCE, starts_from_baseline
+from fastexit_bench.training.shared import SOURCE
 
 try:
     apply_presets(config)
@@ -59,17 +59,18 @@ def check_names():
     named += [
         ("prepare", check_backbone_name, item["backbone"]) for item in config["prepare"]
     ]
-    for name, settings in config["experiments"].items():
+    for name in config["experiments"]:
+        settings = experiment(name)
         where = f"experiments.{name}"
-        named += [(where, DATASETS.get, d) for d in settings["datasets"]]
-        named += [(where, check_backbone_name, b) for b in backbones_of(settings)]
-        named += [(where, get_recipe, r) for r in settings["recipes"]]
-        named += [(where, resolve_policy, p) for p in settings.get("policies", [])]
-        reference = settings["table"]["reference"]
-        if reference not in settings["recipes"]:
+        named += [(where, DATASETS.get, d) for d in settings.datasets]
+        named += [(where, check_backbone_name, b) for b in settings.backbones()]
+        named += [(where, get_recipe, r) for r in settings.recipes]
+        named += [(where, resolve_policy, p) for p in settings.policies or []]
+        reference = settings.table.reference
+        if reference not in settings.recipes:
             raise WorkflowError(
                 f"config {where}: table.reference {reference!r} is not among its recipes "
-                f"{settings['recipes']}; the paper table measures every row against it"
+                f"{list(settings.recipes)}; the paper table measures every row against it"
             )
     for where, lookup, key in named:
         try:
@@ -78,39 +79,36 @@ def check_names():
             raise WorkflowError(f"config {where}: {error}")
 
 
+def experiment(name):
+    """One experiment's typed settings; an unknown name is a config error that lists the known ones."""
+    try:
+        return experiment_settings(config, name)
+    except (UnknownNameError, FastExitError) as error:
+        raise WorkflowError(str(error))
+
+
 check_names()
-
-
-def cli_options(**options):
-    """{"max_train": 5, "values": {"speed": [0.1, 0.5]}, "max_drop": [0, 1]} -> "--max-train 5
-    --values speed=0.1,0.5 --max-drop 0,1": lists are comma-joined, dicts repeat NAME=VALUE, None is left out.
-    """
-
-    def text(value):
-        return ",".join(map(str, value)) if isinstance(value, list) else str(value)
-
-    flags = []
-    for key, value in options.items():
-        flag = f"--{key.replace('_', '-')}"
-        if isinstance(value, dict):
-            flags += [f"{flag} {name}={text(v)}" for name, v in value.items()]
-        elif value is not None:
-            flags.append(f"{flag} {text(value)}")
-    return " ".join(flags)
 
 
 DATASET_DIR_OPTIONS = " ".join(
     f"--dataset-dir {folder}" for folder in config["dataset_dirs"]
 )
-LOCATIONS = cli_options(mirror=config["data_mirror"], resources=config["resources"])
+LOCATIONS = command_options(mirror=config["data_mirror"], resources=config["resources"])
+PREPARE_DATA = DataConfig(**{k: config[k] for k in (*DATA_KEYS, "seed") if k in config})
+"""The top level's data settings: how `prepare` stages, and the seed every staging carves splits with."""
 
 
-def experiment(name):
-    """One experiment's settings; an unknown name is a config error that lists the known ones."""
-    try:
-        return experiment_settings(config, name)
-    except UnknownNameError as error:
-        raise WorkflowError(str(error))
+def options(command, locations=True):
+    """A params function for `fastexit-bench COMMAND`: the experiment's settings for it
+    (ExperimentSettings.options), after --mirror and --resources where the command reads data or models.
+    """
+
+    def params(wildcards):
+        recipe = getattr(wildcards, "recipe", None)
+        settings = experiment(wildcards.experiment).options(command, recipe)
+        return f"{LOCATIONS if locations else ''} {command_options(**settings)}".strip()
+
+    return params
 
 
 def require_copy(wildcards):
@@ -124,11 +122,6 @@ def require_copy(wildcards):
             f"is declared; set data_mirror to a folder holding it (`fastexit-bench data ls -v` lists the paths tried)"
         )
     return []
-
-
-def staging(scope):
-    """The settings a staging scope samples its data with: the experiment's, or the top level's."""
-    return config if scope == PREPARE else experiment(scope)
 
 
 def get_final_output():
@@ -157,7 +150,7 @@ def get_claims_inputs(wildcards):
 def experiment_backbone(name, dataset):
     """The experiment's backbone for ``dataset``: one for all, or the one for the dataset's language."""
     try:
-        return backbone_for(experiment(name), dataset)
+        return experiment(name).backbone_for(dataset)
     except FastExitError as error:
         raise WorkflowError(f"experiment {name!r}: {error}")
 
@@ -175,7 +168,7 @@ def get_staged(wildcards):
 def get_train_inputs(wildcards):
     """The staged data, and the baseline of the same dataset and seed where the recipe starts from it."""
     inputs = {"data": get_staged(wildcards)}
-    if starts_from_baseline(wildcards.recipe, experiment(wildcards.experiment)):
+    if experiment(wildcards.experiment).starts_from_baseline(wildcards.recipe):
         inputs["finetuned"] = (
             f"{R}/{wildcards.experiment}/models/{wildcards.dataset}/{SOURCE}/"
             f"seed{wildcards.seed}/training.json"
@@ -199,19 +192,15 @@ def staging_backbone(wildcards):
 
 
 def staging_options(wildcards):
-    settings = staging(wildcards.scope)
-    options = cli_options(
-        max_train=settings["max_train"],
-        max_eval=settings["max_eval"],
-        max_length=settings["max_length"],
-        seed=config["seed"],
-    )
-    return f"{LOCATIONS} {options}"
+    """The data settings a staging scope samples with (the experiment's, or the top level's for `prepare`)."""
+    scope = wildcards.scope
+    data = PREPARE_DATA if scope == PREPARE else experiment(scope).data
+    return f"{LOCATIONS} {command_options(**asdict(replace(data, seed=PREPARE_DATA.seed)))}"
 
 
 def experiment_runs(name):
     """Every (dataset, recipe, seed) an experiment trains, as path stems under its folder."""
-    return [(run.dataset, run.stem) for run in runs(experiment(name))]
+    return [(run.dataset, run.stem) for run in experiment(name).runs()]
 
 
 def experiment_sweeps(name):
@@ -237,7 +226,7 @@ def experiment_artifacts(name):
 def experiment_latency(name):
     """Timings of the early-exit models of an experiment's first seed (none when latency_examples is 0)."""
     return [
-        f"{R}/{name}/latency/{run.stem}.json" for run in latency_runs(experiment(name))
+        f"{R}/{name}/latency/{run.stem}.json" for run in experiment(name).latency_runs()
     ]
 
 
@@ -248,76 +237,6 @@ def get_report_inputs(wildcards):
         "artifacts": experiment_artifacts(name),
         "latency": experiment_latency(name),
     }
-
-
-def execution_options(settings):
-    return cli_options(precision=settings["precision"], attention=settings["attention"])
-
-
-def train_options(wildcards):
-    settings = experiment(wildcards.experiment)
-    options = cli_options(
-        max_train=settings["max_train"],
-        max_eval=settings["max_eval"],
-        max_length=settings["max_length"],
-        epochs=settings["epochs"],
-        lr=settings["lr"],
-        batch_size=settings["batch_size"],
-        warmup=settings["warmup"],
-        weight_decay=settings["weight_decay"],
-        keep=settings["keep"],
-        frozen=settings["frozen"],
-        pooling=settings["pooling"],
-        vocabulary=settings["vocabulary"],
-        adamw=settings["adamw"],
-    )
-    stages = " ".join(
-        f"--stage {stage}:" + ",".join(f"{key}={value}" for key, value in keys.items())
-        for stage, keys in settings["stages"].get(wildcards.recipe, {}).items()
-    )
-    return f"{LOCATIONS} {execution_options(settings)} {options} {stages}"
-
-
-def evaluate_options(wildcards):
-    settings = experiment(wildcards.experiment)
-    options = cli_options(max_examples=settings["max_eval"])
-    return f"{LOCATIONS} {execution_options(settings)} {options}"
-
-
-def sweep_options(wildcards):
-    """The experiment's policies that the recipe's model can run (learned-exit ones need its scorer) plus
-    its paper policy (its paper table needs it), and the table's operating points of the policies swept.
-    """
-    settings = experiment(wildcards.experiment)
-    recipe = get_recipe(wildcards.recipe)
-
-    def runs_on_recipe(policy):
-        return recipe.learned_exit or resolve_policy(policy).reads != "exit_scores"
-
-    policies = [
-        p for p in settings.get("policies") or DEFAULT_POLICIES if runs_on_recipe(p)
-    ]  # absent: the sweep's own default
-    paper_policy = recipe.exit_policy
-    policies += [paper_policy] if paper_policy and paper_policy not in policies else []
-    values = {p: v for p, v in settings["table"]["values"].items() if p in policies}
-    grids = {p: v for p, v in settings["grids"].items() if p in policies}
-    return cli_options(
-        policies=",".join(policies) if settings.get("policies") and policies else None,
-        grid=grids,
-        values=values,
-        max_drop=settings["table"]["max_drop"],
-    )
-
-
-def report_options(wildcards):
-    table = experiment(wildcards.experiment)["table"]
-    return cli_options(layout=table["layout"], reference=table["reference"])
-
-
-def latency_options(wildcards):
-    settings = experiment(wildcards.experiment)
-    options = cli_options(examples=settings["latency_examples"])
-    return f"{LOCATIONS} {execution_options(settings)} {options}"
 
 
 def get_sweep_inputs(wildcards):

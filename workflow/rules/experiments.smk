@@ -27,7 +27,7 @@ rule train:
         datasets=DATASET_DIR_OPTIONS,
         folder=subpath(output.record, parent=True),
         backbone=lambda wc: experiment_backbone(wc.experiment, wc.dataset),
-        options=train_options,
+        options=options("train"),
         finetuned=finetuned_option,
     shell:
         "python -m fastexit_bench {params.datasets} train --dataset {wildcards.dataset} "
@@ -50,7 +50,7 @@ rule evaluate:
     params:
         datasets=DATASET_DIR_OPTIONS,
         folder=subpath(input.record, parent=True),
-        options=evaluate_options,
+        options=options("evaluate"),
     shell:
         "python -m fastexit_bench {params.datasets} evaluate {params.folder} --split {wildcards.split} "
         "{params.options} --out {output.artifact} > {log} 2>&1"
@@ -70,7 +70,7 @@ rule sweep:
         "../envs/fastexit.yaml"
     threads: 1
     params:
-        options=sweep_options,
+        options=options("sweep", locations=False),
     shell:
         "python -m fastexit_bench sweep {input.dev} --test {input.test} {params.options} "
         "--out {output.table} > {log} 2>&1"
@@ -93,7 +93,7 @@ rule latency:
         datasets=DATASET_DIR_OPTIONS,
         folder=subpath(input.record, parent=True),
         split=reported_split,
-        options=latency_options,
+        options=options("latency"),
     shell:
         "python -m fastexit_bench {params.datasets} latency {params.folder} --selection {input.selection} "
         "--split {params.split} --threads {threads} {params.options} --out {output.timing} > {log} 2>&1"
@@ -145,7 +145,7 @@ rule report:
     params:
         tables=lambda wc, output: os.path.dirname(output.tables[0]),
         plots=subpath(output.flops_plot, parent=True),
-        table=report_options,
+        table=options("report", locations=False),
     shell:
         "python -m fastexit_bench report --name {wildcards.experiment} --sweeps {input.sweeps} "
         "--artifacts {input.artifacts} --latency {input.latency} {params.table} "
