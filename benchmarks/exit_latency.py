@@ -52,15 +52,35 @@ def replayed_model(args: argparse.Namespace, device):
     meta = artifact.metadata
     model, tokenizer, _ = build_model(replace(ModelSpec(**meta.model), backbone=str(args.backbone)))
     spec = DATASETS.get(meta.dataset)
-    rows = tokenized_rows(args.tokenized, meta.backbone_name, meta.dataset, meta.split, lambda: load_tokenized(
-        spec, meta.split, tokenizer, mirror=args.mirror, max_examples=len(artifact.lengths), seed=meta.seed,
-        max_length=meta.max_length, resources=None))
+    rows = tokenized_rows(
+        args.tokenized,
+        meta.backbone_name,
+        meta.dataset,
+        meta.split,
+        lambda: load_tokenized(
+            spec,
+            meta.split,
+            tokenizer,
+            mirror=args.mirror,
+            max_examples=len(artifact.lengths),
+            seed=meta.seed,
+            max_length=meta.max_length,
+            resources=None,
+        ),
+    )
     source = TokenBatches(rows, tokenizer, device)
     if not np.array_equal(source.lengths(), artifact.lengths):
         raise SystemExit(f"the rows are not the examples of {args.replay} (token lengths differ)")
-    what = {"artifact": str(args.replay), "recipe": meta.recipe, "dataset": meta.dataset, "split": meta.split,
-            "recorded_with": meta.backbone, "timed_backbone": str(args.backbone), "exits": "replayed",
-            "trained_at_commit": meta.trained_at_commit}
+    what = {
+        "artifact": str(args.replay),
+        "recipe": meta.recipe,
+        "dataset": meta.dataset,
+        "split": meta.split,
+        "recorded_with": meta.backbone,
+        "timed_backbone": str(args.backbone),
+        "exits": "replayed",
+        "trained_at_commit": meta.trained_at_commit,
+    }
     return model, spec, source, artifact.predictions, what
 
 
@@ -69,21 +89,46 @@ def trained_model(args: argparse.Namespace, device):
     model, tokenizer, record = load_trained(args.model)
     spec = DATASETS.get(record.dataset)
     split = args.split or spec.eval_splits[0]
-    rows = tokenized_rows(args.tokenized, record.backbone["requested"], spec.name, split, lambda: load_tokenized(
-        spec, split, tokenizer, mirror=args.mirror, max_examples=args.examples, seed=0,
-        max_length=record.max_length, resources=None))
-    what = {"dir": str(args.model), "recipe": record.recipe, "dataset": spec.name, "split": split,
-            "exits": "live", "trained_at_commit": record.provenance["git_commit"],
-            "train_args": record.provenance["argv"]}
+    rows = tokenized_rows(
+        args.tokenized,
+        record.backbone["requested"],
+        spec.name,
+        split,
+        lambda: load_tokenized(
+            spec,
+            split,
+            tokenizer,
+            mirror=args.mirror,
+            max_examples=args.examples,
+            seed=0,
+            max_length=record.max_length,
+            resources=None,
+        ),
+    )
+    what = {
+        "dir": str(args.model),
+        "recipe": record.recipe,
+        "dataset": spec.name,
+        "split": split,
+        "exits": "live",
+        "trained_at_commit": record.provenance["git_commit"],
+        "train_args": record.provenance["argv"],
+    }
     return model, spec, TokenBatches(rows, tokenizer, device), None, what
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", type=Path, nargs="?", help="a trained model folder (or use --replay)")
     parser.add_argument("--replay", type=Path, help="an evaluation artefact whose exits are replayed")
-    parser.add_argument("--backbone", type=Path, help="with --replay: a backbone folder of the same architecture")
-    parser.add_argument("--tokenized", type=Path, help="pre-tokenized rows written by benchmarks/gpu/bundle.py")
+    parser.add_argument(
+        "--backbone", type=Path, help="with --replay: a backbone folder of the same architecture"
+    )
+    parser.add_argument(
+        "--tokenized", type=Path, help="pre-tokenized rows written by benchmarks/gpu/bundle.py"
+    )
     parser.add_argument("--mirror")
     parser.add_argument("--split", help="default: the dataset's first eval split")
     parser.add_argument("--examples", type=int, default=320)
@@ -97,8 +142,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    run_provenance = provenance.collect(config={k: str(v) for k, v in vars(args).items()})  # as the run starts
-    if (args.model is None) == (args.replay is None) or (args.replay is not None) != (args.backbone is not None):
+    run_provenance = provenance.collect(
+        config={k: str(v) for k, v in vars(args).items()}
+    )  # as the run starts
+    if (args.model is None) == (args.replay is None) or (args.replay is not None) != (
+        args.backbone is not None
+    ):
         parser.error("give a trained model folder, or --replay ARTIFACT with --backbone FOLDER")
     device = resolve_device(args.device)
     threads = set_threads(args.threads)
@@ -106,30 +155,50 @@ def main() -> None:
     model.to(device)
     policy = resolve_policy(args.policy)
     points = [(f"{policy.name}={v}", policy, float(v)) for v in args.values.split(",")]
-    print(f"{what['recipe']} on {spec.name}/{what['split']}, {len(source)} examples, exits {what['exits']}, "
-          f"{device}, {threads} threads, {args.repeats} repeats")
-    print(f"{'precision':>9} {'batch':>5} {'setting':>12} {'exit':>5} {'pred x':>7} {'real x':>7} {'real/pred':>9} "
-          f"{'full ms/ex':>10} {'ee ms/ex':>9} {'ee p90':>7}")
+    print(
+        f"{what['recipe']} on {spec.name}/{what['split']}, {len(source)} examples, exits {what['exits']}, "
+        f"{device}, {threads} threads, {args.repeats} repeats"
+    )
+    print(
+        f"{'precision':>9} {'batch':>5} {'setting':>12} {'exit':>5} {'pred x':>7} {'real x':>7} {'real/pred':>9} "
+        f"{'full ms/ex':>10} {'ee ms/ex':>9} {'ee p90':>7}"
+    )
     rows = []
     for precision in args.precisions.split(","):
         execution = resolve(ExecutionConfig(precision, args.attention), device)
-        results = realized_vs_predicted(model, source, spec.task, points,
-                                        [int(b) for b in args.batch_sizes.split(",")], args.repeats, device,
-                                        execution, replay=replay)
+        results = realized_vs_predicted(
+            model,
+            source,
+            spec.task,
+            points,
+            [int(b) for b in args.batch_sizes.split(",")],
+            args.repeats,
+            device,
+            execution,
+            replay=replay,
+        )
         for r in results:
             rows.append({**execution.to_dict(), **r})
-            print(f"{execution.precision:>9} {r['batch_size']:5d} {r['setting']:>12} {r['mean_exit_layer']:5.2f} "
-                  f"{r['predicted_speedup']:7.2f} {r['realized_speedup']:7.2f} {r['realized_over_predicted']:9.2f} "
-                  f"{1e3 * r['full_depth']['total_s'] / len(source):10.2f} "
-                  f"{1e3 * r['early_exit']['total_s'] / len(source):9.2f} {r['early_exit']['per_example_p90_ms']:7.2f}")
+            print(
+                f"{execution.precision:>9} {r['batch_size']:5d} {r['setting']:>12} {r['mean_exit_layer']:5.2f} "
+                f"{r['predicted_speedup']:7.2f} {r['realized_speedup']:7.2f} {r['realized_over_predicted']:9.2f} "
+                f"{1e3 * r['full_depth']['total_s'] / len(source):10.2f} "
+                f"{1e3 * r['early_exit']['total_s'] / len(source):9.2f} {r['early_exit']['per_example_p90_ms']:7.2f}"
+            )
     if args.out:
-        write_json(args.out, {
-            "provenance": run_provenance,
-            "model": what, "threads": threads, "device": str(device), "examples": len(source),
-            "flops_source": "fvcore",
-            "goals": {"batch_1": ">= 0.9 realized/predicted", "batch_32": ">= 0.8 realized/predicted"},
-            "rows": rows,
-        })
+        write_json(
+            args.out,
+            {
+                "provenance": run_provenance,
+                "model": what,
+                "threads": threads,
+                "device": str(device),
+                "examples": len(source),
+                "flops_source": "fvcore",
+                "goals": {"batch_1": ">= 0.9 realized/predicted", "batch_32": ">= 0.8 realized/predicted"},
+                "rows": rows,
+            },
+        )
         print(f"wrote {args.out}")
 
 

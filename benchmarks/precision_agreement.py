@@ -34,7 +34,9 @@ POLICIES = ("entropy", "speed", "max_prob", "patience")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("models", nargs="+", type=Path, help="model folders from `fastexit-bench train`")
     parser.add_argument("--mirror")
     parser.add_argument("--split", help="default: the dataset's first evaluation split (dev)")
@@ -43,15 +45,25 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    run_provenance = provenance.collect(config={k: str(v) for k, v in vars(args).items()})  # as the run starts
+    run_provenance = provenance.collect(
+        config={k: str(v) for k, v in vars(args).items()}
+    )  # as the run starts
     device, threads = resolve_device(args.device), set_threads(args.threads)
     results = []
     for folder in args.models:
         model, tokenizer, record = load_trained(folder)
         spec = DATASETS.get(record.dataset)
         split = args.split or spec.eval_splits[0]
-        _, rows = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=args.max_examples,
-                                 seed=record.seed, max_length=record.max_length, resources=None)
+        _, rows = load_tokenized(
+            spec,
+            split,
+            tokenizer,
+            mirror=args.mirror,
+            max_examples=args.max_examples,
+            seed=record.seed,
+            max_length=record.max_length,
+            resources=None,
+        )
         data, metric = TokenBatches(rows, tokenizer, device), spec.metrics[0]
         outputs = {}
         for precision in ("fp32", "bf16"):
@@ -64,33 +76,58 @@ def main() -> None:
             policy = resolve_policy(name)
             for value in policy.grid(fp32):
                 exits = {p: policy.exit_layers(o, value) for p, o in outputs.items()}
-                scores = {p: compute_metrics((metric,), o.predictions()[exits[p] - 1, np.arange(len(exits[p]))],
-                                             o.labels)[metric] for p, o in outputs.items()}
-                policies.append({"policy": name, "value": float(value),
-                                 "exit_agreement": float((exits["fp32"] == exits["bf16"]).mean()),
-                                 "mean_exit_fp32": float(exits["fp32"].mean()),
-                                 "mean_exit_bf16": float(exits["bf16"].mean()),
-                                 f"{metric}_fp32": scores["fp32"], f"{metric}_bf16": scores["bf16"],
-                                 "metric_difference_points": 100 * (scores["bf16"] - scores["fp32"])})
+                scores = {
+                    p: compute_metrics(
+                        (metric,), o.predictions()[exits[p] - 1, np.arange(len(exits[p]))], o.labels
+                    )[metric]
+                    for p, o in outputs.items()
+                }
+                policies.append(
+                    {
+                        "policy": name,
+                        "value": float(value),
+                        "exit_agreement": float((exits["fp32"] == exits["bf16"]).mean()),
+                        "mean_exit_fp32": float(exits["fp32"].mean()),
+                        "mean_exit_bf16": float(exits["bf16"].mean()),
+                        f"{metric}_fp32": scores["fp32"],
+                        f"{metric}_bf16": scores["bf16"],
+                        "metric_difference_points": 100 * (scores["bf16"] - scores["fp32"]),
+                    }
+                )
         layers = {p: [m[metric] for m in o.layer_metrics((metric,))] for p, o in outputs.items()}
         agreement = np.array([row["exit_agreement"] for row in policies])
         difference = np.abs([row["metric_difference_points"] for row in policies])
-        results.append({
-            "model": str(folder), "recipe": record.recipe, "dataset": spec.name, "split": split,
-            "examples": len(data), "metric": metric, "layer_metric_fp32": layers["fp32"],
-            "layer_metric_bf16": layers["bf16"],
-            "max_abs_logit_difference": float(np.abs(fp32.logits - bf16.logits).max()),
-            "prediction_agreement_per_layer": (fp32.predictions() == bf16.predictions()).mean(axis=1).tolist(),
-            "exit_agreement_min": float(agreement.min()), "exit_agreement_median": float(np.median(agreement)),
-            "metric_difference_points_max": float(difference.max()), "policies": policies,
-        })
-        print(f"{record.recipe} on {spec.name}/{split} ({len(data)} examples): exit agreement median "
-              f"{np.median(agreement):.4f}, min {agreement.min():.4f}; largest |metric change| "
-              f"{difference.max():.2f} pt; per-layer {metric} fp32 {np.round(layers['fp32'], 4).tolist()} "
-              f"bf16 {np.round(layers['bf16'], 4).tolist()}")
+        results.append(
+            {
+                "model": str(folder),
+                "recipe": record.recipe,
+                "dataset": spec.name,
+                "split": split,
+                "examples": len(data),
+                "metric": metric,
+                "layer_metric_fp32": layers["fp32"],
+                "layer_metric_bf16": layers["bf16"],
+                "max_abs_logit_difference": float(np.abs(fp32.logits - bf16.logits).max()),
+                "prediction_agreement_per_layer": (fp32.predictions() == bf16.predictions())
+                .mean(axis=1)
+                .tolist(),
+                "exit_agreement_min": float(agreement.min()),
+                "exit_agreement_median": float(np.median(agreement)),
+                "metric_difference_points_max": float(difference.max()),
+                "policies": policies,
+            }
+        )
+        print(
+            f"{record.recipe} on {spec.name}/{split} ({len(data)} examples): exit agreement median "
+            f"{np.median(agreement):.4f}, min {agreement.min():.4f}; largest |metric change| "
+            f"{difference.max():.2f} pt; per-layer {metric} fp32 {np.round(layers['fp32'], 4).tolist()} "
+            f"bf16 {np.round(layers['bf16'], 4).tolist()}"
+        )
     if args.out:
-        write_json(args.out, {"provenance": run_provenance,
-                              "device": str(device), "threads": threads, "models": results})
+        write_json(
+            args.out,
+            {"provenance": run_provenance, "device": str(device), "threads": threads, "models": results},
+        )
         print(f"wrote {args.out}")
 
 

@@ -36,8 +36,10 @@ def operating_point(selection: Path, target: str) -> tuple[str, float]:
 
 
 def table(records: list[ServingRecord]) -> str:
-    header = ("| model | policy = value | scheduler | SingleStream p50 / p99 ms | never-exit p99 ms | Offline q/s "
-              "| Server q/s at p99 bound | p50 / p99 ms there |")
+    header = (
+        "| model | policy = value | scheduler | SingleStream p50 / p99 ms | never-exit p99 ms | Offline q/s "
+        "| Server q/s at p99 bound | p50 / p99 ms there |"
+    )
     lines = [header, "|---|---|---|---|---|---|---|---|"]
     for record in records:
         model = f"{record.model['dataset']} {record.model['recipe']} (pred. {record.predicted_speedup:.2f}x)"
@@ -49,14 +51,17 @@ def table(records: list[ServingRecord]) -> str:
                 f"| {single['all']['p50_ms']:.1f} / {single['all']['p99_ms']:.1f} "
                 f"| {single['never_exit'].get('p99_ms', float('nan')):.1f} "
                 f"| {results['offline']['throughput_per_s']:.0f} | {server['rate_at_bound_per_s']:.0f} "
-                f"| {at.get('p50_ms', float('nan')):.1f} / {at.get('p99_ms', float('nan')):.1f} |")
+                f"| {at.get('p50_ms', float('nan')):.1f} / {at.get('p99_ms', float('nan')):.1f} |"
+            )
     return "\n".join(lines)
 
 
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pairs", nargs="+", type=Path, help="MODEL SELECTION, repeated")
-    parser.add_argument("--target", default="drop<=1pt", help="the dev budget whose operating point is served")
+    parser.add_argument(
+        "--target", default="drop<=1pt", help="the dev budget whose operating point is served"
+    )
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--device", default="auto")
     args, serve_options = parser.parse_known_args(argv)
@@ -68,8 +73,22 @@ def run(argv: list[str] | None = None) -> None:
         policy, value = operating_point(selection, args.target)
         info = json.loads((model / "training.json").read_text())
         out = args.out_dir / f"serving_{device}_{info['dataset']}_{info['recipe']}.json"
-        status = main(["serve-bench", str(model), "--policy", policy, "--value", repr(value), "--device", args.device,
-                       "--out", str(out), "--overwrite", *serve_options])
+        status = main(
+            [
+                "serve-bench",
+                str(model),
+                "--policy",
+                policy,
+                "--value",
+                repr(value),
+                "--device",
+                args.device,
+                "--out",
+                str(out),
+                "--overwrite",
+                *serve_options,
+            ]
+        )
         if status:
             raise SystemExit(status)
         records.append(ServingRecord.from_dict(json.loads(out.read_text()), str(out)))

@@ -34,25 +34,40 @@ def measure(args: argparse.Namespace, recipe_name: str, cache: bool) -> dict:
     spec, recipe = DATASETS.get(args.dataset), get_recipe(recipe_name)
     torch.manual_seed(args.seed)
     model, tokenizer, _ = build_model(
-        recipe.model_spec(args.backbone, spec.num_outputs, pooling_for(args.backbone, recipe.head)))
-    _, rows = load_tokenized(spec, spec.train_split, tokenizer, mirror=args.mirror, max_examples=args.examples,
-                             seed=args.seed, max_length=args.max_length,
-                             resources=None)
+        recipe.model_spec(args.backbone, spec.num_outputs, pooling_for(args.backbone, recipe.head))
+    )
+    _, rows = load_tokenized(
+        spec,
+        spec.train_split,
+        tokenizer,
+        mirror=args.mirror,
+        max_examples=args.examples,
+        seed=args.seed,
+        max_length=args.max_length,
+        resources=None,
+    )
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, cache_features=cache)
     stage1, stage2 = Trainer(model, recipe, TokenBatches(rows, tokenizer), None, spec.task, config).run()
     t1 = statistics.median(e.seconds for e in stage1.epochs)
     t2 = statistics.median(e.seconds for e in stage2.epochs)
     return {
-        "recipe": recipe_name, "stage2": stage2.stage, "cached_features": stage2.cached_features,
-        "stage1_epoch_s": t1, "stage2_epoch_s": t2, "feature_extraction_s": stage2.feature_seconds,
+        "recipe": recipe_name,
+        "stage2": stage2.stage,
+        "cached_features": stage2.cached_features,
+        "stage1_epoch_s": t1,
+        "stage2_epoch_s": t2,
+        "feature_extraction_s": stage2.feature_seconds,
         "ratio": t2 / t1,
         "ratio_amortised": (t2 * args.epochs + stage2.feature_seconds) / (t1 * args.epochs),
-        "stage1_epochs_s": [e.seconds for e in stage1.epochs], "stage2_epochs_s": [e.seconds for e in stage2.epochs],
+        "stage1_epochs_s": [e.seconds for e in stage1.epochs],
+        "stage2_epochs_s": [e.seconds for e in stage2.epochs],
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="sst2")
     parser.add_argument("--backbone", default="minilm-l6")
     parser.add_argument("--mirror")
@@ -63,19 +78,29 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    run_provenance = provenance.collect(config={k: str(v) for k, v in vars(args).items()})  # as the run starts
+    run_provenance = provenance.collect(
+        config={k: str(v) for k, v in vars(args).items()}
+    )  # as the run starts
     rows = [measure(args, recipe, cache) for recipe, cache in CASES]
-    print(f"{args.dataset}, {args.backbone}, {args.examples} examples, {args.epochs} epochs, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"{'recipe':9} {'stage 2':18} {'cached':>6} {'s1 epoch s':>10} {'s2 epoch s':>10} {'extract s':>9} "
-          f"{'s2/s1':>6} {'amortised':>9}")
+    print(
+        f"{args.dataset}, {args.backbone}, {args.examples} examples, {args.epochs} epochs, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(
+        f"{'recipe':9} {'stage 2':18} {'cached':>6} {'s1 epoch s':>10} {'s2 epoch s':>10} {'extract s':>9} "
+        f"{'s2/s1':>6} {'amortised':>9}"
+    )
     for r in rows:
-        print(f"{r['recipe']:9} {r['stage2']:18} {r['cached_features']!s:>6} {r['stage1_epoch_s']:10.2f} "
-              f"{r['stage2_epoch_s']:10.2f} {r['feature_extraction_s']:9.2f} {r['ratio']:6.3f} "
-              f"{r['ratio_amortised']:9.3f}")
+        print(
+            f"{r['recipe']:9} {r['stage2']:18} {r['cached_features']!s:>6} {r['stage1_epoch_s']:10.2f} "
+            f"{r['stage2_epoch_s']:10.2f} {r['feature_extraction_s']:9.2f} {r['ratio']:6.3f} "
+            f"{r['ratio_amortised']:9.3f}"
+        )
     if args.out:
-        write_json(args.out, {"provenance": run_provenance,
-                              "goal": "stage-2 epoch / stage-1 epoch <= 0.35", "rows": rows})
+        write_json(
+            args.out,
+            {"provenance": run_provenance, "goal": "stage-2 epoch / stage-1 epoch <= 0.35", "rows": rows},
+        )
         print(f"wrote {args.out}")
 
 

@@ -33,20 +33,32 @@ THRESHOLDS = 13
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="sst2")
     parser.add_argument("--backbone", default="minilm-l6")
     parser.add_argument("--mirror")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    run_provenance = provenance.collect(config={k: str(v) for k, v in vars(args).items()})  # as the run starts
+    run_provenance = provenance.collect(
+        config={k: str(v) for k, v in vars(args).items()}
+    )  # as the run starts
     spec = DATASETS.get(args.dataset)
     torch.manual_seed(0)
     model_spec = ModelSpec(args.backbone, "highway", spec.num_outputs)
     model, tokenizer, _ = build_model(model_spec)
-    _, rows = load_tokenized(spec, spec.eval_splits[0], tokenizer, mirror=args.mirror, max_examples=None, seed=0,
-                             max_length=128, resources=None)
+    _, rows = load_tokenized(
+        spec,
+        spec.eval_splits[0],
+        tokenizer,
+        mirror=args.mirror,
+        max_examples=None,
+        seed=0,
+        max_length=128,
+        resources=None,
+    )
     source = TokenBatches(rows, tokenizer)
     policies = [resolve_policy(name) for name in POLICIES]
     eval_times, sweep_times = [], []
@@ -54,27 +66,47 @@ def main() -> None:
         start = time.perf_counter()
         predictions = predict(model, source, spec.task, 128)
         eval_times.append(time.perf_counter() - start)
-        art = ExitArtifact(predictions, np.asarray(rows["length"]), ArtifactMetadata(
-            dataset=spec.name, split=spec.eval_splits[0], task=spec.task, metrics=list(spec.metrics),
-            recipe="untrained-heads", backbone={"requested": args.backbone}, seed=0,
-            architecture=model.architecture()))
+        art = ExitArtifact(
+            predictions,
+            np.asarray(rows["length"]),
+            ArtifactMetadata(
+                dataset=spec.name,
+                split=spec.eval_splits[0],
+                task=spec.task,
+                metrics=list(spec.metrics),
+                recipe="untrained-heads",
+                backbone={"requested": args.backbone},
+                seed=0,
+                architecture=model.architecture(),
+            ),
+        )
         grids = {p.name: list(np.linspace(0.0, 1.0, THRESHOLDS)) for p in policies}
         start = time.perf_counter()
         table = sweep(art, policies, grids)
         sweep_times.append(time.perf_counter() - start)
     evaluation, swept = statistics.median(eval_times), statistics.median(sweep_times)
     ratio = (evaluation + swept) / evaluation
-    print(f"{spec.name}/{spec.eval_splits[0]} ({len(rows)} examples), {args.backbone}, "
-          f"{torch.get_num_threads()} threads, {args.repeats} repeats")
+    print(
+        f"{spec.name}/{spec.eval_splits[0]} ({len(rows)} examples), {args.backbone}, "
+        f"{torch.get_num_threads()} threads, {args.repeats} repeats"
+    )
     print(f"{'evaluation pass s':>18} {'sweep s':>9} {'rows':>5} {'(eval+sweep)/eval':>18}")
     print(f"{evaluation:18.3f} {swept:9.4f} {len(table):5d} {ratio:18.4f}")
     if args.out:
-        write_json(args.out, {
-            "provenance": run_provenance,
-            "goal": "(evaluation + 13x3 sweep) / evaluation <= 1.1",
-            "examples": len(rows), "policies": list(POLICIES), "thresholds": THRESHOLDS, "rows": len(table),
-            "evaluation_s": eval_times, "sweep_s": sweep_times, "ratio": ratio,
-        })
+        write_json(
+            args.out,
+            {
+                "provenance": run_provenance,
+                "goal": "(evaluation + 13x3 sweep) / evaluation <= 1.1",
+                "examples": len(rows),
+                "policies": list(POLICIES),
+                "thresholds": THRESHOLDS,
+                "rows": len(table),
+                "evaluation_s": eval_times,
+                "sweep_s": sweep_times,
+                "ratio": ratio,
+            },
+        )
         print(f"wrote {args.out}")
 
 

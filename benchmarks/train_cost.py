@@ -53,8 +53,16 @@ def case_data(backbone: str, dataset: str, examples: int, mirror: str | None):
 
     spec = DATASETS.get(dataset)
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(backbone).location)
-    _, rows = load_tokenized(spec, spec.train_split, tokenizer, mirror=mirror, max_examples=examples, seed=0,
-                             max_length=MAX_LENGTH, resources=None)
+    _, rows = load_tokenized(
+        spec,
+        spec.train_split,
+        tokenizer,
+        mirror=mirror,
+        max_examples=examples,
+        seed=0,
+        max_length=MAX_LENGTH,
+        resources=None,
+    )
     return spec, tokenizer, TokenBatches(rows, tokenizer)
 
 
@@ -66,7 +74,9 @@ def baseline_model(backbone: str, spec):
 
     torch.manual_seed(0)
     recipe = get_recipe("baseline")
-    model, _, _ = build_model(recipe.model_spec(backbone, spec.num_outputs, pooling_for(backbone, recipe.head)))
+    model, _, _ = build_model(
+        recipe.model_spec(backbone, spec.num_outputs, pooling_for(backbone, recipe.head))
+    )
     return recipe, model
 
 
@@ -95,13 +105,30 @@ def worker(args: argparse.Namespace) -> None:
     batch = int(args.case.split(":")[2])
     steps = args.examples // batch  # one epoch of full batches
     seconds = [trainer_seconds(args.case, steps * batch, args.mirror, n, settings) for n in (steps, 1)]
-    print(json.dumps({"examples_per_s": (steps - 1) * batch / (seconds[0] - seconds[1]),
-                      "package": str(Path(fastexit_bench.__file__).parents[1])}))
+    print(
+        json.dumps(
+            {
+                "examples_per_s": (steps - 1) * batch / (seconds[0] - seconds[1]),
+                "package": str(Path(fastexit_bench.__file__).parents[1]),
+            }
+        )
+    )
 
 
 def measure(code: Path, case: str, settings: dict, args: argparse.Namespace) -> float:
-    command = [sys.executable, __file__, "worker", "--case", case, "--settings", json.dumps(settings),
-               "--examples", str(args.examples), "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "worker",
+        "--case",
+        case,
+        "--settings",
+        json.dumps(settings),
+        "--examples",
+        str(args.examples),
+        "--threads",
+        str(args.threads),
+    ]
     if args.mirror:
         command += ["--mirror", args.mirror]
     env = {**os.environ, "PYTHONPATH": str(code), "TQDM_DISABLE": "1"}
@@ -139,13 +166,17 @@ def profile(case: str, name: str, args: argparse.Namespace) -> dict:
     spec, _, data = case_data(backbone, dataset, args.examples, args.mirror)
     _, model = baseline_model(backbone, spec)
     if settings["vocabulary"] == "trimmed":
-        trim_vocabulary(model.embeddings, data_token_ids([data.token_ids()], model.embeddings.word_embeddings.padding_idx))
+        trim_vocabulary(
+            model.embeddings, data_token_ids([data.token_ids()], model.embeddings.word_embeddings.padding_idx)
+        )
     modules = [*model.encoder_modules, model.heads[-1]]
     model.requires_grad_(False)
     params = list({id(p): p for m in modules for p in m.parameters()}.values())
     for p in params:
         p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01, **ADAMW_IMPLEMENTATIONS[settings["adamw"]])
+    optimizer = torch.optim.AdamW(
+        params, lr=2e-5, weight_decay=0.01, **ADAMW_IMPLEMENTATIONS[settings["adamw"]]
+    )
     objective = LOSSES.get("final_exit")
     device = torch.device("cpu")
     execution = resolve(ExecutionConfig(), device)
@@ -180,13 +211,22 @@ def profile(case: str, name: str, args: argparse.Namespace) -> dict:
         scoring = 1e3 * (time.perf_counter() - started) / len(data)
     restore_vocabulary(model.embeddings)
     parts = {part: statistics.median(values) for part, values in times.items()}
-    return {"case": case, "configuration": name, **settings, "execution": execution.to_dict(),
-            "mean_tokens": float(data.lengths().mean()), "step_ms": parts, "step_ms_total": sum(parts.values()),
-            "dev_scoring_ms_per_example": scoring}
+    return {
+        "case": case,
+        "configuration": name,
+        **settings,
+        "execution": execution.to_dict(),
+        "mean_tokens": float(data.lengths().mean()),
+        "step_ms": parts,
+        "step_ms_total": sum(parts.values()),
+        "dev_scoring_ms_per_example": scoring,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("worker")
     run.add_argument("--case", required=True)
@@ -196,7 +236,9 @@ def main() -> None:
         p.add_argument("--examples", type=int, default=384, help="training rows per case (one epoch)")
         p.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cases", default=CASES, help="BACKBONE:DATASET:BATCH,...")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds (medians reported)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved throughput rounds (medians reported)"
+    )
     parser.add_argument("--before", default=BEFORE_COMMIT, help="the commit whose trainer is 'before'")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -213,30 +255,54 @@ def main() -> None:
     cases = args.cases.split(",")
     profiles = [profile(case, name, args) for case in cases for name in CONFIGURATIONS]
     for row in profiles:
-        print(f"{row['case']:28} {row['configuration']:6} " + "  ".join(
-            f"{part} {ms:7.1f}" for part, ms in row["step_ms"].items()) + f"  = {row['step_ms_total']:7.1f} ms/step;"
-              f" dev scoring {row['dev_scoring_ms_per_example']:.2f} ms/example")
+        print(
+            f"{row['case']:28} {row['configuration']:6} "
+            + "  ".join(f"{part} {ms:7.1f}" for part, ms in row["step_ms"].items())
+            + f"  = {row['step_ms_total']:7.1f} ms/step;"
+            f" dev scoring {row['dev_scoring_ms_per_example']:.2f} ms/example"
+        )
     throughput = []
     with tempfile.TemporaryDirectory() as folder:
         codes = {"before": unpacked(args.before, Path(folder)), "after": Path(__file__).resolve().parents[1]}
         for case in cases:
             rounds = []
             for _ in range(args.rounds):
-                rounds.append({
-                    "before": measure(codes["before"], case, {}, args),
-                    "after": measure(codes["after"], case, {k: v for k, v in CONFIGURATIONS["after"].items()
-                                                            if k != "check"}, args)})
-            row = {"case": case, "rounds": rounds,
-                   "before_examples_per_s": statistics.median(r["before"] for r in rounds),
-                   "after_examples_per_s": statistics.median(r["after"] for r in rounds),
-                   "after_over_before": statistics.median(r["after"] / r["before"] for r in rounds)}
+                rounds.append(
+                    {
+                        "before": measure(codes["before"], case, {}, args),
+                        "after": measure(
+                            codes["after"],
+                            case,
+                            {k: v for k, v in CONFIGURATIONS["after"].items() if k != "check"},
+                            args,
+                        ),
+                    }
+                )
+            row = {
+                "case": case,
+                "rounds": rounds,
+                "before_examples_per_s": statistics.median(r["before"] for r in rounds),
+                "after_examples_per_s": statistics.median(r["after"] for r in rounds),
+                "after_over_before": statistics.median(r["after"] / r["before"] for r in rounds),
+            }
             throughput.append(row)
-            print(f"{case:28} before {row['before_examples_per_s']:7.2f}/s  after {row['after_examples_per_s']:7.2f}/s"
-                  f"  after/before {row['after_over_before']:.2f}")
+            print(
+                f"{case:28} before {row['before_examples_per_s']:7.2f}/s  after {row['after_examples_per_s']:7.2f}/s"
+                f"  after/before {row['after_over_before']:.2f}"
+            )
     if args.out:
-        write_json(args.out, {"provenance": run_provenance, "threads": args.threads, "before_commit": args.before,
-                              "configurations": CONFIGURATIONS, "goals": {"me5-small": ">= 2.0", "minilm-l6": ">= 1.3"},
-                              "profile": profiles, "throughput": throughput})
+        write_json(
+            args.out,
+            {
+                "provenance": run_provenance,
+                "threads": args.threads,
+                "before_commit": args.before,
+                "configurations": CONFIGURATIONS,
+                "goals": {"me5-small": ">= 2.0", "minilm-l6": ">= 1.3"},
+                "profile": profiles,
+                "throughput": throughput,
+            },
+        )
         print(f"wrote {args.out}")
 
 

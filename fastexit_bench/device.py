@@ -13,6 +13,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise FastExitError(f"device {name!r} requested but torch sees no CUDA GPU "
-                            f"(torch {torch.__version__}); use --device cpu")
+        raise FastExitError(
+            f"device {name!r} requested but torch sees no CUDA GPU "
+            f"(torch {torch.__version__}); use --device cpu"
+        )
     return device

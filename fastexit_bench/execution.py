@@ -71,7 +71,9 @@ def resolve_precision(requested: str, device: torch.device, cpu_bf16: bool | Non
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return requested
     if requested == "fp16":
-        raise FastExitError("fp16 needs a CUDA GPU (it trains with a gradient scaler); use bf16 or fp32 on the CPU")
+        raise FastExitError(
+            "fp16 needs a CUDA GPU (it trains with a gradient scaler); use bf16 or fp32 on the CPU"
+        )
     if requested == "auto":
         return "bf16" if (cpu_supports_bf16() if cpu_bf16 is None else cpu_bf16) else "fp32"
     return requested
@@ -104,7 +106,9 @@ def autocast(precision: str, device: torch.device) -> Any:
     import torch
 
     dtype = autocast_dtype(precision)
-    return torch.autocast(device.type, dtype=dtype, cache_enabled=False) if dtype is not None else nullcontext()
+    return (
+        torch.autocast(device.type, dtype=dtype, cache_enabled=False) if dtype is not None else nullcontext()
+    )
 
 
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:

@@ -82,19 +82,28 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 def _refuse_folder(target: Path) -> None:
     if target.is_dir():
-        raise OutputError(f"{target} is a folder; give a file path to write (the folder is left as it is), or "
-                          "pass --overwrite to replace it")
+        raise OutputError(
+            f"{target} is a folder; give a file path to write (the folder is left as it is), or "
+            "pass --overwrite to replace it"
+        )
 
 
-def check_output_file(path: Path, inputs: Iterable[Path] = (), overwrite: bool = False,
-                      suffix: str | None = None) -> Path:
+def check_output_file(
+    path: Path, inputs: Iterable[Path] = (), overwrite: bool = False, suffix: str | None = None
+) -> Path:
     """Refuse, before any work, an output file not named ``*suffix``, one that is one of the command's
     ``inputs`` or holds one, lies where nothing can be written, or is a folder (removed only when the user
     passed ``overwrite``)."""
     path = Path(path)
     for source in map(Path, inputs):
-        if path.exists() and source.exists() and (path.samefile(source) or path.resolve() in source.resolve().parents):
-            raise OutputError(f"{path} is also an input of this command (or holds one); write the output elsewhere")
+        if (
+            path.exists()
+            and source.exists()
+            and (path.samefile(source) or path.resolve() in source.resolve().parents)
+        ):
+            raise OutputError(
+                f"{path} is also an input of this command (or holds one); write the output elsewhere"
+            )
     if suffix is not None and path.suffix != suffix:
         raise OutputError(f"{path}: this output is a {suffix} file; give a path ending in {suffix}")
     if overwrite and path.is_dir():
@@ -111,8 +120,10 @@ def check_output_folder(path: Path, overwrite: bool = False) -> Path:
     if overwrite and path.is_file():
         path.unlink()
     if path.exists() and not path.is_dir():
-        raise OutputError(f"{path} is a file; give a folder to write the model into (the file is left as it is), or "
-                          "pass --overwrite to replace it")
+        raise OutputError(
+            f"{path} is a file; give a folder to write the model into (the file is left as it is), or "
+            "pass --overwrite to replace it"
+        )
     _check_writable(path)
     return path
 
@@ -160,8 +171,10 @@ def exclusive_use(target: Path, what: str) -> Iterator[None]:
                 handle.seek(0)
                 owner = handle.read().strip() or "unknown"
                 handle.close()
-                raise OutputError(f"{target} is in use by PID {owner} (another {what}); wait for it to finish or "
-                                  "write elsewhere") from None
+                raise OutputError(
+                    f"{target} is in use by PID {owner} (another {what}); wait for it to finish or "
+                    "write elsewhere"
+                ) from None
             if lock.exists() and os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
                 break  # not a lock file its last owner removed meanwhile
             handle.close()
@@ -194,7 +207,9 @@ def cache_entry(target: Path) -> Iterator[Path]:
 def write_json(path: Path, payload: Any) -> None:
     """Write ``payload`` as indented JSON, atomically."""
     with atomic_path(Path(path)) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
 
 
 def read_json(path: Path) -> Any:

@@ -24,7 +24,9 @@ def resolve_pooling(requested: str, backbone_pooling: str, head_pools: bool) -> 
         raise FastExitError(f"pooling {requested!r} is not one of {', '.join(POOLING_CHOICES)}")
     if not head_pools:
         if requested == "mean":
-            raise FastExitError("pooling 'mean' applies to heads that pool (highway, shared-pooler); FastBERT's "
-                                "branch head attends over all tokens and reads [CLS]: use pooling auto or cls")
+            raise FastExitError(
+                "pooling 'mean' applies to heads that pool (highway, shared-pooler); FastBERT's "
+                "branch head attends over all tokens and reads [CLS]: use pooling auto or cls"
+            )
         return "cls"
     return backbone_pooling if requested == "auto" else requested

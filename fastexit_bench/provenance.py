@@ -67,7 +67,9 @@ def environment() -> dict[str, Any]:
 def source_dirty(cwd: Path = PACKAGE_DIR) -> bool | None:
     """Whether tracked code or config differs from HEAD (None outside git). results/ does not count:
     regenerating the committed reference results rewrites tracked files there by design."""
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results", cwd=cwd)
+    status = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results", cwd=cwd
+    )
     return None if status is None else bool(status)
 
 
@@ -81,7 +83,9 @@ def collect(config: dict[str, Any] | None = None, inputs: dict[str, str] | None 
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "argv": sys.argv,
         "config": config or {},
-        "config_sha256": hashlib.sha256(json.dumps(config or {}, sort_keys=True, default=str).encode()).hexdigest(),
+        "config_sha256": hashlib.sha256(
+            json.dumps(config or {}, sort_keys=True, default=str).encode()
+        ).hexdigest(),
         "inputs": inputs or {},
         "env": environment(),
     }

@@ -36,8 +36,9 @@ class VersionedRecord:
             raise RecordError(f"{where} holds a {type(data).__name__}, not a record; rerun `{cls.RERUN}`")
         version = cls._version_of(data)
         if version != cls.VERSION:
-            raise RecordError(f"{where} has format version {version}, this code reads {cls.VERSION}; "
-                              f"rerun `{cls.RERUN}`")
+            raise RecordError(
+                f"{where} has format version {version}, this code reads {cls.VERSION}; rerun `{cls.RERUN}`"
+            )
         known = {f.name for f in fields(cls)}
         try:
             return cls(**{k: v for k, v in data.items() if k in known})

@@ -25,8 +25,13 @@ IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A
 class Registry(Generic[T]):
     """Name -> entry mapping with strict keys, duplicate detection and helpful misses."""
 
-    def __init__(self, kind: str, modules: tuple[str, ...] = (), loader: Callable[[], None] | None = None,
-                 plural: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        modules: tuple[str, ...] = (),
+        loader: Callable[[], None] | None = None,
+        plural: str | None = None,
+    ) -> None:
         self.kind = kind
         self.plural = plural or f"{kind}s"
         self._modules = modules
@@ -80,20 +85,26 @@ class Registry(Generic[T]):
         """All registered names, sorted."""
         return list(self)
 
-    def resolve(self, spec: str, base: type | None = None, error: type[FastExitError] = UnknownNameError) -> T:
+    def resolve(
+        self, spec: str, base: type | None = None, error: type[FastExitError] = UnknownNameError
+    ) -> T:
         """A registered name, or an object named by import path (a subclass of ``base`` when given); an import
         path that cannot be loaded raises ``error``."""
         if ":" not in spec:
             return self.get(spec)
         if not IMPORT_PATH.match(spec):
-            raise error(f"{self.kind} {spec!r} is neither a registered name nor an import path "
-                                   "of the form package.module:ClassName")
+            raise error(
+                f"{self.kind} {spec!r} is neither a registered name nor an import path "
+                "of the form package.module:ClassName"
+            )
         module_name, _, attribute = spec.partition(":")
         try:
             entry = getattr(importlib.import_module(module_name), attribute)
         except (ImportError, AttributeError) as exc:
-            raise error(f"cannot load {self.kind} {spec!r}: {exc}; the module must be importable "
-                                   "(installed, or on PYTHONPATH) and define it") from None
+            raise error(
+                f"cannot load {self.kind} {spec!r}: {exc}; the module must be importable "
+                "(installed, or on PYTHONPATH) and define it"
+            ) from None
         if base is not None and not (isinstance(entry, type) and issubclass(entry, base)):
             raise error(f"{spec!r} is not a subclass of {base.__module__}.{base.__qualname__}")
         return entry

@@ -19,19 +19,52 @@ from fastexit_bench.reporting.claims import (
     realized_claims,
 )
 
-CLAIM = Claim("c", "FastBERT >= 2x at <= 1 pt", "test", "quick", "bbc_news", "fastbert", "speed",
-              max_loss=1.0, min_flops_speedup=2.0, min_time_saving=0.3)
+CLAIM = Claim(
+    "c",
+    "FastBERT >= 2x at <= 1 pt",
+    "test",
+    "quick",
+    "bbc_news",
+    "fastbert",
+    "speed",
+    max_loss=1.0,
+    min_flops_speedup=2.0,
+    min_time_saving=0.3,
+)
 
 
 def _points(delta: float = -0.5, speedup: float = 2.5, realized: float = 2.2, **extra) -> pd.DataFrame:
-    row = {"experiment": "quick", "dataset": "bbc_news", "split": "test", "recipe": "fastbert", "pooling": "",
-           "setting": "speed, dev drop<=1pt", "policy": "speed", "value": 0.4, "seed": 0, "backbone": "minilm-l6",
-           "metric": "accuracy", "score": 0.95, "delta_points": delta, "delta_points_low": delta - 2,
-           "delta_points_high": delta + 2, "speedup": speedup, "speedup_fastbert": speedup,
-           "realized_b1": realized, "realized_b32": realized, "realized_over_predicted_b1": realized / speedup,
-           "realized_over_predicted_b32": realized / speedup, "degenerate": False, **extra}
-    untimed = {"realized_b1": None, "realized_b32": None, "realized_over_predicted_b1": None,
-               "realized_over_predicted_b32": None}  # latency is measured on the first seed only
+    row = {
+        "experiment": "quick",
+        "dataset": "bbc_news",
+        "split": "test",
+        "recipe": "fastbert",
+        "pooling": "",
+        "setting": "speed, dev drop<=1pt",
+        "policy": "speed",
+        "value": 0.4,
+        "seed": 0,
+        "backbone": "minilm-l6",
+        "metric": "accuracy",
+        "score": 0.95,
+        "delta_points": delta,
+        "delta_points_low": delta - 2,
+        "delta_points_high": delta + 2,
+        "speedup": speedup,
+        "speedup_fastbert": speedup,
+        "realized_b1": realized,
+        "realized_b32": realized,
+        "realized_over_predicted_b1": realized / speedup,
+        "realized_over_predicted_b32": realized / speedup,
+        "degenerate": False,
+        **extra,
+    }
+    untimed = {
+        "realized_b1": None,
+        "realized_b32": None,
+        "realized_over_predicted_b1": None,
+        "realized_over_predicted_b32": None,
+    }  # latency is measured on the first seed only
     return pd.DataFrame([row, {**row, "seed": 1, **untimed}])
 
 
@@ -39,8 +72,10 @@ def test_a_claim_is_met_only_when_every_goal_holds():
     assert evaluate(CLAIM, _points())["verdict"] == MET
     missed = evaluate(CLAIM, _points(delta=-1.5, speedup=1.8))
     assert missed["verdict"] == MISSED and missed["seeds"] == 2
-    assert [name for name, ok in missed["checks"].items() if not ok] == ["metric change >= -1 pt",
-                                                                         "FLOPs speed-up >= 2x"]
+    assert [name for name, ok in missed["checks"].items() if not ok] == [
+        "metric change >= -1 pt",
+        "FLOPs speed-up >= 2x",
+    ]
     slow = evaluate(CLAIM, _points(realized=1.2))  # 1 - 1/1.2 = 17% measured time saving
     assert slow["verdict"] == MISSED and not slow["checks"]["measured time saving b1 >= 30%"]
     assert evaluate(CLAIM, _points(degenerate=True))["verdict"] == MISSED
@@ -95,9 +130,12 @@ def test_the_committed_reference_claims_are_what_the_committed_points_give():
     points = sorted((reference / "tables").glob("*_points.csv"))
     committed = json.loads((reference / "claims.json").read_text())
     record = check_all(pd.concat([pd.read_csv(p) for p in points], ignore_index=True), ClaimSet.load())
-    assert [(c["id"], c["verdict"]) for c in record.claims] == [(c["id"], c["verdict"]) for c in committed["claims"]]
+    assert [(c["id"], c["verdict"]) for c in record.claims] == [
+        (c["id"], c["verdict"]) for c in committed["claims"]
+    ]
     for mine, theirs in zip(record.claims, committed["claims"]):
         assert mine.get("flops_speedup") == pytest.approx(theirs.get("flops_speedup"))
         assert mine.get("delta_points") == pytest.approx(theirs.get("delta_points"))
     assert sorted((r["id"], r["verdict"]) for r in record.realized) == sorted(
-        (r["id"], r["verdict"]) for r in committed["realized"])
+        (r["id"], r["verdict"]) for r in committed["realized"]
+    )

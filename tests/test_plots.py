@@ -16,13 +16,29 @@ def _sweep(recipe: str = "deebert") -> pd.DataFrame:
     """Two seeds of a 2-layer model: static at both depths and a two-value entropy grid."""
     rows = []
     for seed, accuracy in ((0, 0.80), (1, 0.90)):
-        for policy, value, share_1, relative_flops in (("static", 1, 1.0, 0.5), ("static", 2, 0.0, 1.0),
-                                                       ("entropy", 0.0, 0.0, 1.0), ("entropy", 0.5, 0.5, 0.75)):
-            rows.append({"dataset": "d", "recipe": recipe, "seed": seed, "policy": policy, "value": value,
-                         "headline_metric": "accuracy", "accuracy": accuracy - 0.1 * (1 - relative_flops),
-                         "exit_share_1": share_1, "exit_share_2": 1 - share_1,
-                         "relative_flops": relative_flops, "speedup": 1 / relative_flops,
-                         "flops_per_example": 1e9 * relative_flops, "split": "validation"})
+        for policy, value, share_1, relative_flops in (
+            ("static", 1, 1.0, 0.5),
+            ("static", 2, 0.0, 1.0),
+            ("entropy", 0.0, 0.0, 1.0),
+            ("entropy", 0.5, 0.5, 0.75),
+        ):
+            rows.append(
+                {
+                    "dataset": "d",
+                    "recipe": recipe,
+                    "seed": seed,
+                    "policy": policy,
+                    "value": value,
+                    "headline_metric": "accuracy",
+                    "accuracy": accuracy - 0.1 * (1 - relative_flops),
+                    "exit_share_1": share_1,
+                    "exit_share_2": 1 - share_1,
+                    "relative_flops": relative_flops,
+                    "speedup": 1 / relative_flops,
+                    "flops_per_example": 1e9 * relative_flops,
+                    "split": "validation",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -48,9 +64,23 @@ def test_policy_plots_leave_out_models_whose_early_heads_were_never_trained(tmp_
 
 
 def test_the_layer_plot_draws_intervals(tmp_path):
-    layers = pd.DataFrame([{"dataset": "d", "split": "validation", "recipe": "deebert", "seed": 0,
-                            "metric": "accuracy", "layer_1": 0.7, "layer_1_low": 0.6, "layer_1_high": 0.8,
-                            "layer_2": 0.9, "layer_2_low": 0.85, "layer_2_high": 0.95}])
+    layers = pd.DataFrame(
+        [
+            {
+                "dataset": "d",
+                "split": "validation",
+                "recipe": "deebert",
+                "seed": 0,
+                "metric": "accuracy",
+                "layer_1": 0.7,
+                "layer_1_low": 0.6,
+                "layer_1_high": 0.8,
+                "layer_2": 0.9,
+                "layer_2_low": 0.85,
+                "layer_2_high": 0.95,
+            }
+        ]
+    )
     assert [p.suffix for p in layer_metric(layers, tmp_path / "layers")] == [".png", ".pdf"]
 
 
@@ -59,7 +89,9 @@ def test_method_fronts_put_every_method_of_a_dataset_on_one_panel(tmp_path):
     sweep = pd.concat([_sweep("deebert"), _sweep("baseline"), _sweep("truncated-1"), _sweep("fastbert")])
     sweep = sweep.assign(dataset="ag_news")  # has published FastBERT numbers
     written = method_fronts(sweep, tmp_path / "fronts")
-    assert [p.name for p in written] == ["fronts.png", "fronts.pdf"] and all(p.stat().st_size for p in written)
+    assert [p.name for p in written] == ["fronts.png", "fronts.pdf"] and all(
+        p.stat().st_size for p in written
+    )
 
 
 def test_pareto_keeps_rows_no_cheaper_row_beats():

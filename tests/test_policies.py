@@ -15,15 +15,21 @@ def confident(classes: int, label: int, margin: float) -> np.ndarray:
 
 # 4 layers x 3 examples x 2 classes. Example 0 is confident from layer 2; example 1 says class 1 at layers
 # 1-2, then confidently class 0; example 2 is uniform at layer 1, then alternates with small margins.
-LOGITS = np.array([
-    [confident(2, 0, 0.1), confident(2, 1, 0.1), confident(2, 0, 0.0)],
-    [confident(2, 0, 5.0), confident(2, 1, 0.2), confident(2, 1, 0.5)],
-    [confident(2, 0, 5.0), confident(2, 0, 3.0), confident(2, 0, 0.1)],
-    [confident(2, 0, 6.0), confident(2, 0, 4.0), confident(2, 1, 0.1)],
-])
+LOGITS = np.array(
+    [
+        [confident(2, 0, 0.1), confident(2, 1, 0.1), confident(2, 0, 0.0)],
+        [confident(2, 0, 5.0), confident(2, 1, 0.2), confident(2, 1, 0.5)],
+        [confident(2, 0, 5.0), confident(2, 0, 3.0), confident(2, 0, 0.1)],
+        [confident(2, 0, 6.0), confident(2, 0, 4.0), confident(2, 1, 0.1)],
+    ]
+)
 LABELS = np.array([0, 0, 1])
-OUTPUTS = LayerOutputs(LOGITS, "classification", exit_scores=np.array([[-3, 2, -3], [3, 2, -3], [3, 2, -3],
-                                                                        [3, 2, -3]], float), labels=LABELS)
+OUTPUTS = LayerOutputs(
+    LOGITS,
+    "classification",
+    exit_scores=np.array([[-3, 2, -3], [3, 2, -3], [3, 2, -3], [3, 2, -3]], float),
+    labels=LABELS,
+)
 
 
 def fitted(name):
@@ -33,24 +39,29 @@ def fitted(name):
     return policy
 
 
-@pytest.mark.parametrize(("name", "value", "expected"), [
-    ("entropy", 0.1, [2, 4, 4]),   # entropy of p=(.993,.007) is ~0.04 nats
-    ("entropy", 0.7, [1, 1, 1]),   # every distribution over 2 classes has entropy <= ln 2 ~ 0.693
-    ("speed", 0.1, [2, 4, 4]),
-    ("max_prob", 0.9, [2, 3, 4]),
-    ("patience", 1, [2, 2, 4]),    # same argmax as the layer before
-    ("max_prob", 0.95, [2, 3, 4]),
-    ("patience", 2, [3, 4, 4]),
-    ("learned", 0.8, [2, 1, 4]),   # sigmoid(2) = 0.88
-    ("static", 3, [3, 3, 3]),
-    ("oracle", 0, [1, 3, 2]),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("entropy", 0.1, [2, 4, 4]),  # entropy of p=(.993,.007) is ~0.04 nats
+        ("entropy", 0.7, [1, 1, 1]),  # every distribution over 2 classes has entropy <= ln 2 ~ 0.693
+        ("speed", 0.1, [2, 4, 4]),
+        ("max_prob", 0.9, [2, 3, 4]),
+        ("patience", 1, [2, 2, 4]),  # same argmax as the layer before
+        ("max_prob", 0.95, [2, 3, 4]),
+        ("patience", 2, [3, 4, 4]),
+        ("learned", 0.8, [2, 1, 4]),  # sigmoid(2) = 0.88
+        ("static", 3, [3, 3, 3]),
+        ("oracle", 0, [1, 3, 2]),
+    ],
+)
 def test_builtin_exit_layers(name, value, expected):
     assert resolve_policy(name).exit_layers(OUTPUTS, value).tolist() == expected
 
 
 def test_entropy_at_uniform_is_not_below_ln2():
-    assert resolve_policy("entropy").exit_layers(OUTPUTS, np.log(2))[2] == 2  # example 2 is uniform at layer 1
+    assert (
+        resolve_policy("entropy").exit_layers(OUTPUTS, np.log(2))[2] == 2
+    )  # example 2 is uniform at layer 1
 
 
 def test_patience_for_regression_counts_small_changes():
@@ -81,14 +92,17 @@ def test_sweep_exit_layers_equal_one_value_at_a_time():
             np.testing.assert_array_equal(layers, policy.exit_layers(OUTPUTS, value))
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("patience", -1, "patience must be a whole number >= 1, got -1"),
-    ("patience", 1.5, "patience must be a whole number >= 1"),
-    ("speed", 1.2, "speed 1.2 is outside \\[0.0, 1.0\\]"),
-    ("max_prob", -0.1, "outside"),
-    ("entropy", -0.5, "outside"),
-    ("static", 5, "layer must be a whole number in 1..4"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("patience", -1, "patience must be a whole number >= 1, got -1"),
+        ("patience", 1.5, "patience must be a whole number >= 1"),
+        ("speed", 1.2, "speed 1.2 is outside \\[0.0, 1.0\\]"),
+        ("max_prob", -0.1, "outside"),
+        ("entropy", -0.5, "outside"),
+        ("static", 5, "layer must be a whole number in 1..4"),
+    ],
+)
 def test_bad_parameters_fail_with_one_line(name, value, message):
     with pytest.raises(PolicyError, match=message):
         resolve_policy(name).exit_layers(OUTPUTS, value)

@@ -37,41 +37,86 @@ def test_each_value_is_on_the_line_it_cites_or_says_how_it_follows(name):
         quoted = [float(n) for n in NUMBER.findall(citation.quote)]
         spelled = _numbers(preset.values[key])
         if citation.derived is None:
-            assert spelled and all(any(n == pytest.approx(q) for q in quoted) for n in spelled), (key, citation)
+            assert spelled and all(any(n == pytest.approx(q) for q in quoted) for n in spelled), (
+                key,
+                citation,
+            )
         else:
             assert len(citation.derived) > 20, (key, "a derived value says how it follows from the line")
 
 
 def test_presets_hold_the_papers_settings():
     deebert, roberta = PRESETS.get("deebert-bert").values, PRESETS.get("deebert-roberta").values
-    assert (deebert["batch_size"], deebert["lr"], deebert["epochs"], deebert["warmup"], deebert["weight_decay"],
-            deebert["keep"], deebert["frozen"]) == (8, 2e-5, 3, 0, 0, "last", "train")
-    assert deebert["grids"]["entropy"] == [0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert (
+        deebert["batch_size"],
+        deebert["lr"],
+        deebert["epochs"],
+        deebert["warmup"],
+        deebert["weight_decay"],
+        deebert["keep"],
+        deebert["frozen"],
+    ) == (8, 2e-5, 3, 0, 0, "last", "train")
+    assert deebert["grids"]["entropy"] == [
+        0,
+        0.001,
+        0.005,
+        0.01,
+        0.05,
+        0.1,
+        0.15,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+        0.6,
+        0.7,
+    ]
     assert roberta["epochs"] == 10 and {k: v for k, v in roberta.items() if k != "epochs"} == {
-        k: v for k, v in deebert.items() if k != "epochs"}
+        k: v for k, v in deebert.items() if k != "epochs"
+    }
     fastbert = PRESETS.get("fastbert").values
     assert (fastbert["epochs"], fastbert["batch_size"], fastbert["frozen"]) == (3, 32, "train")
-    assert fastbert["stages"]["fastbert"]["self-distillation"] == {"epochs": 5, "keep": "last", "schedule_epochs": 3}
+    assert fastbert["stages"]["fastbert"]["self-distillation"] == {
+        "epochs": 5,
+        "keep": "last",
+        "schedule_epochs": 3,
+    }
     assert fastbert["grids"]["speed"] == pytest.approx([k / 10 for k in range(11)])
     pabee = PRESETS.get("pabee").values
     assert (pabee["batch_size"], pabee["epochs"], pabee["warmup"], pabee["grids"]["patience"]) == (
-        32, 5, 0, list(range(1, 9)))
+        32,
+        5,
+        0,
+        list(range(1, 9)),
+    )
     assert PRESETS.get("berxit").values["batch_size"] == 8
 
 
 def test_an_experiments_own_keys_override_its_preset():
-    merged = PRESETS.get("fastbert").apply({"epochs": 1, "stages": {"fastbert": {"self-distillation": {"epochs": 2}},
-                                                                    "deebert": {"offramps": {"lr": 1e-3}}}})
+    merged = PRESETS.get("fastbert").apply(
+        {
+            "epochs": 1,
+            "stages": {
+                "fastbert": {"self-distillation": {"epochs": 2}},
+                "deebert": {"offramps": {"lr": 1e-3}},
+            },
+        }
+    )
     assert merged["epochs"] == 1 and merged["batch_size"] == 32
-    assert merged["stages"] == {"fastbert": {"self-distillation": {"epochs": 2, "keep": "last", "schedule_epochs": 3}},
-                                "deebert": {"offramps": {"lr": 1e-3}}}
+    assert merged["stages"] == {
+        "fastbert": {"self-distillation": {"epochs": 2, "keep": "last", "schedule_epochs": 3}},
+        "deebert": {"offramps": {"lr": 1e-3}},
+    }
 
 
 @pytest.mark.parametrize("name", PRESETS.names())
 def test_every_preset_is_a_valid_experiment(name):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config["experiments"] = {"paper": PRESETS.get(name).apply({"datasets": ["sst2"], "backbone": "minilm-l6",
-                                                                "recipes": ["baseline"]})}
+    config["experiments"] = {
+        "paper": PRESETS.get(name).apply(
+            {"datasets": ["sst2"], "backbone": "minilm-l6", "recipes": ["baseline"]}
+        )
+    }
     validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
 
 

@@ -39,17 +39,28 @@ def token_data(task="classification", rows=16, labels=True, seed=2):
     """Random token ids of varying length (padding exercised), as a tokenized dataset would hold them."""
     generator = torch.Generator().manual_seed(seed)
     lengths = torch.randint(3, 10, (rows,), generator=generator).tolist()
-    columns = {"input_ids": [torch.randint(5, 99, (n,), generator=generator).tolist() for n in lengths],
-               "attention_mask": [[1] * n for n in lengths], "length": lengths}
+    columns = {
+        "input_ids": [torch.randint(5, 99, (n,), generator=generator).tolist() for n in lengths],
+        "attention_mask": [[1] * n for n in lengths],
+        "length": lengths,
+    }
     if labels:
-        columns["labels"] = ((torch.rand(rows, generator=generator) * 5).tolist() if task == "regression"
-                             else torch.randint(0, 2, (rows,), generator=generator).tolist())
+        columns["labels"] = (
+            (torch.rand(rows, generator=generator) * 5).tolist()
+            if task == "regression"
+            else torch.randint(0, 2, (rows,), generator=generator).tolist()
+        )
     return TokenBatches(datasets.Dataset.from_dict(columns), tokenizer())
 
 
 def build(recipe, task="classification"):
-    return EarlyExitModel(tiny_backbone(), recipe.head, num_outputs=1 if task == "regression" else 2,
-                          num_layers=recipe.num_layers, learned_exit=recipe.learned_exit)
+    return EarlyExitModel(
+        tiny_backbone(),
+        recipe.head,
+        num_outputs=1 if task == "regression" else 2,
+        num_layers=recipe.num_layers,
+        learned_exit=recipe.learned_exit,
+    )
 
 
 def dev_set(task="classification"):
@@ -73,7 +84,9 @@ def assert_changed(before, module):
 TEMPLATES = ("truncated-k", "distilled-k")
 
 
-@pytest.mark.parametrize("name", [n for n in RECIPES.names() if n not in TEMPLATES] + ["truncated-2", "distilled-2"])
+@pytest.mark.parametrize(
+    "name", [n for n in RECIPES.names() if n not in TEMPLATES] + ["truncated-2", "distilled-2"]
+)
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_recipe_runs_and_losses_are_finite(name, task):
     recipe = get_recipe(name)
@@ -110,8 +123,12 @@ def test_student_copies_the_teacher_layers_and_final_head():
     teacher = build(get_recipe("baseline"))
     student = teacher.student([0, 2])
     assert student.num_layers == 2 and student.config is teacher.config
-    for mine, theirs in ((student.layers[0], teacher.layers[0]), (student.layers[1], teacher.layers[2]),
-                         (student.heads[1], teacher.heads[-1]), (student.embeddings, teacher.embeddings)):
+    for mine, theirs in (
+        (student.layers[0], teacher.layers[0]),
+        (student.layers[1], teacher.layers[2]),
+        (student.heads[1], teacher.heads[-1]),
+        (student.embeddings, teacher.embeddings),
+    ):
         assert mine is not theirs
         assert_same(snapshot(theirs), mine)
 
@@ -131,8 +148,9 @@ def test_distilled_recipe_trains_a_student_on_the_teachers_soft_targets_and_the_
         return student_distillation_loss(student, teacher, labels, task)
 
     monkeypatch.setattr(losses, "student_distillation_loss", recorded)
-    trainer = Trainer(model, replace(recipe, stages=recipe.stages[1:]), token_data(), dev_set(), "classification",
-                      CONFIG)
+    trainer = Trainer(
+        model, replace(recipe, stages=recipe.stages[1:]), token_data(), dev_set(), "classification", CONFIG
+    )
     trainer.run()
     assert calls == [(torch.Size([4, 2]), torch.Size([4, 2]), False, True)] * 3
     assert trainer.model.num_layers == 2 and trainer.teacher is None
@@ -144,19 +162,27 @@ def test_distillation_loss_mixes_soft_targets_and_labels():
     torch.manual_seed(0)
     student, teacher, labels = torch.randn(5, 3), torch.randn(5, 3), torch.randint(0, 3, (5,))
     t, w = DISTILLATION_TEMPERATURE, DISTILLATION_SOFT_WEIGHT
-    soft = (torch.softmax(teacher / t, -1) * (torch.log_softmax(teacher / t, -1) - torch.log_softmax(student / t, -1)))
+    soft = torch.softmax(teacher / t, -1) * (
+        torch.log_softmax(teacher / t, -1) - torch.log_softmax(student / t, -1)
+    )
     expected = w * t * t * soft.sum(-1).mean() + (1 - w) * torch.nn.functional.cross_entropy(student, labels)
-    torch.testing.assert_close(student_distillation_loss(student, teacher, labels, "classification"), expected)
+    torch.testing.assert_close(
+        student_distillation_loss(student, teacher, labels, "classification"), expected
+    )
     hard_only = (1 - w) * torch.nn.functional.cross_entropy(student, labels)
-    torch.testing.assert_close(student_distillation_loss(student, student, labels, "classification"), hard_only)
+    torch.testing.assert_close(
+        student_distillation_loss(student, student, labels, "classification"), hard_only
+    )
 
 
 def test_berxit_alternates_final_exit_and_offramp_objectives_each_with_the_exit_loss():
     """castorini/berxit, routine alternate-lte: even steps L_final + J, odd steps sum of off-ramp losses + J."""
     stage = get_recipe("berxit").stages[0]
     assert stage.trains == "all"
-    assert [stage.loss_at(step) for step in range(4)] == ["final_exit_and_learned_exit",
-                                                          "offramps_and_learned_exit"] * 2
+    assert [stage.loss_at(step) for step in range(4)] == [
+        "final_exit_and_learned_exit",
+        "offramps_and_learned_exit",
+    ] * 2
     torch.manual_seed(0)
     logits, scores = torch.randn(4, 5, 2), torch.randn(4, 5)
     labels = torch.randint(0, 2, (5,))
@@ -169,8 +195,9 @@ def test_berxit_alternates_final_exit_and_offramp_objectives_each_with_the_exit_
 
 
 def run_stages(model, recipe, stages, data=None, config=CONFIG):
-    return Trainer(model, replace(recipe, stages=stages), data or token_data(), dev_set(), "classification",
-                   config).run()
+    return Trainer(
+        model, replace(recipe, stages=stages), data or token_data(), dev_set(), "classification", config
+    ).run()
 
 
 @pytest.mark.parametrize("name", ["deebert", "fastbert"])
@@ -294,7 +321,9 @@ def test_checkpoint_of_another_run_is_refused(tmp_path, change):
     recipe = get_recipe("baseline")
     checkpoint = tmp_path / "train.ckpt"
     Trainer(build(recipe), recipe, token_data(), dev_set(), "classification", CONFIG, checkpoint).run()
-    Trainer(build(recipe), recipe, token_data(), dev_set(), "classification", CONFIG, checkpoint).run()  # same run
+    Trainer(
+        build(recipe), recipe, token_data(), dev_set(), "classification", CONFIG, checkpoint
+    ).run()  # same run
     model, data, dev, config = build(recipe), token_data(), dev_set(), CONFIG
     if change == "settings":
         config = replace(CONFIG, lr=5e-4)

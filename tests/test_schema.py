@@ -44,9 +44,19 @@ def _keys_with_defaults(schema: dict, where: str = "") -> list[str]:
 
 def test_the_schema_carries_no_default_that_a_typed_config_owns():
     """Defaults live once, in the typed configs; the schema's are the workflow's own keys only."""
-    assert sorted(_keys_with_defaults(_schema())) == sorted([
-        "data_mirror", "results", "resources", "prepare", "dataset_dirs", "threads", "gpu", "default_experiments",
-        "experiments"])
+    assert sorted(_keys_with_defaults(_schema())) == sorted(
+        [
+            "data_mirror",
+            "results",
+            "resources",
+            "prepare",
+            "dataset_dirs",
+            "threads",
+            "gpu",
+            "default_experiments",
+            "experiments",
+        ]
+    )
 
 
 def test_an_experiment_left_at_its_defaults_gets_the_typed_configs():
@@ -60,10 +70,23 @@ def test_an_experiment_left_at_its_defaults_gets_the_typed_configs():
 
 
 def test_experiment_keys_become_typed_settings_and_command_options():
-    config = {"experiments": {"e": {
-        "datasets": ["sst2"], "backbone": "minilm-l6", "recipes": ["baseline", "deebert"], "seeds": [0, 1],
-        "max_eval": 100, "lr": 1e-4, "keep": "last", "precision": "fp32", "latency_examples": 8,
-        "stages": {"deebert": {"offramps": {"lr": 5e-4, "epochs": 2}}}, "table": {"values": {"speed": [0.5]}}}}}
+    config = {
+        "experiments": {
+            "e": {
+                "datasets": ["sst2"],
+                "backbone": "minilm-l6",
+                "recipes": ["baseline", "deebert"],
+                "seeds": [0, 1],
+                "max_eval": 100,
+                "lr": 1e-4,
+                "keep": "last",
+                "precision": "fp32",
+                "latency_examples": 8,
+                "stages": {"deebert": {"offramps": {"lr": 5e-4, "epochs": 2}}},
+                "table": {"values": {"speed": [0.5]}},
+            }
+        }
+    }
     validate(config, str(SCHEMA))
     settings = experiment_settings(config, "e")
     assert settings.train.lr == 1e-4 and settings.train.keep == "last" and settings.data.max_eval == 100
@@ -71,7 +94,9 @@ def test_experiment_keys_become_typed_settings_and_command_options():
     assert "--lr 0.0001" in train and "--keep last" in train and "--precision fp32" in train
     assert "--stage offramps:lr=0.0005,epochs=2" in train and "--max-eval 100" in train
     assert "--max-train" not in train  # None: left out, the command's own default
-    assert command_options(**settings.options("evaluate")) == "--max-eval 100 --precision fp32 --attention auto"
+    assert (
+        command_options(**settings.options("evaluate")) == "--max-eval 100 --precision fp32 --attention auto"
+    )
     assert command_options(**settings.options("latency")) == "--examples 8 --precision fp32 --attention auto"
     assert command_options(**settings.options("report")) == "--layout deebert --reference baseline"
     assert settings.runs()[-1].stem == "sst2.deebert.seed1" and settings.job_counts()["train"] == 4
@@ -91,8 +116,11 @@ def test_option_names_are_the_commands_own():
 
 
 def test_policy_pattern_takes_names_and_import_paths_of_any_case():
-    pattern = re.compile(_schema()["properties"]["experiments"]["additionalProperties"]["properties"]["policies"]
-                         ["items"]["pattern"])
+    pattern = re.compile(
+        _schema()["properties"]["experiments"]["additionalProperties"]["properties"]["policies"]["items"][
+            "pattern"
+        ]
+    )
     for good in ("entropy", "max_prob", "my_pkg.policies:Margin", "pkg:CamelCase2", "a.b.c:x"):
         assert pattern.match(good), good
     for bad in ("Entropy", "my_pkg.policies:", ":Margin", "a b:C", "pkg.:X"):

@@ -21,9 +21,12 @@ SERVABLE = [name for name in POLICIES.names() if name != "oracle"]  # the oracle
 
 
 def arrival_patterns(queries: int) -> dict[str, np.ndarray | None]:
-    return {"one at a time": None, "all at once": np.zeros(queries),
-            "poisson fast": poisson_arrivals(queries, 20000.0, seed=1),
-            "poisson slow": poisson_arrivals(queries, 2000.0, seed=2)}
+    return {
+        "one at a time": None,
+        "all at once": np.zeros(queries),
+        "poisson fast": poisson_arrivals(queries, 20000.0, seed=1),
+        "poisson slow": poisson_arrivals(queries, 2000.0, seed=2),
+    }
 
 
 @pytest.mark.parametrize("name", SERVABLE)
@@ -41,8 +44,9 @@ def test_every_scheduler_answers_as_the_sweep_under_any_arrivals(model, name):  
             expected = np.full_like(exits, model.num_layers) if scheduler_name == "full-depth" else exits
             predictions = outputs.predictions()[expected - 1, np.arange(len(expected))]
             for pattern, arrivals in arrival_patterns(len(examples)).items():
-                scheduler = make_scheduler(scheduler_name, model, data, examples, "classification", policy, value,
-                                           max_batch=5)
+                scheduler = make_scheduler(
+                    scheduler_name, model, data, examples, "classification", policy, value, max_batch=5
+                )
                 served = serve(scheduler, len(examples), arrivals)
                 where = f"{scheduler_name}, {pattern}, value {value}"
                 np.testing.assert_array_equal(served.exit_layers, expected[examples], err_msg=where)
@@ -53,7 +57,9 @@ def test_every_scheduler_answers_as_the_sweep_under_any_arrivals(model, name):  
 
 def test_layer_pool_runs_the_deepest_full_pool_else_the_oldest_query(model):  # noqa: F811
     data = token_data(rows=8, seed=1)
-    pool = LayerPool(model, data, np.arange(8), "classification", 2, resolve_policy("static"), model.num_layers)
+    pool = LayerPool(
+        model, data, np.arange(8), "classification", 2, resolve_policy("static"), model.num_layers
+    )
     for query, arrival in enumerate([0.0, 0.1, 0.2]):
         pool.admit(query, arrival)
     assert pool.next_layer() == 0  # layer 1 holds a full batch
@@ -93,8 +99,9 @@ def test_poisson_arrivals_are_seeded_and_have_the_asked_rate():
 
 def test_single_stream_issues_each_query_when_the_previous_is_answered(model):  # noqa: F811
     data = token_data(rows=6, seed=1)
-    scheduler = make_scheduler("compaction", model, data, np.arange(6), "classification", resolve_policy("static"),
-                               2, max_batch=4)
+    scheduler = make_scheduler(
+        "compaction", model, data, np.arange(6), "classification", resolve_policy("static"), 2, max_batch=4
+    )
     served = serve(scheduler, 6)
     np.testing.assert_array_equal(served.arrivals[1:], served.answered[:-1])
 
@@ -111,11 +118,42 @@ def test_the_rate_search_finds_the_largest_rate_under_the_bound():
 
 def test_serve_bench_writes_a_record_and_a_plot(tmp_path, resources):
     model_dir = tmp_path / "deebert"
-    assert main(["train", *TRAIN, "--recipe", "deebert", "--resources", str(resources), "--out", str(model_dir)]) == 0
+    assert (
+        main(["train", *TRAIN, "--recipe", "deebert", "--resources", str(resources), "--out", str(model_dir)])
+        == 0
+    )
     out = tmp_path / "serving.json"
-    assert main(["serve-bench", str(model_dir), "--policy", "entropy", "--value", "0.5", "--examples", "16",
-                 "--queries", "24", "--search-steps", "2", "--warmup", "4", "--resources", str(resources),
-                 "--device", "cpu", "--precision", "fp32", "--threads", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "serve-bench",
+                str(model_dir),
+                "--policy",
+                "entropy",
+                "--value",
+                "0.5",
+                "--examples",
+                "16",
+                "--queries",
+                "24",
+                "--search-steps",
+                "2",
+                "--warmup",
+                "4",
+                "--resources",
+                str(resources),
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = ServingRecord.from_dict(json.loads(out.read_text()), str(out))
     assert set(record.results) == set(SCHEDULERS)
     for results in record.results.values():
@@ -127,13 +165,38 @@ def test_serve_bench_writes_a_record_and_a_plot(tmp_path, resources):
 
 
 def test_serve_bench_refuses_the_oracle(tmp_path, capsys):
-    assert main(["serve-bench", str(tmp_path), "--policy", "oracle", "--value", "0", "--out",
-                 str(tmp_path / "s.json")]) == 2
+    assert (
+        main(
+            [
+                "serve-bench",
+                str(tmp_path),
+                "--policy",
+                "oracle",
+                "--value",
+                "0",
+                "--out",
+                str(tmp_path / "s.json"),
+            ]
+        )
+        == 2
+    )
     assert "reads the labels" in capsys.readouterr().err
 
 
 def test_serve_bench_checks_scheduler_names(capsys):
     with pytest.raises(SystemExit):
-        main(["serve-bench", "m", "--policy", "entropy", "--value", "0", "--schedulers", "fifo", "--out", "s.json"])
+        main(
+            [
+                "serve-bench",
+                "m",
+                "--policy",
+                "entropy",
+                "--value",
+                "0",
+                "--schedulers",
+                "fifo",
+                "--out",
+                "s.json",
+            ]
+        )
     assert "names from full-depth, compaction, layer-pool" in capsys.readouterr().err
-

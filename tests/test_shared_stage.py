@@ -16,17 +16,36 @@ def models(tmp_path_factory, resources):
 
     def train(recipe, name, *extra):
         out = root / name
-        assert main(["train", *TRAIN, "--recipe", recipe, "--resources", str(resources), "--out", str(out),
-                     *extra]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    *TRAIN,
+                    "--recipe",
+                    recipe,
+                    "--resources",
+                    str(resources),
+                    "--out",
+                    str(out),
+                    *extra,
+                ]
+            )
+            == 0
+        )
         return out
 
     baseline = train("baseline", "baseline")
-    return {"baseline": baseline, "deebert": train("deebert", "deebert"),
-            "shared": train("deebert", "shared", "--finetuned-from", str(baseline))}
+    return {
+        "baseline": baseline,
+        "deebert": train("deebert", "deebert"),
+        "shared": train("deebert", "shared", "--finetuned-from", str(baseline)),
+    }
 
 
 def test_deebert_stage_one_equals_the_baseline_bit_for_bit(models):
-    baseline, deebert = (load_file(str(models[name] / "model.safetensors")) for name in ("baseline", "deebert"))
+    baseline, deebert = (
+        load_file(str(models[name] / "model.safetensors")) for name in ("baseline", "deebert")
+    )
     assert baseline.keys() == deebert.keys()
     off_ramps = [k for k in deebert if k.startswith("heads.") and not k.startswith("heads.3.")]
     for key in deebert.keys() - set(off_ramps):  # embeddings, layers, final head: stage 2 leaves them alone
@@ -46,13 +65,30 @@ def test_deebert_from_the_saved_baseline_is_the_same_model(models):
     assert record["dev_metric"] == alone_record["dev_metric"]
 
 
-@pytest.mark.parametrize(("change", "named"), [(["--seed", "1"], "seed"), (["--lr", "5e-4"], "train_config"),
-                                               (["--recipe", "fastbert"], "model"),  # branch heads
-                                               (["--from", "deebert"], "whose result is not")])
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (["--seed", "1"], "seed"),
+        (["--lr", "5e-4"], "train_config"),
+        (["--recipe", "fastbert"], "model"),  # branch heads
+        (["--from", "deebert"], "whose result is not"),
+    ],
+)
 def test_a_model_of_other_inputs_is_refused(models, resources, tmp_path, capsys, change, named):
     source = models[change[1]] if change[0] == "--from" else models["baseline"]
-    args = ["train", *TRAIN, "--recipe", "deebert", "--resources", str(resources), "--out", str(tmp_path / "m"),
-            "--finetuned-from", str(source), *(change if change[0] != "--from" else [])]
+    args = [
+        "train",
+        *TRAIN,
+        "--recipe",
+        "deebert",
+        "--resources",
+        str(resources),
+        "--out",
+        str(tmp_path / "m"),
+        "--finetuned-from",
+        str(source),
+        *(change if change[0] != "--from" else []),
+    ]
     assert main(args) == 2
     error = capsys.readouterr().err
     assert named in error.splitlines()[-1]

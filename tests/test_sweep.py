@@ -16,8 +16,15 @@ from fastexit_bench.analysis.sweep import scores, sweep
 from fastexit_bench.cli import main
 from fastexit_bench.errors import RecordError
 
-ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_layers": 4,
-        "head": "highway", "num_outputs": 2, "embedding_size": 32}
+ARCH = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_attention_heads": 2,
+    "num_layers": 4,
+    "head": "highway",
+    "num_outputs": 2,
+    "embedding_size": 32,
+}
 
 
 def artifact(seed=0, examples=200, layers=4, split="validation", data_seed=None):
@@ -30,8 +37,16 @@ def artifact(seed=0, examples=200, layers=4, split="validation", data_seed=None)
         right = rng.random(examples) < 0.5 + 0.1 * (k + 1)
         predicted = np.where(right, labels, 1 - labels)
         logits[k, np.arange(examples), predicted] = rng.uniform(0.1, 4.0, examples)
-    meta = ArtifactMetadata(dataset="sst2", split=split, task="classification", metrics=["accuracy"],
-                            recipe="deebert", backbone={"requested": "tiny"}, seed=seed, architecture=ARCH)
+    meta = ArtifactMetadata(
+        dataset="sst2",
+        split=split,
+        task="classification",
+        metrics=["accuracy"],
+        recipe="deebert",
+        backbone={"requested": "tiny"},
+        seed=seed,
+        architecture=ARCH,
+    )
     outputs = LayerOutputs(logits.astype(np.float32), "classification", labels=labels)
     return ExitArtifact(outputs, rng.integers(5, 60, examples), meta)
 
@@ -67,11 +82,17 @@ def test_heads_on_the_way_cost_flops():
 
 
 def test_selection_picks_the_fastest_value_within_the_drop():
-    table = pd.DataFrame({
-        "policy": ["static"] * 3 + ["p"] * 3, "value": [1, 2, 3, 0.1, 0.5, 0.9],
-        "accuracy": [0.70, 0.80, 0.90, 0.899, 0.88, 0.60], "speedup": [3.0, 1.5, 1.0, 1.2, 2.0, 2.9],
-    })
-    chosen = select(table, "accuracy", [Target("max_drop", 0.5), Target("max_drop", 2.0), Target("min_speedup", 1.9)])
+    table = pd.DataFrame(
+        {
+            "policy": ["static"] * 3 + ["p"] * 3,
+            "value": [1, 2, 3, 0.1, 0.5, 0.9],
+            "accuracy": [0.70, 0.80, 0.90, 0.899, 0.88, 0.60],
+            "speedup": [3.0, 1.5, 1.0, 1.2, 2.0, 2.9],
+        }
+    )
+    chosen = select(
+        table, "accuracy", [Target("max_drop", 0.5), Target("max_drop", 2.0), Target("min_speedup", 1.9)]
+    )
     picks = chosen[chosen.policy == "p"].set_index("target").value.to_dict()
     assert picks == {"drop<=0.5pt": 0.1, "drop<=2pt": 0.5, "speedup>=1.9x": 0.5}
 
@@ -106,8 +127,20 @@ def test_cli_sweeps_a_policy_defined_outside_the_package(tmp_path, monkeypatch, 
     artifact().save(tmp_path / "dev.npz")
     artifact(data_seed=1, split="test").save(tmp_path / "test.npz")
     out = tmp_path / "out" / "sweep.csv"
-    code = main(["sweep", str(tmp_path / "dev.npz"), "--policies", "entropy,speed,patience,max_prob,my_policies:Margin",
-                 "--grid", "entropy=0.1,0.3", "--test", str(tmp_path / "test.npz"), "--out", str(out)])
+    code = main(
+        [
+            "sweep",
+            str(tmp_path / "dev.npz"),
+            "--policies",
+            "entropy,speed,patience,max_prob,my_policies:Margin",
+            "--grid",
+            "entropy=0.1,0.3",
+            "--test",
+            str(tmp_path / "test.npz"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     table = pd.read_csv(out)
     assert set(table.policy) == {"entropy", "speed", "patience", "max_prob", "margin", "static", "oracle"}
@@ -119,7 +152,7 @@ def test_cli_sweeps_a_policy_defined_outside_the_package(tmp_path, monkeypatch, 
     assert json.loads(out.with_suffix(".json").read_text())["provenance"]["inputs"]
 
 
-BROKEN = '''
+BROKEN = """
     from fastexit_bench.analysis.policies import ExitPolicy
 
     class Broken(ExitPolicy):
@@ -128,27 +161,42 @@ BROKEN = '''
             return [0.5, 0.0]
         def exit_mask(self, outputs, value):
             return outputs.probabilities().max(-1) > 1 / value
-'''
+"""
 
 
 def test_an_exception_inside_a_user_policy_names_the_policy_and_the_value(tmp_path, monkeypatch, capsys):
     (tmp_path / "broken_policies.py").write_text(textwrap.dedent(BROKEN))
     monkeypatch.syspath_prepend(str(tmp_path))
     artifact().save(tmp_path / "dev.npz")
-    assert main(["sweep", str(tmp_path / "dev.npz"), "--policies", "broken_policies:Broken",
-                 "--out", str(tmp_path / "s.csv")]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                str(tmp_path / "dev.npz"),
+                "--policies",
+                "broken_policies:Broken",
+                "--out",
+                str(tmp_path / "s.csv"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
-    assert err == ("fastexit-bench: error: policy 'broken' raised ZeroDivisionError at threshold 0.0: float division by "
-                   "zero; fix the policy or leave it out of the policies to sweep")
+    assert err == (
+        "fastexit-bench: error: policy 'broken' raised ZeroDivisionError at threshold 0.0: float division by "
+        "zero; fix the policy or leave it out of the policies to sweep"
+    )
     assert not (tmp_path / "s.csv").exists()
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     artifact().save(tmp_path / "dev.npz")
-    for args, message in [(["--policies", "patience", "--grid", "patience=-1"], "patience must be a whole number"),
-                          (["--policies", "speed", "--grid", "speed=2"], "outside [0.0, 1.0]"),
-                          (["--policies", "nowhere.mod:X"], "cannot load policy"),
-                          (["--policies", "learned"], "train it with --recipe berxit")]:
+    for args, message in [
+        (["--policies", "patience", "--grid", "patience=-1"], "patience must be a whole number"),
+        (["--policies", "speed", "--grid", "speed=2"], "outside [0.0, 1.0]"),
+        (["--policies", "nowhere.mod:X"], "cannot load policy"),
+        (["--policies", "learned"], "train it with --recipe berxit"),
+    ]:
         assert main(["sweep", str(tmp_path / "dev.npz"), *args, "--out", str(tmp_path / "s.csv")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "s.csv").exists()
@@ -157,23 +205,32 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "is not an evaluation artefact" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("test, message", [
-    ({"seed": 1, "split": "test"}, "not the same model's outputs (seed 0 vs 1)"),
-    ({"split": "validation", "data_seed": 1}, "are both split 'validation'"),
-])
+@pytest.mark.parametrize(
+    "test, message",
+    [
+        ({"seed": 1, "split": "test"}, "not the same model's outputs (seed 0 vs 1)"),
+        ({"split": "validation", "data_seed": 1}, "are both split 'validation'"),
+    ],
+)
 def test_sweep_refuses_a_test_artefact_of_another_model_or_the_same_split(tmp_path, capsys, test, message):
     artifact().save(tmp_path / "dev.npz")
     artifact(**test).save(tmp_path / "test.npz")
     out = tmp_path / "sweep.csv"
-    assert main(["sweep", str(tmp_path / "dev.npz"), "--test", str(tmp_path / "test.npz"), "--out", str(out)]) == 2
+    assert (
+        main(["sweep", str(tmp_path / "dev.npz"), "--test", str(tmp_path / "test.npz"), "--out", str(out)])
+        == 2
+    )
     assert message in capsys.readouterr().err and not out.exists()
 
 
-@pytest.mark.parametrize("out, message", [
-    ("dev.npz", "a sweep's output is a .csv"),  # its own input
-    ("sweep.json", "a sweep's output is a .csv"),  # the record would replace the table
-    ("folder.csv", "is a folder"),
-])
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("dev.npz", "a sweep's output is a .csv"),  # its own input
+        ("sweep.json", "a sweep's output is a .csv"),  # the record would replace the table
+        ("folder.csv", "is a folder"),
+    ],
+)
 def test_sweep_refuses_outputs_that_would_destroy_something(tmp_path, capsys, out, message):
     artifact().save(tmp_path / "dev.npz")
     (tmp_path / "folder.csv").mkdir()
@@ -190,7 +247,11 @@ def test_non_finite_outputs_are_refused_when_written_and_when_read(tmp_path):
     with pytest.raises(RecordError, match=r"logits are not finite at layers \[3\]"):
         broken.save(tmp_path / "nan.npz")
     assert not (tmp_path / "nan.npz").exists()
-    np.savez_compressed(tmp_path / "nan.npz", metadata=np.array(json.dumps(broken.metadata.to_dict())),
-                        logits=broken.predictions.logits, lengths=broken.lengths)
+    np.savez_compressed(
+        tmp_path / "nan.npz",
+        metadata=np.array(json.dumps(broken.metadata.to_dict())),
+        logits=broken.predictions.logits,
+        lengths=broken.lengths,
+    )
     with pytest.raises(RecordError, match="not finite"):
         ExitArtifact.load(tmp_path / "nan.npz")

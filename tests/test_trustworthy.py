@@ -25,10 +25,25 @@ EXAMPLES = 300
 
 def make(logits, labels, task="classification", metrics=("accuracy",)):
     layers = logits.shape[0]
-    arch = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_layers": layers,
-            "head": "highway", "num_outputs": logits.shape[-1], "embedding_size": 32}
-    meta = ArtifactMetadata(dataset="sst2", split="validation", task=task, metrics=list(metrics), recipe="deebert",
-                            backbone={"requested": "tiny"}, seed=0, architecture=arch)
+    arch = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 2,
+        "num_layers": layers,
+        "head": "highway",
+        "num_outputs": logits.shape[-1],
+        "embedding_size": 32,
+    }
+    meta = ArtifactMetadata(
+        dataset="sst2",
+        split="validation",
+        task=task,
+        metrics=list(metrics),
+        recipe="deebert",
+        backbone={"requested": "tiny"},
+        seed=0,
+        architecture=arch,
+    )
     outputs = LayerOutputs(logits.astype(np.float32), task, labels=labels)
     return ExitArtifact(outputs, np.full(len(labels), 20), meta)
 
@@ -52,13 +67,16 @@ def good_last_layer(layers=4):
 
 FIXTURES = {
     "constant predictions": lambda: make(one_hot_logits(np.ones((4, EXAMPLES), int)), LABELS),
-    "untrained heads": lambda: make(np.concatenate([RNG.normal(0, 1e-3, (3, EXAMPLES, 2)),
-                                                    one_hot_logits(good_last_layer()[-1:])]), LABELS),
+    "untrained heads": lambda: make(
+        np.concatenate([RNG.normal(0, 1e-3, (3, EXAMPLES, 2)), one_hot_logits(good_last_layer()[-1:])]),
+        LABELS,
+    ),
     "always exits at layer 1": lambda: make(one_hot_logits(good_last_layer(), scale=50.0), LABELS),
     "static flat at chance": lambda: make(one_hot_logits(RNG.integers(0, 2, (4, EXAMPLES))), LABELS),
     "single layer": lambda: make(one_hot_logits(good_last_layer(1)), LABELS),
-    "regression, constant predictions": lambda: make(np.ones((4, EXAMPLES, 1)), RNG.random(EXAMPLES),
-                                                     "regression", ("pearson", "spearman")),
+    "regression, constant predictions": lambda: make(
+        np.ones((4, EXAMPLES, 1)), RNG.random(EXAMPLES), "regression", ("pearson", "spearman")
+    ),
 }
 
 
@@ -66,8 +84,11 @@ FIXTURES = {
 def test_the_ranking_score_is_finite_and_bounded_for_degenerate_models(name):
     art = FIXTURES[name]()
     names = dict.fromkeys([*DEFAULT_POLICIES, *REFERENCE_POLICIES])
-    policies = [resolve_policy(n) for n in names if art.metadata.task == "classification"
-                or n in ("patience", *REFERENCE_POLICIES)]
+    policies = [
+        resolve_policy(n)
+        for n in names
+        if art.metadata.task == "classification" or n in ("patience", *REFERENCE_POLICIES)
+    ]
     policies = [p for p in policies if p.reads != "exit_scores"]
     for policy in policies:
         policy.fit(art.predictions)
@@ -80,22 +101,34 @@ def test_the_ranking_score_is_finite_and_bounded_for_degenerate_models(name):
 
 
 def test_a_policy_whose_heads_never_reach_its_thresholds_is_flagged():
-    ranking = scores(sweep(FIXTURES["untrained heads"](), [resolve_policy(n) for n in ("max_prob", "static")]),
-                     "accuracy").set_index("policy")
+    ranking = scores(
+        sweep(FIXTURES["untrained heads"](), [resolve_policy(n) for n in ("max_prob", "static")]), "accuracy"
+    ).set_index("policy")
     assert not ranking.loc["max_prob", "exits_early"] and ranking.loc["static", "exits_early"]
-    always = scores(sweep(FIXTURES["always exits at layer 1"](), [resolve_policy("max_prob")] +
-                          [resolve_policy("static")]), "accuracy").set_index("policy")
+    always = scores(
+        sweep(
+            FIXTURES["always exits at layer 1"](), [resolve_policy("max_prob")] + [resolve_policy("static")]
+        ),
+        "accuracy",
+    ).set_index("policy")
     assert always.loc["max_prob", "exits_early"]
 
 
-@pytest.mark.parametrize("name, degenerate", [("constant predictions", True), ("static flat at chance", True),
-                                              ("untrained heads", False), ("single layer", False),
-                                              ("regression, constant predictions", True)])
+@pytest.mark.parametrize(
+    "name, degenerate",
+    [
+        ("constant predictions", True),
+        ("static flat at chance", True),
+        ("untrained heads", False),
+        ("single layer", False),
+        ("regression, constant predictions", True),
+    ],
+)
 def test_models_within_noise_of_the_majority_class_are_flagged(name, degenerate):
     art = FIXTURES[name]()
     check = check_model(art.predictions, art.metadata.headline_metric, bootstrap_weights(EXAMPLES))
     assert check.degenerate is degenerate
-    assert ("within noise of always predicting the majority class" in check.describe())
+    assert "within noise of always predicting the majority class" in check.describe()
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "f1", "matthews", "pearson", "spearman"])
@@ -133,8 +166,10 @@ def test_calibration_error_and_reliability_match_a_direct_computation():
     labels = np.array([rng.choice(3, p=p) for p in probabilities])  # calibrated by construction
     confidence, right = probabilities.max(1), probabilities.argmax(1) == labels
     bins = np.minimum((confidence * BINS).astype(int), BINS - 1)
-    direct = sum(abs(right[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).mean()
-                 for b in np.unique(bins))
+    direct = sum(
+        abs(right[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).mean()
+        for b in np.unique(bins)
+    )
     error, interval = calibration_interval(probabilities, labels, bootstrap_weights(400))
     assert error == pytest.approx(direct) and interval.low <= error + 1e-12 <= interval.high + 1e-12
     mean_confidence, accuracy, count = reliability(probabilities, labels)
@@ -151,7 +186,9 @@ def test_calibrated_policies_fit_on_dev_and_decide_on_scaled_logits():
     labels = rng.integers(0, 2, 400)
     right = rng.random((3, 400)) < 0.9
     predicted = np.where(right, labels, 1 - labels)
-    outputs = LayerOutputs(one_hot_logits(predicted, scale=0.3).astype(np.float32), "classification", labels=labels)
+    outputs = LayerOutputs(
+        one_hot_logits(predicted, scale=0.3).astype(np.float32), "classification", labels=labels
+    )
     plain, calibrated = resolve_policy("max_prob"), resolve_policy("max_prob_calibrated")
     with pytest.raises(PolicyError, match="is fitted on labelled dev outputs first"):
         calibrated.exit_layers(outputs, 0.8)
@@ -168,9 +205,21 @@ def test_which_inputs_exit_where_from_the_artifact(tmp_path):
     art.save(tmp_path / "a.npz")
     loaded = ExitArtifact.load(tmp_path / "a.npz")
     assert len(loaded.texts[0]) == TEXT_CHARS and loaded.texts[3].startswith("text number 3")
-    points = pd.DataFrame([{"dataset": "sst2", "split": "validation", "recipe": "deebert", "seed": 0,
-                            "setting": f"entropy={v}", "policy": "entropy", "value": v, "mean_exit_layer": m}
-                           for v, m in ((0.01, 3.0), (0.6, 1.5))])
+    points = pd.DataFrame(
+        [
+            {
+                "dataset": "sst2",
+                "split": "validation",
+                "recipe": "deebert",
+                "seed": 0,
+                "setting": f"entropy={v}",
+                "policy": "entropy",
+                "value": v,
+                "mean_exit_layer": m,
+            }
+            for v, m in ((0.01, 3.0), (0.6, 1.5))
+        ]
+    )
     table = exits_table(points, [loaded])
     assert table["exit layer"].tolist() == [1, 2, 3, 4] and set(table.model) == {"deebert: entropy=0.6"}
     exits = resolve_policy("entropy").exit_layers(loaded.predictions, 0.6)

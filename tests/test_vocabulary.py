@@ -15,17 +15,26 @@ from fastexit_bench.training.recipes import get_recipe
 from fastexit_bench.training.trainer import DevSet, Trainer
 from tests.test_recipes import build, tokenizer
 
-FP32 = TrainConfig(lr=1e-3, epochs=3, batch_size=4, weight_decay=0.1, execution=ExecutionConfig("fp32", "eager"))
+FP32 = TrainConfig(
+    lr=1e-3, epochs=3, batch_size=4, weight_decay=0.1, execution=ExecutionConfig("fp32", "eager")
+)
 
 
 def narrow_data(rows=16, seed=2, high=40):
     """Token ids 5..high-1 only, so the tiny backbone's rows high..98 are never seen."""
     generator = torch.Generator().manual_seed(seed)
     lengths = torch.randint(3, 10, (rows,), generator=generator).tolist()
-    return TokenBatches(datasets.Dataset.from_dict({
-        "input_ids": [torch.randint(5, high, (n,), generator=generator).tolist() for n in lengths],
-        "attention_mask": [[1] * n for n in lengths], "length": lengths,
-        "labels": torch.randint(0, 2, (rows,), generator=generator).tolist()}), tokenizer())
+    return TokenBatches(
+        datasets.Dataset.from_dict(
+            {
+                "input_ids": [torch.randint(5, high, (n,), generator=generator).tolist() for n in lengths],
+                "attention_mask": [[1] * n for n in lengths],
+                "length": lengths,
+                "labels": torch.randint(0, 2, (rows,), generator=generator).tolist(),
+            }
+        ),
+        tokenizer(),
+    )
 
 
 def test_a_trimmed_table_gives_the_same_logits_for_every_input_of_its_ids():
@@ -52,8 +61,14 @@ def test_training_on_a_trimmed_table_ends_at_the_full_table_run(name):
     for trim in (False, True):
         torch.manual_seed(0)
         model = build(recipe)
-        trainer = Trainer(model, recipe, narrow_data(), DevSet(narrow_data(8, seed=3), "classification", "accuracy"),
-                          "classification", replace(FP32, vocabulary="trimmed" if trim else "full"))
+        trainer = Trainer(
+            model,
+            recipe,
+            narrow_data(),
+            DevSet(narrow_data(8, seed=3), "classification", "accuracy"),
+            "classification",
+            replace(FP32, vocabulary="trimmed" if trim else "full"),
+        )
         trainer.run()
         models[trim] = trainer.model.state_dict()
     assert models[True].keys() == models[False].keys()
@@ -71,7 +86,9 @@ def test_fused_adamw_agrees_with_the_per_tensor_loop():
     for adamw in ("for-loop", "fused"):
         torch.manual_seed(0)
         model = build(recipe)
-        Trainer(model, recipe, narrow_data(), None, "classification", replace(FP32, adamw=adamw, epochs=1)).run()
+        Trainer(
+            model, recipe, narrow_data(), None, "classification", replace(FP32, adamw=adamw, epochs=1)
+        ).run()
         weights[adamw] = model.state_dict()
     for key, value in weights["for-loop"].items():
         torch.testing.assert_close(weights["fused"][key], value, rtol=1e-5, atol=1e-6, msg=key)

@@ -18,25 +18,56 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "prepare": [],
     "threads": 1,
-    "dataset_dirs": [str(ROOT / "tests" / "user_datasets")],  # shop_reviews: a user's CSV declared outside the package
-    "experiments": {"tiny": {
-        "datasets": ["bbc_news", "shop_reviews"], "backbone": "tiny-bert", "recipes": ["baseline", "deebert", "fastbert"],
-        "policies": ["entropy", "patience", "max_prob"], "seeds": [0], "max_train": 64, "max_eval": 32,
-        "max_length": 32, "epochs": 1, "lr": 1e-3, "batch_size": 16, "stages": {"deebert": {"offramps": {"lr": 5e-3}}},
-        "table": {"layout": "fastbert", "values": {"speed": [0.1, 0.5]}}, "latency_examples": 8,
-    }},
+    "dataset_dirs": [
+        str(ROOT / "tests" / "user_datasets")
+    ],  # shop_reviews: a user's CSV declared outside the package
+    "experiments": {
+        "tiny": {
+            "datasets": ["bbc_news", "shop_reviews"],
+            "backbone": "tiny-bert",
+            "recipes": ["baseline", "deebert", "fastbert"],
+            "policies": ["entropy", "patience", "max_prob"],
+            "seeds": [0],
+            "max_train": 64,
+            "max_eval": 32,
+            "max_length": 32,
+            "epochs": 1,
+            "lr": 1e-3,
+            "batch_size": 16,
+            "stages": {"deebert": {"offramps": {"lr": 5e-3}}},
+            "table": {"layout": "fastbert", "values": {"speed": [0.1, 0.5]}},
+            "latency_examples": 8,
+        }
+    },
     "default_experiments": ["tiny"],
 }
 
 
 def snakemake_command(workdir: Path, *args: str, config: str = "tiny.yaml") -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-            "--configfile", str(workdir / config), "--cores", "2", *args]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / config),
+        "--cores",
+        "2",
+        *args,
+    ]
 
 
 def snakemake(workdir: Path, *args: str, config: str = "tiny.yaml") -> subprocess.CompletedProcess:
-    return subprocess.run(snakemake_command(workdir, *args, config=config), capture_output=True, text=True,
-                          timeout=900, check=False)
+    return subprocess.run(
+        snakemake_command(workdir, *args, config=config),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +76,9 @@ def workflow_run(tmp_path_factory):
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     done = snakemake(workdir)
     if done.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in sorted((workdir / "logs").rglob("*.log")))
+        logs = "\n".join(
+            f"== {p}\n{p.read_text()[-2000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
+        )
         pytest.fail(f"snakemake failed:\n{done.stderr[-3000:]}\n{logs}")
     return workdir
 
@@ -70,25 +103,36 @@ def test_every_rule_ran_and_the_tables_parse(workflow_run):
         for suffix in (".png", ".pdf"):
             assert (workflow_run / "results" / "plots" / "tiny" / f"{name}{suffix}").stat().st_size > 1000
     claims = json.loads((workflow_run / "results" / "claims.json").read_text())  # no claim names tiny
-    assert claims["claims"] == [] and (workflow_run / "results" / "claims.md").read_text().startswith("# Claims")
+    assert claims["claims"] == [] and (workflow_run / "results" / "claims.md").read_text().startswith(
+        "# Claims"
+    )
     points = pd.read_csv(tables / "tiny_points.csv")
-    assert set(points.experiment) == {"tiny"} and {"speedup", "delta_points", "realized_b1"} <= set(points.columns)
+    assert set(points.experiment) == {"tiny"} and {"speedup", "delta_points", "realized_b1"} <= set(
+        points.columns
+    )
     record = json.loads((tables / "tiny.json").read_text())
-    assert record["provenance"]["git_commit"] and len(record["provenance"]["inputs"]) == 2 * (3 * 4 + 6 + 2)  # sweep files, artefacts, timings
+    assert record["provenance"]["git_commit"] and len(record["provenance"]["inputs"]) == 2 * (
+        3 * 4 + 6 + 2
+    )  # sweep files, artefacts, timings
 
 
 def test_paper_table_has_every_operating_point_and_measured_speedups(workflow_run):
     table = pd.read_csv(workflow_run / "results" / "tables" / "tiny_paper.csv")
     assert set(table.dataset) == {"bbc_news", "shop_reviews"}
     table = table[table.dataset == "bbc_news"]
-    deebert, fastbert = table[table.model.str.startswith("deebert")], table[table.model.str.startswith("fastbert")]
+    deebert, fastbert = (
+        table[table.model.str.startswith("deebert")],
+        table[table.model.str.startswith("fastbert")],
+    )
     assert table.model.iloc[0] == "baseline ([CLS])"  # tiny-bert pools by [CLS]; FastBERT's branch names none
     assert deebert.model.tolist() == [f"deebert ([CLS]): entropy, dev drop<={p}pt" for p in (0, 1, 2)]
     assert fastbert.model.tolist()[-2:] == ["fastbert: speed=0.1", "fastbert: speed=0.5"]
     assert set(table.split) == {"test"} and table["speed-up (fvcore)"].iloc[0] == 1.0
     early = table[~table.model.str.startswith("baseline")]
     assert early["realized speed-up b1"].notna().all() and early["realized speed-up b32"].notna().all()
-    timing = json.loads((workflow_run / "results" / "tiny" / "latency" / "bbc_news.fastbert.seed0.json").read_text())
+    timing = json.loads(
+        (workflow_run / "results" / "tiny" / "latency" / "bbc_news.fastbert.seed0.json").read_text()
+    )
     assert {row["batch_size"] for row in timing["rows"]} == {1, 32} and timing["examples"] == 8
 
 
@@ -99,13 +143,21 @@ def test_report_gathers_the_plots(workflow_run):
 
 
 def test_paper_experiments_dry_run_with_hub_backbones(workflow_run, mirror):
-    done = snakemake(workflow_run, "-n", "-p", "results/tables/fastbert_table2.md", "--config",
-                     f"data_mirror={mirror}", config=str(ROOT / "config" / "config.yaml"))
+    done = snakemake(
+        workflow_run,
+        "-n",
+        "-p",
+        "results/tables/fastbert_table2.md",
+        "--config",
+        f"data_mirror={mirror}",
+        config=str(ROOT / "config" / "config.yaml"),
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "--backbone google-bert/bert-base-chinese" in done.stdout  # Chinese datasets
     assert "--recipe distilled-1" in done.stdout and re.search(r"^train\s+48$", done.stdout, re.MULTILINE)
-    planned = experiment_settings(load_config(ROOT / "config" / "config.yaml", ROOT / SCHEMA),
-                                             "fastbert_table2").job_counts()
+    planned = experiment_settings(
+        load_config(ROOT / "config" / "config.yaml", ROOT / SCHEMA), "fastbert_table2"
+    ).job_counts()
     counted = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE)}
     assert {rule: counted.get(rule, 0) for rule in planned} == planned  # `fastexit-bench plan` counts these
 
@@ -113,9 +165,16 @@ def test_paper_experiments_dry_run_with_hub_backbones(workflow_run, mirror):
 BAD_CONFIGS = [  # (key in experiments.tiny, value, what the dry run says before any job)
     ("epoch", 2, "Additional properties are not allowed ('epoch' was unexpected)"),  # typo of "epochs"
     ("datasets", ["bbc_new"], "config experiments.tiny: unknown dataset 'bbc_new'. Did you mean bbc_news?"),
-    ("backbone", "minilm-l7", "config experiments.tiny: unknown backbone 'minilm-l7'. Did you mean minilm-l6?"),
-    ("policies", ["entropy", "my_pkg.policies:Margin"],
-     "config experiments.tiny: cannot load policy 'my_pkg.policies:Margin': No module named 'my_pkg'"),
+    (
+        "backbone",
+        "minilm-l7",
+        "config experiments.tiny: unknown backbone 'minilm-l7'. Did you mean minilm-l6?",
+    ),
+    (
+        "policies",
+        ["entropy", "my_pkg.policies:Margin"],
+        "config experiments.tiny: cannot load policy 'my_pkg.policies:Margin': No module named 'my_pkg'",
+    ),
     ("table", {"reference": "pabee"}, "table.reference 'pabee' is not among its recipes"),
 ]
 
@@ -131,7 +190,13 @@ def test_rerun_has_nothing_to_do_and_bad_config_fails_clearly(workflow_run):
         assert failed.returncode != 0 and message in failed.stdout + failed.stderr, key
 
 
-PAPER_EXPERIMENTS = ("deebert_table1", "deebert_table1_roberta", "fastbert_table2", "pabee_glue", "berxit_glue")
+PAPER_EXPERIMENTS = (
+    "deebert_table1",
+    "deebert_table1_roberta",
+    "fastbert_table2",
+    "pabee_glue",
+    "berxit_glue",
+)
 
 
 def test_each_paper_experiment_runs_with_its_preset(tmp_path):
@@ -140,33 +205,71 @@ def test_each_paper_experiment_runs_with_its_preset(tmp_path):
     real = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["experiments"]
     tiny_stages = {"fastbert": {"self-distillation": {"epochs": 1, "schedule_epochs": 1}}}
     experiments = {
-        name: {**real[name], "datasets": ["bbc_news"], "backbone": "tiny-bert", "max_train": 32, "max_eval": 16,
-               "max_length": 32, "epochs": 1, "latency_examples": 0, "stages": tiny_stages,
-               "recipes": [r for r in real[name]["recipes"] if r not in ("distilled-6", "distilled-3")]}
+        name: {
+            **real[name],
+            "datasets": ["bbc_news"],
+            "backbone": "tiny-bert",
+            "max_train": 32,
+            "max_eval": 16,
+            "max_length": 32,
+            "epochs": 1,
+            "latency_examples": 0,
+            "stages": tiny_stages,
+            "recipes": [r for r in real[name]["recipes"] if r not in ("distilled-6", "distilled-3")],
+        }
         for name in PAPER_EXPERIMENTS
     }
-    config = {"prepare": [], "threads": 1, "experiments": experiments, "default_experiments": list(experiments)}
+    config = {
+        "prepare": [],
+        "threads": 1,
+        "experiments": experiments,
+        "default_experiments": list(experiments),
+    }
     (tmp_path / "papers.yaml").write_text(yaml.safe_dump(config))
     done = snakemake(tmp_path, config="papers.yaml")
     assert done.returncode == 0, done.stderr[-3000:]
     for name in PAPER_EXPERIMENTS:
         assert (tmp_path / "results" / "tables" / f"{name}_paper.md").is_file(), name
     fastbert = pd.read_csv(tmp_path / "results" / "tables" / "fastbert_table2_paper.csv")
-    assert fastbert.model.tolist()[:2] == ["distilled-1 ([CLS])", "fastbert: full depth"]  # FastBERT's "BERT" row
-    deebert = json.loads((tmp_path / "results" / "deebert_table1" / "models" / "bbc_news" / "deebert" / "seed0" /
-                          "training.json").read_text())
-    assert (deebert["train_config"]["batch_size"], deebert["train_config"]["keep"],
-            deebert["train_config"]["frozen"], deebert["train_config"]["warmup"]) == (8, "last", "train", 0)
+    assert fastbert.model.tolist()[:2] == [
+        "distilled-1 ([CLS])",
+        "fastbert: full depth",
+    ]  # FastBERT's "BERT" row
+    deebert = json.loads(
+        (
+            tmp_path
+            / "results"
+            / "deebert_table1"
+            / "models"
+            / "bbc_news"
+            / "deebert"
+            / "seed0"
+            / "training.json"
+        ).read_text()
+    )
+    assert (
+        deebert["train_config"]["batch_size"],
+        deebert["train_config"]["keep"],
+        deebert["train_config"]["frozen"],
+        deebert["train_config"]["warmup"],
+    ) == (8, "last", "train", 0)
     assert not deebert["stages"][1]["cached_features"]  # dropout on in the frozen backbone
     sweep = pd.read_csv(tmp_path / "results" / "deebert_table1" / "sweeps" / "bbc_news.deebert.seed0.csv")
     assert sorted(sweep[sweep.policy == "entropy"].value.unique()) == pytest.approx(
-        [0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+        [0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    )
 
 
 def test_a_dataset_without_any_copy_fails_the_dry_run(tmp_path):
     (tmp_path / "empty").mkdir()
-    config = {"prepare": [], "data_mirror": str(tmp_path / "empty"), "default_experiments": ["paper"],
-              "experiments": {"paper": {"datasets": ["book_review"], "backbone": "tiny-bert", "recipes": ["baseline"]}}}
+    config = {
+        "prepare": [],
+        "data_mirror": str(tmp_path / "empty"),
+        "default_experiments": ["paper"],
+        "experiments": {
+            "paper": {"datasets": ["book_review"], "backbone": "tiny-bert", "recipes": ["baseline"]}
+        },
+    }
     (tmp_path / "nocopy.yaml").write_text(yaml.safe_dump(config))
     done = snakemake(tmp_path, "-n", config="nocopy.yaml")
     assert done.returncode != 0

@@ -34,8 +34,10 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = HERE.parent
 WHEELS = ("datasets", "dill", "multiprocess", "fvcore", "iopath", "yacs", "termcolor")
 CASES = "minilm-l6:sst2,me5-small:book_review"
-REPLAYS = ("results/reference/sst2_minilm/exits/sst2.deebert.seed0.validation.npz:entropy:0.289,0.462,0.578",
-           "results/reference/sst2_minilm/exits/sst2.fastbert.seed0.validation.npz:speed:0.5,0.8,0.9")
+REPLAYS = (
+    "results/reference/sst2_minilm/exits/sst2.deebert.seed0.validation.npz:entropy:0.289,0.462,0.578",
+    "results/reference/sst2_minilm/exits/sst2.fastbert.seed0.validation.npz:speed:0.5,0.8,0.9",
+)
 # the DeeBERT values are its dev-chosen thresholds within 0, 1 and 2 points (results/reference/tables/sst2_minilm_paper.md)
 TRAIN_EXAMPLES, TRAIN_MAX_LENGTH = 512, 128  # what benchmarks/train_throughput.py loads
 
@@ -48,12 +50,32 @@ def bundled_rows(tokenized: Path, backbone: str, dataset: str, split: str) -> da
 def _download_wheel(name: str, out: Path) -> None:
     """The CPython 3.12 wheel of ``name`` at the version installed here; built here if only an sdist exists."""
     pin = f"{name}=={version(name)}"
-    platforms = [a for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-                 for a in ("--platform", p)]
-    download = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", str(out), pin]
+    platforms = [
+        a
+        for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+        for a in ("--platform", p)
+    ]
+    download = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.12",
+        "--implementation",
+        "cp",
+        *platforms,
+        "-d",
+        str(out),
+        pin,
+    ]
     if subprocess.run(download, check=False, capture_output=True).returncode != 0:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), pin], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), pin], check=True
+        )
 
 
 def _save_rows(rows: datasets.Dataset, out: Path) -> None:
@@ -91,30 +113,52 @@ def bundle(args: argparse.Namespace) -> None:
     cases = [case.split(":") for case in args.cases.split(",") if case]
     for backbone, dataset in cases:
         spec = DATASETS.get(dataset)
-        _, rows = load_tokenized(spec, spec.train_split, save_backbone(backbone), mirror=args.mirror,
-                                 max_examples=TRAIN_EXAMPLES, seed=0, max_length=TRAIN_MAX_LENGTH, resources=None)
+        _, rows = load_tokenized(
+            spec,
+            spec.train_split,
+            save_backbone(backbone),
+            mirror=args.mirror,
+            max_examples=TRAIN_EXAMPLES,
+            seed=0,
+            max_length=TRAIN_MAX_LENGTH,
+            resources=None,
+        )
         _save_rows(rows, out / "tokenized" / f"{backbone}.{dataset}.{spec.train_split}")
     replays = []
     for entry in filter(None, args.replay):
         path, policy, values = entry.split(":")
         artifact = ExitArtifact.load(Path(path))
         meta = artifact.metadata
-        _, rows = load_tokenized(DATASETS.get(meta.dataset), meta.split, save_backbone(meta.backbone_name),
-                                 mirror=args.mirror, max_examples=len(artifact.lengths), seed=meta.seed,
-                                 max_length=meta.max_length, resources=None)
+        _, rows = load_tokenized(
+            DATASETS.get(meta.dataset),
+            meta.split,
+            save_backbone(meta.backbone_name),
+            mirror=args.mirror,
+            max_examples=len(artifact.lengths),
+            seed=meta.seed,
+            max_length=meta.max_length,
+            resources=None,
+        )
         if list(rows["length"]) != artifact.lengths.tolist():
             raise SystemExit(f"the mirror's rows are not the examples of {path} (token lengths differ)")
         _save_rows(rows, out / "tokenized" / f"{meta.backbone_name}.{meta.dataset}.{meta.split}")
         shutil.copy(path, out / "artifacts" / Path(path).name)
-        replays.append({"artifact": Path(path).name, "backbone": meta.backbone_name, "policy": policy,
-                        "values": values})
-    manifest = {"cases": [f"{b}:{d}" for b, d in cases], "replays": replays, "backbones": backbones,
-                "wheels": sorted(p.name for p in (out / "wheels").iterdir()),
-                "provenance": collect(config={k: str(v) for k, v in vars(args).items() if k != "func"})}
+        replays.append(
+            {"artifact": Path(path).name, "backbone": meta.backbone_name, "policy": policy, "values": values}
+        )
+    manifest = {
+        "cases": [f"{b}:{d}" for b, d in cases],
+        "replays": replays,
+        "backbones": backbones,
+        "wheels": sorted(p.name for p in (out / "wheels").iterdir()),
+        "provenance": collect(config={k: str(v) for k, v in vars(args).items() if k != "func"}),
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"wrote {out}: {len(cases)} training cases, {len(replays)} replays, "
-          f"{len(manifest['wheels'])} wheels, {size / 2**20:.1f} MiB")
+    print(
+        f"wrote {out}: {len(cases)} training cases, {len(replays)} replays, "
+        f"{len(manifest['wheels'])} wheels, {size / 2**20:.1f} MiB"
+    )
 
 
 def materialize(args: argparse.Namespace) -> None:
@@ -138,29 +182,67 @@ def run(args: argparse.Namespace) -> None:
     tag = "gpu" if args.device == "cuda" else f"{args.device}_kit"
     common = ["--device", args.device, "--tokenized", str(args.bundle / "tokenized")]
     if manifest["cases"]:
-        cases = ",".join(f"{args.backbones / case.split(':')[0]}:{case.split(':')[1]}" for case in manifest["cases"])
-        subprocess.run([sys.executable, str(BENCHMARKS / "train_throughput.py"), *common, "--cases", cases,
-                        "--steps", str(args.steps), "--rounds", str(args.rounds),
-                        "--weights", "random, of each backbone's architecture (benchmarks/gpu/kit.py materialize)",
-                        "--out", str(args.results / f"train_throughput_{tag}.json")], check=True)
+        cases = ",".join(
+            f"{args.backbones / case.split(':')[0]}:{case.split(':')[1]}" for case in manifest["cases"]
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                str(BENCHMARKS / "train_throughput.py"),
+                *common,
+                "--cases",
+                cases,
+                "--steps",
+                str(args.steps),
+                "--rounds",
+                str(args.rounds),
+                "--weights",
+                "random, of each backbone's architecture (benchmarks/gpu/kit.py materialize)",
+                "--out",
+                str(args.results / f"train_throughput_{tag}.json"),
+            ],
+            check=True,
+        )
     for replay in manifest["replays"]:
         recipe = replay["artifact"].split(".")[1]
-        subprocess.run([sys.executable, str(BENCHMARKS / "exit_latency.py"), *common,
-                        "--replay", str(args.bundle / "artifacts" / replay["artifact"]),
-                        "--backbone", str(args.backbones / replay["backbone"]), "--policy", replay["policy"],
-                        "--values", replay["values"], "--precisions", args.precisions,
-                        "--repeats", str(args.repeats),
-                        "--out", str(args.results / f"exit_latency_{tag}_{recipe}.json")], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(BENCHMARKS / "exit_latency.py"),
+                *common,
+                "--replay",
+                str(args.bundle / "artifacts" / replay["artifact"]),
+                "--backbone",
+                str(args.backbones / replay["backbone"]),
+                "--policy",
+                replay["policy"],
+                "--values",
+                replay["values"],
+                "--precisions",
+                args.precisions,
+                "--repeats",
+                str(args.repeats),
+                "--out",
+                str(args.results / f"exit_latency_{tag}_{recipe}.json"),
+            ],
+            check=True,
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(required=True)
     make = commands.add_parser("bundle", help="write the bundle (here)")
     make.add_argument("--mirror", help="data mirror (../shared/data)")
     make.add_argument("--cases", default=CASES, help="BACKBONE:DATASET,... for training throughput")
-    make.add_argument("--replay", action="append", help="ARTIFACT:POLICY:VALUES for replayed latency "
-                      f"(repeatable; '' for none; default {', '.join(REPLAYS)})")
+    make.add_argument(
+        "--replay",
+        action="append",
+        help="ARTIFACT:POLICY:VALUES for replayed latency "
+        f"(repeatable; '' for none; default {', '.join(REPLAYS)})",
+    )
     make.add_argument("--no-wheels", dest="wheels", action="store_false", help="leave the wheels out")
     make.add_argument("--out", type=Path, default=Path(".gpu"))
     make.set_defaults(func=bundle)

@@ -50,9 +50,12 @@ class LayerOutputs:
     def select(self, examples: np.ndarray, layers: int | None = None) -> LayerOutputs:
         """The first ``layers`` exits (all by default) of the examples at positions ``examples``."""
         upto = slice(None, layers)
-        return LayerOutputs(self.logits[upto, examples], self.task,
-                            self.exit_scores[upto, examples] if self.exit_scores is not None else None,
-                            self.labels[examples] if self.labels is not None else None)
+        return LayerOutputs(
+            self.logits[upto, examples],
+            self.task,
+            self.exit_scores[upto, examples] if self.exit_scores is not None else None,
+            self.labels[examples] if self.labels is not None else None,
+        )
 
     def probabilities(self) -> np.ndarray:
         return softmax(self.logits, axis=-1)
@@ -148,12 +151,17 @@ class ExitArtifact:
 
     def check_finite(self, where: Path | str) -> None:
         """Refuse outputs with NaN or infinite values: an argmax of NaN still gives a class, and an accuracy."""
-        for name, values in (("logits", self.predictions.logits), ("exit scores", self.predictions.exit_scores)):
+        for name, values in (
+            ("logits", self.predictions.logits),
+            ("exit scores", self.predictions.exit_scores),
+        ):
             if values is None or np.isfinite(values).all():
                 continue
             layers = sorted({int(k) + 1 for k in np.nonzero(~np.isfinite(values))[0]})
-            raise RecordError(f"{where}: the model's {name} are not finite at layers {layers} (training "
-                              "diverged); retrain it with a lower learning rate")
+            raise RecordError(
+                f"{where}: the model's {name} are not finite at layers {layers} (training "
+                "diverged); retrain it with a lower learning rate"
+            )
 
     def save(self, path: Path) -> None:
         self.check_finite(f"{self.metadata.model_dir or path}")
@@ -175,10 +183,13 @@ class ExitArtifact:
                 meta = json.loads(str(data["metadata"]))
                 arrays = {k: data[k] for k in data.files if k != "metadata"}
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise RecordError(f"{path} is not an evaluation artefact ({exc}); "
-                              "write one with `fastexit-bench evaluate`") from None
+            raise RecordError(
+                f"{path} is not an evaluation artefact ({exc}); write one with `fastexit-bench evaluate`"
+            ) from None
         metadata = ArtifactMetadata.from_dict(meta, str(path))
-        outputs = LayerOutputs(arrays["logits"], metadata.task, arrays.get("exit_scores"), arrays.get("labels"))
+        outputs = LayerOutputs(
+            arrays["logits"], metadata.task, arrays.get("exit_scores"), arrays.get("labels")
+        )
         artifact = cls(outputs, arrays["lengths"], metadata, arrays.get("texts"))
         artifact.check_finite(path)
         return artifact
@@ -188,13 +199,21 @@ def check_pair(dev: ExitArtifact, test: ExitArtifact, dev_path: Path, test_path:
     """Refuse a dev/test pair that is not one model's two splits of one dataset: operating points chosen on
     one model and measured on another's outputs would be reported as a number nobody measured."""
     mine, theirs = dev.metadata, test.metadata
-    same = {"dataset": (mine.dataset, theirs.dataset), "recipe": (mine.recipe, theirs.recipe),
-            "seed": (mine.seed, theirs.seed), "weights": (mine.model_sha256, theirs.model_sha256),
-            "backbone": (mine.backbone.get("requested"), theirs.backbone.get("requested"))}
+    same = {
+        "dataset": (mine.dataset, theirs.dataset),
+        "recipe": (mine.recipe, theirs.recipe),
+        "seed": (mine.seed, theirs.seed),
+        "weights": (mine.model_sha256, theirs.model_sha256),
+        "backbone": (mine.backbone.get("requested"), theirs.backbone.get("requested")),
+    }
     differ = [f"{key} {a!r} vs {b!r}" for key, (a, b) in same.items() if a != b]
     if differ:
-        raise RecordError(f"{dev_path} and {test_path} are not the same model's outputs ({'; '.join(differ)}); "
-                          "pass the artefacts `evaluate` wrote for one model")
+        raise RecordError(
+            f"{dev_path} and {test_path} are not the same model's outputs ({'; '.join(differ)}); "
+            "pass the artefacts `evaluate` wrote for one model"
+        )
     if mine.split == theirs.split:
-        raise RecordError(f"{dev_path} and {test_path} are both split {mine.split!r}; give the split operating "
-                          "points are chosen on first and the reported split as --test")
+        raise RecordError(
+            f"{dev_path} and {test_path} are both split {mine.split!r}; give the split operating "
+            "points are chosen on first and the reported split as --test"
+        )

@@ -39,7 +39,9 @@ def calibration_error(probabilities: np.ndarray, labels: np.ndarray, weights: np
     return np.abs(gap).sum(1) / count.sum(1)
 
 
-def calibration_interval(probabilities: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> tuple[float, Interval]:
+def calibration_interval(
+    probabilities: np.ndarray, labels: np.ndarray, weights: np.ndarray
+) -> tuple[float, Interval]:
     """``(ECE, its bootstrap interval)``."""
     plain = float(calibration_error(probabilities, labels, np.ones((1, len(labels))))[0])
     return plain, interval_of(calibration_error(probabilities, labels, weights))
@@ -63,6 +65,7 @@ def fit_temperatures(outputs: LayerOutputs) -> np.ndarray:
     labels = outputs.labels.astype(int)
     temperatures = []
     for logits in outputs.logits.astype(np.float64):
+
         def nll(log_t: float, logits: np.ndarray = logits) -> float:
             return -float(log_softmax(logits / np.exp(log_t), axis=-1)[np.arange(len(labels)), labels].mean())
 
@@ -74,5 +77,5 @@ def fit_temperatures(outputs: LayerOutputs) -> np.ndarray:
 def scaled(outputs: LayerOutputs, temperatures: np.ndarray) -> LayerOutputs:
     """``outputs`` with exit k's logits divided by its temperature (the first layers only, for the engine's
     layers-seen-so-far)."""
-    divisor = temperatures[:outputs.num_layers, None, None]
+    divisor = temperatures[: outputs.num_layers, None, None]
     return LayerOutputs(outputs.logits / divisor, outputs.task, outputs.exit_scores, outputs.labels)

@@ -48,9 +48,11 @@ class ModelCheck:
         return {**asdict(self), "degenerate": self.degenerate}
 
     def describe(self) -> str:
-        return (f"full-depth {self.metric} {self.full_depth:.3f} is within noise of always predicting the "
-                f"majority class ({self.majority:.3f}; 95% interval of the gain {100 * self.gain.low:+.1f} to "
-                f"{100 * self.gain.high:+.1f} points): its speed-ups are not wins")
+        return (
+            f"full-depth {self.metric} {self.full_depth:.3f} is within noise of always predicting the "
+            f"majority class ({self.majority:.3f}; 95% interval of the gain {100 * self.gain.low:+.1f} to "
+            f"{100 * self.gain.high:+.1f} points): its speed-ups are not wins"
+        )
 
 
 def check_model(outputs: LayerOutputs, metric: str, weights: np.ndarray) -> ModelCheck:

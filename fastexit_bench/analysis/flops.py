@@ -56,7 +56,9 @@ class ComponentFlops(ABC):
 
     def speedup(self, exit_layers: np.ndarray, lengths: np.ndarray, reads: str, num_layers: int) -> float:
         """The speed-up FLOPs predict: the plain model's mean cost over the early-exit model's at these exits."""
-        return float(self.full_depth(num_layers, lengths).mean() / self.per_example(exit_layers, lengths, reads).mean())
+        return float(
+            self.full_depth(num_layers, lengths).mean() / self.per_example(exit_layers, lengths, reads).mean()
+        )
 
 
 class AnalyticFlops(ComponentFlops):
@@ -93,7 +95,9 @@ class AnalyticFlops(ComponentFlops):
         return n * (self.d + 1) if self.mean_pooling else np.zeros_like(n)
 
     def scorer(self, n: np.ndarray) -> np.ndarray:
-        pooler = self.d * self.d + self.pooling(n) if self.scorer_reads_pooled else 0  # the exit's pooling, again
+        pooler = (
+            self.d * self.d + self.pooling(n) if self.scorer_reads_pooled else 0
+        )  # the exit's pooling, again
         return pooler + self.d + np.zeros_like(n)
 
 

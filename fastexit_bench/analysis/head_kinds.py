@@ -28,14 +28,16 @@ class HeadKind:
     cost: HeadCost
 
 
-def pooled_head_cost(n: np.ndarray, d: int, outputs: int, pooling: np.ndarray, attention: bool
-                     ) -> tuple[np.ndarray, int]:
+def pooled_head_cost(
+    n: np.ndarray, d: int, outputs: int, pooling: np.ndarray, attention: bool
+) -> tuple[np.ndarray, int]:
     """Pooling, a d x d pooler, then the label projection (DeeBERT's off-ramp, PABEE's shared pooler)."""
     return d * d + pooling + np.zeros_like(n), d * outputs
 
 
-def branch_head_cost(n: np.ndarray, d: int, outputs: int, pooling: np.ndarray, attention: bool
-                     ) -> tuple[np.ndarray, int]:
+def branch_head_cost(
+    n: np.ndarray, d: int, outputs: int, pooling: np.ndarray, attention: bool
+) -> tuple[np.ndarray, int]:
     """FastBERT's branch: d -> w over every token, self-attention at width w (Q, K, V, O; its scores and
     context where ``attention``), a w x w dense on [CLS], then the label projection."""
     w = BRANCH_WIDTH

@@ -39,7 +39,9 @@ class OperatingPointSpec:
     min_speedup: tuple[float, ...] = ()
 
     def targets(self) -> list[Target]:
-        return [Target("max_drop", v) for v in self.max_drop] + [Target("min_speedup", v) for v in self.min_speedup]
+        return [Target("max_drop", v) for v in self.max_drop] + [
+            Target("min_speedup", v) for v in self.min_speedup
+        ]
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,16 @@ def select(dev: pd.DataFrame, metric: str, targets: Sequence[Target]) -> pd.Data
                 best = ok.sort_values([metric, "speedup"], ascending=[not descending, False])
             if not best.empty:
                 row = best.iloc[0]
-                chosen.append({"policy": policy, "target": target.label(), "value": row["value"],
-                               f"dev_{metric}": row[metric], "dev_speedup": row["speedup"],
-                               f"dev_full_{metric}": reference})
+                chosen.append(
+                    {
+                        "policy": policy,
+                        "target": target.label(),
+                        "value": row["value"],
+                        f"dev_{metric}": row[metric],
+                        "dev_speedup": row["speedup"],
+                        f"dev_full_{metric}": reference,
+                    }
+                )
     return pd.DataFrame(chosen)
 
 
@@ -85,19 +94,34 @@ def choose(dev: pd.DataFrame, metric: str, spec: OperatingPointSpec) -> pd.DataF
     (``spec.targets()``), then its fixed values (``spec.values``). The oracle reads labels and gets none.
     Fixed values need not be on the dev grid, so they carry no dev numbers."""
     reference, depth = full_depth_metric(dev, metric), float(dev[dev.policy == "static"].value.max())
-    rows = [{"policy": "static", "setting": FULL_DEPTH, "target": "", "value": depth, f"dev_{metric}": reference,
-             "dev_speedup": 1.0, f"dev_full_{metric}": reference}]
+    rows = [
+        {
+            "policy": "static",
+            "setting": FULL_DEPTH,
+            "target": "",
+            "value": depth,
+            f"dev_{metric}": reference,
+            "dev_speedup": 1.0,
+            f"dev_full_{metric}": reference,
+        }
+    ]
     adaptive = dev[dev.policy != "oracle"]
     for pick in select(adaptive, metric, spec.targets()).to_dict("records"):
         rows.append({**pick, "setting": f"{pick['policy']}, dev {pick['target']}"})
     for policy in (p for p in dev.policy.unique() if p in spec.values):
-        rows += [{"policy": policy, "setting": f"{policy}={v:g}", "target": "fixed", "value": float(v)}
-                 for v in spec.values[policy]]
+        rows += [
+            {"policy": policy, "setting": f"{policy}={v:g}", "target": "fixed", "value": float(v)}
+            for v in spec.values[policy]
+        ]
     return pd.DataFrame(rows)
 
 
-def measure(artifact: ExitArtifact, points: pd.DataFrame, policies: Mapping[str, Any],
-            flops: ComponentFlops | None = None) -> pd.DataFrame:
+def measure(
+    artifact: ExitArtifact,
+    points: pd.DataFrame,
+    policies: Mapping[str, Any],
+    flops: ComponentFlops | None = None,
+) -> pd.DataFrame:
     """Each operating point on ``artifact`` (the reported split): headline metric with its bootstrap interval
     and standard error, examples, speed-up, mean exit layer,
     FLOPs per example (fvcore at true lengths) and FLOPs in FastBERT's convention (Linear layers, 128 tokens).
@@ -110,11 +134,25 @@ def measure(artifact: ExitArtifact, points: pd.DataFrame, policies: Mapping[str,
         policy = policies[point.policy]
         (row,) = sweep(artifact, [policy], {policy.name: [point.value]}, flops).to_dict("records")
         fastbert = convention.per_example(np.array([row["mean_exit_layer"]]), np.zeros(1), policy.reads)[0]
-        measured.append({f"test_{metric}": row[metric], f"test_{metric}_low": row[f"{metric}_low"],
-                         f"test_{metric}_high": row[f"{metric}_high"], f"test_{metric}_se": row[f"{metric}_se"],
-                         "test_examples": row["examples"], "test_speedup": row["speedup"],
-                         "test_mean_exit_layer": row["mean_exit_layer"], "test_flops": row["flops_per_example"],
-                         "test_flops_fastbert": 2 * float(fastbert)})
-    keys = {"dataset": meta.dataset, "backbone": meta.backbone_name, "recipe": meta.recipe, "seed": meta.seed,
-            "metric": metric, "test_split": meta.split}
+        measured.append(
+            {
+                f"test_{metric}": row[metric],
+                f"test_{metric}_low": row[f"{metric}_low"],
+                f"test_{metric}_high": row[f"{metric}_high"],
+                f"test_{metric}_se": row[f"{metric}_se"],
+                "test_examples": row["examples"],
+                "test_speedup": row["speedup"],
+                "test_mean_exit_layer": row["mean_exit_layer"],
+                "test_flops": row["flops_per_example"],
+                "test_flops_fastbert": 2 * float(fastbert),
+            }
+        )
+    keys = {
+        "dataset": meta.dataset,
+        "backbone": meta.backbone_name,
+        "recipe": meta.recipe,
+        "seed": meta.seed,
+        "metric": metric,
+        "test_split": meta.split,
+    }
     return pd.concat([points.reset_index(drop=True).assign(**keys), pd.DataFrame(measured)], axis=1)

@@ -35,8 +35,10 @@ def policy_errors(policy: ExitPolicy, value: object = None) -> Iterator[None]:
         raise
     except Exception as error:  # any failure of the policy's code is reported the same way
         at = f" at {policy.parameter} {value}" if value is not None else ""
-        raise PolicyError(f"policy {policy.name!r} raised {type(error).__name__}{at}: {error}; fix the policy or "
-                          "leave it out of the policies to sweep") from error
+        raise PolicyError(
+            f"policy {policy.name!r} raised {type(error).__name__}{at}: {error}; fix the policy or "
+            "leave it out of the policies to sweep"
+        ) from error
 
 
 class ExitPolicy(ABC):
@@ -75,8 +77,10 @@ class ExitPolicy(ABC):
             self.check(value, outputs)
             mask = np.asarray(self.exit_mask(outputs, value), dtype=bool).copy()
         if mask.shape != outputs.logits.shape[:2]:
-            raise PolicyError(f"policy {self.name!r} returned a mask of shape {mask.shape}, "
-                              f"expected [layers, batch] = {outputs.logits.shape[:2]}")
+            raise PolicyError(
+                f"policy {self.name!r} returned a mask of shape {mask.shape}, "
+                f"expected [layers, batch] = {outputs.logits.shape[:2]}"
+            )
         mask[-1] = True
         return mask.argmax(axis=0) + 1
 
@@ -102,8 +106,10 @@ class ThresholdPolicy(ExitPolicy):
 
     def check(self, value: float, outputs: LayerOutputs) -> None:
         if self.bounds and not self.bounds[0] <= value <= self.bounds[1]:
-            raise PolicyError(f"policy {self.name!r}: {self.parameter} {value} is outside "
-                              f"[{self.bounds[0]}, {self.bounds[1]}]")
+            raise PolicyError(
+                f"policy {self.name!r}: {self.parameter} {value} is outside "
+                f"[{self.bounds[0]}, {self.bounds[1]}]"
+            )
 
     def exit_mask(self, outputs: LayerOutputs, value: float) -> np.ndarray:
         return self._passes(self.signal(outputs), value)
@@ -126,8 +132,10 @@ class ThresholdPolicy(ExitPolicy):
 
 def _classification_only(policy: ExitPolicy, outputs: LayerOutputs) -> None:
     if outputs.task == "regression":
-        raise PolicyError(f"policy {policy.name!r} needs class probabilities and the task is regression; "
-                          "use patience, learned, static or oracle")
+        raise PolicyError(
+            f"policy {policy.name!r} needs class probabilities and the task is regression; "
+            "use patience, learned, static or oracle"
+        )
 
 
 @POLICIES.add
@@ -190,8 +198,10 @@ class TemperatureScaled:
 
     def signal(self, outputs: LayerOutputs) -> np.ndarray:
         if self.temperatures is None or len(self.temperatures) < outputs.num_layers:
-            raise PolicyError(f"policy {self.name!r} is fitted on labelled dev outputs first (the sweep does it); "
-                              "call fit(dev outputs) before deciding")
+            raise PolicyError(
+                f"policy {self.name!r} is fitted on labelled dev outputs first (the sweep does it); "
+                "call fit(dev outputs) before deciding"
+            )
         return super().signal(scaled(outputs, self.temperatures))
 
 
@@ -223,8 +233,10 @@ class Learned(ThresholdPolicy):
 
     def signal(self, outputs: LayerOutputs) -> np.ndarray:
         if outputs.exit_scores is None:
-            raise PolicyError("policy 'learned' needs learned-exit scores, and this model has none; "
-                              "train it with --recipe berxit")
+            raise PolicyError(
+                "policy 'learned' needs learned-exit scores, and this model has none; "
+                "train it with --recipe berxit"
+            )
         return expit(outputs.exit_scores)
 
 
@@ -269,7 +281,9 @@ class Static(ExitPolicy):
 
     def check(self, value: float, outputs: LayerOutputs) -> None:
         if value != int(value) or not 1 <= value <= outputs.num_layers:
-            raise PolicyError(f"policy 'static': layer must be a whole number in 1..{outputs.num_layers}, got {value}")
+            raise PolicyError(
+                f"policy 'static': layer must be a whole number in 1..{outputs.num_layers}, got {value}"
+            )
 
     def exit_mask(self, outputs: LayerOutputs, value: float) -> np.ndarray:
         layers = np.arange(1, outputs.num_layers + 1)[:, None]
@@ -297,7 +311,15 @@ class Oracle(ExitPolicy):
         return predictions == outputs.labels
 
 
-DEFAULT_POLICIES = ("entropy", "speed", "patience", "max_prob", "learned", "entropy_calibrated", "max_prob_calibrated")
+DEFAULT_POLICIES = (
+    "entropy",
+    "speed",
+    "patience",
+    "max_prob",
+    "learned",
+    "entropy_calibrated",
+    "max_prob_calibrated",
+)
 """What a sweep runs when no policy is named: each one that applies to the artefact."""
 REFERENCE_POLICIES = ("static", "oracle")
 """Added to every sweep: scores and operating points are relative to static truncation."""

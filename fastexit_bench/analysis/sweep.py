@@ -26,8 +26,12 @@ from fastexit_bench.records import VersionedRecord
 CURVE_POINTS = 1001
 
 
-def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[str, Sequence[float]] | None = None,
-          flops: ComponentFlops | None = None) -> pd.DataFrame:
+def sweep(
+    artifact: ExitArtifact,
+    policies: Sequence[ExitPolicy],
+    grids: dict[str, Sequence[float]] | None = None,
+    flops: ComponentFlops | None = None,
+) -> pd.DataFrame:
     """One row per (policy, value): metrics at the exit layer with the headline metric's bootstrap interval
     (``<metric>_low``/``_high``/``_se``, the same resamples for every row), the number of examples, mean exit layer,
     exit-layer shares, expected MACs and FLOPs per example at the true token lengths and padded to the max
@@ -52,20 +56,32 @@ def sweep(artifact: ExitArtifact, policies: Sequence[ExitPolicy], grids: dict[st
             shares = np.bincount(exits, minlength=outputs.num_layers + 1)[1:] / len(exits)
             chosen = predictions[exits - 1, columns]
             interval = metric_interval(headline, chosen, outputs.labels, weights)
-            rows.append({
-                "dataset": meta.dataset, "split": meta.split, "recipe": meta.recipe,
-                "backbone": meta.backbone_name, "seed": meta.seed,
-                "policy": policy.name, "parameter": policy.parameter, "value": float(value),
-                "headline_metric": headline,
-                **compute_metrics(tuple(meta.metrics), chosen, outputs.labels),
-                f"{headline}_low": interval.low, f"{headline}_high": interval.high, f"{headline}_se": interval.se,
-                "examples": len(columns),
-                "mean_exit_layer": float(exits.mean()),
-                **{f"exit_share_{k}": float(share) for k, share in enumerate(shares, start=1)},
-                "macs_per_example": float(cost), "flops_per_example": 2 * float(cost),
-                "flops_per_example_padded": 2 * float(cost_padded), "relative_flops": float(cost / full), "speedup": float(full / cost),
-                "flops_source": flops.source,
-            })
+            rows.append(
+                {
+                    "dataset": meta.dataset,
+                    "split": meta.split,
+                    "recipe": meta.recipe,
+                    "backbone": meta.backbone_name,
+                    "seed": meta.seed,
+                    "policy": policy.name,
+                    "parameter": policy.parameter,
+                    "value": float(value),
+                    "headline_metric": headline,
+                    **compute_metrics(tuple(meta.metrics), chosen, outputs.labels),
+                    f"{headline}_low": interval.low,
+                    f"{headline}_high": interval.high,
+                    f"{headline}_se": interval.se,
+                    "examples": len(columns),
+                    "mean_exit_layer": float(exits.mean()),
+                    **{f"exit_share_{k}": float(share) for k, share in enumerate(shares, start=1)},
+                    "macs_per_example": float(cost),
+                    "flops_per_example": 2 * float(cost),
+                    "flops_per_example_padded": 2 * float(cost_padded),
+                    "relative_flops": float(cost / full),
+                    "speedup": float(full / cost),
+                    "flops_source": flops.source,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -73,7 +89,9 @@ def full_depth_metric(table: pd.DataFrame, metric: str) -> float:
     """The metric of the plain model: ``static`` at its last layer."""
     static = table[table.policy == "static"]
     if static.empty:
-        raise FastExitError("selection and scores are relative to the 'static' policy; include it in the sweep")
+        raise FastExitError(
+            "selection and scores are relative to the 'static' policy; include it in the sweep"
+        )
     return float(static.loc[static.value.idxmax(), metric])
 
 
@@ -120,12 +138,20 @@ def scores(table: pd.DataFrame, metric: str) -> pd.DataFrame:
         return _budget_curve(rows.relative_flops.to_numpy(), sign * rows[metric].to_numpy(), budgets, floor)
 
     reference = curve(static)
-    return pd.DataFrame([
-        {"policy": policy, "metric": metric, "gain_vs_static": float(100 * np.mean(curve(rows) - reference)),
-         "exits_early": _exits_early(rows, depth),
-         "best_speedup_at_full_metric": rows.loc[sign * rows[metric] >= sign * full - 1e-12, "speedup"].max()}
-        for policy, rows in table.groupby("policy", sort=False)
-    ]).sort_values("gain_vs_static", ascending=False, kind="stable", ignore_index=True)
+    return pd.DataFrame(
+        [
+            {
+                "policy": policy,
+                "metric": metric,
+                "gain_vs_static": float(100 * np.mean(curve(rows) - reference)),
+                "exits_early": _exits_early(rows, depth),
+                "best_speedup_at_full_metric": rows.loc[
+                    sign * rows[metric] >= sign * full - 1e-12, "speedup"
+                ].max(),
+            }
+            for policy, rows in table.groupby("policy", sort=False)
+        ]
+    ).sort_values("gain_vs_static", ascending=False, kind="stable", ignore_index=True)
 
 
 SWEEP_FORMAT_VERSION = 2  # 2: gain_vs_static replaces auc_vs_static; intervals, model check
@@ -140,8 +166,10 @@ class SweepFiles:
 
     def __post_init__(self) -> None:
         if Path(self.table).suffix != ".csv":
-            raise OutputError(f"{self.table}: a sweep's output is a .csv (its scores, selection and record are "
-                              "named after it: OUT.scores.csv, OUT.selection.csv, OUT.json)")
+            raise OutputError(
+                f"{self.table}: a sweep's output is a .csv (its scores, selection and record are "
+                "named after it: OUT.scores.csv, OUT.selection.csv, OUT.json)"
+            )
 
     @property
     def scores(self) -> Path:
@@ -195,8 +223,11 @@ class SweepResult:
     record: SweepRecord
 
     def save(self, files: SweepFiles) -> None:
-        for frame, path in ((self.table, files.table), (self.scores, files.scores),
-                            (self.selection, files.selection)):
+        for frame, path in (
+            (self.table, files.table),
+            (self.scores, files.scores),
+            (self.selection, files.selection),
+        ):
             with atomic_path(path) as tmp:
                 frame.to_csv(tmp, index=False)
         write_json(files.record, self.record.to_dict())
@@ -205,14 +236,30 @@ class SweepResult:
     def load(cls, files: SweepFiles) -> SweepResult:
         missing = [str(p) for p in files.all() if not p.is_file()]
         if missing:
-            raise RecordError(f"sweep {files.table} is incomplete (missing {missing}); rerun `fastexit-bench sweep`")
+            raise RecordError(
+                f"sweep {files.table} is incomplete (missing {missing}); rerun `fastexit-bench sweep`"
+            )
         record = SweepRecord.from_dict(read_json(files.record), str(files.record))
-        return cls(read_sweep_csv(files.table, TABLE_COLUMNS), read_sweep_csv(files.scores, SCORE_COLUMNS),
-                   read_sweep_csv(files.selection, SELECTION_COLUMNS), record)
+        return cls(
+            read_sweep_csv(files.table, TABLE_COLUMNS),
+            read_sweep_csv(files.scores, SCORE_COLUMNS),
+            read_sweep_csv(files.selection, SELECTION_COLUMNS),
+            record,
+        )
 
 
 # the columns a reader of each sweep CSV relies on
-TABLE_COLUMNS = ("dataset", "split", "recipe", "backbone", "seed", "policy", "value", "headline_metric", "speedup")
+TABLE_COLUMNS = (
+    "dataset",
+    "split",
+    "recipe",
+    "backbone",
+    "seed",
+    "policy",
+    "value",
+    "headline_metric",
+    "speedup",
+)
 SCORE_COLUMNS = ("policy", "metric")
 SELECTION_COLUMNS = ("policy", "setting", "value", "dataset", "recipe", "seed", "metric", "test_split")
 
@@ -222,10 +269,14 @@ def read_sweep_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
-        raise RecordError(f"{path} cannot be read as a sweep CSV ({str(error).splitlines()[0]}); rerun "
-                          "`fastexit-bench sweep`") from None
+        raise RecordError(
+            f"{path} cannot be read as a sweep CSV ({str(error).splitlines()[0]}); rerun "
+            "`fastexit-bench sweep`"
+        ) from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise RecordError(f"{path} is not a sweep CSV this version reads (no columns {missing}); rerun "
-                          "`fastexit-bench sweep`")
+        raise RecordError(
+            f"{path} is not a sweep CSV this version reads (no columns {missing}); rerun "
+            "`fastexit-bench sweep`"
+        )
     return frame

@@ -24,8 +24,9 @@ from fastexit_bench.errors import PolicyError
 from fastexit_bench.io import sha256_file
 
 
-def fitted_policies(dev: ExitArtifact, requested: Sequence[str] | None,
-                    log: Callable[[str], None]) -> dict[str, ExitPolicy]:
+def fitted_policies(
+    dev: ExitArtifact, requested: Sequence[str] | None, log: Callable[[str], None]
+) -> dict[str, ExitPolicy]:
     """The policies to sweep, fitted on ``dev`` (the reported split is only measured), references added. A
     default policy that does not apply to the artefact is skipped (and logged); one asked for by name is an
     error."""
@@ -46,9 +47,15 @@ def fitted_policies(dev: ExitArtifact, requested: Sequence[str] | None,
     return policies
 
 
-def sweep_artifact(dev_path: Path, test_path: Path | None, requested: Sequence[str] | None,
-                   grids: Mapping[str, Sequence[float]], spec: OperatingPointSpec, config: dict[str, Any],
-                   log: Callable[[str], None] = print) -> SweepResult:
+def sweep_artifact(
+    dev_path: Path,
+    test_path: Path | None,
+    requested: Sequence[str] | None,
+    grids: Mapping[str, Sequence[float]],
+    spec: OperatingPointSpec,
+    config: dict[str, Any],
+    log: Callable[[str], None] = print,
+) -> SweepResult:
     """Sweep the artefact at ``dev_path`` (``requested`` policies, None: the defaults that apply; ``grids``:
     values instead of a policy's default grid), choose ``spec``'s operating points on it and measure them on
     ``test_path`` (None: on dev); ``config`` is recorded as the run's provenance."""
@@ -56,8 +63,9 @@ def sweep_artifact(dev_path: Path, test_path: Path | None, requested: Sequence[s
     policies = fitted_policies(dev, requested, log)
     unknown = (set(grids) | set(spec.values)) - set(policies)
     if unknown:
-        raise PolicyError(f"--grid/--values name {sorted(unknown)}, which are not among the swept policies "
-                          f"{list(policies)}")
+        raise PolicyError(
+            f"--grid/--values name {sorted(unknown)}, which are not among the swept policies {list(policies)}"
+        )
     table = sweep(dev, list(policies.values()), dict(grids))
     metric = dev.metadata.headline_metric
     reported = ExitArtifact.load(test_path) if test_path is not None else dev
@@ -70,8 +78,15 @@ def sweep_artifact(dev_path: Path, test_path: Path | None, requested: Sequence[s
     inputs = {str(p): sha256_file(p) for p in (dev_path, test_path) if p is not None}
     record = SweepRecord(
         artifact={k: v for k, v in dev.metadata.to_dict().items() if k != "provenance"},
-        operating_points={"values": dict(spec.values), "max_drop": list(spec.max_drop),
-                          "min_speedup": list(spec.min_speedup)},
-        reported_split=reported.metadata.split, flops_source=str(table.flops_source.iloc[0]), rows=len(table),
-        model_check=check.to_dict(), provenance=provenance.collect(config=config, inputs=inputs))
+        operating_points={
+            "values": dict(spec.values),
+            "max_drop": list(spec.max_drop),
+            "min_speedup": list(spec.min_speedup),
+        },
+        reported_split=reported.metadata.split,
+        flops_source=str(table.flops_source.iloc[0]),
+        rows=len(table),
+        model_check=check.to_dict(),
+        provenance=provenance.collect(config=config, inputs=inputs),
+    )
     return SweepResult(table, scores(table, metric), selection, record)

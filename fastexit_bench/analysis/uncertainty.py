@@ -43,8 +43,11 @@ def _confusion(weights: np.ndarray, predictions: np.ndarray, labels: np.ndarray,
     """``[resamples, classes, classes]`` confusion counts (rows: labels, columns: predictions)."""
     cells = np.zeros((len(labels), classes * classes), dtype=np.float32)
     cells[np.arange(len(labels)), labels * classes + predictions] = 1.0
-    return np.concatenate([w @ cells for w in np.split(weights, range(CHUNK, len(weights), CHUNK))]).reshape(
-        -1, classes, classes).astype(np.float64)
+    return (
+        np.concatenate([w @ cells for w in np.split(weights, range(CHUNK, len(weights), CHUNK))])
+        .reshape(-1, classes, classes)
+        .astype(np.float64)
+    )
 
 
 def _from_confusion(metric: str, confusion: np.ndarray) -> np.ndarray:
@@ -80,7 +83,9 @@ def resampled(metric: str, predictions: np.ndarray, labels: np.ndarray, weights:
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     if metric in ("accuracy", "f1", "matthews"):
         classes = int(max(predictions.max(), labels.max())) + 1
-        return _from_confusion(metric, _confusion(weights, predictions.astype(int), labels.astype(int), classes))
+        return _from_confusion(
+            metric, _confusion(weights, predictions.astype(int), labels.astype(int), classes)
+        )
     if metric == "pearson":
         return _pearson(weights.astype(np.float64), predictions.astype(np.float64), labels.astype(np.float64))
     if metric == "spearman":
@@ -99,13 +104,16 @@ def interval_of(samples: np.ndarray) -> Interval:
     return Interval(float(low), float(high), float(samples.std(ddof=1)))
 
 
-def metric_interval(metric: str, predictions: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Interval:
+def metric_interval(
+    metric: str, predictions: np.ndarray, labels: np.ndarray, weights: np.ndarray
+) -> Interval:
     """The bootstrap interval of ``metric`` for one set of predictions."""
     return interval_of(resampled(metric, predictions, labels, weights))
 
 
-def difference_interval(metric: str, first: np.ndarray, second: np.ndarray, labels: np.ndarray,
-                        weights: np.ndarray) -> Interval:
+def difference_interval(
+    metric: str, first: np.ndarray, second: np.ndarray, labels: np.ndarray, weights: np.ndarray
+) -> Interval:
     """The paired bootstrap interval of ``metric(first) - metric(second)`` on the same examples."""
     return interval_of(resampled(metric, first, labels, weights) - resampled(metric, second, labels, weights))
 

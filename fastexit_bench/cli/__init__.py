@@ -28,12 +28,19 @@ COMMANDS = (data, backbone, plan, train, evaluate, sweep, flops, latency, serve,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastexit-bench", description="Benchmarks for early-exit transformers.")
+    parser = argparse.ArgumentParser(
+        prog="fastexit-bench", description="Benchmarks for early-exit transformers."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--dataset-dir", action="append", default=[], metavar="DIR",
-                        help=f"a folder of your own dataset declarations (*.yaml), besides the built-in ones "
-                        f"(repeatable; also ${DATASETS_ENV})")
+    parser.add_argument(
+        "--dataset-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help=f"a folder of your own dataset declarations (*.yaml), besides the built-in ones "
+        f"(repeatable; also ${DATASETS_ENV})",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(commands)
@@ -43,8 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; user errors print one line on stderr and return exit status 2."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         use_dataset_dirs(args.dataset_dir)
         args.handler(args)

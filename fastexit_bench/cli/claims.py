@@ -12,13 +12,20 @@ def add_parser(commands) -> None:
     from fastexit_bench.reporting.claims import CLAIMS
 
     parser = subcommand(
-        commands, "claims", "met / missed for every target and published claim, from the reports' points",
+        commands,
+        "claims",
+        "met / missed for every target and published claim, from the reports' points",
         "  fastexit-bench claims --points results/tables/*_points.csv --out results/claims\n"
         "writes OUT.md and OUT.json; claims of experiments not among the points are left out.\n",
         run_claims,
     )
-    parser.add_argument("--points", nargs="+", type=Path, required=True,
-                        help="NAME_points.csv files written by `fastexit-bench report`")
+    parser.add_argument(
+        "--points",
+        nargs="+",
+        type=Path,
+        required=True,
+        help="NAME_points.csv files written by `fastexit-bench report`",
+    )
     parser.add_argument("--claims", type=Path, default=CLAIMS, help="claims file (default: the suite's own)")
     parser.add_argument("--out", type=Path, required=True, help="output stem: OUT.md and OUT.json")
     add_overwrite_arg(parser)
@@ -40,16 +47,21 @@ def run_claims(args: argparse.Namespace) -> None:
         try:
             frames.append(pd.read_csv(path))
         except (OSError, ValueError, UnicodeDecodeError) as error:
-            raise FastExitError(f"{path} cannot be read as a points CSV ({str(error).splitlines()[0]}); rerun "
-                                "`fastexit-bench report`") from None
+            raise FastExitError(
+                f"{path} cannot be read as a points CSV ({str(error).splitlines()[0]}); rerun "
+                "`fastexit-bench report`"
+            ) from None
     points = pd.concat(frames, ignore_index=True)
     missing = {"experiment", "dataset", "recipe", "setting", "seed", "speedup"} - set(points.columns)
     if missing:
-        raise FastExitError(f"{', '.join(map(str, args.points))} lack columns {sorted(missing)}: not written by "
-                            "`fastexit-bench report`; rerun it")
+        raise FastExitError(
+            f"{', '.join(map(str, args.points))} lack columns {sorted(missing)}: not written by "
+            "`fastexit-bench report`; rerun it"
+        )
     record = check_all(points, ClaimSet.load(args.claims))
-    record.provenance = provenance.collect(config=config_of(args),
-                                           inputs={str(p): sha256_file(p) for p in (*args.points, args.claims)})
+    record.provenance = provenance.collect(
+        config=config_of(args), inputs={str(p): sha256_file(p) for p in (*args.points, args.claims)}
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(outputs[0]) as tmp:
         tmp.write_text(claims_markdown(record, [str(p) for p in args.points]), encoding="utf-8")

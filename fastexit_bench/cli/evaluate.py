@@ -22,7 +22,9 @@ from fastexit_bench.runtime.config import EVAL_BATCH_SIZE
 
 def add_parser(commands) -> None:
     parser = subcommand(
-        commands, "evaluate", "write per-layer logits, labels, learned-exit scores and lengths for one split",
+        commands,
+        "evaluate",
+        "write per-layer logits, labels, learned-exit scores and lengths for one split",
         "  fastexit-bench evaluate results/models/sst2/minilm-l6/deebert-s0 --split validation \\\n"
         "      --mirror ../shared/data --out results/exits/sst2/minilm-l6/deebert-s0/validation.npz\n"
         "The dataset, max length and seed come from the model's training.json.\n",
@@ -34,9 +36,17 @@ def add_parser(commands) -> None:
     add_overwrite_arg(parser)
     add_location_args(parser)
     add_execution_args(parser)
-    parser.add_argument("--max-eval", "--max-examples", type=positive_int, default=DataConfig.max_eval,
-                        dest="max_eval", help="seeded subsample of the split (None: all of it)")
-    parser.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE, help="evaluation batch size")
+    parser.add_argument(
+        "--max-eval",
+        "--max-examples",
+        type=positive_int,
+        default=DataConfig.max_eval,
+        dest="max_eval",
+        help="seeded subsample of the split (None: all of it)",
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=EVAL_BATCH_SIZE, help="evaluation batch size"
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -45,8 +55,13 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from fastexit_bench.runtime.trained import model_files, open_trained
 
     check_output_file(args.out, inputs=model_files(args.model), overwrite=args.overwrite, suffix=".npz")
-    trained = open_trained(args.model, args.split, examples=args.max_eval, execution=execution_config(args),
-                           where=locations(args))
+    trained = open_trained(
+        args.model,
+        args.split,
+        examples=args.max_eval,
+        execution=execution_config(args),
+        where=locations(args),
+    )
     artifact = evaluate(trained, args.batch_size, config_of(args))
     artifact.save(args.out)
     metrics = artifact.metadata.metrics
@@ -54,5 +69,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         emit(f"{'layer':>5}  " + "  ".join(f"{m:>9}" for m in metrics))
         for layer, values in enumerate(artifact.metadata.layer_metrics, start=1):
             emit(f"{layer:>5}  " + "  ".join(f"{values[m]:9.4f}" for m in metrics))
-    emit(f"wrote {args.out} ({len(trained.rows)} examples, {artifact.predictions.num_layers} exits, "
-         f"{trained.execution.precision}, {trained.execution.attention} attention)")
+    emit(
+        f"wrote {args.out} ({len(trained.rows)} examples, {artifact.predictions.num_layers} exits, "
+        f"{trained.execution.precision}, {trained.execution.attention} attention)"
+    )

@@ -12,21 +12,35 @@ from fastexit_bench.experiments.settings import SCHEMA
 
 def add_parser(commands) -> None:
     parser = subcommand(
-        commands, "plan",
+        commands,
+        "plan",
         "jobs, training examples x epochs, FLOPs and GPU-hours of a workflow experiment (e.g. a paper table)",
         "  fastexit-bench plan fastbert_table2\n"
         "  fastexit-bench plan deebert_table1 --mirror none --tflops 300    # hub data, an H100-class rate\n",
         run_plan,
     )
     parser.add_argument("experiment", help="experiment name in the config (e.g. fastbert_table2)")
-    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"), help="workflow config file")
+    parser.add_argument(
+        "--config", type=Path, default=Path("config/config.yaml"), help="workflow config file"
+    )
     parser.add_argument("--schema", type=Path, default=SCHEMA, help="workflow config schema")
-    parser.add_argument("--mirror", default=None,
-                        help="dataset mirror folder (default: the config's data_mirror; 'none': hub copies only)")
-    parser.add_argument("--tflops", type=positive_float, default=SUSTAINED_TFLOPS,
-                        help="sustained training TFLOP/s of one GPU, for the GPU-hours estimate")
-    parser.add_argument("--rates", type=Path, default=Path("results/benchmarks/train_cost_cpu.json"),
-                        help="training rates measured on a CPU by benchmarks/train_cost.py, for the CPU-hours column")
+    parser.add_argument(
+        "--mirror",
+        default=None,
+        help="dataset mirror folder (default: the config's data_mirror; 'none': hub copies only)",
+    )
+    parser.add_argument(
+        "--tflops",
+        type=positive_float,
+        default=SUSTAINED_TFLOPS,
+        help="sustained training TFLOP/s of one GPU, for the GPU-hours estimate",
+    )
+    parser.add_argument(
+        "--rates",
+        type=Path,
+        default=Path("results/benchmarks/train_cost_cpu.json"),
+        help="training rates measured on a CPU by benchmarks/train_cost.py, for the CPU-hours column",
+    )
     add_resources_arg(parser)
 
 

@@ -33,7 +33,9 @@ def _names_from(known: tuple[str, ...]):
 def add_parser(commands) -> None:
     defaults = ServingSettings()
     parser = subcommand(
-        commands, "serve-bench", "serve a model under load: full-depth, compaction and layer-pool schedulers",
+        commands,
+        "serve-bench",
+        "serve a model under load: full-depth, compaction and layer-pool schedulers",
         "  fastexit-bench serve-bench results/m/sst2/deebert/seed0 --policy entropy --value 0.3 \\\n"
         "      --mirror ../shared/data --bound-ms 50 --out serving.json\n"
         "SingleStream (p50/p90/p99 latency), Offline (throughput) and Server (the largest Poisson rate whose p99\n"
@@ -41,25 +43,59 @@ def add_parser(commands) -> None:
         run_serve_bench,
     )
     parser.add_argument("model", type=Path, help="model folder written by `fastexit-bench train`")
-    parser.add_argument("--policy", required=True, help="exit policy: a built-in name or package.module:Class")
-    parser.add_argument("--value", type=finite_float, required=True, help="the policy's parameter (e.g. speed 0.5)")
+    parser.add_argument(
+        "--policy", required=True, help="exit policy: a built-in name or package.module:Class"
+    )
+    parser.add_argument(
+        "--value", type=finite_float, required=True, help="the policy's parameter (e.g. speed 0.5)"
+    )
     parser.add_argument("--split", default=defaults.split, help="split whose texts the queries ask about")
-    parser.add_argument("--examples", type=positive_int, default=defaults.examples, help="seeded subsample of the split")
-    parser.add_argument("--scenarios", type=_names_from(SCENARIOS), default=list(defaults.scenarios),
-                        help="comma-separated: " + ", ".join(SCENARIOS))
-    parser.add_argument("--schedulers", type=_names_from(SCHEDULERS), default=list(defaults.schedulers),
-                        help="comma-separated: " + ", ".join(SCHEDULERS))
-    parser.add_argument("--queries", type=positive_int, default=defaults.queries, help="queries per measurement")
-    parser.add_argument("--max-batch", type=positive_int, default=defaults.max_batch, help="largest batch (every scheduler)")
-    parser.add_argument("--max-wait-ms", type=nonnegative_float, default=defaults.max_wait_ms,
-                        help="longest a dynamic batcher waits for a fuller batch (0: launch when idle)")
-    parser.add_argument("--bound-ms", type=positive_float, default=defaults.bound_ms, help="Server scenario's p99 bound")
-    parser.add_argument("--search-steps", type=positive_int, default=defaults.search_steps,
-                        help="bisection steps of the Server rate search")
-    parser.add_argument("--warmup", type=nonnegative_int, default=defaults.warmup, help="untimed queries first")
-    parser.add_argument("--seed", type=nonnegative_int, default=defaults.seed, help="query order and arrivals")
+    parser.add_argument(
+        "--examples", type=positive_int, default=defaults.examples, help="seeded subsample of the split"
+    )
+    parser.add_argument(
+        "--scenarios",
+        type=_names_from(SCENARIOS),
+        default=list(defaults.scenarios),
+        help="comma-separated: " + ", ".join(SCENARIOS),
+    )
+    parser.add_argument(
+        "--schedulers",
+        type=_names_from(SCHEDULERS),
+        default=list(defaults.schedulers),
+        help="comma-separated: " + ", ".join(SCHEDULERS),
+    )
+    parser.add_argument(
+        "--queries", type=positive_int, default=defaults.queries, help="queries per measurement"
+    )
+    parser.add_argument(
+        "--max-batch", type=positive_int, default=defaults.max_batch, help="largest batch (every scheduler)"
+    )
+    parser.add_argument(
+        "--max-wait-ms",
+        type=nonnegative_float,
+        default=defaults.max_wait_ms,
+        help="longest a dynamic batcher waits for a fuller batch (0: launch when idle)",
+    )
+    parser.add_argument(
+        "--bound-ms", type=positive_float, default=defaults.bound_ms, help="Server scenario's p99 bound"
+    )
+    parser.add_argument(
+        "--search-steps",
+        type=positive_int,
+        default=defaults.search_steps,
+        help="bisection steps of the Server rate search",
+    )
+    parser.add_argument(
+        "--warmup", type=nonnegative_int, default=defaults.warmup, help="untimed queries first"
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=defaults.seed, help="query order and arrivals"
+    )
     add_threads_arg(parser)
-    parser.add_argument("--out", type=Path, required=True, help="JSON to write; its plot goes beside it (.png, .pdf)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="JSON to write; its plot goes beside it (.png, .pdf)"
+    )
     add_overwrite_arg(parser)
     add_location_args(parser)
     add_execution_args(parser)
@@ -73,14 +109,33 @@ def run_serve_bench(args: argparse.Namespace) -> None:
 
     check_output_file(args.out, inputs=model_files(args.model), overwrite=args.overwrite, suffix=".json")
     for plot in FIGURE_SUFFIXES:
-        check_output_file(args.out.with_suffix(plot), inputs=model_files(args.model), overwrite=args.overwrite,
-                          suffix=plot)
-    settings = ServingSettings(queries=args.queries, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                               bound_ms=args.bound_ms, search_steps=args.search_steps, warmup=args.warmup,
-                               seed=args.seed, scenarios=tuple(args.scenarios), schedulers=tuple(args.schedulers),
-                               split=args.split, examples=args.examples)
-    serving = serve_bench(args.model, args.policy, args.value, settings, threads=args.threads,
-                          execution=execution_config(args), where=locations(args), config=config_of(args), log=emit)
+        check_output_file(
+            args.out.with_suffix(plot), inputs=model_files(args.model), overwrite=args.overwrite, suffix=plot
+        )
+    settings = ServingSettings(
+        queries=args.queries,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        bound_ms=args.bound_ms,
+        search_steps=args.search_steps,
+        warmup=args.warmup,
+        seed=args.seed,
+        scenarios=tuple(args.scenarios),
+        schedulers=tuple(args.schedulers),
+        split=args.split,
+        examples=args.examples,
+    )
+    serving = serve_bench(
+        args.model,
+        args.policy,
+        args.value,
+        settings,
+        threads=args.threads,
+        execution=execution_config(args),
+        where=locations(args),
+        config=config_of(args),
+        log=emit,
+    )
     plots = serving_latency(serving, args.out.with_suffix(""))
     write_json(args.out, serving.to_dict())
     for goal, ratio in serving.goals().items():

@@ -58,7 +58,9 @@ def stage_settings(text: str) -> tuple[str, StageSettings]:
 def add_parser(commands) -> None:
     defaults = TrainConfig()
     parser = subcommand(
-        commands, "train", "fine-tune an early-exit model with a recipe (defaults: the papers' AdamW settings)",
+        commands,
+        "train",
+        "fine-tune an early-exit model with a recipe (defaults: the papers' AdamW settings)",
         "  fastexit-bench train --dataset sst2 --backbone minilm-l6 --recipe deebert \\\n"
         "      --mirror ../shared/data --max-train 2000 --out results/models/sst2/minilm-l6/deebert-s0\n"
         "  fastexit-bench train --dataset chnsenticorp --backbone me5-small --recipe fastbert --epochs 2 --out m/\n"
@@ -70,9 +72,13 @@ def add_parser(commands) -> None:
     parser.add_argument("--dataset", required=True, help="dataset name (`fastexit-bench data ls`)")
     parser.add_argument("--backbone", required=True, help="backbone name, local folder or hub id")
     parser.add_argument("--recipe", required=True, help="training recipe")
-    parser.add_argument("--pooling", choices=POOLING_CHOICES, default=DEFAULT_POOLING,
-                        help="how the exit heads read a layer: [CLS], the mean of its tokens, or auto: the way the "
-                             "backbone was pretrained (mean for minilm-l6 and me5-small, [CLS] for hub BERT)")
+    parser.add_argument(
+        "--pooling",
+        choices=POOLING_CHOICES,
+        default=DEFAULT_POOLING,
+        help="how the exit heads read a layer: [CLS], the mean of its tokens, or auto: the way the "
+        "backbone was pretrained (mean for minilm-l6 and me5-small, [CLS] for hub BERT)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     add_overwrite_arg(parser)
     add_location_args(parser)
@@ -80,47 +86,115 @@ def add_parser(commands) -> None:
     add_data_args(parser)
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="epochs per stage")
     parser.add_argument("--lr", type=positive_float, default=defaults.lr, help="AdamW learning rate")
-    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="training batch size")
-    parser.add_argument("--stage", action="append", default=list(defaults.stages), metavar="STAGE:KEY=V,...",
-                        type=stage_settings, dest="stages",
-                        help="settings of one named stage: lr, epochs, keep (best|last), schedule_epochs; e.g. "
-                             "offramps:lr=1e-3 or self-distillation:epochs=5,keep=last (repeatable)")
-    parser.add_argument("--warmup", type=fraction, default=defaults.warmup, help="fraction of steps with linear warmup")
-    parser.add_argument("--weight-decay", type=nonnegative_float, default=defaults.weight_decay, help="AdamW weight decay")
-    parser.add_argument("--keep", choices=KEEPS, default=defaults.keep,
-                        help="the epoch each stage ends with: the best on dev, or the last")
-    parser.add_argument("--frozen", choices=FROZEN_MODES, default=defaults.frozen,
-                        help="mode of the parts a stage does not train: eval (no dropout; cached features) or "
-                             "train (dropout on, as the papers' code)")
-    parser.add_argument("--vocabulary", choices=VOCABULARIES, default=defaults.vocabulary,
-                        help="train only the word-embedding rows of the train and dev data's token ids (the same "
-                             "model to float rounding, faster), or the whole table")
-    parser.add_argument("--adamw", choices=list(ADAMW_IMPLEMENTATIONS), default=defaults.adamw,
-                        help="torch's AdamW implementation (fused: one kernel; for-loop: torch's choice on a CPU)")
-    parser.add_argument("--max-steps", type=positive_int, default=defaults.max_steps,
-                        help="cap on optimizer steps per stage (smoke runs)")
-    parser.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every,
-                        help="also checkpoint every N steps inside an epoch")
-    parser.add_argument("--no-feature-cache", action="store_true",
-                        help="run the frozen backbone every epoch instead of caching per-layer pooled features")
-    parser.add_argument("--finetuned-from", type=Path, metavar="BASELINE",
-                        help="a trained baseline whose fine-tune is this recipe's first stage (deebert, distilled-K) "
-                             "under the same data, seed and settings: training starts after that stage")
-    parser.add_argument("--no-length-grouping", action="store_true",
-                        help="draw random batches instead of batches of similar length")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=defaults.batch_size, help="training batch size"
+    )
+    parser.add_argument(
+        "--stage",
+        action="append",
+        default=list(defaults.stages),
+        metavar="STAGE:KEY=V,...",
+        type=stage_settings,
+        dest="stages",
+        help="settings of one named stage: lr, epochs, keep (best|last), schedule_epochs; e.g. "
+        "offramps:lr=1e-3 or self-distillation:epochs=5,keep=last (repeatable)",
+    )
+    parser.add_argument(
+        "--warmup", type=fraction, default=defaults.warmup, help="fraction of steps with linear warmup"
+    )
+    parser.add_argument(
+        "--weight-decay", type=nonnegative_float, default=defaults.weight_decay, help="AdamW weight decay"
+    )
+    parser.add_argument(
+        "--keep",
+        choices=KEEPS,
+        default=defaults.keep,
+        help="the epoch each stage ends with: the best on dev, or the last",
+    )
+    parser.add_argument(
+        "--frozen",
+        choices=FROZEN_MODES,
+        default=defaults.frozen,
+        help="mode of the parts a stage does not train: eval (no dropout; cached features) or "
+        "train (dropout on, as the papers' code)",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        choices=VOCABULARIES,
+        default=defaults.vocabulary,
+        help="train only the word-embedding rows of the train and dev data's token ids (the same "
+        "model to float rounding, faster), or the whole table",
+    )
+    parser.add_argument(
+        "--adamw",
+        choices=list(ADAMW_IMPLEMENTATIONS),
+        default=defaults.adamw,
+        help="torch's AdamW implementation (fused: one kernel; for-loop: torch's choice on a CPU)",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=positive_int,
+        default=defaults.max_steps,
+        help="cap on optimizer steps per stage (smoke runs)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=defaults.checkpoint_every,
+        help="also checkpoint every N steps inside an epoch",
+    )
+    parser.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="run the frozen backbone every epoch instead of caching per-layer pooled features",
+    )
+    parser.add_argument(
+        "--finetuned-from",
+        type=Path,
+        metavar="BASELINE",
+        help="a trained baseline whose fine-tune is this recipe's first stage (deebert, distilled-K) "
+        "under the same data, seed and settings: training starts after that stage",
+    )
+    parser.add_argument(
+        "--no-length-grouping",
+        action="store_true",
+        help="draw random batches instead of batches of similar length",
+    )
 
 
 def run_train(args: argparse.Namespace) -> None:
     from fastexit_bench.training.run import TrainingRun, train
 
-    config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=args.warmup,
-                         weight_decay=args.weight_decay, max_steps=args.max_steps, seed=args.seed,
-                         checkpoint_every=args.checkpoint_every, cache_features=not args.no_feature_cache,
-                         stages=tuple(args.stages), keep=args.keep, frozen=args.frozen,
-                         group_by_length=not args.no_length_grouping, execution=execution_config(args),
-                         vocabulary=args.vocabulary, adamw=args.adamw)
-    record = train(TrainingRun(args.dataset, args.backbone, args.recipe, args.pooling, args.finetuned_from),
-                   data_config(args), config, args.out, where=locations(args), provenance_config=config_of(args),
-                   overwrite=args.overwrite, report=emit)
-    emit(f"dev {record.dev_metric['name']} per layer: " + " ".join(f"{m:.4f}" for m in record.dev_metric["per_layer"]))
+    config = TrainConfig(
+        lr=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        warmup=args.warmup,
+        weight_decay=args.weight_decay,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        cache_features=not args.no_feature_cache,
+        stages=tuple(args.stages),
+        keep=args.keep,
+        frozen=args.frozen,
+        group_by_length=not args.no_length_grouping,
+        execution=execution_config(args),
+        vocabulary=args.vocabulary,
+        adamw=args.adamw,
+    )
+    record = train(
+        TrainingRun(args.dataset, args.backbone, args.recipe, args.pooling, args.finetuned_from),
+        data_config(args),
+        config,
+        args.out,
+        where=locations(args),
+        provenance_config=config_of(args),
+        overwrite=args.overwrite,
+        report=emit,
+    )
+    emit(
+        f"dev {record.dev_metric['name']} per layer: "
+        + " ".join(f"{m:.4f}" for m in record.dev_metric["per_layer"])
+    )
     emit(f"wrote {args.out}")

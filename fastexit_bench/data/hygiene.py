@@ -46,15 +46,20 @@ def check_splits(train: LoadedSplit, others: Sequence[LoadedSplit] = ()) -> dict
     for loaded in (train, *others):
         keys = train_keys if loaded is train else _text_keys(loaded)
         shared = None if loaded is train else int(np.isin(keys, train_keys).sum())
-        report[loaded.split] = SplitHygiene(len(keys), int(len(keys) - len(np.unique(keys))), loaded.label_counts(),
-                                            shared)
+        report[loaded.split] = SplitHygiene(
+            len(keys), int(len(keys) - len(np.unique(keys))), loaded.label_counts(), shared
+        )
     return report
 
 
 def warnings(report: dict[str, SplitHygiene], train_split: str, task: str) -> list[str]:
     """One line per problem worth a user's attention: shared texts, a training split of one class."""
-    lines = [f"{split}: {h.shared_with_train} of {h.rows} rows also occur in {train_split}; scores on them "
-             "overstate the model" for split, h in report.items() if h.shared_with_train]
+    lines = [
+        f"{split}: {h.shared_with_train} of {h.rows} rows also occur in {train_split}; scores on them "
+        "overstate the model"
+        for split, h in report.items()
+        if h.shared_with_train
+    ]
     train = report[train_split]
     if task != "regression" and len([n for n in train.labels.values() if n]) < 2:
         lines.append(f"{train_split}: one class only ({train.labels}); a classifier cannot learn from it")

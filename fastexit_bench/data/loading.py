@@ -180,9 +180,14 @@ class _Resolver:
         size = spec.selection.rows(len(frame))
         chosen = np.zeros(len(frame), dtype=bool)
         chosen[np.random.default_rng(spec.selection.seed).permutation(len(frame))[:size]] = True
-        origin["selection_carved"] = {"from_split": spec.train_split, "rows_in_from_split": len(frame),
-                                      "selection_rows": size, "fraction": spec.selection.fraction,
-                                      "max_rows": spec.selection.max_rows, "seed": spec.selection.seed}
+        origin["selection_carved"] = {
+            "from_split": spec.train_split,
+            "rows_in_from_split": len(frame),
+            "selection_rows": size,
+            "fraction": spec.selection.fraction,
+            "max_rows": spec.selection.max_rows,
+            "seed": spec.selection.seed,
+        }
         keep = chosen if split == SELECTION else ~chosen
         return frame[keep].reset_index(drop=True), origin
 
@@ -211,16 +216,20 @@ def load_split(
     """Load ``split`` of ``dataset``, optionally a seeded subsample of at most ``max_examples`` rows."""
     spec = DATASETS.get(dataset) if isinstance(dataset, str) else dataset
     if split not in spec.loadable_splits:
-        raise DataError(f"dataset {spec.name!r} has no split {split!r}; its splits are {list(spec.loadable_splits)}")
+        raise DataError(
+            f"dataset {spec.name!r} has no split {split!r}; its splits are {list(spec.loadable_splits)}"
+        )
     frame, origin = _Resolver(spec, resolve_mirror(mirror)).get(split)
     empty = (frame[list(spec.text_fields)] == "").any(axis=1)
     if empty.any():
         frame = frame[~empty].reset_index(drop=True)
         origin["empty_text_rows_removed"] = int(empty.sum())
     if frame.empty:
-        raise DataError(f"dataset {spec.name!r}: split {split!r} has no rows with text (read from "
-                        f"{origin['source']}: {origin['rows_read']} rows, {int(empty.sum())} with empty text); "
-                        "fill the file or point --mirror at a complete copy")
+        raise DataError(
+            f"dataset {spec.name!r}: split {split!r} has no rows with text (read from "
+            f"{origin['source']}: {origin['rows_read']} rows, {int(empty.sum())} with empty text); "
+            "fill the file or point --mirror at a complete copy"
+        )
     if max_examples is not None and max_examples < len(frame):
         keep = np.sort(np.random.default_rng(seed).choice(len(frame), size=max_examples, replace=False))
         origin["subsampled"] = {"rows_before": len(frame), "rows_kept": max_examples, "seed": seed}
@@ -240,5 +249,3 @@ def available_splits(dataset: str | DatasetSpec, mirror: str | Path | None = Non
     loadable = direct | carved
     selection = {SELECTION} if spec.carves_selection and spec.train_split in loadable else set()
     return [s for s in spec.loadable_splits if s in loadable | selection]
-
-

@@ -86,8 +86,11 @@ class Source(ABC):
         """The first candidate root that exists, or None. Absolute roots (a user declaration's own folder)
         need no mirror."""
         anchor = package_dir(self.package) if self.package else mirror
-        found = (Path(r) if Path(r).is_absolute() else anchor / r for r in self.roots
-                 if Path(r).is_absolute() or anchor is not None)
+        found = (
+            Path(r) if Path(r).is_absolute() else anchor / r
+            for r in self.roots
+            if Path(r).is_absolute() or anchor is not None
+        )
         return next((path for path in found if path.is_dir()), None)
 
     def candidates(self, mirror: Path | None) -> list[str]:
@@ -135,7 +138,9 @@ class SavedDataset(Source):
 
     def splits(self, mirror: Path | None) -> list[str]:
         base = self.base(mirror)
-        return [s for s, f in self.folders.items() if base is not None and (base / f / "state.json").is_file()]
+        return [
+            s for s, f in self.folders.items() if base is not None and (base / f / "state.json").is_file()
+        ]
 
     def read(self, split: str, mirror: Path | None) -> tuple[pd.DataFrame, str]:
         import datasets

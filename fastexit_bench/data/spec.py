@@ -134,16 +134,22 @@ class DatasetSpec:
         if self.task not in ("classification", "regression"):
             problems.append(f"task {self.task!r} is not classification or regression")
         if (self.task == "regression") != (not self.label_names):
-            problems.append("label_names must list the classes of a classification task (and be empty for regression)")
+            problems.append(
+                "label_names must list the classes of a classification task (and be empty for regression)"
+            )
         if self.text_fields not in (("text_a",), ("text_a", "text_b")):
             problems.append("text_fields must be [text_a] or [text_a, text_b]")
-        problems += [f"unknown metric {m!r} (known: {METRICS.names()})" for m in self.metrics if m not in METRICS]
+        problems += [
+            f"unknown metric {m!r} (known: {METRICS.names()})" for m in self.metrics if m not in METRICS
+        ]
         if not self.metrics:
             problems.append("metrics is empty")
         if not (self.sources or self.hub):
             problems.append("no sources and no hub copy")
         if self.carve and not set(self.carve.parts) <= set(self.splits):
-            problems.append(f"carve parts {sorted(self.carve.parts)} are not among the splits {list(self.splits)}")
+            problems.append(
+                f"carve parts {sorted(self.carve.parts)} are not among the splits {list(self.splits)}"
+            )
         if problems:
             raise DataError(f"dataset declaration {where}: " + "; ".join(problems))
 
@@ -153,7 +159,11 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     return DATASETS.register(spec.name, spec)
 
 
-SOURCE_KINDS: dict[str, type[Source]] = {"table": TableFiles, "saved": SavedDataset, "label_files": LabelFiles}
+SOURCE_KINDS: dict[str, type[Source]] = {
+    "table": TableFiles,
+    "saved": SavedDataset,
+    "label_files": LabelFiles,
+}
 BUILT_IN = Path(__file__).with_name("datasets")
 
 
@@ -168,8 +178,10 @@ def _source(entry: dict[str, Any], folder: Path) -> Source:
     kind = entry.pop("kind", None)
     if kind not in SOURCE_KINDS:
         raise DataError(f"source kind {kind!r} is not one of {sorted(SOURCE_KINDS)}")
-    roots = [str((folder / r).resolve()) if r in (".", "..") or r.startswith(("./", "../", "/")) else r
-             for r in entry.pop("roots", [])]
+    roots = [
+        str((folder / r).resolve()) if r in (".", "..") or r.startswith(("./", "../", "/")) else r
+        for r in entry.pop("roots", [])
+    ]
     if "columns" in entry:
         entry["columns"] = {k: _column(v) for k, v in entry["columns"].items()}
     return SOURCE_KINDS[kind](roots=tuple(roots), **entry)
@@ -186,11 +198,18 @@ def declaration(path: Path) -> DatasetSpec:
         carve = data.pop("carve", None)
         selection = SelectionCarve(**data.pop("selection", {}))
         tuples = ("label_names", "metrics", "text_fields", "eval_splits", "notes")
-        spec = DatasetSpec(**{k: tuple(v) if k in tuples else v for k, v in data.items()}, sources=sources,
-                           hub=hub, carve=Carve(**carve) if carve else None, selection=selection)
+        spec = DatasetSpec(
+            **{k: tuple(v) if k in tuples else v for k, v in data.items()},
+            sources=sources,
+            hub=hub,
+            carve=Carve(**carve) if carve else None,
+            selection=selection,
+        )
     except (OSError, TypeError, ValueError, yaml.YAMLError) as exc:
-        raise DataError(f"dataset declaration {path}: {str(exc).splitlines()[0]}; see the built-in ones in "
-                        f"{BUILT_IN} for the keys") from None
+        raise DataError(
+            f"dataset declaration {path}: {str(exc).splitlines()[0]}; see the built-in ones in "
+            f"{BUILT_IN} for the keys"
+        ) from None
     spec.check(str(path))
     return spec
 
@@ -205,15 +224,18 @@ def use_dataset_dirs(folders: Iterable[str | Path]) -> None:
         if folder in _USER_FOLDERS:
             continue
         if not folder.is_dir():
-            raise DataError(f"dataset folder {folder} does not exist; pass --dataset-dir (or ${DATASETS_ENV}) "
-                            "a folder of dataset declarations (*.yaml)")
+            raise DataError(
+                f"dataset folder {folder} does not exist; pass --dataset-dir (or ${DATASETS_ENV}) "
+                "a folder of dataset declarations (*.yaml)"
+            )
         _USER_FOLDERS.add(folder)
         DATASETS.names()  # the built-in ones first, so that a clash names the user's file
         for path in sorted(folder.glob("*.yaml")):
             spec = declaration(path)
             if spec.name in DATASETS:
-                raise DataError(f"dataset declaration {path}: name {spec.name!r} is taken by another dataset; "
-                                "rename it")
+                raise DataError(
+                    f"dataset declaration {path}: name {spec.name!r} is taken by another dataset; rename it"
+                )
             register_dataset(spec)
 
 

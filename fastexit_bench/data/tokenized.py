@@ -24,8 +24,15 @@ def cache_key(loaded: LoadedSplit, tokenizer: PreTrainedTokenizerBase, max_lengt
     """Hash of everything the tokenized rows depend on."""
     rows = pd.util.hash_pandas_object(loaded.frame, index=False).to_numpy().tobytes()
     meta = json.dumps(
-        [__version__, loaded.spec.name, loaded.split, tokenizer.name_or_path, type(tokenizer).__name__,
-         len(tokenizer), max_length],
+        [
+            __version__,
+            loaded.spec.name,
+            loaded.split,
+            tokenizer.name_or_path,
+            type(tokenizer).__name__,
+            len(tokenizer),
+            max_length,
+        ],
     )
     return hashlib.sha256(rows + meta.encode()).hexdigest()[:20]
 
@@ -37,7 +44,11 @@ def tokenize_split(
 
     Sequences are truncated to ``max_length`` but not padded; collators pad per batch.
     """
-    path = Path(cache_dir) / f"{loaded.spec.name}-{loaded.split}-{cache_key(loaded, tokenizer, max_length)}" if cache_dir else None
+    path = (
+        Path(cache_dir) / f"{loaded.spec.name}-{loaded.split}-{cache_key(loaded, tokenizer, max_length)}"
+        if cache_dir
+        else None
+    )
     if path is not None and (path / "state.json").is_file():
         log.info("tokenized cache hit: %s", path)
         return datasets.load_from_disk(str(path))
@@ -49,7 +60,9 @@ def tokenize_split(
         return encoded
 
     table = datasets.Dataset.from_pandas(loaded.frame, preserve_index=False)
-    tokenized = table.map(encode, batched=True, remove_columns=fields, desc=f"tokenize {loaded.spec.name}/{loaded.split}")
+    tokenized = table.map(
+        encode, batched=True, remove_columns=fields, desc=f"tokenize {loaded.spec.name}/{loaded.split}"
+    )
     tokenized = tokenized.rename_column("label", "labels")
     if path is not None:
         with cache_entry(path) as tmp:  # stagings of the same rows may run at once
@@ -59,9 +72,18 @@ def tokenize_split(
 
 
 def load_tokenized(
-    spec: DatasetSpec, split: str, tokenizer: PreTrainedTokenizerBase, *, mirror: str | Path | None,
-    max_examples: int | None, seed: int, max_length: int, resources: str | Path | None,
+    spec: DatasetSpec,
+    split: str,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    mirror: str | Path | None,
+    max_examples: int | None,
+    seed: int,
+    max_length: int,
+    resources: str | Path | None,
 ) -> tuple[LoadedSplit, datasets.Dataset]:
     """Load (and subsample) one split, then tokenize it through the cache under ``resources``."""
     loaded = load_split(spec, split, mirror, max_examples=max_examples, seed=seed)
-    return loaded, tokenize_split(loaded, tokenizer, max_length, resources_dir(resources) / "cache" / "tokenized")
+    return loaded, tokenize_split(
+        loaded, tokenizer, max_length, resources_dir(resources) / "cache" / "tokenized"
+    )

@@ -56,8 +56,15 @@ class Sizes:
 
     def forward_flops(self, layers: int, tokens: int) -> float:
         """FLOPs (2 x multiply-accumulates) of one example of ``tokens`` tokens through ``layers`` layers."""
-        analytic = AnalyticFlops({"hidden_size": self.hidden, "intermediate_size": self.intermediate,
-                                  "embedding_size": self.embedding, "num_outputs": 2, "head": "highway"})
+        analytic = AnalyticFlops(
+            {
+                "hidden_size": self.hidden,
+                "intermediate_size": self.intermediate,
+                "embedding_size": self.embedding,
+                "num_outputs": 2,
+                "head": "highway",
+            }
+        )
         n = np.array([tokens], dtype=float)
         return float(2 * (analytic.embeddings(n) + layers * analytic.layer(n))[0])
 
@@ -71,8 +78,13 @@ def backbone_sizes(backbone: str, resources: str | Path | None = None) -> Sizes 
     config_file = location / "config.json" if location.is_dir() else _cached_config(backbone)
     if config_file is not None and config_file.is_file():
         c = json.loads(config_file.read_text())
-        return Sizes(c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"],
-                     c.get("embedding_size", c["hidden_size"]), f"{config_file}")
+        return Sizes(
+            c["num_hidden_layers"],
+            c["hidden_size"],
+            c["intermediate_size"],
+            c.get("embedding_size", c["hidden_size"]),
+            f"{config_file}",
+        )
     family = backbone_family(backbone)
     if family in FAMILY_SIZES:
         return Sizes(*FAMILY_SIZES[family], f"{family} sizes (config not cached here)")
@@ -112,20 +124,30 @@ def local_rows(spec: DatasetSpec, split: str, mirror: str | Path | None) -> int 
     return len(load_split(spec, split, mirror).frame)
 
 
-def _evaluation_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, tokens: int, selection: int,
-                      reported: int, skip_first: bool) -> float:
+def _evaluation_flops(
+    recipe: Recipe,
+    config: TrainConfig,
+    sizes: Sizes,
+    tokens: int,
+    selection: int,
+    reported: int,
+    skip_first: bool,
+) -> float:
     """Forward FLOPs of scoring the selection split after each epoch of every stage run here (once in all for a
     stage on cached features, where the cache holds the dev vectors), plus the two evaluate jobs."""
     depth = recipe.num_layers or sizes.layers
     passes = 0
     for stage in recipe.stages[1:] if skip_first else recipe.stages:
-        cached = stage.trains == "offramps" and config.caches_features(stage, HEAD_KINDS.get(recipe.head).pools)
+        cached = stage.trains == "offramps" and config.caches_features(
+            stage, HEAD_KINDS.get(recipe.head).pools
+        )
         passes += 1 if cached else config.of(stage).epochs
         if stage.distils:
             depth = recipe.student_layers
     final = recipe.student_layers or depth
-    return (passes * selection * sizes.forward_flops(depth, tokens)
-            + (selection + reported) * sizes.forward_flops(final, tokens))
+    return passes * selection * sizes.forward_flops(depth, tokens) + (
+        selection + reported
+    ) * sizes.forward_flops(final, tokens)
 
 
 @dataclass(frozen=True)
@@ -174,8 +196,9 @@ class CpuRates:
         return cls(rates, str(path))
 
 
-def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, tokens: int,
-                 skip_first: bool = False) -> float:
+def _stage_flops(
+    recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, tokens: int, skip_first: bool = False
+) -> float:
     """Training FLOPs of every stage of ``recipe`` on ``rows`` examples (see the module docstring); with
     ``skip_first``, the first stage is another model's (the experiment's baseline)."""
     depth = recipe.num_layers or sizes.layers
@@ -184,8 +207,9 @@ def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, t
         epochs = config.of(stage).epochs
         if stage.distils:
             student = recipe.student_layers
-            per_example = (TRAINED * sizes.forward_flops(student, tokens)
-                           + FORWARD * sizes.forward_flops(depth, tokens))
+            per_example = TRAINED * sizes.forward_flops(student, tokens) + FORWARD * sizes.forward_flops(
+                depth, tokens
+            )
             depth = student
         elif stage.trains == "offramps":
             per_example = FORWARD * sizes.forward_flops(depth, tokens)
@@ -198,8 +222,14 @@ def _stage_flops(recipe: Recipe, config: TrainConfig, sizes: Sizes, rows: int, t
     return total
 
 
-def training_work(settings: ExperimentSettings, dataset: str, recipe_name: str, mirror: str | Path | None,
-                  resources: str | Path | None = None, rates: CpuRates | None = None) -> TrainingWork:
+def training_work(
+    settings: ExperimentSettings,
+    dataset: str,
+    recipe_name: str,
+    mirror: str | Path | None,
+    resources: str | Path | None = None,
+    rates: CpuRates | None = None,
+) -> TrainingWork:
     """The training of one (dataset, recipe) of an experiment, for one seed."""
     spec, recipe = DATASETS.get(dataset), get_recipe(recipe_name)
     backbone = settings.backbone_for(dataset)
@@ -211,7 +241,7 @@ def training_work(settings: ExperimentSettings, dataset: str, recipe_name: str, 
     if rows is None:
         return TrainingWork(dataset, recipe_name, backbone, None, source, None, None)
     shared = settings.starts_from_baseline(recipe_name)
-    epochs = sum(config.of(stage).epochs for stage in recipe.stages[1 if shared else 0:])
+    epochs = sum(config.of(stage).epochs for stage in recipe.stages[1 if shared else 0 :])
     max_length, max_eval = settings.data.max_length, settings.data.max_eval
     flops = _stage_flops(recipe, config, sizes, rows, max_length, shared) if sizes else None
     evaluated = [local_rows(spec, split, mirror) for split in spec.evaluated_splits]
@@ -224,8 +254,9 @@ def training_work(settings: ExperimentSettings, dataset: str, recipe_name: str, 
     if rate is not None and flops is not None:
         per_example = TRAINED * sizes.forward_flops(sizes.layers, max_length)
         cpu_hours = (flops + (evaluation or 0.0)) / (rate.examples_per_s * per_example) / 3600
-    return TrainingWork(dataset, recipe_name, backbone, rows, source, rows * epochs, flops, shared, evaluation,
-                        cpu_hours)
+    return TrainingWork(
+        dataset, recipe_name, backbone, rows, source, rows * epochs, flops, shared, evaluation, cpu_hours
+    )
 
 
 @dataclass(frozen=True)
@@ -254,48 +285,78 @@ class Plan:
 
     def markdown(self) -> str:
         """The plan as Markdown: jobs, one row per (dataset, recipe), and the totals."""
+
         def number(value: float | None, unit: str = "") -> str:
             return "?" if value is None else f"{value:,.0f}{unit}" if value >= 100 else f"{value:.2g}{unit}"
 
-        lines = [f"# Plan: {self.experiment}", "",
-                 "jobs: " + ", ".join(f"{rule} {n}" for rule, n in self.jobs.items() if n), "",
-                 ("| dataset | recipe | backbone | train rows | rows from | examples x epochs | PFLOPs | GPU-hours | "
-                 "CPU-hours |"),
-                 "|---|---|---|---|---|---|---|---|---|"]
+        lines = [
+            f"# Plan: {self.experiment}",
+            "",
+            "jobs: " + ", ".join(f"{rule} {n}" for rule, n in self.jobs.items() if n),
+            "",
+            (
+                "| dataset | recipe | backbone | train rows | rows from | examples x epochs | PFLOPs | GPU-hours | "
+                "CPU-hours |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for w in self.work:
             pflops = None if w.flops is None else w.flops / 1e15
             recipe = f"{w.recipe} (from baseline)" if w.shares_baseline else w.recipe
-            lines.append(f"| {w.dataset} | {recipe} | {w.backbone} | {number(w.rows)} | {w.rows_source} | "
-                         f"{number(w.example_epochs)} | {number(pflops)} | {number(self.gpu_hours(w.flops))} | "
-                         f"{number(w.cpu_hours)} |")
+            lines.append(
+                f"| {w.dataset} | {recipe} | {w.backbone} | {number(w.rows)} | {w.rows_source} | "
+                f"{number(w.example_epochs)} | {number(pflops)} | {number(self.gpu_hours(w.flops))} | "
+                f"{number(w.cpu_hours)} |"
+            )
         flops = self.total("flops")
-        lines += ["", (f"total over {self.seeds} seed(s): {number(self.total('example_epochs'))} examples x epochs, "
-                      f"{number(None if flops is None else flops / 1e15)} PFLOPs of training, "
-                      f"{number(self.gpu_hours(flops))} GPU-hours at {self.tflops:g} sustained TFLOP/s "
-                      "(an upper bound: every example at max_length; evaluation adds one forward pass per "
-                      "evaluated example)")]
+        lines += [
+            "",
+            (
+                f"total over {self.seeds} seed(s): {number(self.total('example_epochs'))} examples x epochs, "
+                f"{number(None if flops is None else flops / 1e15)} PFLOPs of training, "
+                f"{number(self.gpu_hours(flops))} GPU-hours at {self.tflops:g} sustained TFLOP/s "
+                "(an upper bound: every example at max_length; evaluation adds one forward pass per "
+                "evaluated example)"
+            ),
+        ]
         lines.append(self._cpu_line())
         if self.unknown:
-            lines.append(f"{self.unknown} of {len(self.work)} rows are unknown (marked ?) and left out of the totals")
+            lines.append(
+                f"{self.unknown} of {len(self.work)} rows are unknown (marked ?) and left out of the totals"
+            )
         return "\n".join(lines) + "\n"
-
 
     def _cpu_line(self) -> str:
         if self.rates is None:
-            return ("CPU-hours: no measured rate (run `python benchmarks/train_cost.py --mirror DATA --out "
-                    "results/benchmarks/train_cost_cpu.json` on this machine)")
+            return (
+                "CPU-hours: no measured rate (run `python benchmarks/train_cost.py --mirror DATA --out "
+                "results/benchmarks/train_cost_cpu.json` on this machine)"
+            )
         hours = self.total("cpu_hours")
-        measured = "; ".join(f"{b} {r.examples_per_s:.1f} examples/s on {r.dataset}" for b, r in self.rates.rates.items())
+        measured = "; ".join(
+            f"{b} {r.examples_per_s:.1f} examples/s on {r.dataset}" for b, r in self.rates.rates.items()
+        )
         cpu = next(iter(self.rates.rates.values())).cpu if self.rates.rates else "?"
         evaluation = self.total("evaluation_flops")
-        return (f"CPU-hours of training and evaluation: {'?' if hours is None else f'{hours:.2g}'} over {self.seeds} "
-                f"seed(s) ({'?' if evaluation is None else f'{evaluation / 1e15:.2g}'} PFLOPs of evaluation), at "
-                f"the rates measured on {cpu} ({measured}; {self.rates.source}); each job also starts Python and "
-                "loads its model (seconds), and latency timing adds a minute or two per early-exit model")
+        return (
+            f"CPU-hours of training and evaluation: {'?' if hours is None else f'{hours:.2g}'} over {self.seeds} "
+            f"seed(s) ({'?' if evaluation is None else f'{evaluation / 1e15:.2g}'} PFLOPs of evaluation), at "
+            f"the rates measured on {cpu} ({measured}; {self.rates.source}); each job also starts Python and "
+            "loads its model (seconds), and latency timing adds a minute or two per early-exit model"
+        )
 
 
-def plan(settings: ExperimentSettings, mirror: str | Path | None, resources: str | Path | None = None,
-         tflops: float = SUSTAINED_TFLOPS, rates: CpuRates | None = None) -> Plan:
+def plan(
+    settings: ExperimentSettings,
+    mirror: str | Path | None,
+    resources: str | Path | None = None,
+    tflops: float = SUSTAINED_TFLOPS,
+    rates: CpuRates | None = None,
+) -> Plan:
     """The plan of an experiment from its settings (:func:`settings.experiment_settings`)."""
-    work = [training_work(settings, d, r, mirror, resources, rates) for d in settings.datasets for r in settings.recipes]
+    work = [
+        training_work(settings, d, r, mirror, resources, rates)
+        for d in settings.datasets
+        for r in settings.recipes
+    ]
     return Plan(settings.name, settings.job_counts(), len(settings.seeds), work, tflops, rates)

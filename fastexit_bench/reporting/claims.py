@@ -61,11 +61,15 @@ class ClaimSet:
     def load(cls, path: Path = CLAIMS) -> ClaimSet:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-            return cls(tuple(Claim(**c) for c in data["claims"]), data["realized_over_predicted"],
-                       float(data["paper_tolerance_points"]))
+            return cls(
+                tuple(Claim(**c) for c in data["claims"]),
+                data["realized_over_predicted"],
+                float(data["paper_tolerance_points"]),
+            )
         except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-            raise FastExitError(f"{path} is not a claims file ({type(error).__name__}: {error}); see "
-                                f"{CLAIMS}") from None
+            raise FastExitError(
+                f"{path} is not a claims file ({type(error).__name__}: {error}); see {CLAIMS}"
+            ) from None
 
 
 def published_claims(tolerance: float) -> list[Claim]:
@@ -80,14 +84,25 @@ def published_claims(tolerance: float) -> list[Claim]:
             continue
         _, change, speedup = published_effect(row)
         value = row.get("value")
-        claims.append(Claim(
-            id=f"paper-{row['recipe']}-{row['dataset']}",
-            statement=(f"{sources[row['source']]['paper']}: {speedup:.1f}x fewer FLOPs at {change:+.1f} points on "
-                       f"{row['dataset']} ({row.get('backbone') or sources[row['source']].get('backbone')}); "
-                       f"here: at least that speed-up, no more than {tolerance:g} point(s) further below"),
-            source=sources[row["source"]]["where"], experiment="*", dataset=row["dataset"], recipe=row["recipe"],
-            policy=row["policy"], max_loss=max(tolerance, tolerance - change), min_flops_speedup=round(speedup, 2),
-            convention="fastbert", setting=f"{row['policy']}={value:g}" if value is not None else None))
+        claims.append(
+            Claim(
+                id=f"paper-{row['recipe']}-{row['dataset']}",
+                statement=(
+                    f"{sources[row['source']]['paper']}: {speedup:.1f}x fewer FLOPs at {change:+.1f} points on "
+                    f"{row['dataset']} ({row.get('backbone') or sources[row['source']].get('backbone')}); "
+                    f"here: at least that speed-up, no more than {tolerance:g} point(s) further below"
+                ),
+                source=sources[row["source"]]["where"],
+                experiment="*",
+                dataset=row["dataset"],
+                recipe=row["recipe"],
+                policy=row["policy"],
+                max_loss=max(tolerance, tolerance - change),
+                min_flops_speedup=round(speedup, 2),
+                convention="fastbert",
+                setting=f"{row['policy']}={value:g}" if value is not None else None,
+            )
+        )
     return claims
 
 
@@ -103,34 +118,45 @@ def _mean(rows: pd.DataFrame, column: str) -> float | None:
 
 def evaluate(claim: Claim, points: pd.DataFrame) -> dict[str, Any]:
     """The claim's measurement and verdict from every seed's row at its operating point."""
-    chosen = points[(points.dataset == claim.dataset) & (points.recipe == claim.recipe)
-                    & (points.setting == claim.operating_point)
-                    & ((points.experiment == claim.experiment) | (claim.experiment == "*"))]
+    chosen = points[
+        (points.dataset == claim.dataset)
+        & (points.recipe == claim.recipe)
+        & (points.setting == claim.operating_point)
+        & ((points.experiment == claim.experiment) | (claim.experiment == "*"))
+    ]
     result = {**asdict(claim), "operating_point": claim.operating_point, "seeds": int(chosen.seed.nunique())}
     if chosen.empty:
         return result | {"verdict": NOT_RUN, "checks": {}}
     speedup = _mean(chosen, "speedup_fastbert" if claim.convention == "fastbert" else "speedup")
     measured = {
-        "experiment": str(chosen.experiment.iloc[0]), "backbone": str(chosen.backbone.iloc[0]),
+        "experiment": str(chosen.experiment.iloc[0]),
+        "backbone": str(chosen.backbone.iloc[0]),
         "pooling": _text(chosen.pooling.iloc[0]) if "pooling" in chosen else "",  # "": FastBERT's branch
-        "split": str(chosen.split.iloc[0]), "value": _mean(chosen, "value"),
-        "flops_speedup": speedup, "flops_speedup_fvcore": _mean(chosen, "speedup"),
+        "split": str(chosen.split.iloc[0]),
+        "value": _mean(chosen, "value"),
+        "flops_speedup": speedup,
+        "flops_speedup_fvcore": _mean(chosen, "speedup"),
         "flops_speedup_fastbert": _mean(chosen, "speedup_fastbert"),
-        "metric": str(chosen.metric.iloc[0]), "score": _mean(chosen, "score"),
-        "delta_points": _mean(chosen, "delta_points"), "delta_points_low": _mean(chosen, "delta_points_low"),
+        "metric": str(chosen.metric.iloc[0]),
+        "score": _mean(chosen, "score"),
+        "delta_points": _mean(chosen, "delta_points"),
+        "delta_points_low": _mean(chosen, "delta_points_low"),
         "delta_points_high": _mean(chosen, "delta_points_high"),
         **{f"realized_speedup_b{b}": _mean(chosen, f"realized_b{b}") for b in LATENCY_BATCH_SIZES},
         "degenerate": bool(chosen.degenerate.any()),
     }
-    checks = {f"metric change >= -{claim.max_loss:g} pt": measured["delta_points"] >= -claim.max_loss - 1e-9,
-              "model not majority-class": not measured["degenerate"]}
+    checks = {
+        f"metric change >= -{claim.max_loss:g} pt": measured["delta_points"] >= -claim.max_loss - 1e-9,
+        "model not majority-class": not measured["degenerate"],
+    }
     if claim.min_flops_speedup is not None:
         checks[f"FLOPs speed-up >= {claim.min_flops_speedup:g}x"] = speedup >= claim.min_flops_speedup
     if claim.min_time_saving is not None:
         for batch in LATENCY_BATCH_SIZES:
             realized = measured[f"realized_speedup_b{batch}"]
             checks[f"measured time saving b{batch} >= {claim.min_time_saving:.0%}"] = (
-                realized is not None and 1 - 1 / realized >= claim.min_time_saving)
+                realized is not None and 1 - 1 / realized >= claim.min_time_saving
+            )
     return result | measured | {"checks": checks, "verdict": MET if all(checks.values()) else MISSED}
 
 
@@ -143,12 +169,20 @@ def realized_claims(points: pd.DataFrame, rule: dict[str, Any]) -> list[dict[str
             ratio = getattr(row, f"realized_over_predicted_b{batch}", np.nan)
             if ratio is None or np.isnan(ratio):
                 continue
-            results.append({
-                "id": f"realized-{row.experiment}-{row.dataset}-{row.recipe}-b{batch}", "experiment": row.experiment,
-                "dataset": row.dataset, "recipe": row.recipe, "operating_point": row.setting, "batch_size": batch,
-                "flops_speedup": float(row.speedup), "realized_over_predicted": float(ratio),
-                "verdict": MET if ratio >= rule["min"] else MISSED,
-                "statement": f"realized / FLOPs-predicted speed-up >= {rule['min']:g} at batch {batch}"})
+            results.append(
+                {
+                    "id": f"realized-{row.experiment}-{row.dataset}-{row.recipe}-b{batch}",
+                    "experiment": row.experiment,
+                    "dataset": row.dataset,
+                    "recipe": row.recipe,
+                    "operating_point": row.setting,
+                    "batch_size": batch,
+                    "flops_speedup": float(row.speedup),
+                    "realized_over_predicted": float(ratio),
+                    "verdict": MET if ratio >= rule["min"] else MISSED,
+                    "statement": f"realized / FLOPs-predicted speed-up >= {rule['min']:g} at batch {batch}",
+                }
+            )
     return results
 
 
@@ -172,10 +206,15 @@ def check_all(points: pd.DataFrame, claim_set: ClaimSet) -> ClaimsRecord:
     realized / predicted rule."""
     experiments = set(points.experiment)
     own = [c for c in claim_set.claims if c.experiment in experiments]
-    paper = [c for c in published_claims(claim_set.paper_tolerance_points)
-             if c.dataset in set(points.dataset) and c.recipe in set(points.recipe)]
-    return ClaimsRecord([evaluate(c, points) for c in (*own, *paper)],
-                        realized_claims(points, claim_set.realized_over_predicted))
+    paper = [
+        c
+        for c in published_claims(claim_set.paper_tolerance_points)
+        if c.dataset in set(points.dataset) and c.recipe in set(points.recipe)
+    ]
+    return ClaimsRecord(
+        [evaluate(c, points) for c in (*own, *paper)],
+        realized_claims(points, claim_set.realized_over_predicted),
+    )
 
 
 def _number(value: float | None, fmt: str) -> str:
@@ -184,30 +223,51 @@ def _number(value: float | None, fmt: str) -> str:
 
 def claims_markdown(record: ClaimsRecord, inputs: Sequence[str]) -> str:
     """``claims.md``: one table of claims, one of realized / predicted checks, and what they were read from."""
-    lines = ["# Claims", "", ("Generated by `fastexit-bench claims` from the reports' operating points "
-             f"({', '.join(inputs)}); definitions in `fastexit_bench/reporting/claims.yaml`. Δ: mean metric change "
-             "against the baseline in points over seeds, [mean 95% interval bounds]; FLOPs speed-up: fvcore at true "
-             "lengths (FastBERT's convention for published claims); measured: the early-exit engine against the "
-             "same model at full depth, first seed."), "",
-             ("| claim | verdict | experiment | model | operating point | seeds | Δ (pt) [95% CI] | FLOPs speed-up "
-             f"| measured speed-up {' / '.join(f'b{b}' for b in LATENCY_BATCH_SIZES)} | checks failed | statement |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Claims",
+        "",
+        (
+            "Generated by `fastexit-bench claims` from the reports' operating points "
+            f"({', '.join(inputs)}); definitions in `fastexit_bench/reporting/claims.yaml`. Δ: mean metric change "
+            "against the baseline in points over seeds, [mean 95% interval bounds]; FLOPs speed-up: fvcore at true "
+            "lengths (FastBERT's convention for published claims); measured: the early-exit engine against the "
+            "same model at full depth, first seed."
+        ),
+        "",
+        (
+            "| claim | verdict | experiment | model | operating point | seeds | Δ (pt) [95% CI] | FLOPs speed-up "
+            f"| measured speed-up {' / '.join(f'b{b}' for b in LATENCY_BATCH_SIZES)} | checks failed | statement |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for c in record.claims:
         failed = "; ".join(name for name, ok in c["checks"].items() if not ok)
-        delta = (f"{_number(c.get('delta_points'), '+.1f')} [{_number(c.get('delta_points_low'), '+.1f')}, "
-                 f"{_number(c.get('delta_points_high'), '+.1f')}]" if c["verdict"] != NOT_RUN else "")
+        delta = (
+            f"{_number(c.get('delta_points'), '+.1f')} [{_number(c.get('delta_points_low'), '+.1f')}, "
+            f"{_number(c.get('delta_points_high'), '+.1f')}]"
+            if c["verdict"] != NOT_RUN
+            else ""
+        )
         model = f"{c['dataset']} {c['recipe']}" + (f" ({c['pooling']} pooling)" if c.get("pooling") else "")
-        measured = " / ".join(_number(c.get(f"realized_speedup_b{b}"), ".2f") or "–" for b in LATENCY_BATCH_SIZES)
-        lines.append(f"| {c['id']} | **{c['verdict']}** | {c.get('experiment', '')} | {model} | "
-                     f"{c['operating_point']} (value {_number(c.get('value'), '.3g')}) | {c['seeds']} | {delta} | "
-                     f"{_number(c.get('flops_speedup'), '.2f')}x | {measured} | {failed} | {c['statement']} |")
+        measured = " / ".join(
+            _number(c.get(f"realized_speedup_b{b}"), ".2f") or "–" for b in LATENCY_BATCH_SIZES
+        )
+        lines.append(
+            f"| {c['id']} | **{c['verdict']}** | {c.get('experiment', '')} | {model} | "
+            f"{c['operating_point']} (value {_number(c.get('value'), '.3g')}) | {c['seeds']} | {delta} | "
+            f"{_number(c.get('flops_speedup'), '.2f')}x | {measured} | {failed} | {c['statement']} |"
+        )
     lines += ["", "## Realized ÷ FLOPs-predicted speed-up, every timed row that saves enough FLOPs", ""]
     if not record.realized:
         lines.append("No timed row saves enough FLOPs to be checked.")
     else:
-        lines += ["| experiment | model | operating point | batch | FLOPs speed-up | realized ÷ predicted | verdict |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['experiment']} | {r['dataset']} {r['recipe']} | {r['operating_point']} | {r['batch_size']} | "
-                  f"{r['flops_speedup']:.2f}x | {r['realized_over_predicted']:.2f} | **{r['verdict']}** |"
-                  for r in record.realized]
+        lines += [
+            "| experiment | model | operating point | batch | FLOPs speed-up | realized ÷ predicted | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['experiment']} | {r['dataset']} {r['recipe']} | {r['operating_point']} | {r['batch_size']} | "
+            f"{r['flops_speedup']:.2f}x | {r['realized_over_predicted']:.2f} | **{r['verdict']}** |"
+            for r in record.realized
+        ]
     return "\n".join(lines) + "\n"

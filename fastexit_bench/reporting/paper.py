@@ -67,18 +67,32 @@ def paper_points(selection: pd.DataFrame, reference: str | None = None) -> pd.Da
         full = rows.setting == FULL_DEPTH
         kept.append(rows[(rows.policy == policy) | (full & (recipe == reference))] if policy else rows[full])
     chosen = pd.concat(kept) if kept else selection.iloc[:0]
+
     def reported(suffix: str) -> list[float]:
         return [row[f"test_{row.metric}{suffix}"] for _, row in chosen.iterrows()]
 
-    return pd.DataFrame({
-        "dataset": chosen.dataset, "split": chosen.test_split, "recipe": chosen.recipe, "setting": chosen.setting,
-        "backbone": chosen.backbone, "policy": chosen.policy, "seed": chosen.seed, "metric": chosen.metric,
-        "value": chosen.value,
-        "score": reported(""), "score_low": reported("_low"), "score_high": reported("_high"),
-        "score_se": reported("_se"), "examples": chosen.test_examples, "degenerate": chosen.degenerate,
-        "mean_exit_layer": chosen.test_mean_exit_layer, "flops": chosen.test_flops,
-        "flops_fastbert": chosen.test_flops_fastbert,
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "dataset": chosen.dataset,
+            "split": chosen.test_split,
+            "recipe": chosen.recipe,
+            "setting": chosen.setting,
+            "backbone": chosen.backbone,
+            "policy": chosen.policy,
+            "seed": chosen.seed,
+            "metric": chosen.metric,
+            "value": chosen.value,
+            "score": reported(""),
+            "score_low": reported("_low"),
+            "score_high": reported("_high"),
+            "score_se": reported("_se"),
+            "examples": chosen.test_examples,
+            "degenerate": chosen.degenerate,
+            "mean_exit_layer": chosen.test_mean_exit_layer,
+            "flops": chosen.test_flops,
+            "flops_fastbert": chosen.test_flops_fastbert,
+        }
+    ).reset_index(drop=True)
 
 
 def timed_points(selection_csv: Path) -> tuple[str | None, list[tuple[str, str, float]]]:
@@ -95,16 +109,24 @@ def against_baseline(points: pd.DataFrame, reference: str) -> pd.DataFrame:
     models were independent (normal approximation): wider than a paired interval, since two models scored on
     the same examples err together (:func:`paired_deltas` pairs them when the artefacts are at hand); the
     reference's own row has none."""
-    baseline = points[(points.recipe == reference) & (points.setting == FULL_DEPTH)].set_index(["dataset", "seed"])
+    baseline = points[(points.recipe == reference) & (points.setting == FULL_DEPTH)].set_index(
+        ["dataset", "seed"]
+    )
     if baseline.empty:
-        raise FastExitError(f"a paper table compares against the full depth of recipe {reference!r}: add "
-                            f"{reference!r} to the experiment's recipes (or set table.reference)")
+        raise FastExitError(
+            f"a paper table compares against the full depth of recipe {reference!r}: add "
+            f"{reference!r} to the experiment's recipes (or set table.reference)"
+        )
     base = baseline.loc[list(zip(points.dataset, points.seed))]
     delta = 100 * (points.score.to_numpy() - base.score.to_numpy())
     itself = ((points.recipe == reference) & (points.setting == FULL_DEPTH)).to_numpy()
-    half = np.where(itself, np.nan, 100 * Z95 * np.hypot(points.score_se.to_numpy(), base.score_se.to_numpy()))
+    half = np.where(
+        itself, np.nan, 100 * Z95 * np.hypot(points.score_se.to_numpy(), base.score_se.to_numpy())
+    )
     return points.assign(
-        delta_points=delta, delta_points_low=delta - half, delta_points_high=delta + half,
+        delta_points=delta,
+        delta_points_low=delta - half,
+        delta_points_high=delta + half,
         speedup=base.flops.to_numpy() / points.flops.to_numpy(),
         speedup_fastbert=base.flops_fastbert.to_numpy() / points.flops_fastbert.to_numpy(),
     )
@@ -122,12 +144,17 @@ def paired_deltas(points: pd.DataFrame, reference: str, artifacts: Sequence[Exit
         if mine is None or base is None or np.isnan(low[i]):
             continue
         labels = mine.predictions.labels
-        if labels is None or base.predictions.labels is None or not np.array_equal(labels, base.predictions.labels):
+        if (
+            labels is None
+            or base.predictions.labels is None
+            or not np.array_equal(labels, base.predictions.labels)
+        ):
             continue
         exits = resolve_policy(row.policy).exit_layers(mine.predictions, row.value)
         chosen = mine.predictions.predictions()[exits - 1, np.arange(len(exits))]
-        interval = difference_interval(row.metric, chosen, base.predictions.predictions()[-1], labels,
-                                       bootstrap_weights(len(labels)))
+        interval = difference_interval(
+            row.metric, chosen, base.predictions.predictions()[-1], labels, bootstrap_weights(len(labels))
+        )
         low[i], high[i] = 100 * interval.low, 100 * interval.high
     return points.assign(delta_points_low=low, delta_points_high=high)
 
@@ -155,9 +182,13 @@ def backbone_family(backbone: str) -> str:
 def _published_rows(dataset: str, recipe: str, policy: str, value: float) -> list[dict[str, Any]]:
     """Published rows of one (dataset, method, operating point), whatever their backbone."""
     _, rows = published()
-    return [row for row in rows if (row["dataset"], row["recipe"]) == (dataset, recipe)
-            and row.get("policy", policy) == policy
-            and (row.get("value") is None or np.isclose(row["value"], value))]
+    return [
+        row
+        for row in rows
+        if (row["dataset"], row["recipe"]) == (dataset, recipe)
+        and row.get("policy", policy) == policy
+        and (row.get("value") is None or np.isclose(row["value"], value))
+    ]
 
 
 def _family_of(row: dict[str, Any]) -> str:
@@ -169,17 +200,24 @@ def published_effect(row: dict[str, Any], metric: str | None = None) -> tuple[fl
     """A published row's score (``metric``, else its headline), its change in points against the same source's
     baseline, and its speed-up (the row's own, else the FLOPs ratio in FastBERT's convention)."""
     _, rows = published()
-    base = next(r for r in rows if (r["source"], r["dataset"], r.get("backbone")) ==
-                (row["source"], row["dataset"], row.get("backbone")) and r["recipe"] == "baseline")
+    base = next(
+        r
+        for r in rows
+        if (r["source"], r["dataset"], r.get("backbone"))
+        == (row["source"], row["dataset"], row.get("backbone"))
+        and r["recipe"] == "baseline"
+    )
     metric = metric or next(k for k in ("accuracy", "f1", "score") if k in row)
     score, base_score = row.get(metric, row.get("score")), base.get(metric, base.get("score"))
-    speedup = row.get("speedup") or (base["flops_fastbert"] / row["flops_fastbert"] if "flops_fastbert" in row
-                                     else None)
+    speedup = row.get("speedup") or (
+        base["flops_fastbert"] / row["flops_fastbert"] if "flops_fastbert" in row else None
+    )
     return score, 100 * (score - base_score), speedup
 
 
-def published_for(dataset: str, recipe: str, policy: str, value: float, metric: str,
-                  backbone: str) -> dict[str, Any] | None:
+def published_for(
+    dataset: str, recipe: str, policy: str, value: float, metric: str, backbone: str
+) -> dict[str, Any] | None:
     """The published numbers for one of our rows (and the paper's own baseline, for its deltas), only from
     the same backbone family: a number from another family is not comparable (:func:`other_backbone_notes`)."""
     sources, _ = published()
@@ -188,32 +226,51 @@ def published_for(dataset: str, recipe: str, policy: str, value: float, metric: 
             continue
         score, delta, speedup = published_effect(row, metric)
         source = sources[row["source"]]
-        return {"paper_score": score, "paper_delta_points": delta,
-                "paper_speedup": speedup, "paper_flops_fastbert": row.get("flops_fastbert"),
-                "paper_source": f"{source['paper']}, {row.get('backbone', source.get('backbone', ''))}".strip(", ")}
+        return {
+            "paper_score": score,
+            "paper_delta_points": delta,
+            "paper_speedup": speedup,
+            "paper_flops_fastbert": row.get("flops_fastbert"),
+            "paper_source": f"{source['paper']}, {row.get('backbone', source.get('backbone', ''))}".strip(
+                ", "
+            ),
+        }
     return None
 
 
 SHOWN = {  # layout -> (column, heading) in the paper's order
-    "fastbert": [("score", "{metric} [95% CI]"), ("flops_fastbert", "FLOPs (M, FastBERT conv.)"),
-                 ("speedup_fastbert", "speed-up (FastBERT conv.)"), ("speedup", "speed-up (fvcore)"),
-                 ("delta_points", "Δ vs baseline (pt) [95% CI]"),
-                 *((f"realized_b{b}", f"realized speed-up b{b}") for b in LATENCY_BATCH_SIZES)],
-    "deebert": [("value", "threshold"), ("score", "{metric} [95% CI]"),
-                ("delta_points", "Δ vs baseline (pt) [95% CI]"),
-                ("time_saving", "time saving (FLOPs)"),
-                *((f"realized_saving_b{b}", f"time saving b{b} (measured)") for b in LATENCY_BATCH_SIZES)],
+    "fastbert": [
+        ("score", "{metric} [95% CI]"),
+        ("flops_fastbert", "FLOPs (M, FastBERT conv.)"),
+        ("speedup_fastbert", "speed-up (FastBERT conv.)"),
+        ("speedup", "speed-up (fvcore)"),
+        ("delta_points", "Δ vs baseline (pt) [95% CI]"),
+        *((f"realized_b{b}", f"realized speed-up b{b}") for b in LATENCY_BATCH_SIZES),
+    ],
+    "deebert": [
+        ("value", "threshold"),
+        ("score", "{metric} [95% CI]"),
+        ("delta_points", "Δ vs baseline (pt) [95% CI]"),
+        ("time_saving", "time saving (FLOPs)"),
+        *((f"realized_saving_b{b}", f"time saving b{b} (measured)") for b in LATENCY_BATCH_SIZES),
+    ],
 }
-PAPER_SHOWN = [("paper_score", "paper {metric}"), ("paper_delta_points", "paper Δ (pt)"),
-               ("paper_speedup", "paper speed-up"), ("delta_vs_paper", "our Δ − paper Δ (pt)"),
-               ("paper_source", "paper source")]
+PAPER_SHOWN = [
+    ("paper_score", "paper {metric}"),
+    ("paper_delta_points", "paper Δ (pt)"),
+    ("paper_speedup", "paper speed-up"),
+    ("delta_vs_paper", "our Δ − paper Δ (pt)"),
+    ("paper_source", "paper source"),
+]
 
 
 def with_pooling(points: pd.DataFrame, artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
     """Attach how each model's exits pool (``ArtifactMetadata.exit_pooling``), so that tables name it."""
     by_key = artifacts_by_run(artifacts)
-    pooling = [by_key[key].metadata.exit_pooling if key in by_key else ""
-               for key in points[["dataset", "split", "recipe", "seed"]].itertuples(index=False, name=None)]
+    pooling = [
+        by_key[key].metadata.exit_pooling if key in by_key else ""
+        for key in points[["dataset", "split", "recipe", "seed"]].itertuples(index=False, name=None)
+    ]
     return points.assign(pooling=pooling)
 
 
@@ -239,8 +296,9 @@ def with_latency(points: pd.DataFrame, latency: pd.DataFrame | None) -> pd.DataF
         points[f"realized_b{batch_size}"] = realized = _per_row(timed.realized_speedup, rows, points.index)
         points[f"realized_saving_b{batch_size}"] = 1 - 1 / realized
         if "realized_over_predicted" in timed:  # timings record it beside the FLOPs-predicted speed-up
-            points[f"realized_over_predicted_b{batch_size}"] = _per_row(timed.realized_over_predicted, rows,
-                                                                        points.index)
+            points[f"realized_over_predicted_b{batch_size}"] = _per_row(
+                timed.realized_over_predicted, rows, points.index
+            )
     return points
 
 
@@ -268,10 +326,13 @@ def other_backbone_notes(points: pd.DataFrame) -> list[str]:
         for row in _published_rows(dataset, recipe, policy, value):
             if _family_of(row) != backbone_family(backbone):
                 score = row.get("score", next((row[k] for k in ("accuracy", "f1") if k in row), None))
-                notes.append(f"Paper, other backbone ({_family_of(row)}, ours {backbone_family(backbone)}): "
-                             f"{sources[row['source']]['paper']}, {dataset} {recipe}"
-                             + (f" {policy}={row['value']}" if row.get("value") is not None else "")
-                             + (f": {score}" if score is not None else "") + ".")
+                notes.append(
+                    f"Paper, other backbone ({_family_of(row)}, ours {backbone_family(backbone)}): "
+                    f"{sources[row['source']]['paper']}, {dataset} {recipe}"
+                    + (f" {policy}={row['value']}" if row.get("value") is not None else "")
+                    + (f": {score}" if score is not None else "")
+                    + "."
+                )
     return notes
 
 
@@ -282,16 +343,26 @@ def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     published numbers of the same backbone family with our-vs-paper deltas."""
     points = points if "pooling" in points.columns else points.assign(pooling="")
     keys = ["dataset", "split", "recipe", "pooling", "setting", "policy", "metric", "backbone"]
-    columns = list(dict.fromkeys(["value", "delta_points", *(c for c, _ in SHOWN[spec.layout] if c in points.columns)]))
+    columns = list(
+        dict.fromkeys(["value", "delta_points", *(c for c, _ in SHOWN[spec.layout] if c in points.columns)])
+    )
     bounds = [f"{c}{end}" for c in ("score", "delta_points") for end in (LOW, HIGH)]
     grouped = points.groupby(keys, sort=False)
     mean, std, count = grouped[columns].mean(), grouped[columns].std(), grouped.size()
-    interval, examples, degenerate = grouped[bounds].mean(), grouped.examples.first(), grouped.degenerate.any()
+    interval, examples, degenerate = (
+        grouped[bounds].mean(),
+        grouped.examples.first(),
+        grouped.degenerate.any(),
+    )
     rows = []
     for key, means in mean.iterrows():
         dataset, split, recipe, pooling, setting, policy, metric, backbone = key
-        reported_as = "baseline" if (recipe, setting) == (spec.reference, FULL_DEPTH) else recipe  # the paper's row
-        paper = published_for(dataset, reported_as, policy, means.get("value", np.nan), metric, backbone) or {}
+        reported_as = (
+            "baseline" if (recipe, setting) == (spec.reference, FULL_DEPTH) else recipe
+        )  # the paper's row
+        paper = (
+            published_for(dataset, reported_as, policy, means.get("value", np.nan), metric, backbone) or {}
+        )
         plain = setting == FULL_DEPTH and get_recipe(recipe).exit_policy is None  # a model without exits
         name = model_label(recipe, pooling)
         row = {"dataset": dataset, "split": split, "model": name if plain else f"{name}: {setting}"}
@@ -310,8 +381,11 @@ def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
             paper["delta_vs_paper"] = means["delta_points"] - paper["paper_delta_points"]
         for column, heading in PAPER_SHOWN:
             row[heading.format(metric=metric)] = _format(paper.get(column), column)
-        row |= {"examples": int(examples[key]), "seeds": int(count[key]),
-                "flags": "majority-class" if degenerate[key] else ""}
+        row |= {
+            "examples": int(examples[key]),
+            "seeds": int(count[key]),
+            "flags": "majority-class" if degenerate[key] else "",
+        }
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -39,8 +39,12 @@ def _mean_over_seeds(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (policy, value), numeric columns averaged over seeds: policy grids are fixed, so the
     same values recur in every seed, and one line per policy stays readable."""
     numeric = table.select_dtypes("number").columns.drop(["seed", "value"], errors="ignore")
-    return table.groupby(["policy", "value"], sort=False)[list(numeric)].mean().reset_index().assign(
-        headline_metric=table.headline_metric.iloc[0])
+    return (
+        table.groupby(["policy", "value"], sort=False)[list(numeric)]
+        .mean()
+        .reset_index()
+        .assign(headline_metric=table.headline_metric.iloc[0])
+    )
 
 
 def _running_best(values: pd.Series, metric: str) -> pd.Series:
@@ -56,8 +60,11 @@ def _title(dataset: str, recipe: str, table: pd.DataFrame) -> str:
 def _early_exit_panels(sweep: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
     """(dataset, recipe) panels of models trained to exit early; a model without an exit policy (baseline,
     truncated, distilled) has early heads nobody trained, and its policy curves would only show noise."""
-    return [(key, table) for key, table in sweep.groupby(["dataset", "recipe"], sort=True)
-            if get_recipe(key[1]).exit_policy is not None]
+    return [
+        (key, table)
+        for key, table in sweep.groupby(["dataset", "recipe"], sort=True)
+        if get_recipe(key[1]).exit_policy is not None
+    ]
 
 
 def _panels(count: int) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -88,15 +95,27 @@ def metric_vs_flops(sweep: pd.DataFrame, stem: Path) -> list[Path]:
         metric = table.headline_metric.iloc[0]
         for policy, rows in _mean_over_seeds(table).groupby("policy", sort=False):
             rows = rows.sort_values("relative_flops")
-            points = axis.plot(rows.relative_flops, rows[metric], marker="*" if len(rows) == 1 else ".",
-                               markersize=10 if len(rows) == 1 else 6, linestyle="none", label=policy)
+            points = axis.plot(
+                rows.relative_flops,
+                rows[metric],
+                marker="*" if len(rows) == 1 else ".",
+                markersize=10 if len(rows) == 1 else 6,
+                linestyle="none",
+                label=policy,
+            )
             if len(rows) > 1:
                 front = _running_best(rows[metric], metric)
-                axis.plot(rows.relative_flops, front, drawstyle="steps-post", color=points[0].get_color(),
-                          alpha=0.6, linewidth=1)
+                axis.plot(
+                    rows.relative_flops,
+                    front,
+                    drawstyle="steps-post",
+                    color=points[0].get_color(),
+                    alpha=0.6,
+                    linewidth=1,
+                )
         axis.set(title=_title(dataset, recipe, table), xlabel="FLOPs relative to full depth", ylabel=metric)
         axis.grid(alpha=0.3)
-    _same_y_per_dataset(axes[:len(panels)], [dataset for (dataset, _), _ in panels])
+    _same_y_per_dataset(axes[: len(panels)], [dataset for (dataset, _), _ in panels])
     if panels:
         axes[len(panels) - 1].legend(fontsize=8, loc="lower right")
     return _save(figure, stem)
@@ -109,17 +128,28 @@ def exit_shares(sweep: pd.DataFrame, stem: Path, max_drop_points: float = 1.0) -
     figure, axes = _panels(len(panels))
     for axis, ((dataset, recipe), table) in zip(axes, panels):
         metric = table.headline_metric.iloc[0]
-        layers = np.array(sorted(int(c.rsplit("_", 1)[1]) for c in table.columns if c.startswith("exit_share_")))
+        layers = np.array(
+            sorted(int(c.rsplit("_", 1)[1]) for c in table.columns if c.startswith("exit_share_"))
+        )
         mean = _mean_over_seeds(table)
         candidates = mean[within_drop(mean, metric, full_depth_metric(mean, metric), max_drop_points)]
         groups = list(candidates.groupby("policy", sort=False))
         width = 0.8 / max(len(groups), 1)
         for i, (policy, rows) in enumerate(groups):
             best = rows.loc[rows.speedup.idxmax()]
-            axis.bar(layers - 0.4 + width * (i + 0.5), [best[f"exit_share_{k}"] for k in layers], width,
-                     label=f"{policy}={best.value:g} ({best.speedup:.2f}x)")
-        axis.set(title=f"{_title(dataset, recipe, table)}: within {max_drop_points:g} pt", xlabel="exit layer",
-                 ylabel="share of examples", xticks=layers, ylim=(0, 1))
+            axis.bar(
+                layers - 0.4 + width * (i + 0.5),
+                [best[f"exit_share_{k}"] for k in layers],
+                width,
+                label=f"{policy}={best.value:g} ({best.speedup:.2f}x)",
+            )
+        axis.set(
+            title=f"{_title(dataset, recipe, table)}: within {max_drop_points:g} pt",
+            xlabel="exit layer",
+            ylabel="share of examples",
+            xticks=layers,
+            ylim=(0, 1),
+        )
         axis.grid(alpha=0.3, axis="y")
         axis.legend(fontsize=7)
     return _save(figure, stem)
@@ -133,12 +163,23 @@ def layer_metric(layers: pd.DataFrame, stem: Path) -> list[Path]:
     figure, axes = _panels(len(datasets))
     for axis, dataset in zip(axes, datasets):
         table = layers[layers.dataset == dataset]
-        columns = [c for c in table.columns if c.startswith("layer_") and not c.endswith((LOW, HIGH))
-                   and table[c].notna().any()]
+        columns = [
+            c
+            for c in table.columns
+            if c.startswith("layer_") and not c.endswith((LOW, HIGH)) and table[c].notna().any()
+        ]
         for recipe, rows in table.groupby("recipe", sort=False):
-            values, low, high = (rows[[f"{c}{end}" for c in columns]].mean().to_numpy() for end in ("", LOW, HIGH))
-            axis.errorbar(range(1, len(columns) + 1), values, yerr=[values - low, high - values], marker="o",
-                          capsize=2, label=recipe)
+            values, low, high = (
+                rows[[f"{c}{end}" for c in columns]].mean().to_numpy() for end in ("", LOW, HIGH)
+            )
+            axis.errorbar(
+                range(1, len(columns) + 1),
+                values,
+                yerr=[values - low, high - values],
+                marker="o",
+                capsize=2,
+                label=recipe,
+            )
         axis.set(title=f"{dataset} ({table.split.iloc[0]})", xlabel="exit layer", ylabel=table.metric.iloc[0])
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
@@ -161,8 +202,13 @@ def calibration(artifacts: Sequence[ExitArtifact], stem: Path) -> list[Path]:
             confidence, accuracy, _ = reliability(probabilities, outputs.labels)
             axis.plot(confidence, accuracy, marker=".", color=colour, label=f"exit {k}")
         axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-        axis.set(title=f"{dataset} / {recipe} ({art.metadata.split}, seed {art.metadata.seed})",
-                 xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+        axis.set(
+            title=f"{dataset} / {recipe} ({art.metadata.split}, seed {art.metadata.seed})",
+            xlabel="confidence (top probability)",
+            ylabel="accuracy",
+            xlim=(0, 1),
+            ylim=(0, 1),
+        )
         axis.grid(alpha=0.3)
         axis.legend(fontsize=6, ncol=2)
     return _save(figure, stem)
@@ -177,9 +223,13 @@ def serving_latency(record: ServingRecord, stem: Path) -> list[Path]:
         if tried:
             axis.plot([p["rate_per_s"] for p in tried], [p["p99_ms"] for p in tried], marker="o", label=name)
     axis.axhline(record.settings["bound_ms"], color="grey", linestyle="--", label="p99 bound")
-    axis.set(xlabel="offered load (queries/s, Poisson)", ylabel="p99 latency (ms)", yscale="log",
-             title=f"{record.model['recipe']} on {record.model['dataset']}, {record.policy} = {record.value:g} "
-                   f"({record.environment['device']})")
+    axis.set(
+        xlabel="offered load (queries/s, Poisson)",
+        ylabel="p99 latency (ms)",
+        yscale="log",
+        title=f"{record.model['recipe']} on {record.model['dataset']}, {record.policy} = {record.value:g} "
+        f"({record.environment['device']})",
+    )
     axis.legend()
     return _save(figure, stem)
 
@@ -215,22 +265,40 @@ def method_fronts(sweep: pd.DataFrame, stem: Path) -> list[Path]:
                 baseline = full if recipe == "baseline" else baseline
                 continue
             front = _pareto(mean[mean.policy == policy], metric)
-            axis.plot(front.flops_per_example / 1e9, front[metric], marker=".", drawstyle="steps-post",
-                      label=f"{recipe} ({policy})")
+            axis.plot(
+                front.flops_per_example / 1e9,
+                front[metric],
+                marker=".",
+                drawstyle="steps-post",
+                label=f"{recipe} ({policy})",
+            )
         for family, points in sorted(fixed.items()):
             if family != "baseline":  # k = full depth is the baseline: each family's front ends there
                 points = points + fixed.get("baseline", [])
             x, y = zip(*sorted(points))
-            axis.plot(x, y, marker="s" if family == "baseline" else "o", linestyle="--" if len(x) > 1 else "none",
-                      label=family if family == "baseline" else f"{family}-k")
+            axis.plot(
+                x,
+                y,
+                marker="s" if family == "baseline" else "o",
+                linestyle="--" if len(x) > 1 else "none",
+                label=family if family == "baseline" else f"{family}-k",
+            )
         for row in (r for r in published_rows if r["dataset"] == dataset and "policy" in r):
             if baseline is None:
                 break
             _, change, speedup = published_effect(row)
-            axis.plot(baseline.flops_per_example / 1e9 / speedup, baseline[metric] + change / 100, marker="X",
-                      markersize=9, linestyle="none", color="black",
-                      label=f"paper {row['recipe']} {row['policy']}={row.get('value', '')} (relative to our baseline)")
-        axis.set(title=f"{dataset} ({table.split.iloc[0]})", xlabel="GFLOPs per example (fvcore)", ylabel=metric)
+            axis.plot(
+                baseline.flops_per_example / 1e9 / speedup,
+                baseline[metric] + change / 100,
+                marker="X",
+                markersize=9,
+                linestyle="none",
+                color="black",
+                label=f"paper {row['recipe']} {row['policy']}={row.get('value', '')} (relative to our baseline)",
+            )
+        axis.set(
+            title=f"{dataset} ({table.split.iloc[0]})", xlabel="GFLOPs per example (fvcore)", ylabel=metric
+        )
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="lower right")
     return _save(figure, stem)

@@ -40,14 +40,32 @@ def policy_summary(results: Sequence[SweepResult]) -> pd.DataFrame:
         first = table.iloc[0]
         for score in result.scores.itertuples():
             group = table[table.policy == score.policy]
-            flags = [*(["majority-class"] if degenerate else []), *([] if score.exits_early else ["never exits early"])]
-            rows.append({"dataset": first.dataset, "backbone": first.backbone, "recipe": first.recipe,
-                         "seed": first.seed, "policy": score.policy, "metric": metric, "full_depth": full,
-                         f"full_depth{LOW}": deepest[f"{metric}{LOW}"], f"full_depth{HIGH}": deepest[f"{metric}{HIGH}"],
-                         "gain_vs_static_pt": score.gain_vs_static,
-                         **{f"speedup_drop<={p:g}pt": np.nan if degenerate else
-                            group.speedup[within_drop(group, metric, full, p)].max() for p in budgets},
-                         "examples": int(first.examples), "flags": ", ".join(flags)})
+            flags = [
+                *(["majority-class"] if degenerate else []),
+                *([] if score.exits_early else ["never exits early"]),
+            ]
+            rows.append(
+                {
+                    "dataset": first.dataset,
+                    "backbone": first.backbone,
+                    "recipe": first.recipe,
+                    "seed": first.seed,
+                    "policy": score.policy,
+                    "metric": metric,
+                    "full_depth": full,
+                    f"full_depth{LOW}": deepest[f"{metric}{LOW}"],
+                    f"full_depth{HIGH}": deepest[f"{metric}{HIGH}"],
+                    "gain_vs_static_pt": score.gain_vs_static,
+                    **{
+                        f"speedup_drop<={p:g}pt": np.nan
+                        if degenerate
+                        else group.speedup[within_drop(group, metric, full, p)].max()
+                        for p in budgets
+                    },
+                    "examples": int(first.examples),
+                    "flags": ", ".join(flags),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -77,18 +95,25 @@ def mean_std(frame: pd.DataFrame, keys: Sequence[str], missing: str = "") -> pd.
     out = mean.copy().astype(object)
     fmt = "{:.3f}".format
     for column in floats:
-        texts = [mean_pm_std(m, s, n, fmt) if not np.isnan(m) else missing
-                 for m, s, n in zip(mean[column], std[column], count)]
+        texts = [
+            mean_pm_std(m, s, n, fmt) if not np.isnan(m) else missing
+            for m, s, n in zip(mean[column], std[column], count)
+        ]
         if f"{column}{LOW}" in bounds:
-            texts = [with_interval(t, lo, hi, fmt) for t, lo, hi in
-                     zip(texts, bound[f"{column}{LOW}"], bound[f"{column}{HIGH}"])]
+            texts = [
+                with_interval(t, lo, hi, fmt)
+                for t, lo, hi in zip(texts, bound[f"{column}{LOW}"], bound[f"{column}{HIGH}"])
+            ]
         out[column] = texts
     for column in (c for c in rest if c not in floats):
         if pd.api.types.is_integer_dtype(frame[column]):
             out[column] = grouped[column].first()
         else:
-            out[column] = grouped[column].agg(lambda v: ", ".join(dict.fromkeys(
-                part for text in v.astype(str) for part in text.split(", ") if part)))
+            out[column] = grouped[column].agg(
+                lambda v: ", ".join(
+                    dict.fromkeys(part for text in v.astype(str) for part in text.split(", ") if part)
+                )
+            )
     return out[rest].reset_index().assign(seeds=count.to_numpy())
 
 
@@ -104,12 +129,25 @@ def layer_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
     for art in artifacts:
         meta, metric, outputs = art.metadata, art.metadata.headline_metric, art.predictions
         weights = bootstrap_weights(len(outputs.labels))
-        row = {"dataset": meta.dataset, "split": meta.split, "backbone": meta.backbone_name,
-               "recipe": meta.recipe, "pooling": meta.exit_pooling, "seed": meta.seed, "metric": metric,
-               "examples": len(outputs.labels)}
+        row = {
+            "dataset": meta.dataset,
+            "split": meta.split,
+            "backbone": meta.backbone_name,
+            "recipe": meta.recipe,
+            "pooling": meta.exit_pooling,
+            "seed": meta.seed,
+            "metric": metric,
+            "examples": len(outputs.labels),
+        }
         for k, (predictions, measured) in enumerate(zip(outputs.predictions(), meta.layer_metrics), start=1):
-            interval = metric_interval(metric, predictions, outputs.labels, weights)  # evaluate stored the metric
-            row |= {f"layer_{k}": measured[metric], f"layer_{k}{LOW}": interval.low, f"layer_{k}{HIGH}": interval.high}
+            interval = metric_interval(
+                metric, predictions, outputs.labels, weights
+            )  # evaluate stored the metric
+            row |= {
+                f"layer_{k}": measured[metric],
+                f"layer_{k}{LOW}": interval.low,
+                f"layer_{k}{HIGH}": interval.high,
+            }
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -123,8 +161,14 @@ def calibration_table(artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
         if outputs.task == "regression":
             continue
         weights = bootstrap_weights(len(outputs.labels))
-        row = {"dataset": meta.dataset, "split": meta.split, "backbone": meta.backbone_name,
-               "recipe": meta.recipe, "seed": meta.seed, "examples": len(outputs.labels)}
+        row = {
+            "dataset": meta.dataset,
+            "split": meta.split,
+            "backbone": meta.backbone_name,
+            "recipe": meta.recipe,
+            "seed": meta.seed,
+            "examples": len(outputs.labels),
+        }
         for k, probabilities in enumerate(outputs.probabilities(), start=1):
             error, interval = calibration_interval(probabilities, outputs.labels, weights)
             row |= {f"ece_{k}": error, f"ece_{k}{LOW}": interval.low, f"ece_{k}{HIGH}": interval.high}
@@ -150,15 +194,24 @@ def exits_table(points: pd.DataFrame, artifacts: Sequence[ExitArtifact], shown: 
         chosen = outputs.predictions()[exits - 1, np.arange(len(exits))]
         for k in range(1, outputs.num_layers + 1):
             members = np.flatnonzero(exits == k)
-            row = {"dataset": dataset, "split": point.split, "model": f"{recipe}: {point.setting}",
-                   "seed": int(point.seed), "exit layer": k, "examples": len(members),
-                   "share": f"{len(members) / len(exits):.1%}", f"{metric} [95% CI]": ""}
+            row = {
+                "dataset": dataset,
+                "split": point.split,
+                "model": f"{recipe}: {point.setting}",
+                "seed": int(point.seed),
+                "exit layer": k,
+                "examples": len(members),
+                "share": f"{len(members) / len(exits):.1%}",
+                f"{metric} [95% CI]": "",
+            }
             if len(members) > 1:
                 value = compute_metrics((metric,), chosen[members], outputs.labels[members])[metric]
-                interval = metric_interval(metric, chosen[members], outputs.labels[members],
-                                           bootstrap_weights(len(members)))
-                row[f"{metric} [95% CI]"] = with_interval(f"{value:.3f}", interval.low, interval.high,
-                                                          "{:.3f}".format)
+                interval = metric_interval(
+                    metric, chosen[members], outputs.labels[members], bootstrap_weights(len(members))
+                )
+                row[f"{metric} [95% CI]"] = with_interval(
+                    f"{value:.3f}", interval.low, interval.high, "{:.3f}".format
+                )
             texts = art.texts[members[:shown]] if art.texts is not None else []
             row["examples exiting here"] = " / ".join(f"“{t.replace('|', '/')}”" for t in texts)
             rows.append(row)

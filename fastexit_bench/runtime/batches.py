@@ -112,8 +112,11 @@ class CachedPooledFeatures:
             labels.append(batch.labels)
         model.train(was_training)
         inverse = input_order(batches)
-        return cls(torch.cat(states)[inverse], torch.cat(labels)[inverse] if source.has_labels else None,
-                   source.lengths())
+        return cls(
+            torch.cat(states)[inverse],
+            torch.cat(labels)[inverse] if source.has_labels else None,
+            source.lengths(),
+        )
 
     def __len__(self) -> int:
         return len(self.pooled)
@@ -129,15 +132,18 @@ class CachedPooledFeatures:
 
     def batch(self, indices: Tensor) -> Batch:
         indices = indices.to(self.pooled.device)
-        return Batch({"pooled": self.pooled[indices].transpose(0, 1)},
-                     self.labels[indices] if self.labels is not None else None)
+        return Batch(
+            {"pooled": self.pooled[indices].transpose(0, 1)},
+            self.labels[indices] if self.labels is not None else None,
+        )
 
     def exits(self, model: EarlyExitModel, batch: Batch, last_only: bool = False) -> AllExitsOutput:
         return model.exits_on_pooled(batch.inputs["pooled"], last_only)
 
 
-def evaluation_batches(source: TokenBatches | CachedPooledFeatures, batch_size: int,
-                       by_length: bool = True) -> list[Tensor]:
+def evaluation_batches(
+    source: TokenBatches | CachedPooledFeatures, batch_size: int, by_length: bool = True
+) -> list[Tensor]:
     """Index batches for a pass over every example: sorted by length where lengths are known (and
     ``by_length``), so padding per batch stays small; put results back with :func:`input_order`."""
     lengths = source.lengths()
@@ -151,8 +157,9 @@ def input_order(batches: list[Tensor]) -> Tensor:
     return torch.argsort(torch.cat(batches))
 
 
-def length_grouped_order(lengths: np.ndarray, batch_size: int, generator: torch.Generator,
-                         megabatch: int = 50) -> Tensor:
+def length_grouped_order(
+    lengths: np.ndarray, batch_size: int, generator: torch.Generator, megabatch: int = 50
+) -> Tensor:
     """A training order that keeps batches of similar length, as transformers' ``group_by_length``: a random
     permutation cut into mega-batches of ``megabatch`` batches, each sorted by length (longest first)."""
     order = torch.randperm(len(lengths), generator=generator)

@@ -34,8 +34,9 @@ class EngineOutput:
     exit_layers: np.ndarray
 
 
-def read_heads(model: EarlyExitModel, reads: str, k: int, hidden: Tensor, mask: Tensor
-               ) -> tuple[Tensor | None, np.ndarray | None]:
+def read_heads(
+    model: EarlyExitModel, reads: str, k: int, hidden: Tensor, mask: Tensor
+) -> tuple[Tensor | None, np.ndarray | None]:
     """What a policy reading ``reads`` needs from layer ``k`` (0-based): every head's logits, BERxiT's exit
     scores (on the CPU), or nothing."""
     logits = model.head_logits(k, hidden, mask) if reads == "logits" else None
@@ -51,8 +52,9 @@ def leaving_after(policy: ExitPolicy, value: float, seen: LayerOutputs, layers: 
         return np.asarray(policy.exit_mask(seen, value), dtype=bool)[seen.num_layers - 1]
 
 
-def exit_logits(model: EarlyExitModel, k: int, hidden: Tensor, mask: Tensor, logits: Tensor | None,
-                leaving: np.ndarray) -> Tensor:
+def exit_logits(
+    model: EarlyExitModel, k: int, hidden: Tensor, mask: Tensor, logits: Tensor | None, leaving: np.ndarray
+) -> Tensor:
     """The exit head's logits of the leaving examples: those computed already, or head ``k`` on them alone."""
     rows = torch.from_numpy(np.flatnonzero(leaving)).to(hidden.device)
     return logits[rows] if logits is not None else model.head_logits(k, hidden[rows], mask[rows])
@@ -65,8 +67,14 @@ class EarlyExitEngine:
         self.model, self.policy, self.value, self.task = model.eval(), policy, value, task
 
     @torch.inference_mode()
-    def run(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
-            labels: np.ndarray | None = None, recorded: LayerOutputs | None = None) -> EngineOutput:
+    def run(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        token_type_ids: Tensor | None = None,
+        labels: np.ndarray | None = None,
+        recorded: LayerOutputs | None = None,
+    ) -> EngineOutput:
         """One batch; ``labels`` only for the oracle policy; ``recorded``: this batch's outputs to decide on
         instead of the live heads' (replay, see the module docstring)."""
         model, reads = self.model, self.policy.reads
@@ -78,7 +86,9 @@ class EarlyExitEngine:
         final = torch.empty(batch, model.num_outputs, device=hidden.device, dtype=torch.float32)
         exit_layers = np.zeros(batch, dtype=np.int64)
         active = np.arange(batch)
-        decide_on = recorded if recorded is not None else LayerOutputs(seen_logits, self.task, seen_scores, labels)
+        decide_on = (
+            recorded if recorded is not None else LayerOutputs(seen_logits, self.task, seen_scores, labels)
+        )
         for k in range(layers):
             hidden = model.run_layer(k, hidden, additive)
             logits, scores = read_heads(model, reads, k, hidden, mask)
@@ -89,7 +99,8 @@ class EarlyExitEngine:
             leaving = leaving_after(self.policy, self.value, decide_on.select(active, k + 1), layers)
             if leaving.any():
                 final[torch.from_numpy(active[leaving]).to(hidden.device)] = exit_logits(
-                    model, k, hidden, mask, logits, leaving)
+                    model, k, hidden, mask, logits, leaving
+                )
                 exit_layers[active[leaving]] = k + 1
                 keep = torch.from_numpy(np.flatnonzero(~leaving)).to(hidden.device)
                 active = active[~leaving]
@@ -100,8 +111,13 @@ class EarlyExitEngine:
                 hidden, additive, mask = hidden[:, :width], additive[..., :width], mask[:, :width]
         return EngineOutput(final, exit_layers)
 
-    def run_source(self, source: TokenBatches, batch_size: int, length_bucketed: bool = False,
-                   replay: LayerOutputs | None = None) -> EngineOutput:
+    def run_source(
+        self,
+        source: TokenBatches,
+        batch_size: int,
+        length_bucketed: bool = False,
+        replay: LayerOutputs | None = None,
+    ) -> EngineOutput:
         """Every example of ``source`` in batches (sorted by length when ``length_bucketed``), in input order;
         ``replay``: recorded outputs of every example of ``source`` to decide on."""
         batches = evaluation_batches(source, batch_size, by_length=length_bucketed)

@@ -23,14 +23,25 @@ def evaluate(trained: TrainedSplit, batch_size: int, config: dict[str, Any]) -> 
     with running(model.config, trained.execution, trained.device):
         predictions = predict(model, trained.source, spec.task, batch_size)
     metadata = ArtifactMetadata(
-        dataset=spec.name, split=trained.split, task=spec.task, metrics=list(spec.metrics), recipe=record.recipe,
-        backbone=record.backbone, seed=record.seed, architecture=model.architecture(),
-        label_names=list(spec.label_names), model=record.to_dict()["model"], flops=flops.to_dict(),
-        max_length=record.max_length, model_dir=str(trained.folder),
-        model_sha256=sha256_file(trained.folder / WEIGHTS), trained_at_commit=record.provenance.get("git_commit"),
+        dataset=spec.name,
+        split=trained.split,
+        task=spec.task,
+        metrics=list(spec.metrics),
+        recipe=record.recipe,
+        backbone=record.backbone,
+        seed=record.seed,
+        architecture=model.architecture(),
+        label_names=list(spec.label_names),
+        model=record.to_dict()["model"],
+        flops=flops.to_dict(),
+        max_length=record.max_length,
+        model_dir=str(trained.folder),
+        model_sha256=sha256_file(trained.folder / WEIGHTS),
+        trained_at_commit=record.provenance.get("git_commit"),
         data_origin=trained.loaded.origin,
         layer_metrics=predictions.layer_metrics(spec.metrics) if predictions.labels is not None else None,
-        provenance=provenance.collect(config=config), execution=trained.execution.to_dict(),
+        provenance=provenance.collect(config=config),
+        execution=trained.execution.to_dict(),
     )
     texts = trained.loaded.frame[list(spec.text_fields)].astype(str).agg(" / ".join, axis=1).to_numpy()
     return ExitArtifact(predictions, trained.rows.with_format("numpy")["length"], metadata, texts)

@@ -50,8 +50,9 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
-def time_call(fn: Callable[[], Any], device: torch.device, warmup: int = 3,
-              repeats: int = LatencyConfig.repeats) -> Timing:
+def time_call(
+    fn: Callable[[], Any], device: torch.device, warmup: int = 3, repeats: int = LatencyConfig.repeats
+) -> Timing:
     """Time ``fn()``: CUDA events on a GPU, ``perf_counter`` on the CPU."""
     for _ in range(warmup):
         fn()
@@ -72,8 +73,9 @@ def time_call(fn: Callable[[], Any], device: torch.device, warmup: int = 3,
     return Timing(statistics.median(samples), float(np.percentile(samples, 90)), repeats, tuple(samples))
 
 
-def timed_passes(engines: dict[str, Any], batches: list, device: torch.device, repeats: int,
-                 recorded: list | None = None) -> dict[str, dict]:
+def timed_passes(
+    engines: dict[str, Any], batches: list, device: torch.device, repeats: int, recorded: list | None = None
+) -> dict[str, dict]:
     """Per-batch median times of every engine, interleaved: for each batch, each round times every engine
     once, so drifts of a shared machine hit all engines alike. Per-example latency median/p90 and
     throughput over the pass. ``recorded``: per batch, the outputs its exits are replayed from."""
@@ -84,8 +86,12 @@ def timed_passes(engines: dict[str, Any], batches: list, device: torch.device, r
         replayed = recorded[position] if recorded is not None else None
         for round_index in range(repeats):
             for name, engine in engines.items():
-                timing = time_call(lambda e=engine, b=batch, r=replayed: e.run(**b.inputs, recorded=r), device,
-                                   warmup=1 if round_index == 0 else 0, repeats=1)
+                timing = time_call(
+                    lambda e=engine, b=batch, r=replayed: e.run(**b.inputs, recorded=r),
+                    device,
+                    warmup=1 if round_index == 0 else 0,
+                    repeats=1,
+                )
                 samples[name].append(timing.median_s)
         for name in engines:
             medians[name].append(float(np.median(samples[name])))
@@ -93,16 +99,26 @@ def timed_passes(engines: dict[str, Any], batches: list, device: torch.device, r
     for name, values in medians.items():
         per_example = np.array(values) / np.array(sizes)
         total = float(sum(values))
-        stats[name] = {"total_s": total, "per_example_median_ms": 1e3 * float(np.median(per_example)),
-                       "per_example_p90_ms": 1e3 * float(np.percentile(per_example, 90)),
-                       "throughput_per_s": sum(sizes) / total}
+        stats[name] = {
+            "total_s": total,
+            "per_example_median_ms": 1e3 * float(np.median(per_example)),
+            "per_example_p90_ms": 1e3 * float(np.percentile(per_example, 90)),
+            "throughput_per_s": sum(sizes) / total,
+        }
     return stats
 
 
-def realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, Any, float]],
-                          batch_sizes: Sequence[int], repeats: int, device: torch.device,
-                          execution: Execution = FP32_EAGER, replay: LayerOutputs | None = None
-                          ) -> list[dict[str, Any]]:
+def realized_vs_predicted(
+    model,
+    source,
+    task: str,
+    points: Sequence[tuple[str, Any, float]],
+    batch_sizes: Sequence[int],
+    repeats: int,
+    device: torch.device,
+    execution: Execution = FP32_EAGER,
+    replay: LayerOutputs | None = None,
+) -> list[dict[str, Any]]:
     """Wall-clock speed-up of the early-exit engine at each operating point (label, policy, value) against
     the same model run to full depth, next to the speed-up its FLOPs predict (fvcore counts, true lengths,
     heads on the way included). Both run the same pre-collated batches (length-bucketed above batch 1), at
@@ -113,9 +129,16 @@ def realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, 
         return _realized_vs_predicted(model, source, task, points, batch_sizes, repeats, device, replay)
 
 
-def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str, Any, float]],
-                           batch_sizes: Sequence[int], repeats: int, device: torch.device,
-                           replay: LayerOutputs | None) -> list[dict[str, Any]]:
+def _realized_vs_predicted(
+    model,
+    source,
+    task: str,
+    points: Sequence[tuple[str, Any, float]],
+    batch_sizes: Sequence[int],
+    repeats: int,
+    device: torch.device,
+    replay: LayerOutputs | None,
+) -> list[dict[str, Any]]:
     from fastexit_bench.models.tracing import measure_fvcore
     from fastexit_bench.runtime.batches import evaluation_batches
     from fastexit_bench.runtime.engine import EarlyExitEngine
@@ -128,7 +151,9 @@ def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str,
     for label, policy, value in points:
         check = engines[label].run_source(source, 32, length_bucketed=True, replay=replay)
         if not np.array_equal(check.exit_layers, policy.exit_layers(outputs, value)):
-            raise FastExitError(f"engine and sweep disagree at {label}; the timing would measure the wrong thing")
+            raise FastExitError(
+                f"engine and sweep disagree at {label}; the timing would measure the wrong thing"
+            )
     results = []
     for batch_size in batch_sizes:
         indices = evaluation_batches(source, batch_size, by_length=batch_size > 1)
@@ -139,31 +164,61 @@ def _realized_vs_predicted(model, source, task: str, points: Sequence[tuple[str,
             exits = policy.exit_layers(outputs, value)
             predicted = flops.speedup(exits, lengths, policy.reads, model.num_layers)
             realized = stats["full depth"]["total_s"] / stats[label]["total_s"]
-            results.append({"setting": label, "policy": policy.name, "value": value, "batch_size": batch_size,
-                            "mean_exit_layer": float(exits.mean()), "predicted_speedup": predicted,
-                            "realized_speedup": realized, "realized_over_predicted": realized / predicted,
-                            "full_depth": stats["full depth"], "early_exit": stats[label]})
+            results.append(
+                {
+                    "setting": label,
+                    "policy": policy.name,
+                    "value": value,
+                    "batch_size": batch_size,
+                    "mean_exit_layer": float(exits.mean()),
+                    "predicted_speedup": predicted,
+                    "realized_speedup": realized,
+                    "realized_over_predicted": realized / predicted,
+                    "full_depth": stats["full depth"],
+                    "early_exit": stats[label],
+                }
+            )
     return results
 
 
-def measure_latency(folder: Path, points: Sequence[tuple[str, str, float]], split: str | None,
-                    settings: LatencyConfig, *, threads: int | None, execution: ExecutionConfig,
-                    where: Locations, config: dict[str, Any]) -> LatencyRecord:
+def measure_latency(
+    folder: Path,
+    points: Sequence[tuple[str, str, float]],
+    split: str | None,
+    settings: LatencyConfig,
+    *,
+    threads: int | None,
+    execution: ExecutionConfig,
+    where: Locations,
+    config: dict[str, Any],
+) -> LatencyRecord:
     """Time the model in ``folder`` at each operating point ``(setting, policy name, value)`` on a seeded
     ``settings.examples`` of ``split`` (:func:`realized_vs_predicted`); ``config`` is recorded as the run's
     provenance. Without points (a model that always runs to full depth) nothing is loaded or timed."""
     threads = set_threads(threads)
     record = TrainingRecord.from_dict(read_json(folder / INFO), str(folder / INFO))
     device = resolve_device(where.device)
-    timing = LatencyRecord(dataset=record.dataset, recipe=record.recipe, seed=record.seed, threads=threads,
-                           device=str(device), execution=resolve(execution, device).to_dict(),
-                           provenance=provenance.collect(config=config))
+    timing = LatencyRecord(
+        dataset=record.dataset,
+        recipe=record.recipe,
+        seed=record.seed,
+        threads=threads,
+        device=str(device),
+        execution=resolve(execution, device).to_dict(),
+        provenance=provenance.collect(config=config),
+    )
     if not points:
         return timing
     trained = open_trained(folder, split, examples=settings.examples, execution=execution, where=where)
     timing.rows = realized_vs_predicted(
-        trained.model, trained.source, trained.dataset.task,
-        [(setting, resolve_policy(policy), value) for setting, policy, value in points], settings.batch_sizes,
-        settings.repeats, trained.device, trained.execution)
+        trained.model,
+        trained.source,
+        trained.dataset.task,
+        [(setting, resolve_policy(policy), value) for setting, policy, value in points],
+        settings.batch_sizes,
+        settings.repeats,
+        trained.device,
+        trained.execution,
+    )
     timing.split, timing.examples, timing.repeats = trained.split, len(trained.rows), settings.repeats
     return timing

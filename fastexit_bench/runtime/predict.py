@@ -11,8 +11,12 @@ from fastexit_bench.runtime.config import EVAL_BATCH_SIZE
 
 
 @torch.no_grad()
-def predict(model: EarlyExitModel, source: TokenBatches | CachedPooledFeatures, task: str,
-            batch_size: int = EVAL_BATCH_SIZE) -> LayerOutputs:
+def predict(
+    model: EarlyExitModel,
+    source: TokenBatches | CachedPooledFeatures,
+    task: str,
+    batch_size: int = EVAL_BATCH_SIZE,
+) -> LayerOutputs:
     """Run every exit on every example of ``source`` (eval mode, no dropout; batches grouped by length),
     results in input order. Runs under the caller's execution context (``execution.running``)."""
     was_training = model.training

@@ -47,8 +47,14 @@ class TrainedSplit:
     execution: Execution
 
 
-def open_trained(folder: Path, split: str | None = None, *, examples: int | None = None,
-                 execution: ExecutionConfig | None = None, where: Locations | None = None) -> TrainedSplit:
+def open_trained(
+    folder: Path,
+    split: str | None = None,
+    *,
+    examples: int | None = None,
+    execution: ExecutionConfig | None = None,
+    where: Locations | None = None,
+) -> TrainedSplit:
     """Open the model in ``folder`` on ``split`` (None: its dataset's first evaluation split), a seeded
     subsample of ``examples`` rows (None: all), tokenized as it was trained (the record's seed and length);
     ``execution`` and ``where`` default to their classes' defaults."""
@@ -57,7 +63,26 @@ def open_trained(folder: Path, split: str | None = None, *, examples: int | None
     model, tokenizer, record = load_trained(folder, where.resources)
     dataset = DATASETS.get(record.dataset)
     split = split or dataset.eval_splits[0]
-    loaded, rows = load_tokenized(dataset, split, tokenizer, mirror=where.mirror, max_examples=examples,
-                                  seed=record.seed, max_length=record.max_length, resources=where.resources)
-    return TrainedSplit(Path(folder), model.to(device), tokenizer, record, dataset, split, loaded, rows,
-                        TokenBatches(rows, tokenizer, device), device, resolve(execution or ExecutionConfig(), device))
+    loaded, rows = load_tokenized(
+        dataset,
+        split,
+        tokenizer,
+        mirror=where.mirror,
+        max_examples=examples,
+        seed=record.seed,
+        max_length=record.max_length,
+        resources=where.resources,
+    )
+    return TrainedSplit(
+        Path(folder),
+        model.to(device),
+        tokenizer,
+        record,
+        dataset,
+        split,
+        loaded,
+        rows,
+        TokenBatches(rows, tokenizer, device),
+        device,
+        resolve(execution or ExecutionConfig(), device),
+    )

@@ -31,34 +31,67 @@ from fastexit_bench.serving.record import ServingRecord, ServingSettings
 from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
 
 
-def serve_bench(folder: Path, policy_name: str, value: float, settings: ServingSettings, *, threads: int | None,
-                execution: ExecutionConfig, where: Locations, config: dict[str, Any],
-                log: Callable[[str], None] = print) -> ServingRecord:
+def serve_bench(
+    folder: Path,
+    policy_name: str,
+    value: float,
+    settings: ServingSettings,
+    *,
+    threads: int | None,
+    execution: ExecutionConfig,
+    where: Locations,
+    config: dict[str, Any],
+    log: Callable[[str], None] = print,
+) -> ServingRecord:
     """Serve the model in ``folder`` at ``policy_name`` = ``value`` under every scheduler and scenario of
     ``settings`` (:func:`run_benchmark`); ``config`` is recorded as the run's provenance."""
     policy = resolve_policy(policy_name)
     if policy.name == "oracle":
-        raise PolicyError("the oracle policy reads the labels, which a served query does not have; choose another")
+        raise PolicyError(
+            "the oracle policy reads the labels, which a served query does not have; choose another"
+        )
     threads = set_threads(threads)
-    trained = open_trained(folder, settings.split, examples=settings.examples, execution=execution, where=where)
+    trained = open_trained(
+        folder, settings.split, examples=settings.examples, execution=execution, where=where
+    )
     model, source, task = trained.model, trained.source, trained.dataset.task
     with running(model.config, trained.execution, trained.device):
         outputs = predict(model, source, task)
-        policy.fit(outputs)  # calibrated policies: temperatures from the served split (exits matter, not scores)
+        policy.fit(
+            outputs
+        )  # calibrated policies: temperatures from the served split (exits matter, not scores)
         exits = policy.exit_layers(outputs, value)
         predicted = measure_fvcore(model).speedup(exits, source.lengths(), policy.reads, model.num_layers)
-        log(f"{trained.record.recipe} on {trained.record.dataset} ({settings.split}, {len(source)} examples), "
+        log(
+            f"{trained.record.recipe} on {trained.record.dataset} ({settings.split}, {len(source)} examples), "
             f"{policy.name} at {value}: mean exit layer {exits.mean():.2f} of {model.num_layers}, FLOPs-predicted "
-            f"speed-up {predicted:.2f}x; {settings.queries} queries per measurement")
+            f"speed-up {predicted:.2f}x; {settings.queries} queries per measurement"
+        )
         results = run_benchmark(model, source, task, policy, value, outputs, settings, log=log)
     record = trained.record
     return ServingRecord(
-        model={"path": str(folder), "dataset": record.dataset, "recipe": record.recipe, "seed": record.seed,
-               "backbone": record.backbone.get("requested"), "split": settings.split, "examples": len(source)},
-        policy=policy.name, value=value, settings=asdict(settings),
-        environment={"device": str(trained.device), "threads": threads, "execution": trained.execution.to_dict()},
-        mean_exit_layer=float(exits.mean()), predicted_speedup=predicted, results=results,
-        provenance=provenance.collect(config=config))
+        model={
+            "path": str(folder),
+            "dataset": record.dataset,
+            "recipe": record.recipe,
+            "seed": record.seed,
+            "backbone": record.backbone.get("requested"),
+            "split": settings.split,
+            "examples": len(source),
+        },
+        policy=policy.name,
+        value=value,
+        settings=asdict(settings),
+        environment={
+            "device": str(trained.device),
+            "threads": threads,
+            "execution": trained.execution.to_dict(),
+        },
+        mean_exit_layer=float(exits.mean()),
+        predicted_speedup=predicted,
+        results=results,
+        provenance=provenance.collect(config=config),
+    )
 
 
 def query_examples(examples: int, queries: int, seed: int) -> np.ndarray:
@@ -72,16 +105,27 @@ def check_exits(scheduler: Scheduler, expected_exits: np.ndarray, expected_predi
     """Refuse a scheduler whose exits or predictions differ from the policy's on the model's own outputs."""
     served = serve(scheduler, len(scheduler.examples), np.zeros(len(scheduler.examples)))
     order = scheduler.examples
-    wrong = (served.exit_layers != expected_exits[order]) | ~np.isclose(served.predictions,
-                                                                          expected_predictions[order])
+    wrong = (served.exit_layers != expected_exits[order]) | ~np.isclose(
+        served.predictions, expected_predictions[order]
+    )
     if wrong.any():
-        raise FastExitError(f"scheduler {scheduler.name} answers {int(wrong.sum())} of {len(order)} examples "
-                            "with another exit or prediction than the sweep; its timing would measure the wrong "
-                            "thing (try --precision fp32)")
+        raise FastExitError(
+            f"scheduler {scheduler.name} answers {int(wrong.sum())} of {len(order)} examples "
+            "with another exit or prediction than the sweep; its timing would measure the wrong "
+            "thing (try --precision fp32)"
+        )
 
 
-def run_benchmark(model, source, task: str, policy: ExitPolicy, value: float, outputs: LayerOutputs,
-                  settings: ServingSettings, log=print) -> dict[str, dict[str, Any]]:
+def run_benchmark(
+    model,
+    source,
+    task: str,
+    policy: ExitPolicy,
+    value: float,
+    outputs: LayerOutputs,
+    settings: ServingSettings,
+    log=print,
+) -> dict[str, dict[str, Any]]:
     """Every scheduler of ``settings`` under every scenario; ``outputs``: the model's outputs on ``source``
     (what the exits are checked against)."""
     exits = policy.exit_layers(outputs, value)
@@ -89,41 +133,73 @@ def run_benchmark(model, source, task: str, policy: ExitPolicy, value: float, ou
     every = np.arange(len(source))
     results: dict[str, dict[str, Any]] = {}
     for name in settings.schedulers:
-        def fresh(examples: np.ndarray, name: str = name) -> Scheduler:
-            return make_scheduler(name, model, source, examples, task, policy, value, settings.max_batch,
-                                  settings.max_wait_ms / 1e3)
 
-        expected = (np.full(len(every), model.num_layers) if name == "full-depth" else exits)
+        def fresh(examples: np.ndarray, name: str = name) -> Scheduler:
+            return make_scheduler(
+                name,
+                model,
+                source,
+                examples,
+                task,
+                policy,
+                value,
+                settings.max_batch,
+                settings.max_wait_ms / 1e3,
+            )
+
+        expected = np.full(len(every), model.num_layers) if name == "full-depth" else exits
         check_exits(fresh(every), expected, predictions[expected - 1, every])
         examples = query_examples(len(source), settings.queries, settings.seed)
-        serve(fresh(examples[:settings.warmup]), settings.warmup, np.zeros(settings.warmup))
+        serve(fresh(examples[: settings.warmup]), settings.warmup, np.zeros(settings.warmup))
         results[name] = {}
         if "single-stream" in settings.scenarios:
             served = serve(fresh(examples), settings.queries)
-            never = exits[examples] == model.num_layers  # the policy's, so every scheduler is read on the same queries
-            results[name]["single_stream"] = {"all": served.latency_ms(), "never_exit": served.latency_ms(never)}
-            log(f"{name:<11} single-stream p50 {served.latency_ms()['p50_ms']:.2f} ms, "
-                f"p99 {served.latency_ms()['p99_ms']:.2f} ms")
+            never = (
+                exits[examples] == model.num_layers
+            )  # the policy's, so every scheduler is read on the same queries
+            results[name]["single_stream"] = {
+                "all": served.latency_ms(),
+                "never_exit": served.latency_ms(never),
+            }
+            log(
+                f"{name:<11} single-stream p50 {served.latency_ms()['p50_ms']:.2f} ms, "
+                f"p99 {served.latency_ms()['p99_ms']:.2f} ms"
+            )
         if "offline" not in settings.scenarios and "server" not in settings.scenarios:
             continue
-        offline = serve(fresh(examples), settings.queries, np.zeros(settings.queries))  # the server's ceiling too
+        offline = serve(
+            fresh(examples), settings.queries, np.zeros(settings.queries)
+        )  # the server's ceiling too
         if "offline" in settings.scenarios:
-            results[name]["offline"] = {"throughput_per_s": offline.throughput_per_s(), **offline.latency_ms()}
+            results[name]["offline"] = {
+                "throughput_per_s": offline.throughput_per_s(),
+                **offline.latency_ms(),
+            }
             log(f"{name:<11} offline {offline.throughput_per_s():.1f} queries/s")
         if "server" in settings.scenarios:
             results[name]["server"] = server_search(fresh, examples, offline, settings)
-            log(f"{name:<11} server {results[name]['server']['rate_at_bound_per_s']:.1f} queries/s "
-                f"at p99 <= {settings.bound_ms} ms")
+            log(
+                f"{name:<11} server {results[name]['server']['rate_at_bound_per_s']:.1f} queries/s "
+                f"at p99 <= {settings.bound_ms} ms"
+            )
     return results
 
 
 def server_search(fresh, examples: np.ndarray, offline: Served, settings: ServingSettings) -> dict[str, Any]:
     def run_at(rate: float) -> Served:
-        return serve(fresh(examples), settings.queries, poisson_arrivals(settings.queries, rate, settings.seed))
+        return serve(
+            fresh(examples), settings.queries, poisson_arrivals(settings.queries, rate, settings.seed)
+        )
 
-    rate, tried = max_rate_under_bound(run_at, settings.bound_ms, offline.throughput_per_s(),
-                                       settings.search_steps)
+    rate, tried = max_rate_under_bound(
+        run_at, settings.bound_ms, offline.throughput_per_s(), settings.search_steps
+    )
     at_bound = next((p.latency for p in tried if p.rate_per_s == rate), {})
-    return {"rate_at_bound_per_s": rate, "at_bound": at_bound, "ceiling_per_s": offline.throughput_per_s(),
-            "tried": [{"rate_per_s": p.rate_per_s, "throughput_per_s": p.throughput_per_s, **p.latency}
-                      for p in tried]}
+    return {
+        "rate_at_bound_per_s": rate,
+        "at_bound": at_bound,
+        "ceiling_per_s": offline.throughput_per_s(),
+        "tried": [
+            {"rate_per_s": p.rate_per_s, "throughput_per_s": p.throughput_per_s, **p.latency} for p in tried
+        ],
+    }

@@ -96,8 +96,9 @@ class RatePoint:
     throughput_per_s: float
 
 
-def max_rate_under_bound(run_at: Callable[[float], Served], bound_ms: float, ceiling_per_s: float,
-                         steps: int) -> tuple[float, list[RatePoint]]:
+def max_rate_under_bound(
+    run_at: Callable[[float], Served], bound_ms: float, ceiling_per_s: float, steps: int
+) -> tuple[float, list[RatePoint]]:
     """The largest Poisson rate (to ``ceiling_per_s`` / 2**steps) whose p99 latency is at most ``bound_ms``,
     by bisection on [0, ``ceiling_per_s``]; every rate tried, in order. 0 when none met the bound."""
     low, high, tried = 0.0, ceiling_per_s, []

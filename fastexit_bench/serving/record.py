@@ -59,7 +59,9 @@ class ServingRecord(VersionedRecord):
         """The ratios issue 18 sets goals on, where the runs they need were made: Server rates at the p99
         bound, and the SingleStream p99 of the queries that never exit, against full depth on the same queries."""
         out: dict[str, float] = {}
-        server = {name: r["server"]["rate_at_bound_per_s"] for name, r in self.results.items() if "server" in r}
+        server = {
+            name: r["server"]["rate_at_bound_per_s"] for name, r in self.results.items() if "server" in r
+        }
         if server.get("compaction") and "layer-pool" in server:
             out["layer_pool_over_compaction_rate"] = server["layer-pool"] / server["compaction"]
         if server.get("full-depth") and "layer-pool" in server:
@@ -67,6 +69,7 @@ class ServingRecord(VersionedRecord):
             out["of_predicted_speedup"] = out["layer_pool_over_full_depth_rate"] / self.predicted_speedup
         single = {name: r["single_stream"] for name, r in self.results.items() if "single_stream" in r}
         if single.get("full-depth", {}).get("never_exit") and single.get("layer-pool", {}).get("never_exit"):
-            out["never_exit_p99_over_full_depth"] = (single["layer-pool"]["never_exit"]["p99_ms"]
-                                                     / single["full-depth"]["never_exit"]["p99_ms"])
+            out["never_exit_p99_over_full_depth"] = (
+                single["layer-pool"]["never_exit"]["p99_ms"] / single["full-depth"]["never_exit"]["p99_ms"]
+            )
         return out

@@ -49,9 +49,16 @@ class Scheduler(ABC):
 
     name: str
 
-    def __init__(self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
-                 max_batch: int):
-        self.model, self.source, self.examples, self.task, self.max_batch = model.eval(), source, examples, task, max_batch
+    def __init__(
+        self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str, max_batch: int
+    ):
+        self.model, self.source, self.examples, self.task, self.max_batch = (
+            model.eval(),
+            source,
+            examples,
+            task,
+            max_batch,
+        )
 
     @abstractmethod
     def admit(self, query: int, arrival: float) -> None:
@@ -79,8 +86,17 @@ torch, for the command line."""
 class BatchScheduler(Scheduler):
     """Dynamic batching in front of an engine that answers a whole batch at once (:meth:`engine`)."""
 
-    def __init__(self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
-                 max_batch: int, policy: ExitPolicy, value: float, max_wait_s: float = 0.0):
+    def __init__(
+        self,
+        model: EarlyExitModel,
+        source: TokenBatches,
+        examples: np.ndarray,
+        task: str,
+        max_batch: int,
+        policy: ExitPolicy,
+        value: float,
+        max_wait_s: float = 0.0,
+    ):
         super().__init__(model, source, examples, task, max_batch)
         self.engine, self.max_wait_s = self.make_engine(policy, value), max_wait_s
         self.waiting: deque[tuple[int, float]] = deque()
@@ -102,8 +118,10 @@ class BatchScheduler(Scheduler):
         queries = [self.waiting.popleft()[0] for _ in range(min(self.max_batch, len(self.waiting)))]
         batch = self.source.batch(torch.from_numpy(self.examples[queries]))
         out = self.engine.run(**batch.inputs)
-        return [Answer(q, int(layer), float(p))
-                for q, layer, p in zip(queries, out.exit_layers, self.predictions(out.logits))]
+        return [
+            Answer(q, int(layer), float(p))
+            for q, layer, p in zip(queries, out.exit_layers, self.predictions(out.logits))
+        ]
 
 
 @SCHEDULER_TYPES.add
@@ -143,8 +161,17 @@ class LayerPool(Scheduler):
 
     name = "layer-pool"
 
-    def __init__(self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
-                 max_batch: int, policy: ExitPolicy, value: float, max_wait_s: float = 0.0):
+    def __init__(
+        self,
+        model: EarlyExitModel,
+        source: TokenBatches,
+        examples: np.ndarray,
+        task: str,
+        max_batch: int,
+        policy: ExitPolicy,
+        value: float,
+        max_wait_s: float = 0.0,
+    ):
         super().__init__(model, source, examples, task, max_batch)  # launches when idle: no wait
         self.policy, self.value = policy, value
         self.pools: list[deque[InFlight]] = [deque() for _ in range(model.num_layers)]
@@ -191,20 +218,32 @@ class LayerPool(Scheduler):
             answers = [Answer(q.query, k + 1, float(p)) for q, p in zip(leavers, predictions)]
         lengths = mask.sum(1).tolist()
         for i in np.flatnonzero(~leaving):
-            group[i].hidden = hidden[i, :lengths[i]]
+            group[i].hidden = hidden[i, : lengths[i]]
             self.pools[k + 1].append(group[i])
         return answers
 
     def seen(self, group: list[InFlight], layers: int) -> LayerOutputs:
         """What the policy decides on: the group's outputs of its first ``layers`` exits."""
         classes = self.model.num_outputs
-        logits = (np.stack([np.stack(q.logits) for q in group], axis=1) if group[0].logits
-                  else np.zeros((layers, len(group), classes), dtype=np.float32))
+        logits = (
+            np.stack([np.stack(q.logits) for q in group], axis=1)
+            if group[0].logits
+            else np.zeros((layers, len(group), classes), dtype=np.float32)
+        )
         scores = np.array([q.scores for q in group], dtype=np.float32).T if group[0].scores else None
         return LayerOutputs(logits, self.task, scores)
 
 
-def make_scheduler(name: str, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str,
-                   policy: ExitPolicy, value: float, max_batch: int, max_wait_s: float = 0.0) -> Scheduler:
+def make_scheduler(
+    name: str,
+    model: EarlyExitModel,
+    source: TokenBatches,
+    examples: np.ndarray,
+    task: str,
+    policy: ExitPolicy,
+    value: float,
+    max_batch: int,
+    max_wait_s: float = 0.0,
+) -> Scheduler:
     """The scheduler registered as ``name`` serving ``policy`` at ``value``."""
     return SCHEDULER_TYPES.get(name)(model, source, examples, task, max_batch, policy, value, max_wait_s)

@@ -13,7 +13,10 @@ KEEPS = ("best", "last")
 FROZEN_MODES = ("eval", "train")
 VOCABULARIES = ("trimmed", "full")
 ADAMW_IMPLEMENTATIONS = {  # torch.optim.AdamW's keywords for each: one kernel, per-list ops, per tensor
-    "fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
+    "fused": {"fused": True},
+    "foreach": {"foreach": True},
+    "for-loop": {"foreach": False},
+}
 
 
 @dataclass(frozen=True)
@@ -83,14 +86,20 @@ class TrainConfig:
             raise FastExitError(f"vocabulary {self.vocabulary!r} is not one of {', '.join(VOCABULARIES)}")
         if self.adamw not in ADAMW_IMPLEMENTATIONS:
             raise FastExitError(f"adamw {self.adamw!r} is not one of {', '.join(ADAMW_IMPLEMENTATIONS)}")
-        stages = tuple((name, s if isinstance(s, StageSettings) else StageSettings(**s)) for name, s in self.stages)
+        stages = tuple(
+            (name, s if isinstance(s, StageSettings) else StageSettings(**s)) for name, s in self.stages
+        )
         object.__setattr__(self, "stages", stages)
 
     def caches_features(self, stage: Stage, exits_read_pooled_only: bool) -> bool:
         """Whether ``stage`` trains on per-layer pooled features computed once: an off-ramp stage over heads that
         read only a pooled vector, with eval-mode frozen parts (dropout would change the features every epoch)."""
-        return (stage.trains == "offramps" and exits_read_pooled_only and self.cache_features
-                and self.frozen == "eval")
+        return (
+            stage.trains == "offramps"
+            and exits_read_pooled_only
+            and self.cache_features
+            and self.frozen == "eval"
+        )
 
     def of(self, stage: Stage) -> StageSettings:
         """Every setting of ``stage`` resolved: its overrides, else the run's (lr times the recipe's scale)."""

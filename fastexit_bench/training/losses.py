@@ -66,8 +66,16 @@ def student_distillation_loss(student: Tensor, teacher: Tensor, labels: Tensor, 
         hard = F.mse_loss(student.squeeze(-1), labels.float())
     else:
         t = DISTILLATION_TEMPERATURE
-        soft = t * t * F.kl_div(F.log_softmax(student / t, dim=-1), F.log_softmax(teacher / t, dim=-1),
-                                reduction="batchmean", log_target=True)
+        soft = (
+            t
+            * t
+            * F.kl_div(
+                F.log_softmax(student / t, dim=-1),
+                F.log_softmax(teacher / t, dim=-1),
+                reduction="batchmean",
+                log_target=True,
+            )
+        )
         hard = F.cross_entropy(student, labels)
     return DISTILLATION_SOFT_WEIGHT * soft + (1 - DISTILLATION_SOFT_WEIGHT) * hard
 
@@ -87,7 +95,9 @@ def learned_exit_loss(exit_scores: Tensor, logits: Tensor, labels: Tensor, task:
     return F.mse_loss(torch.sigmoid(exit_scores), target)
 
 
-FINAL_EXIT_ONLY = frozenset({"final_exit", "distillation"})  # objectives that read the last exit's logits alone
+FINAL_EXIT_ONLY = frozenset(
+    {"final_exit", "distillation"}
+)  # objectives that read the last exit's logits alone
 Objective = Callable[..., Tensor]  # (outputs, labels, task), plus teacher=final logits in a distilling stage
 LOSSES: Registry[Objective] = Registry("loss")
 

@@ -47,7 +47,9 @@ class Preset:
 def _merge(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -60,8 +62,9 @@ def _load(path: Path) -> dict[str, Preset]:
         citations = dict(base.citations) if base else {}
         for key, setting in entry["settings"].items():
             values[key] = setting["value"]
-            citations[key] = Citation(entry["repository"], setting["source"], str(setting["quote"]),
-                                      setting.get("derived"))
+            citations[key] = Citation(
+                entry["repository"], setting["source"], str(setting["quote"]), setting.get("derived")
+            )
         presets[name] = Preset(name, entry["paper"], values, citations)
     return presets
 

@@ -57,8 +57,11 @@ class Stage:
 
     def selection_exits(self, num_layers: int) -> slice:
         """Exits whose mean dev metric picks this stage's best epoch: the ones it trains."""
-        return {"all": slice(None), "final": slice(num_layers - 1, None), "offramps": slice(None, num_layers - 1)}[
-            self.trains]
+        return {
+            "all": slice(None),
+            "final": slice(num_layers - 1, None),
+            "offramps": slice(None, num_layers - 1),
+        }[self.trains]
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,15 @@ class Recipe:
         the heads' resolved pooling (``fastexit_bench.pooling``)."""
         from fastexit_bench.models.saved import ModelSpec
 
-        return ModelSpec(backbone, self.head, num_outputs, self.num_layers or self.student_layers,
-                         self.learned_exit, scorer_input="pooled", pooling=pooling)
+        return ModelSpec(
+            backbone,
+            self.head,
+            num_outputs,
+            self.num_layers or self.student_layers,
+            self.learned_exit,
+            scorer_input="pooled",
+            pooling=pooling,
+        )
 
     def start_spec(self, backbone: str, num_outputs: int, pooling: str) -> ModelSpec:
         """The model training starts from: the saved one, or, for a recipe that distils, its full-depth teacher."""
@@ -96,8 +106,10 @@ def student_layer_indices(teacher_layers: int, student_layers: int) -> list[int]
     transformers' ``examples/research_projects/distillation/scripts/extract_distilbert.py``); 3 of 12 gives
     0, 6, 11 and 1 layer the first."""
     if not 1 <= student_layers <= teacher_layers:
-        raise ModelLoadError(f"cannot distil a {teacher_layers}-layer model into {student_layers} layers; "
-                               f"choose 1..{teacher_layers}")
+        raise ModelLoadError(
+            f"cannot distil a {teacher_layers}-layer model into {student_layers} layers; "
+            f"choose 1..{teacher_layers}"
+        )
     if student_layers == 1:
         return [0]
     step = (teacher_layers - 1) / (student_layers - 1)
@@ -109,41 +121,66 @@ LAYERED = re.compile(r"^(truncated|distilled)-([1-9][0-9]*)$")  # a template nam
 FINETUNE = Stage("finetune", "final", ("final_exit",))
 
 RECIPES.add(Recipe("baseline", "highway", (FINETUNE,), "BERT fine-tuning (Devlin et al., 2019)"))
-RECIPES.add(Recipe(
-    "truncated-k", "highway", (FINETUNE,),
-    "FastBERT (Liu et al., 2020) baselines: the first k layers + classifier, fine-tuned "
-    "(use as truncated-6, truncated-3, ...)",
-))
-RECIPES.add(Recipe(
-    "distilled-k", "highway",
-    (FINETUNE, Stage("distillation", "final", ("distillation",), distils=True)),
-    "FastBERT (Liu et al., 2020) 'DistilBERT' baselines: fine-tune the full model (the teacher), then train "
-    "a k-layer student initialised from its layers on soft targets plus labels (use as distilled-6, ...)",
-))
-RECIPES.add(Recipe(
-    "deebert", "highway",
-    (FINETUNE, Stage("offramps", "offramps", ("offramps",))),
-    "DeeBERT (Xin et al., 2020): two-stage training", exit_policy="entropy",
-))
-RECIPES.add(Recipe(
-    "fastbert", "branch",
-    (FINETUNE, Stage("self-distillation", "offramps", ("self_distillation",), lr_scale=10.0, needs_labels=False)),
-    "FastBERT (Liu et al., 2020): fine-tune backbone + teacher, then self-distil the students",
-    exit_policy="speed",
-))
-RECIPES.add(Recipe(
-    "pabee", "shared-pooler",
-    (Stage("joint", "all", ("depth_weighted",)),),
-    "PABEE (Zhou et al., 2020): one shared pooler and a classifier per layer, trained jointly with "
-    "depth-weighted losses", exit_policy="patience",
-))
-RECIPES.add(Recipe(
-    "berxit", "highway",
-    (Stage("alternating", "all", ("final_exit_and_learned_exit", "offramps_and_learned_exit")),),
-    "BERxiT (Xin et al., 2021): alternate steps of the final exit's loss and of the off-ramps' losses, "
-    "each plus the learning-to-exit loss on the off-ramps' pooled outputs",
-    learned_exit=True, exit_policy="learned",
-))
+RECIPES.add(
+    Recipe(
+        "truncated-k",
+        "highway",
+        (FINETUNE,),
+        "FastBERT (Liu et al., 2020) baselines: the first k layers + classifier, fine-tuned "
+        "(use as truncated-6, truncated-3, ...)",
+    )
+)
+RECIPES.add(
+    Recipe(
+        "distilled-k",
+        "highway",
+        (FINETUNE, Stage("distillation", "final", ("distillation",), distils=True)),
+        "FastBERT (Liu et al., 2020) 'DistilBERT' baselines: fine-tune the full model (the teacher), then train "
+        "a k-layer student initialised from its layers on soft targets plus labels (use as distilled-6, ...)",
+    )
+)
+RECIPES.add(
+    Recipe(
+        "deebert",
+        "highway",
+        (FINETUNE, Stage("offramps", "offramps", ("offramps",))),
+        "DeeBERT (Xin et al., 2020): two-stage training",
+        exit_policy="entropy",
+    )
+)
+RECIPES.add(
+    Recipe(
+        "fastbert",
+        "branch",
+        (
+            FINETUNE,
+            Stage("self-distillation", "offramps", ("self_distillation",), lr_scale=10.0, needs_labels=False),
+        ),
+        "FastBERT (Liu et al., 2020): fine-tune backbone + teacher, then self-distil the students",
+        exit_policy="speed",
+    )
+)
+RECIPES.add(
+    Recipe(
+        "pabee",
+        "shared-pooler",
+        (Stage("joint", "all", ("depth_weighted",)),),
+        "PABEE (Zhou et al., 2020): one shared pooler and a classifier per layer, trained jointly with "
+        "depth-weighted losses",
+        exit_policy="patience",
+    )
+)
+RECIPES.add(
+    Recipe(
+        "berxit",
+        "highway",
+        (Stage("alternating", "all", ("final_exit_and_learned_exit", "offramps_and_learned_exit")),),
+        "BERxiT (Xin et al., 2021): alternate steps of the final exit's loss and of the off-ramps' losses, "
+        "each plus the learning-to-exit loss on the off-ramps' pooled outputs",
+        learned_exit=True,
+        exit_policy="learned",
+    )
+)
 
 
 def get_recipe(name: str) -> Recipe:
@@ -154,5 +191,7 @@ def get_recipe(name: str) -> Recipe:
         depth = {"truncated": {"num_layers": k}, "distilled": {"student_layers": k}}[template]
         return replace(RECIPES.get(f"{template}-k"), name=name, **depth)
     if name in ("truncated-k", "distilled-k"):
-        raise UnknownNameError(f"recipe {name!r} needs a layer count: {name[:-1]}6, {name[:-1]}3, {name[:-1]}1, ...")
+        raise UnknownNameError(
+            f"recipe {name!r} needs a layer count: {name[:-1]}6, {name[:-1]}3, {name[:-1]}1, ..."
+        )
     return RECIPES.get(name)

@@ -44,21 +44,38 @@ class TrainingRun:
     finetuned_from: Path | None = None
 
 
-def train(run: TrainingRun, data: DataConfig, config: TrainConfig, out: Path, *, where: Locations,
-          provenance_config: dict[str, Any], overwrite: bool = False,
-          report: Callable[[str], None] = print) -> TrainingRecord:
+def train(
+    run: TrainingRun,
+    data: DataConfig,
+    config: TrainConfig,
+    out: Path,
+    *,
+    where: Locations,
+    provenance_config: dict[str, Any],
+    overwrite: bool = False,
+    report: Callable[[str], None] = print,
+) -> TrainingRecord:
     """Train ``run`` into the folder ``out`` (a killed run started again resumes from its checkpoint; a finished
     model is kept unless ``overwrite``) and return its record."""
     check_output_folder(out, overwrite=overwrite)
     if (out / INFO).is_file() and not overwrite:
-        raise FastExitError(f"{out} already holds a trained model ({INFO}); pass --overwrite to train it "
-                            "again, or choose another --out")
+        raise FastExitError(
+            f"{out} already holds a trained model ({INFO}); pass --overwrite to train it "
+            "again, or choose another --out"
+        )
     with exclusive_use(out, "`fastexit-bench train`"):
         return _train(run, data, config, out, where, provenance_config, report)
 
 
-def _train(run: TrainingRun, data: DataConfig, config: TrainConfig, out: Path, where: Locations,
-           provenance_config: dict[str, Any], report: Callable[[str], None]) -> TrainingRecord:
+def _train(
+    run: TrainingRun,
+    data: DataConfig,
+    config: TrainConfig,
+    out: Path,
+    where: Locations,
+    provenance_config: dict[str, Any],
+    report: Callable[[str], None],
+) -> TrainingRecord:
     spec = DATASETS.get(run.dataset)
     recipe = get_recipe(run.recipe)
     stage_names = [stage.name for stage in recipe.stages]
@@ -70,40 +87,81 @@ def _train(run: TrainingRun, data: DataConfig, config: TrainConfig, out: Path, w
     start = recipe.start_spec(run.backbone, spec.num_outputs, pooling)
     model, tokenizer, resolved = build_model(start, where.resources, seed=data.seed)
     if data.max_length > model.max_tokens:
-        raise FastExitError(f"--max-length {data.max_length} is longer than {run.backbone}'s {model.max_tokens} "
-                            f"positions; use at most {model.max_tokens}")
+        raise FastExitError(
+            f"--max-length {data.max_length} is longer than {run.backbone}'s {model.max_tokens} "
+            f"positions; use at most {model.max_tokens}"
+        )
     model.to(device)
     (train_loaded, train_rows), (dev_loaded, dev_rows) = (
-        load_tokenized(spec, split, tokenizer, mirror=where.mirror, max_examples=limit, seed=data.seed,
-                       max_length=data.max_length, resources=where.resources)
-        for split, limit in ((spec.train_split, data.max_train), (spec.selection_split, data.max_eval)))
+        load_tokenized(
+            spec,
+            split,
+            tokenizer,
+            mirror=where.mirror,
+            max_examples=limit,
+            seed=data.seed,
+            max_length=data.max_length,
+            resources=where.resources,
+        )
+        for split, limit in ((spec.train_split, data.max_train), (spec.selection_split, data.max_eval))
+    )
     hygiene = check_splits(train_loaded, [dev_loaded])
     for line in warnings(hygiene, spec.train_split, spec.task):
         log.warning(line)
     dev = DevSet(TokenBatches(dev_rows, tokenizer, device), spec.task, spec.metrics[0])
     train_batches = TokenBatches(train_rows, tokenizer, device)
-    first_stage = first_stage_inputs(recipe, start, resolved.location, spec.name, data.seed, data.max_length,
-                                     {"train": train_batches.content_hash(), "dev": dev.source.content_hash()},
-                                     config, resolve(config.execution, device).to_dict())
+    first_stage = first_stage_inputs(
+        recipe,
+        start,
+        resolved.location,
+        spec.name,
+        data.seed,
+        data.max_length,
+        {"train": train_batches.content_hash(), "dev": dev.source.content_hash()},
+        config,
+        resolve(config.execution, device).to_dict(),
+    )
     finished, shared = [], {}
     if run.finetuned_from:
-        finished, shared = start_from_finetuned(run.finetuned_from, model, recipe, first_stage, where.resources)
-    trainer = Trainer(model, recipe, train_batches, dev, spec.task, config, checkpoint=out / CHECKPOINT,
-                      finished=[StageLog.from_dict(stage_log) for stage_log in finished])
-    report(f"training {recipe.name} on {spec.name} ({len(train_rows)} train / {len(dev_rows)} dev rows) "
-           f"with {resolved.requested} ({model.num_layers} layers, {pooling} pooling) on {device}, "
-           f"{trainer.execution.precision}, {trainer.execution.attention} attention")
+        finished, shared = start_from_finetuned(
+            run.finetuned_from, model, recipe, first_stage, where.resources
+        )
+    trainer = Trainer(
+        model,
+        recipe,
+        train_batches,
+        dev,
+        spec.task,
+        config,
+        checkpoint=out / CHECKPOINT,
+        finished=[StageLog.from_dict(stage_log) for stage_log in finished],
+    )
+    report(
+        f"training {recipe.name} on {spec.name} ({len(train_rows)} train / {len(dev_rows)} dev rows) "
+        f"with {resolved.requested} ({model.num_layers} layers, {pooling} pooling) on {device}, "
+        f"{trainer.execution.precision}, {trainer.execution.attention} attention"
+    )
     logs = trainer.run()
     final = logs[-1].epochs[logs[-1].best_epoch - 1].dev_metric
     record = TrainingRecord(
         model=recipe.model_spec(run.backbone, spec.num_outputs, pooling),  # a distilled recipe's student
-        dataset=spec.name, recipe=recipe.name, seed=data.seed, max_length=data.max_length,
-        backbone=asdict(resolved), train_config=asdict(config),
-        data={"train": train_loaded.origin, "dev": {"split": dev_loaded.split, **dev_loaded.origin},
-              "hygiene": {split: h.to_dict() for split, h in hygiene.items()}},
-        stages=[asdict(stage_log) for stage_log in logs], dev_metric={"name": spec.metrics[0], "per_layer": final},
-        provenance=provenance.collect(config=provenance_config), execution=trainer.execution.to_dict(),
-        first_stage=first_stage, shared_stages=shared,
+        dataset=spec.name,
+        recipe=recipe.name,
+        seed=data.seed,
+        max_length=data.max_length,
+        backbone=asdict(resolved),
+        train_config=asdict(config),
+        data={
+            "train": train_loaded.origin,
+            "dev": {"split": dev_loaded.split, **dev_loaded.origin},
+            "hygiene": {split: h.to_dict() for split, h in hygiene.items()},
+        },
+        stages=[asdict(stage_log) for stage_log in logs],
+        dev_metric={"name": spec.metrics[0], "per_layer": final},
+        provenance=provenance.collect(config=provenance_config),
+        execution=trainer.execution.to_dict(),
+        first_stage=first_stage,
+        shared_stages=shared,
     )
     save_trained(out, trainer.model.cpu(), record)
     (out / CHECKPOINT).unlink()

@@ -24,7 +24,9 @@ UNUSED_BY_A_STAGE = ("stages", "checkpoint_every")  # settings that do not chang
 SOURCE = "baseline"  # the recipe whose saved model is a shared first stage
 
 
-def starts_from_baseline(recipe_name: str, recipes: Sequence[str], own: Mapping[str, Mapping[str, Any]]) -> bool:
+def starts_from_baseline(
+    recipe_name: str, recipes: Sequence[str], own: Mapping[str, Mapping[str, Any]]
+) -> bool:
     """Whether the workflow may start ``recipe_name`` from the experiment's baseline: the experiment trains a
     baseline (``recipes``), the recipe's first stage and starting model are the baseline's, and neither recipe
     has settings of its own for that stage (``own``: recipe -> stage -> settings)."""
@@ -32,20 +34,41 @@ def starts_from_baseline(recipe_name: str, recipes: Sequence[str], own: Mapping[
         return False
     recipe, source = get_recipe(recipe_name), get_recipe(SOURCE)
     stage = recipe.stages[0]
-    return (stage == source.stages[0] and recipe.start_spec("", 2, "cls") == source.start_spec("", 2, "cls")
-            and stage.name not in own.get(recipe_name, {}) and stage.name not in own.get(SOURCE, {}))
+    return (
+        stage == source.stages[0]
+        and recipe.start_spec("", 2, "cls") == source.start_spec("", 2, "cls")
+        and stage.name not in own.get(recipe_name, {})
+        and stage.name not in own.get(SOURCE, {})
+    )
 
 
-def first_stage_inputs(recipe: Recipe, start: Any, backbone_location: str, dataset: str, seed: int,
-                       max_length: int, data_hashes: dict[str, str], config: TrainConfig,
-                       execution: dict[str, str]) -> dict[str, Any]:
+def first_stage_inputs(
+    recipe: Recipe,
+    start: Any,
+    backbone_location: str,
+    dataset: str,
+    seed: int,
+    max_length: int,
+    data_hashes: dict[str, str],
+    config: TrainConfig,
+    execution: dict[str, str],
+) -> dict[str, Any]:
     """Everything the first stage's result depends on, as plain JSON types: the stage, the model it starts
     from (``ModelSpec``), the backbone, the data's content hashes, the seed and every setting it reads."""
     stage = recipe.stages[0]
     settings = {k: v for k, v in asdict(config).items() if k not in UNUSED_BY_A_STAGE}
-    inputs = {"stage": asdict(stage), "model": asdict(start), "backbone": backbone_location, "dataset": dataset,
-              "seed": seed, "max_length": max_length, "data": data_hashes, "train_config": settings,
-              "stage_settings": asdict(config.of(stage)), "execution": execution}
+    inputs = {
+        "stage": asdict(stage),
+        "model": asdict(start),
+        "backbone": backbone_location,
+        "dataset": dataset,
+        "seed": seed,
+        "max_length": max_length,
+        "data": data_hashes,
+        "train_config": settings,
+        "stage_settings": asdict(config.of(stage)),
+        "execution": execution,
+    }
     return json.loads(json.dumps(inputs))  # tuples as lists, as read back from training.json
 
 
@@ -53,20 +76,27 @@ def check_shareable(record: Any, folder: Path, recipe: Recipe, inputs: dict[str,
     """Refuse a saved model that is not this recipe's first stage: another recipe, or other inputs."""
     source = get_recipe(record.recipe)
     if len(source.stages) != 1 or source.stages[0] != recipe.stages[0]:
-        raise FastExitError(f"{folder} was trained with {record.recipe!r}, whose result is not {recipe.name!r}'s "
-                            f"first stage; start from a baseline model")
+        raise FastExitError(
+            f"{folder} was trained with {record.recipe!r}, whose result is not {recipe.name!r}'s "
+            f"first stage; start from a baseline model"
+        )
     theirs = record.first_stage
     if not theirs:
-        raise FastExitError(f"{folder} does not record what its fine-tune computed from (trained before "
-                            "training records did); train the baseline again")
+        raise FastExitError(
+            f"{folder} does not record what its fine-tune computed from (trained before "
+            "training records did); train the baseline again"
+        )
     differ = sorted(k for k in inputs.keys() | theirs.keys() if inputs.get(k) != theirs.get(k))
     if differ:
-        raise FastExitError(f"{folder} was fine-tuned with other {', '.join(differ)} than this run's "
-                            f"{recipe.stages[0].name!r} stage; train without --finetuned-from, or match them")
+        raise FastExitError(
+            f"{folder} was fine-tuned with other {', '.join(differ)} than this run's "
+            f"{recipe.stages[0].name!r} stage; train without --finetuned-from, or match them"
+        )
 
 
-def start_from_finetuned(folder: Path, model: Any, recipe: Recipe, inputs: dict[str, Any],
-                         resources: str | Path | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def start_from_finetuned(
+    folder: Path, model: Any, recipe: Recipe, inputs: dict[str, Any], resources: str | Path | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Load the saved baseline in ``folder`` into ``model`` as the result of ``recipe``'s first stage; returns
     that stage's log (the baseline's) and the provenance the new record keeps."""
     from fastexit_bench.models.saved import WEIGHTS, load_trained
@@ -74,6 +104,11 @@ def start_from_finetuned(folder: Path, model: Any, recipe: Recipe, inputs: dict[
     source, _, record = load_trained(folder, resources)
     check_shareable(record, folder, recipe, inputs)
     model.load_state_dict(source.state_dict())
-    provenance = {recipe.stages[0].name: {"model": str(folder), "recipe": record.recipe,
-                                          "weights_sha256": sha256_file(Path(folder) / WEIGHTS)}}
+    provenance = {
+        recipe.stages[0].name: {
+            "model": str(folder),
+            "recipe": record.recipe,
+            "weights_sha256": sha256_file(Path(folder) / WEIGHTS),
+        }
+    }
     return record.stages[:1], provenance

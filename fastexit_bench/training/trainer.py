@@ -53,7 +53,9 @@ from fastexit_bench.training.recipes import Recipe, Stage, student_layer_indices
 log = logging.getLogger(__name__)
 
 
-CONFIDENT_SPEED = 0.5  # FastBERT's headline speed: a teacher that is rarely this certain leaves students nothing
+CONFIDENT_SPEED = (
+    0.5  # FastBERT's headline speed: a teacher that is rarely this certain leaves students nothing
+)
 CONFIDENT_SHARE = f"share_under_speed_{CONFIDENT_SPEED}"  # the confidence record's key for that share
 
 
@@ -122,7 +124,9 @@ def _state_of(modules: list[torch.nn.Module]) -> list[dict[str, torch.Tensor]]:
     return [copy.deepcopy(m.state_dict()) for m in modules]
 
 
-def epoch_order(lengths: np.ndarray | None, size: int, config: TrainConfig, stage: int, epoch: int) -> torch.Tensor:
+def epoch_order(
+    lengths: np.ndarray | None, size: int, config: TrainConfig, stage: int, epoch: int
+) -> torch.Tensor:
     """The order of an epoch's examples, a function of (seed, stage, epoch) only: grouped by length when asked
     and lengths are known, else a random permutation."""
     generator = torch.Generator().manual_seed(_derived_seed(config.seed, stage, epoch))
@@ -187,9 +191,17 @@ class StageRun:
 class Trainer:
     """Runs a recipe's stages on ``model``; see the module docstring for the guarantees."""
 
-    def __init__(self, model: EarlyExitModel, recipe: Recipe, train_data: TokenBatches, dev: DevSet | None,
-                 task: str, config: TrainConfig, checkpoint: Path | None = None,
-                 finished: list[StageLog] | None = None):
+    def __init__(
+        self,
+        model: EarlyExitModel,
+        recipe: Recipe,
+        train_data: TokenBatches,
+        dev: DevSet | None,
+        task: str,
+        config: TrainConfig,
+        checkpoint: Path | None = None,
+        finished: list[StageLog] | None = None,
+    ):
         self.model, self.recipe, self.train_data, self.dev = model, recipe, train_data, dev
         self.finished = list(finished or [])  # logs of first stages whose result ``model`` already holds
         self.task, self.config = task, config
@@ -197,18 +209,31 @@ class Trainer:
         self.teacher: EarlyExitModel | None = None  # while a distilling stage runs
         self.device = next(model.parameters()).device
         self.execution = resolve(config.execution, self.device)
-        self.fingerprint = json.dumps([recipe.name, asdict(config), self.execution.to_dict(), model.num_layers,
-                                       _weights_hash(model), train_data.content_hash(),
-                                       dev.source.content_hash() if dev else None,
-                                       [log.stage for log in self.finished]], sort_keys=True)
+        self.fingerprint = json.dumps(
+            [
+                recipe.name,
+                asdict(config),
+                self.execution.to_dict(),
+                model.num_layers,
+                _weights_hash(model),
+                train_data.content_hash(),
+                dev.source.content_hash() if dev else None,
+                [log.stage for log in self.finished],
+            ],
+            sort_keys=True,
+        )
 
     def run(self) -> list[StageLog]:
         """Train every stage (resuming from the checkpoint if there is one); return their logs."""
         given = self.model  # a distilling recipe's teacher once ``self.model`` is the student
         if self.config.vocabulary == "trimmed":
             sources = [self.train_data] + ([self.dev.source] if self.dev else [])
-            trim_vocabulary(given.embeddings, data_token_ids([s.token_ids() for s in sources],
-                                                             given.embeddings.word_embeddings.padding_idx))
+            trim_vocabulary(
+                given.embeddings,
+                data_token_ids(
+                    [s.token_ids() for s in sources], given.embeddings.word_embeddings.padding_idx
+                ),
+            )
         try:
             with running(self.model.config, self.execution, self.device):
                 return self._run_stages()
@@ -251,11 +276,15 @@ class Trainer:
         if stage.needs_labels and not train.has_labels:
             raise TrainingError(f"stage {stage.name!r} needs labels and the training data has none")
         settings = config.of(stage)
-        optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=config.weight_decay,
-                                      **ADAMW_IMPLEMENTATIONS[config.adamw])
+        optimizer = torch.optim.AdamW(
+            params, lr=settings.lr, weight_decay=config.weight_decay, **ADAMW_IMPLEMENTATIONS[config.adamw]
+        )
         per_epoch = math.ceil(len(train) / config.batch_size)
-        total = settings.epochs * per_epoch if config.max_steps is None else min(settings.epochs * per_epoch,
-                                                                                  config.max_steps)
+        total = (
+            settings.epochs * per_epoch
+            if config.max_steps is None
+            else min(settings.epochs * per_epoch, config.max_steps)
+        )
         schedule = round(total * settings.schedule_epochs / settings.epochs)  # past its end the rate stays 0
         scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup * schedule), schedule)
         scaler = grad_scaler(self.execution.precision, self.device)
@@ -263,15 +292,26 @@ class Trainer:
             optimizer.load_state_dict(resume["optimizer"])
             scheduler.load_state_dict(resume["scheduler"])
             scaler.load_state_dict(resume["scaler"])
-        log = StageLog(stage.name, lr=settings.lr, cached_features=isinstance(train, CachedPooledFeatures),
-                       feature_seconds=feature_seconds)
+        log = StageLog(
+            stage.name,
+            lr=settings.lr,
+            cached_features=isinstance(train, CachedPooledFeatures),
+            feature_seconds=feature_seconds,
+        )
         return StageRun(stage, modules, params, train, dev, optimizer, scheduler, scaler, total, log)
 
-    def _run_stage(self, stage: Stage, state: StageState, logs: list[StageLog], resume: dict | None) -> StageLog:
+    def _run_stage(
+        self, stage: Stage, state: StageState, logs: list[StageLog], resume: dict | None
+    ) -> StageLog:
         run = self._start_stage(stage, resume)
         run.log.epochs = state.epochs
-        progress = tqdm(total=run.total_steps, initial=state.step, desc=f"{self.recipe.name}/{stage.name}",
-                        leave=False, disable=None)
+        progress = tqdm(
+            total=run.total_steps,
+            initial=state.step,
+            desc=f"{self.recipe.name}/{stage.name}",
+            leave=False,
+            disable=None,
+        )
         while state.epoch < self.config.of(stage).epochs and state.step < run.total_steps:
             started = time.perf_counter()
             self._train_epoch(run, state, logs, progress)
@@ -298,7 +338,9 @@ class Trainer:
     def _train_epoch(self, run: StageRun, state: StageState, logs: list[StageLog], progress: tqdm) -> None:
         """Optimizer steps from ``state.next_batch`` to the epoch's end (or the step cap)."""
         batches = self._epoch_batches(run, state)
-        self.model.train(self.config.frozen == "train")  # frozen parts: dropout on as in the papers' code, or off
+        self.model.train(
+            self.config.frozen == "train"
+        )  # frozen parts: dropout on as in the papers' code, or off
         for module in run.modules:
             module.train()
         objective = [LOSSES.get(name) for name in run.stage.losses]
@@ -342,62 +384,94 @@ class Trainer:
         scaler skips such a step instead); the weights are checked after the step through their total norm,
         one pass over them."""
         if not torch.isfinite(loss):
-            raise TrainingError(f"stage {run.stage.name!r}: loss is {loss.item()} at step {step}; "
-                                "lower the learning rate or check the labels")
+            raise TrainingError(
+                f"stage {run.stage.name!r}: loss is {loss.item()} at step {step}; "
+                "lower the learning rate or check the labels"
+            )
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.unscale_(run.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(run.params, self.config.max_grad_norm)
         if not run.scaler.is_enabled() and not torch.isfinite(norm):
-            raise TrainingError(f"stage {run.stage.name!r}: gradients are not finite at step {step}; "
-                                "lower the learning rate or check the inputs")
+            raise TrainingError(
+                f"stage {run.stage.name!r}: gradients are not finite at step {step}; "
+                "lower the learning rate or check the inputs"
+            )
         scale, lr = run.scaler.get_scale(), run.optimizer.param_groups[0]["lr"]
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.scheduler.step()
-        stepped = not run.scaler.is_enabled() or run.scaler.get_scale() >= scale  # fp16: a lowered scale = skipped
+        stepped = (
+            not run.scaler.is_enabled() or run.scaler.get_scale() >= scale
+        )  # fp16: a lowered scale = skipped
         embedding = self.model.embeddings.word_embeddings
         if stepped and isinstance(embedding, TrimmedEmbedding) and embedding.weight.requires_grad:
             embedding.decay_untouched(lr, self.config.weight_decay)
         if not torch.isfinite(torch.nn.utils.get_total_norm(run.params)):
-            raise TrainingError(f"stage {run.stage.name!r}: weights are not finite after step {step}; "
-                                "lower the learning rate")
+            raise TrainingError(
+                f"stage {run.stage.name!r}: weights are not finite after step {step}; lower the learning rate"
+            )
 
     def _end_epoch(self, run: StageRun, state: StageState, seconds: float) -> None:
         """Log the epoch, score it on dev, keep the best weights, and move to the next epoch."""
-        record = EpochLog(state.epoch + 1, len(state.epoch_losses), float(np.mean(state.epoch_losses)), seconds)
+        record = EpochLog(
+            state.epoch + 1, len(state.epoch_losses), float(np.mean(state.epoch_losses)), seconds
+        )
         if run.dev is not None:
             record.dev_metric, record.score, record.confidence = self._score(run.dev, run.stage)
         state.epochs.append(record)
         examples = min(len(run.train), record.steps * self.config.batch_size)
-        log.info("%s/%s epoch %d (%.0f s, %.1f examples/s): loss %.4f%s%s", self.recipe.name, run.stage.name,
-                 record.epoch, seconds, examples / seconds, record.train_loss,
-                 f", dev {self.dev.metric} per layer {[round(m, 4) for m in record.dev_metric]}"
-                 if run.dev is not None else "",
-                 f"; final exit on dev: mean top probability {record.confidence['mean_top_probability']:.3f}, "
-                 f"{record.confidence[CONFIDENT_SHARE]:.1%} of examples under speed {CONFIDENT_SPEED}"
-                 if record.confidence else "")
+        log.info(
+            "%s/%s epoch %d (%.0f s, %.1f examples/s): loss %.4f%s%s",
+            self.recipe.name,
+            run.stage.name,
+            record.epoch,
+            seconds,
+            examples / seconds,
+            record.train_loss,
+            f", dev {self.dev.metric} per layer {[round(m, 4) for m in record.dev_metric]}"
+            if run.dev is not None
+            else "",
+            f"; final exit on dev: mean top probability {record.confidence['mean_top_probability']:.3f}, "
+            f"{record.confidence[CONFIDENT_SHARE]:.1%} of examples under speed {CONFIDENT_SPEED}"
+            if record.confidence
+            else "",
+        )
         last = self.config.of(run.stage).keep == "last"
-        if last or state.best is None or record.score is None or self._better(record.score, state.best["score"]):
+        if (
+            last
+            or state.best is None
+            or record.score is None
+            or self._better(record.score, state.best["score"])
+        ):
             state.best = {"epoch": record.epoch, "score": record.score, "state": _state_of(run.modules)}
         state.epoch, state.next_batch, state.epoch_losses, state.rng = state.epoch + 1, 0, [], None
 
     def _payload(self, run: StageRun, state: StageState, logs: list[StageLog]) -> dict[str, Any]:
-        return {"stage": state.index, "logs": logs, "step": state.step, "state": state,
-                "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-                "scaler": run.scaler.state_dict(),
-                "teacher": self.teacher.state_dict() if self.teacher is not None else None}
+        return {
+            "stage": state.index,
+            "logs": logs,
+            "step": state.step,
+            "state": state,
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "teacher": self.teacher.state_dict() if self.teacher is not None else None,
+        }
 
-    def _score(self, dev: TokenBatches | CachedPooledFeatures, stage: Stage
-               ) -> tuple[list[float], float, dict[str, float] | None]:
+    def _score(
+        self, dev: TokenBatches | CachedPooledFeatures, stage: Stage
+    ) -> tuple[list[float], float, dict[str, float] | None]:
         predictions = predict(self.model, dev, self.task, self.config.eval_batch_size)
         per_layer = [m[self.dev.metric] for m in predictions.layer_metrics((self.dev.metric,))]
         selected = per_layer[stage.selection_exits(len(per_layer))]
         confidence = None
         if self.task != "regression":
             uncertainty = resolve_policy("speed").signal(predictions)[-1]
-            confidence = {"mean_top_probability": float(predictions.probabilities()[-1].max(-1).mean()),
-                          CONFIDENT_SHARE: float((uncertainty < CONFIDENT_SPEED).mean())}
+            confidence = {
+                "mean_top_probability": float(predictions.probabilities()[-1].max(-1).mean()),
+                CONFIDENT_SHARE: float((uncertainty < CONFIDENT_SPEED).mean()),
+            }
         return per_layer, float(np.mean(selected)), confidence
 
     def _better(self, score: float, best: float | None) -> bool:
@@ -405,8 +479,10 @@ class Trainer:
 
     @staticmethod
     def _get_rng() -> dict:
-        return {"cpu": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        return {
+            "cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
 
     @staticmethod
     def _set_rng(state: dict) -> None:
@@ -418,8 +494,12 @@ class Trainer:
         if self.checkpoint is None:
             return
         # plain types and tensors only, so that loading never unpickles code (torch.load weights_only=True)
-        payload = {"fingerprint": self.fingerprint, "model": self.model.state_dict(), **state,
-                   "logs": [_plain(log) for log in state["logs"]]}
+        payload = {
+            "fingerprint": self.fingerprint,
+            "model": self.model.state_dict(),
+            **state,
+            "logs": [_plain(log) for log in state["logs"]],
+        }
         if "state" in state:
             payload["state"] = _plain(state["state"])
         with atomic_path(self.checkpoint) as tmp:
@@ -430,13 +510,23 @@ class Trainer:
             return None
         try:
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        except (EOFError, OSError, RuntimeError, ValueError, pickle.UnpicklingError) as error:  # corrupt or foreign
-            raise TrainingError(f"checkpoint {self.checkpoint} cannot be read ({type(error).__name__}); delete it to "
-                                "start over, or write to another output folder") from None
+        except (
+            EOFError,
+            OSError,
+            RuntimeError,
+            ValueError,
+            pickle.UnpicklingError,
+        ) as error:  # corrupt or foreign
+            raise TrainingError(
+                f"checkpoint {self.checkpoint} cannot be read ({type(error).__name__}); delete it to "
+                "start over, or write to another output folder"
+            ) from None
         if state.get("fingerprint") != self.fingerprint:
-            raise TrainingError(f"checkpoint {self.checkpoint} was written by a different run (recipe, settings or "
-                                "data differ); delete it to start over, or write to another output folder")
-        begun = self.recipe.stages[:state["stage"] + ("state" in state)]
+            raise TrainingError(
+                f"checkpoint {self.checkpoint} was written by a different run (recipe, settings or "
+                "data differ); delete it to start over, or write to another output folder"
+            )
+        begun = self.recipe.stages[: state["stage"] + ("state" in state)]
         if any(stage.distils for stage in begun):
             self._become_student()
             if state.get("teacher") is not None:  # mid-stage: the teacher is still needed
