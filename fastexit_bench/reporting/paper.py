@@ -30,9 +30,15 @@ from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, difference_interval
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.pooling import LABELS as POOLING_LABELS
-from fastexit_bench.reporting.tables import HIGH, LOW, artifacts_by_run, mean_pm_std, with_interval
+from fastexit_bench.reporting.tables import (
+    HIGH,
+    LOW,
+    artifacts_by_run,
+    mean_pm_std,
+    paper_policy,
+    with_interval,
+)
 from fastexit_bench.runtime.config import LATENCY_BATCH_SIZES
-from fastexit_bench.training.recipes import get_recipe
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
 Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
@@ -63,7 +69,7 @@ def paper_points(selection: pd.DataFrame, reference: str | None = None) -> pd.Da
     files, with the reported split's numbers."""
     kept = []
     for recipe, rows in selection.groupby("recipe", sort=False):
-        policy = get_recipe(recipe).exit_policy
+        policy = paper_policy(recipe)
         full = rows.setting == FULL_DEPTH
         kept.append(rows[(rows.policy == policy) | (full & (recipe == reference))] if policy else rows[full])
     chosen = pd.concat(kept) if kept else selection.iloc[:0]
@@ -363,7 +369,7 @@ def paper_table(points: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
         paper = (
             published_for(dataset, reported_as, policy, means.get("value", np.nan), metric, backbone) or {}
         )
-        plain = setting == FULL_DEPTH and get_recipe(recipe).exit_policy is None  # a model without exits
+        plain = setting == FULL_DEPTH and paper_policy(recipe) is None  # a model without exits
         name = model_label(recipe, pooling)
         row = {"dataset": dataset, "split": split, "model": name if plain else f"{name}: {setting}"}
         for column, heading in SHOWN[spec.layout]:

@@ -19,9 +19,8 @@ from fastexit_bench.analysis.operating_points import within_drop
 from fastexit_bench.analysis.sweep import full_depth_metric
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import direction
-from fastexit_bench.reporting.tables import HIGH, LOW
+from fastexit_bench.reporting.tables import HIGH, LOW, paper_policy
 from fastexit_bench.serving.record import ServingRecord
-from fastexit_bench.training.recipes import get_recipe
 
 FIGURE_SUFFIXES = (".png", ".pdf")
 
@@ -63,7 +62,7 @@ def _early_exit_panels(sweep: pd.DataFrame) -> list[tuple[tuple[str, str], pd.Da
     return [
         (key, table)
         for key, table in sweep.groupby(["dataset", "recipe"], sort=True)
-        if get_recipe(key[1]).exit_policy is not None
+        if paper_policy(key[1]) is not None
     ]
 
 
@@ -192,7 +191,7 @@ def calibration(artifacts: Sequence[ExitArtifact], stem: Path) -> list[Path]:
     models = {}
     for art in artifacts:
         meta = art.metadata
-        if art.predictions.task == "classification" and get_recipe(meta.recipe).exit_policy is not None:
+        if art.predictions.task == "classification" and paper_policy(meta.recipe) is not None:
             models.setdefault((meta.dataset, meta.recipe), art)  # the first split and seed listed
     figure, axes = _panels(len(models))
     for axis, ((dataset, recipe), art) in zip(axes, sorted(models.items())):
@@ -257,7 +256,7 @@ def method_fronts(sweep: pd.DataFrame, stem: Path) -> list[Path]:
         baseline = None
         for recipe, rows in table.groupby("recipe", sort=True):
             mean = _mean_over_seeds(rows)
-            policy = get_recipe(recipe).exit_policy
+            policy = paper_policy(recipe)
             if policy is None:
                 full = mean[mean.policy == "static"].sort_values("value").iloc[-1]
                 family = recipe.split("-")[0]
