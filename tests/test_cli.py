@@ -100,7 +100,7 @@ def test_every_option_has_help_that_shows_its_default():
         ("train", "--warmup", "5"),
         ("train", "--checkpoint-every", "-3"),
         ("train", "--seed", "-1"),
-        ("evaluate", "--max-examples", "0"),
+        ("evaluate", "--max-eval", "0"),
         ("sweep", "--max-drop", "-1"),
         ("sweep", "--policies", ","),
         ("sweep", "--policies", ""),

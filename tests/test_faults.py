@@ -45,7 +45,7 @@ def made(tmp_path_factory, resources):
                     str(root / "model"),
                     "--split",
                     split,
-                    "--max-examples",
+                    "--max-eval",
                     "16",
                     *res,
                     "--device",

@@ -82,7 +82,7 @@ def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resour
             [
                 "evaluate",
                 str(trained),
-                "--max-examples",
+                "--max-eval",
                 "6",
                 "--resources",
                 str(resources),
@@ -173,7 +173,7 @@ def test_two_layer_baselines_save_and_evaluate_two_layers(resources, tmp_path, r
                 str(out),
                 "--resources",
                 str(resources),
-                "--max-examples",
+                "--max-eval",
                 "4",
                 "--device",
                 "cpu",
@@ -239,7 +239,7 @@ def test_outputs_that_would_destroy_a_model_are_refused(trained, resources, tmp_
                 str(victim),
                 "--resources",
                 str(resources),
-                "--max-examples",
+                "--max-eval",
                 "4",
                 "--out",
                 str(victim / "sub.npz"),
@@ -281,3 +281,26 @@ def test_bad_training_inputs(resources, tmp_path, capsys):
     assert "Did you mean deebert" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npz")]) == 2
     assert "is not a finished model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_a_rerun_on_the_same_machine_gives_the_same_model_and_artefact(tmp_path, resources, precision):
+    """Train and evaluate twice with the same arguments: the weights and every array of the artefact are
+    identical, bit for bit (``auto`` is bf16 where the CPU runs it natively); only provenance differs."""
+    runs = []
+    for name in ("first", "second"):
+        model, artefact = tmp_path / name, tmp_path / f"{name}.npz"
+        options = ["--resources", str(resources), "--device", "cpu", "--precision", precision]
+        train = [a for a in TRAIN if a not in ("--precision", "fp32")]
+        assert main(["train", *train, "--recipe", "deebert", *options, "--out", str(model)]) == 0
+        assert main(["evaluate", str(model), "--max-eval", "8", *options, "--out", str(artefact)]) == 0
+        runs.append((load_file(model / "model.safetensors"), ExitArtifact.load(artefact)))
+    (weights, first), (again, second) = runs
+    assert weights.keys() == again.keys() and all(torch.equal(weights[k], again[k]) for k in weights)
+    assert np.array_equal(first.predictions.logits, second.predictions.logits)
+    assert np.array_equal(first.predictions.labels, second.predictions.labels)
+    assert np.array_equal(first.lengths, second.lengths)
+    unlike = {"provenance", "model_dir"}
+    assert {k: v for k, v in first.metadata.to_dict().items() if k not in unlike} == {
+        k: v for k, v in second.metadata.to_dict().items() if k not in unlike
+    }

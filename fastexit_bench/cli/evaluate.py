@@ -38,10 +38,8 @@ def add_parser(commands) -> None:
     add_execution_args(parser)
     parser.add_argument(
         "--max-eval",
-        "--max-examples",
         type=positive_int,
         default=DataConfig.max_eval,
-        dest="max_eval",
         help="seeded subsample of the split (None: all of it)",
     )
     parser.add_argument(

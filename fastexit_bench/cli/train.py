@@ -156,9 +156,10 @@ def add_parser(commands) -> None:
         "under the same data, seed and settings: training starts after that stage",
     )
     parser.add_argument(
-        "--no-length-grouping",
-        action="store_true",
-        help="draw random batches instead of batches of similar length",
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.group_by_length,
+        help="batches of similar length (less padding), or random batches as the papers' code draws them",
     )
 
 
@@ -178,7 +179,7 @@ def run_train(args: argparse.Namespace) -> None:
         stages=tuple(args.stages),
         keep=args.keep,
         frozen=args.frozen,
-        group_by_length=not args.no_length_grouping,
+        group_by_length=args.group_by_length,
         execution=execution_config(args),
         vocabulary=args.vocabulary,
         adamw=args.adamw,

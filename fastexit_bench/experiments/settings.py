@@ -73,7 +73,18 @@ def load_config(path: Path, schema: Path = SCHEMA) -> dict[str, Any]:
     return config
 
 
-TRAIN_KEYS = ("epochs", "lr", "batch_size", "warmup", "weight_decay", "keep", "frozen", "vocabulary", "adamw")
+TRAIN_KEYS = (
+    "epochs",
+    "lr",
+    "batch_size",
+    "warmup",
+    "weight_decay",
+    "keep",
+    "frozen",
+    "vocabulary",
+    "adamw",
+    "group_by_length",
+)
 """The experiment keys that are :class:`TrainConfig` fields of the same name."""
 DATA_KEYS = ("max_train", "max_eval", "max_length")
 """The experiment keys that are :class:`DataConfig` fields (its seed is each run's)."""
@@ -250,7 +261,7 @@ def _text(value: Any) -> str:
 def command_options(**options: Any) -> str:
     """{"max_train": 5, "values": {"speed": (0.1, 0.5)}, "max_drop": (0, 1), "stage": ["a:lr=1"]} ->
     "--max-train 5 --values speed=0.1,0.5 --max-drop 0,1 --stage a:lr=1": tuples are comma-joined, dicts
-    repeat NAME=VALUE, lists repeat the option, None is left out."""
+    repeat NAME=VALUE, lists repeat the option, booleans are --NAME or --no-NAME, None is left out."""
     flags = []
     for key, value in options.items():
         flag = f"--{key.replace('_', '-')}"
@@ -258,6 +269,8 @@ def command_options(**options: Any) -> str:
             flags += [f"{flag} {name}={','.join(map(_text, v))}" for name, v in value.items()]
         elif isinstance(value, list):
             flags += [f"{flag} {item}" for item in value]
+        elif isinstance(value, bool):
+            flags.append(flag if value else f"--no-{flag[2:]}")
         elif isinstance(value, tuple):
             flags.append(f"{flag} {','.join(map(_text, value))}")
         elif value is not None:

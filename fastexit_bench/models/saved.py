@@ -132,17 +132,23 @@ def save_trained(folder: Path, model: EarlyExitModel, record: TrainingRecord) ->
     write_json(folder / INFO, record.to_dict())
 
 
-def load_trained(
-    folder: Path, resources: str | Path | None = None
-) -> tuple[EarlyExitModel, Any, TrainingRecord]:
-    """``(model in eval mode, tokenizer, record)`` from a folder written by :func:`save_trained`."""
+def read_record(folder: Path) -> TrainingRecord:
+    """The record of a finished model folder (written by :func:`save_trained`), without loading its weights."""
     folder = Path(folder)
     if not (folder / INFO).is_file() or not (folder / WEIGHTS).is_file():
         raise ModelLoadError(
             f"{folder} is not a finished model (needs {WEIGHTS} and {INFO}); "
             "train one with `fastexit-bench train ... --out FOLDER`"
         )
-    record = TrainingRecord.from_dict(read_json(folder / INFO), str(folder / INFO))
+    return TrainingRecord.from_dict(read_json(folder / INFO), str(folder / INFO))
+
+
+def load_trained(
+    folder: Path, resources: str | Path | None = None
+) -> tuple[EarlyExitModel, Any, TrainingRecord]:
+    """``(model in eval mode, tokenizer, record)`` from a folder written by :func:`save_trained`."""
+    folder = Path(folder)
+    record = read_record(folder)
     model, tokenizer, _ = build_model(record.model, resources)
     try:
         load_model(model, str(folder / WEIGHTS))

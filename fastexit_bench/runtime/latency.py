@@ -23,9 +23,8 @@ from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.device import resolve_device
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import FP32_EAGER, Execution, ExecutionConfig, resolve, running
-from fastexit_bench.io import read_json
 from fastexit_bench.locations import Locations
-from fastexit_bench.models.saved import INFO, TrainingRecord
+from fastexit_bench.models.saved import read_record
 from fastexit_bench.runtime.config import LatencyConfig, LatencyRecord
 from fastexit_bench.runtime.trained import open_trained
 
@@ -196,7 +195,7 @@ def measure_latency(
     ``settings.examples`` of ``split`` (:func:`realized_vs_predicted`); ``config`` is recorded as the run's
     provenance. Without points (a model that always runs to full depth) nothing is loaded or timed."""
     threads = set_threads(threads)
-    record = TrainingRecord.from_dict(read_json(folder / INFO), str(folder / INFO))
+    record = read_record(folder)
     device = resolve_device(where.device)
     timing = LatencyRecord(
         dataset=record.dataset,
