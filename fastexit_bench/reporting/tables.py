@@ -17,6 +17,7 @@ from fastexit_bench.analysis.sweep import SweepResult, full_depth_metric
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, metric_interval
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import compute_metrics
+from fastexit_bench.reporting import TABLE_SUFFIXES
 from fastexit_bench.training.recipes import get_recipe
 
 KEYS = ["dataset", "backbone", "recipe", "policy"]
@@ -224,9 +225,6 @@ def exits_table(points: pd.DataFrame, artifacts: Sequence[ExitArtifact], shown: 
             row["examples exiting here"] = " / ".join(f"“{t.replace('|', '/')}”" for t in texts)
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-TABLE_SUFFIXES = (".md", ".tex", ".csv")
 
 
 def write_table(frame: pd.DataFrame, stem: Path, title: str, notes: Sequence[str] = ()) -> list[Path]:

@@ -3,7 +3,7 @@
 # R/plots/<experiment>/.
 
 
-from fastexit_bench.reporting import PLOTS
+from fastexit_bench.reporting import PLOTS, TABLE_PARTS, TABLE_SUFFIXES
 
 MODEL = f"{R}/{{experiment}}/models/{{dataset}}/{{recipe}}/seed{{seed}}"
 RUN = "{dataset}.{recipe}.seed{seed}"
@@ -103,48 +103,30 @@ rule report:
     input:
         unpack(get_report_inputs),
     output:
-        tables=multiext(f"{R}/tables/{{experiment}}", ".md", ".tex", ".csv", ".json"),
-        layers=multiext(f"{R}/tables/{{experiment}}_layers", ".md", ".tex", ".csv"),
-        calibration=multiext(
-            f"{R}/tables/{{experiment}}_calibration", ".md", ".tex", ".csv"
+        **{
+            plot: report(
+                f"{R}/plots/{{experiment}}/{plot}.png",
+                category="{experiment}",
+                caption=f"../report/{plot}.rst",
+            )
+            for plot in PLOTS
+        },
+        record=f"{R}/tables/{{experiment}}.json",
+        tables=expand(
+            f"{R}/tables/{{{{experiment}}}}{{part}}{{suffix}}",
+            part=TABLE_PARTS,
+            suffix=TABLE_SUFFIXES,
         ),
-        paper=multiext(f"{R}/tables/{{experiment}}_paper", ".md", ".tex", ".csv"),
-        exits=multiext(f"{R}/tables/{{experiment}}_exits", ".md", ".tex", ".csv"),
         points=f"{R}/tables/{{experiment}}_points.csv",
         pdfs=expand(f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=PLOTS),
-        flops_plot=report(
-            f"{R}/plots/{{experiment}}/metric_vs_flops.png",
-            category="{experiment}",
-            caption="../report/metric_vs_flops.rst",
-        ),
-        shares_plot=report(
-            f"{R}/plots/{{experiment}}/exit_shares.png",
-            category="{experiment}",
-            caption="../report/exit_shares.rst",
-        ),
-        layer_plot=report(
-            f"{R}/plots/{{experiment}}/layer_metric.png",
-            category="{experiment}",
-            caption="../report/layer_metric.rst",
-        ),
-        calibration_plot=report(
-            f"{R}/plots/{{experiment}}/calibration.png",
-            category="{experiment}",
-            caption="../report/calibration.rst",
-        ),
-        fronts_plot=report(
-            f"{R}/plots/{{experiment}}/method_fronts.png",
-            category="{experiment}",
-            caption="../report/method_fronts.rst",
-        ),
     log:
         "logs/{experiment}/report.log",
     conda:
         "../envs/fastexit.yaml"
     threads: 1
     params:
-        tables=lambda wc, output: os.path.dirname(output.tables[0]),
-        plots=subpath(output.flops_plot, parent=True),
+        tables=subpath(output.record, parent=True),
+        plots=subpath(output.metric_vs_flops, parent=True),
         table=options("report", locations=False),
     shell:
         "python -m fastexit_bench report --name {wildcards.experiment} --sweeps {input.sweeps} "
