@@ -63,6 +63,7 @@ def test_train_writes_weights_and_a_complete_record(trained):
         "pooling": "cls",
     }  # tiny-bert: [CLS]
     assert info["recipe"] == "berxit" and info["dataset"] == "bbc_news"
+    assert info["exit_policy"] == "learned"  # the recipe's paper policy travels with the model
     (stage,) = info["stages"]
     assert [e["epoch"] for e in stage["epochs"]] == [1] and stage["epochs"][0]["steps"] == 3
     confidence = stage["epochs"][0]["confidence"]  # how sure the final exit is on dev
@@ -108,6 +109,7 @@ def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resour
         0,
     )
     assert meta["provenance"]["env"]["torch"] and len(meta["layer_metrics"]) == 4
+    assert meta["exit_policy"] == "learned"  # and with its artefacts (sweep records copy the metadata)
     assert meta["execution"] == {"precision": "fp32", "attention": "eager"}
     assert meta["architecture"]["hidden_size"] == 32 and meta["architecture"]["num_layers"] == 4
     assert artifact.predictions.logits.shape == (4, 6, 5)

@@ -92,6 +92,8 @@ class ArtifactMetadata(VersionedRecord):
         provenance: the ``provenance.collect`` block of the evaluation run.
         execution: the precision and attention implementation the logits were computed with; artefacts from
             before these were choosable ran in fp32 with eager attention.
+        exit_policy: the policy the model's paper exits with (``TrainingRecord.exit_policy``; None: none, or an
+            artefact from before it was recorded).
     """
 
     dataset: str
@@ -113,6 +115,7 @@ class ArtifactMetadata(VersionedRecord):
     layer_metrics: list[dict[str, float]] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     execution: dict[str, str] = field(default_factory=FP32_EAGER.to_dict)
+    exit_policy: str | None = None
 
     VERSION: ClassVar[int] = ARTIFACT_VERSION
     VERSION_KEY: ClassVar[str] = "artifact_version"

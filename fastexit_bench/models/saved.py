@@ -95,6 +95,8 @@ class TrainingRecord(VersionedRecord):
         first_stage: what the recipe's first stage computed from (``training.shared.first_stage_inputs``): a
             recipe starting with the same stage may start from this model when they are equal.
         shared_stages: per stage taken from another saved model, that model's folder, recipe and weights hash.
+        exit_policy: the policy the recipe's paper exits with (None: the model always runs to the end), so
+            that readers of the model and its artefacts need not know the recipe.
     """
 
     model: ModelSpec
@@ -111,6 +113,7 @@ class TrainingRecord(VersionedRecord):
     execution: dict[str, str] = field(default_factory=FP32_EAGER.to_dict)
     first_stage: dict[str, Any] = field(default_factory=dict)
     shared_stages: dict[str, Any] = field(default_factory=dict)
+    exit_policy: str | None = None
 
     VERSION: ClassVar[int] = TRAINING_RECORD_VERSION
     RERUN: ClassVar[str] = "fastexit-bench train"

@@ -42,6 +42,7 @@ def evaluate(trained: TrainedSplit, batch_size: int, config: dict[str, Any]) -> 
         layer_metrics=predictions.layer_metrics(spec.metrics) if predictions.labels is not None else None,
         provenance=provenance.collect(config=config),
         execution=trained.execution.to_dict(),
+        exit_policy=record.exit_policy,
     )
     texts = trained.loaded.frame[list(spec.text_fields)].astype(str).agg(" / ".join, axis=1).to_numpy()
     return ExitArtifact(predictions, trained.rows.with_format("numpy")["length"], metadata, texts)

@@ -162,6 +162,7 @@ def _train(
         execution=trainer.execution.to_dict(),
         first_stage=first_stage,
         shared_stages=shared,
+        exit_policy=recipe.exit_policy,
     )
     save_trained(out, trainer.model.cpu(), record)
     (out / CHECKPOINT).unlink()
