@@ -49,50 +49,23 @@ def run_ls(args: argparse.Namespace) -> None:
 
 
 def run_show(args: argparse.Namespace) -> None:
-    import torch
-
     from fastexit_bench import provenance
     from fastexit_bench.io import check_output_file, write_json
-    from fastexit_bench.models.backbones import load_backbone
+    from fastexit_bench.models.backbones import probe_backbone
 
     if args.out:
         check_output_file(args.out, overwrite=args.overwrite, suffix=".json")
-    model, tokenizer, resolved = load_backbone(args.name, args.resources)
-    emit(f"{args.name}: {resolved.source}\n  location {resolved.location}")
-    config = model.config
+    probed = probe_backbone(args.name, args.text or list(PROBES), args.resources)
+    b = probed["backbone"]
+    emit(f"{args.name}: {b['source']}\n  location {b['location']}")
     emit(
-        f"  {config.model_type}, {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
-        f"{config.num_attention_heads} heads, vocab {config.vocab_size}, pooler {hasattr(model, 'pooler') and model.pooler is not None}"
+        f"  {b['model_type']}, {b['layers']} layers, hidden {b['hidden_size']}, {b['heads']} heads, "
+        f"vocab {b['vocab_size']}, pooler {b['pooler']}"
     )
-    probes = []
-    for text in args.text or PROBES:
-        encoded = tokenizer(text, return_tensors="pt")
-        with torch.inference_mode():
-            hidden = model(**encoded, output_hidden_states=True).hidden_states
-        tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
-        probes.append(
-            {
-                "text": text,
-                "tokens": tokens,
-                "hidden_states": len(hidden),
-                "last_hidden_norm_mean": float(hidden[-1].norm(dim=-1).mean()),
-            }
-        )
+    for probe in probed["probes"]:
         emit(
-            f"  {text!r}: {len(tokens)} tokens -> {len(hidden)} hidden states of shape {tuple(hidden[-1].shape)}"
+            f"  {probe['text']!r}: {len(probe['tokens'])} tokens -> {probe['hidden_states']} hidden states of "
+            f"shape {tuple(probe['shape'])}"
         )
     if args.out:
-        write_json(
-            args.out,
-            {
-                "provenance": provenance.collect(config={"name": args.name}),
-                "backbone": {
-                    "requested": resolved.requested,
-                    "location": resolved.location,
-                    "source": resolved.source,
-                    "layers": config.num_hidden_layers,
-                    "hidden_size": config.hidden_size,
-                },
-                "probes": probes,
-            },
-        )
+        write_json(args.out, {"provenance": provenance.collect(config={"name": args.name}), **probed})

@@ -32,36 +32,13 @@ def add_parser(commands) -> None:
 
 
 def run_claims(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from fastexit_bench import provenance
-    from fastexit_bench.errors import FastExitError
-    from fastexit_bench.io import atomic_path, check_output_file, sha256_file, write_json
-    from fastexit_bench.reporting.claims import ClaimSet, check_all, claims_markdown
+    from fastexit_bench.io import atomic_path, check_output_file, write_json
+    from fastexit_bench.reporting.claims import check_claims, claims_markdown
 
     outputs = [args.out.with_suffix(".md"), args.out.with_suffix(".json")]
     for path in outputs:
         check_output_file(path, [*args.points, args.claims], overwrite=args.overwrite)
-    frames = []
-    for path in args.points:
-        try:
-            frames.append(pd.read_csv(path))
-        except (OSError, ValueError, UnicodeDecodeError) as error:
-            raise FastExitError(
-                f"{path} cannot be read as a points CSV ({str(error).splitlines()[0]}); rerun "
-                "`fastexit-bench report`"
-            ) from None
-    points = pd.concat(frames, ignore_index=True)
-    missing = {"experiment", "dataset", "recipe", "setting", "seed", "speedup"} - set(points.columns)
-    if missing:
-        raise FastExitError(
-            f"{', '.join(map(str, args.points))} lack columns {sorted(missing)}: not written by "
-            "`fastexit-bench report`; rerun it"
-        )
-    record = check_all(points, ClaimSet.load(args.claims))
-    record.provenance = provenance.collect(
-        config=config_of(args), inputs={str(p): sha256_file(p) for p in (*args.points, args.claims)}
-    )
+    record = check_claims(args.points, args.claims, config_of(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(outputs[0]) as tmp:
         tmp.write_text(claims_markdown(record, [str(p) for p in args.points]), encoding="utf-8")

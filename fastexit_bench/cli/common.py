@@ -7,12 +7,16 @@ import argparse
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 from fastexit_bench.analysis.operating_points import OperatingPointSpec
 from fastexit_bench.data.config import DataConfig
 from fastexit_bench.execution import ATTENTIONS, PRECISIONS, ExecutionConfig
 from fastexit_bench.locations import MIRROR_ENV, RESOURCES_ENV, Locations
+
+T = TypeVar("T")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -120,6 +124,13 @@ def add_data_args(parser: argparse.ArgumentParser, *, train: bool = True) -> Non
         default=defaults.seed,
         help="seeds carving, subsampling (and in `train`: head init, data order, dropout)",
     )
+
+
+def from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
+    """A typed config from the parsed options named as its fields (the others keep their defaults), with
+    ``overrides`` for fields an option does not spell the same way."""
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**(values | overrides))
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:

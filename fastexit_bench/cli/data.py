@@ -11,6 +11,8 @@ from fastexit_bench.cli.common import (
     add_mirror_arg,
     add_overwrite_arg,
     add_resources_arg,
+    config_of,
+    data_config,
     emit,
     nonnegative_int,
     subcommand,
@@ -19,6 +21,7 @@ from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.hygiene import check_splits, warnings
 from fastexit_bench.data.loading import available_splits, load_split, resolve_mirror
 from fastexit_bench.data.spec import DATASETS, DatasetSpec
+from fastexit_bench.locations import Locations
 
 
 def add_parser(commands) -> None:
@@ -122,48 +125,10 @@ def run_show(args: argparse.Namespace) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> None:
-    from fastexit_bench import provenance
-    from fastexit_bench.data.tokenized import load_tokenized
     from fastexit_bench.io import check_output_file, write_json
-    from fastexit_bench.models.backbones import load_backbone
+    from fastexit_bench.runtime.staging import stage_dataset
 
     check_output_file(args.out, overwrite=args.overwrite, suffix=".json")
-    spec = DATASETS.get(args.name)
-    _, tokenizer, resolved = load_backbone(args.backbone, args.resources)
-    splits = {}
-    for split in spec.loadable_splits:
-        limit = args.max_train if split == spec.train_split else args.max_eval
-        loaded, tokenized = load_tokenized(
-            spec,
-            split,
-            tokenizer,
-            mirror=args.mirror,
-            max_examples=limit,
-            seed=args.seed,
-            max_length=args.max_length,
-            resources=args.resources,
-        )
-        lengths = tokenized["length"]
-        splits[split] = {
-            "rows": len(tokenized),
-            "labels": loaded.label_counts(),
-            "origin": loaded.origin,
-            "tokens_mean": sum(lengths) / len(lengths),
-            "truncated_rows": sum(n >= args.max_length for n in lengths),
-            "cache": tokenized.cache_files[0]["filename"] if tokenized.cache_files else None,
-        }
-        emit(f"{spec.name}/{split}: {len(tokenized)} rows, mean {splits[split]['tokens_mean']:.1f} tokens")
-    config = {k: v for k, v in vars(args).items() if k != "handler"} | {"out": str(args.out)}
-    write_json(
-        args.out,
-        {
-            "provenance": provenance.collect(config=config),
-            "dataset": spec.name,
-            "backbone": {
-                "requested": resolved.requested,
-                "location": resolved.location,
-                "source": resolved.source,
-            },
-            "splits": splits,
-        },
-    )
+    where = Locations(args.mirror, args.resources)
+    summary = stage_dataset(args.name, args.backbone, data_config(args), where, config_of(args), log=emit)
+    write_json(args.out, summary)

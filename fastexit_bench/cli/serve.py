@@ -16,6 +16,7 @@ from fastexit_bench.cli.common import (
     emit,
     execution_config,
     finite_float,
+    from_args,
     locations,
     nonnegative_float,
     nonnegative_int,
@@ -107,23 +108,10 @@ def run_serve_bench(args: argparse.Namespace) -> None:
     from fastexit_bench.runtime.trained import model_files
     from fastexit_bench.serving.bench import serve_bench
 
-    check_output_file(args.out, inputs=model_files(args.model), overwrite=args.overwrite, suffix=".json")
-    for plot in FIGURE_SUFFIXES:
-        check_output_file(
-            args.out.with_suffix(plot), inputs=model_files(args.model), overwrite=args.overwrite, suffix=plot
-        )
-    settings = ServingSettings(
-        queries=args.queries,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-        bound_ms=args.bound_ms,
-        search_steps=args.search_steps,
-        warmup=args.warmup,
-        seed=args.seed,
-        scenarios=tuple(args.scenarios),
-        schedulers=tuple(args.schedulers),
-        split=args.split,
-        examples=args.examples,
+    for path, suffix in ((args.out, ".json"), *((args.out.with_suffix(s), s) for s in FIGURE_SUFFIXES)):
+        check_output_file(path, inputs=model_files(args.model), overwrite=args.overwrite, suffix=suffix)
+    settings = from_args(
+        ServingSettings, args, scenarios=tuple(args.scenarios), schedulers=tuple(args.schedulers)
     )
     serving = serve_bench(
         args.model,

@@ -15,6 +15,7 @@ from fastexit_bench.cli.common import (
     emit,
     execution_config,
     fraction,
+    from_args,
     locations,
     nonnegative_float,
     positive_float,
@@ -166,23 +167,8 @@ def add_parser(commands) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from fastexit_bench.training.run import TrainingRun, train
 
-    config = TrainConfig(
-        lr=args.lr,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        warmup=args.warmup,
-        weight_decay=args.weight_decay,
-        max_steps=args.max_steps,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        cache_features=not args.no_feature_cache,
-        stages=tuple(args.stages),
-        keep=args.keep,
-        frozen=args.frozen,
-        group_by_length=args.group_by_length,
-        execution=execution_config(args),
-        vocabulary=args.vocabulary,
-        adamw=args.adamw,
+    config = from_args(
+        TrainConfig, args, cache_features=not args.no_feature_cache, execution=execution_config(args)
     )
     record = train(
         TrainingRun(args.dataset, args.backbone, args.recipe, args.pooling, args.finetuned_from),
@@ -194,8 +180,6 @@ def run_train(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         report=emit,
     )
-    emit(
-        f"dev {record.dev_metric['name']} per layer: "
-        + " ".join(f"{m:.4f}" for m in record.dev_metric["per_layer"])
-    )
+    per_layer = " ".join(f"{m:.4f}" for m in record.dev_metric["per_layer"])
+    emit(f"dev {record.dev_metric['name']} per layer: {per_layer}")
     emit(f"wrote {args.out}")

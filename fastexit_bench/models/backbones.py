@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastexit_bench.errors import ModelLoadError, UnknownNameError
 from fastexit_bench.io import cache_entry
@@ -234,3 +235,41 @@ def load_backbone(name: str, resources: str | Path | None = None):
             "or pass a local folder holding config.json and tokenizer files"
         ) from None
     return model.eval(), tokenizer, resolved
+
+
+def probe_backbone(name: str, texts: list[str], resources: str | Path | None = None) -> dict[str, Any]:
+    """Load a backbone and run it on ``texts``: where it came from, its sizes, and per text its tokens, the
+    number of hidden states and the last one's mean norm (what `backbone show` prints and the workflow's
+    probe writes)."""
+    import torch
+
+    model, tokenizer, resolved = load_backbone(name, resources)
+    config = model.config
+    probes = []
+    for text in texts:
+        encoded = tokenizer(text, return_tensors="pt")
+        with torch.inference_mode():
+            hidden = model(**encoded, output_hidden_states=True).hidden_states
+        probes.append(
+            {
+                "text": text,
+                "tokens": tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]),
+                "hidden_states": len(hidden),
+                "shape": list(hidden[-1].shape),
+                "last_hidden_norm_mean": float(hidden[-1].norm(dim=-1).mean()),
+            }
+        )
+    return {
+        "backbone": {
+            "requested": resolved.requested,
+            "location": resolved.location,
+            "source": resolved.source,
+            "layers": config.num_hidden_layers,
+            "hidden_size": config.hidden_size,
+            "model_type": config.model_type,
+            "heads": config.num_attention_heads,
+            "vocab_size": config.vocab_size,
+            "pooler": hasattr(model, "pooler") and model.pooler is not None,
+        },
+        "probes": probes,
+    }

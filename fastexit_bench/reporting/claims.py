@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from fastexit_bench import provenance
 from fastexit_bench.errors import FastExitError
+from fastexit_bench.io import sha256_file
 from fastexit_bench.records import VersionedRecord
 from fastexit_bench.runtime.config import LATENCY_BATCH_SIZES
 
@@ -215,6 +217,41 @@ def check_all(points: pd.DataFrame, claim_set: ClaimSet) -> ClaimsRecord:
         [evaluate(c, points) for c in (*own, *paper)],
         realized_claims(points, claim_set.realized_over_predicted),
     )
+
+
+POINT_COLUMNS = {"experiment", "dataset", "recipe", "setting", "seed", "speedup"}
+"""The columns of a report's points CSV that claims read."""
+
+
+def read_points(paths: Sequence[Path]) -> pd.DataFrame:
+    """The operating points of every report named (``report``'s NAME_points.csv); an unreadable file or one
+    that lacks the columns claims read is a one-line error naming it."""
+    frames = []
+    for path in paths:
+        try:
+            frames.append(pd.read_csv(path))
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise FastExitError(
+                f"{path} cannot be read as a points CSV ({str(error).splitlines()[0]}); rerun "
+                "`fastexit-bench report`"
+            ) from None
+    points = pd.concat(frames, ignore_index=True)
+    missing = POINT_COLUMNS - set(points.columns)
+    if missing:
+        raise FastExitError(
+            f"{', '.join(map(str, paths))} lack columns {sorted(missing)}: not written by "
+            "`fastexit-bench report`; rerun it"
+        )
+    return points
+
+
+def check_claims(points_paths: Sequence[Path], claims_path: Path, config: dict[str, Any]) -> ClaimsRecord:
+    """Every claim of ``claims_path`` (and the published ones) checked against the reports' points, with
+    ``config`` and the inputs' hashes as provenance."""
+    record = check_all(read_points(points_paths), ClaimSet.load(claims_path))
+    inputs = {str(p): sha256_file(p) for p in (*points_paths, claims_path)}
+    record.provenance = provenance.collect(config=config, inputs=inputs)
+    return record
 
 
 def _number(value: float | None, fmt: str) -> str:
