@@ -82,6 +82,20 @@ def test_a_claim_is_met_only_when_every_goal_holds():
     assert evaluate(CLAIM, _points().assign(setting="speed=0.5"))["verdict"] == NOT_RUN
 
 
+def test_early_exit_beats_static_only_when_the_paired_interval_is_above_zero():
+    claim = Claim("s", "beats static", "test", "quick", "bbc_news", "fastbert", "speed", beats_static=True)
+    static = {"static_alternative": "layer 2", "gain_vs_static_points": 1.5}
+    met = evaluate(
+        claim, _points(delta=-3.0, gain_vs_static_points_low=0.2, gain_vs_static_points_high=2.8, **static)
+    )
+    assert met["verdict"] == MET and met["static_alternative"] == "layer 2"  # a loss budget is not its goal
+    missed = evaluate(
+        claim, _points(gain_vs_static_points_low=-0.4, gain_vs_static_points_high=3.4, **static)
+    )
+    assert missed["verdict"] == MISSED
+    assert evaluate(claim, _points())["verdict"] == MISSED  # never measured: not called met
+
+
 def test_realized_over_predicted_is_checked_for_rows_that_save_enough():
     rule = {"min": 0.85, "for_speedup_at_least": 2.0, "batch_sizes": [1, 32]}
     checks = realized_claims(_points(speedup=2.5, realized=2.0), rule)

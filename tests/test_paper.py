@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fastexit_bench.analysis.flops import flops_for
 from fastexit_bench.analysis.operating_points import OperatingPointSpec, choose, measure
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import sweep
@@ -206,3 +207,54 @@ def test_deltas_against_the_same_examples_get_a_paired_interval():
     full = paired.setting.tolist().index("full depth")
     assert np.isnan(paired.delta_points_low[full])  # the reference against itself has no interval
     assert paper.paired_deltas(unpaired, "fastbert", []).equals(unpaired)  # no artefacts: unpaired as before
+
+
+def _scored(recipe, split, data_seed):
+    """A model's artefact on one split, with every exit's metric (what evaluate records and dev is read for)."""
+    art = dataclasses.replace(artifact(seed=0, data_seed=data_seed), metadata=None)
+    meta = dataclasses.replace(
+        artifact().metadata,
+        recipe=recipe,
+        split=split,
+        layer_metrics=art.predictions.layer_metrics(["accuracy"]),
+    )
+    return dataclasses.replace(art, metadata=meta)
+
+
+def test_early_exit_points_are_compared_with_the_best_static_alternative_at_no_more_flops():
+    """DeeBERT at its dev-chosen point against what costs no more without deciding per example: its own static
+    exits and the baseline, the best of them on dev; the gain is measured on test with a paired interval."""
+    arts = {
+        (r, s): _scored(r, s, seed)
+        for r, seed in (("deebert", 1), ("baseline", 2))
+        for s in ("validation", "test")
+    }
+    spec = OperatingPointSpec(max_drop=(1.0, 20.0))
+    chosen = pd.concat(
+        measure(
+            arts[r, "test"],
+            choose(sweep(arts[r, "validation"], list(POLICIES.values())), "accuracy", spec),
+            POLICIES,
+        ).assign(degenerate=False)
+        for r in ("deebert", "baseline")
+    )
+    points = paper.with_static_alternative(
+        paper.against_baseline(paper.paper_points(chosen), "baseline"), list(arts.values())
+    )
+    early = points[points.recipe == "deebert"]
+    assert len(early) == 2 and (points[points.recipe == "baseline"].static_alternative == "").all()
+    dev_scores = [m["accuracy"] for m in arts["deebert", "validation"].metadata.layer_metrics]
+    test = arts["deebert", "test"].predictions
+    flops = flops_for(arts["deebert", "test"].metadata)
+    for row in early.itertuples():
+        assert row.static_alternative_flops <= row.flops
+        layer = int(row.static_alternative.split()[1])  # the baseline costs more than any point here
+        lengths = arts["deebert", "test"].lengths
+        cost = [
+            2 * flops.per_example(np.full(len(lengths), k), lengths, "nothing").mean() for k in range(1, 5)
+        ]
+        affordable = [k for k in range(1, 5) if cost[k - 1] <= row.flops]
+        assert layer in affordable and dev_scores[layer - 1] == max(dev_scores[k - 1] for k in affordable)
+        static_score = (test.predictions()[layer - 1] == test.labels).mean()
+        assert row.gain_vs_static_points == pytest.approx(100 * (row.score - static_score))
+        assert row.gain_vs_static_points_low <= row.gain_vs_static_points <= row.gain_vs_static_points_high

@@ -170,6 +170,7 @@ def build_report(
         paper.paired_deltas(paper.with_pooling(compared, artifacts), spec.reference, artifacts),
         read_timings(latency),
     )
+    points = paper.with_static_alternative(points, artifacts)
     written += tables.write_table(
         paper.paper_table(points, spec),
         out.table("_paper"),

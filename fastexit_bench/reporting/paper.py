@@ -24,11 +24,13 @@ import pandas as pd
 import yaml
 
 from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.flops import flops_for
 from fastexit_bench.analysis.operating_points import FULL_DEPTH
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, difference_interval
 from fastexit_bench.errors import FastExitError
+from fastexit_bench.metrics import compute_metrics, direction
 from fastexit_bench.pooling import LABELS as POOLING_LABELS
 from fastexit_bench.reporting.tables import (
     HIGH,
@@ -163,6 +165,107 @@ def paired_deltas(points: pd.DataFrame, reference: str, artifacts: Sequence[Exit
         )
         low[i], high[i] = 100 * interval.low, 100 * interval.high
     return points.assign(delta_points_low=low, delta_points_high=high)
+
+
+STATIC_ALTERNATIVE_COLUMNS = (
+    "static_alternative",
+    "static_alternative_flops",
+    "gain_vs_static_points",
+    "gain_vs_static_points_low",
+    "gain_vs_static_points_high",
+)
+
+
+def _static_candidates(
+    row: Any, mine: ExitArtifact, dev: ExitArtifact, points: pd.DataFrame, by_key: dict
+) -> list[tuple[str, float, float, np.ndarray]]:
+    """What costs no more than ``row``'s operating point without deciding per example: the same model's static
+    exits and the experiment's models that always run to full depth (truncated, distilled, the baseline), each
+    as (name, test FLOPs, dev metric, test predictions)."""
+    sign = direction(row.metric)
+    flops = flops_for(mine.metadata)
+    static = resolve_policy("static")
+    candidates = []
+    for layer in range(1, mine.predictions.num_layers + 1):
+        exits = np.full(len(mine.lengths), layer)
+        cost = 2 * float(flops.per_example(exits, mine.lengths, static.reads).mean())
+        dev_score = dev.metadata.layer_metrics[layer - 1][row.metric] if dev.metadata.layer_metrics else None
+        if cost <= row.flops * (1 + 1e-9) and dev_score is not None:
+            candidates.append(
+                (f"layer {layer}", cost, sign * dev_score, mine.predictions.predictions()[layer - 1])
+            )
+    fixed = points[
+        (points.dataset == row.dataset)
+        & (points.seed == row.seed)
+        & (points.setting == FULL_DEPTH)
+        & (points.recipe != row.recipe)
+        & (points.flops <= row.flops * (1 + 1e-9))
+    ]
+    for other in fixed.itertuples():
+        if paper_policy(other.recipe) is not None:
+            continue
+        test = by_key.get((other.dataset, other.split, other.recipe, other.seed))
+        other_dev = next(
+            (
+                a
+                for key, a in by_key.items()
+                if key[0] == other.dataset and key[1] != other.split and key[2:] == (other.recipe, other.seed)
+            ),
+            None,
+        )
+        if test is None or other_dev is None or not other_dev.metadata.layer_metrics:
+            continue
+        if not np.array_equal(test.predictions.labels, mine.predictions.labels):
+            continue
+        dev_score = other_dev.metadata.layer_metrics[-1][row.metric]
+        candidates.append(
+            (other.recipe, float(other.flops), sign * dev_score, test.predictions.predictions()[-1])
+        )
+    return candidates
+
+
+def with_static_alternative(points: pd.DataFrame, artifacts: Sequence[ExitArtifact]) -> pd.DataFrame:
+    """For each early-exit operating point (a model at its paper's policy), the cheapest alternative that does
+    not decide per example: among the same model's static exits and the experiment's fixed-depth models whose
+    FLOPs do not exceed the point's, the one best on the selection split (dev), and the point's metric gain over
+    it on the reported split with a paired 95 % bootstrap interval (points). Early exit adds something where
+    that interval lies above 0; rows that are not early-exit points, or lack artefacts, get none."""
+    by_key = artifacts_by_run(artifacts)
+    columns: dict[str, list] = {name: [] for name in STATIC_ALTERNATIVE_COLUMNS}
+    for row in points.itertuples():
+        mine = by_key.get((row.dataset, row.split, row.recipe, row.seed))
+        dev = next(
+            (
+                a
+                for key, a in by_key.items()
+                if key[0] == row.dataset and key[1] != row.split and key[2:] == (row.recipe, row.seed)
+            ),
+            None,
+        )
+        found = None
+        if row.policy == paper_policy(row.recipe) and mine is not None and dev is not None:
+            candidates = _static_candidates(row, mine, dev, points, by_key)
+            if candidates and mine.predictions.labels is not None:
+                name, cost, _, predictions = max(candidates, key=lambda c: c[2])
+                exits = resolve_policy(row.policy).exit_layers(mine.predictions, row.value)
+                chosen = mine.predictions.predictions()[exits - 1, np.arange(len(exits))]
+                labels = mine.predictions.labels
+                scores = [
+                    compute_metrics((row.metric,), p, labels)[row.metric] for p in (chosen, predictions)
+                ]
+                interval = difference_interval(
+                    row.metric, chosen, predictions, labels, bootstrap_weights(len(labels))
+                )
+                sign = direction(row.metric)
+                found = (
+                    name,
+                    cost,
+                    sign * 100 * (scores[0] - scores[1]),
+                    *sorted((sign * 100 * interval.low, sign * 100 * interval.high)),
+                )
+        for name, value in zip(STATIC_ALTERNATIVE_COLUMNS, found or ("", np.nan, np.nan, np.nan, np.nan)):
+            columns[name].append(value)
+    return points.assign(**columns)
 
 
 @cache
