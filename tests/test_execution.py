@@ -139,3 +139,20 @@ def test_a_weight_changed_inside_one_bf16_block_is_used_at_once():
     with torch.no_grad(), running(model.config, bf16, CPU):
         fresh = model.forward_all(**inputs).logits
     assert torch.equal(inside, fresh)
+
+
+def test_native_bf16_is_read_from_the_cpu_flags_not_from_onednn(tmp_path):
+    """oneDNN reports bf16 on any AVX-512 CPU; without avx512_bf16 or AMX it emulates it (about 3x slower than
+    fp32 for training), so `auto` must not pick it there."""
+    from fastexit_bench.execution import cpu_supports_bf16
+
+    def cpuinfo(flags: str) -> str:
+        path = tmp_path / f"cpuinfo-{len(flags)}"
+        path.write_text(
+            f"processor\t: 0\nmodel name\t: test\nflags\t\t: fpu sse2 {flags}\n\nprocessor\t: 1\n"
+        )
+        return str(path)
+
+    assert not cpu_supports_bf16(cpuinfo("avx2 avx512f avx512bw avx512_vnni"))  # Ice Lake: emulated
+    assert cpu_supports_bf16(cpuinfo("avx512f avx512_bf16"))  # AMD Zen 4, Cooper Lake
+    assert cpu_supports_bf16(cpuinfo("avx512f amx_bf16 amx_tile"))  # Sapphire Rapids
