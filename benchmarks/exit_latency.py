@@ -20,7 +20,7 @@ not depend on weight values). The rows are the artefact's own examples: from ``-
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import datasets
@@ -91,7 +91,7 @@ def trained_model(args: argparse.Namespace, device):
     split = args.split or spec.eval_splits[0]
     rows = tokenized_rows(
         args.tokenized,
-        record.backbone["requested"],
+        record.backbone.requested,
         spec.name,
         split,
         lambda: load_tokenized(
@@ -111,8 +111,8 @@ def trained_model(args: argparse.Namespace, device):
         "dataset": spec.name,
         "split": split,
         "exits": "live",
-        "trained_at_commit": record.provenance["git_commit"],
-        "train_args": record.provenance["argv"],
+        "trained_at_commit": record.provenance.git_commit,
+        "train_args": record.provenance.argv,
     }
     return model, spec, TokenBatches(rows, tokenizer, device), None, what
 
@@ -177,8 +177,9 @@ def main() -> None:
             execution,
             replay=replay,
         )
-        for r in results:
-            rows.append({**execution.to_dict(), **r})
+        for row in results:
+            r = {**execution.to_dict(), **asdict(row)}
+            rows.append(r)
             print(
                 f"{execution.precision:>9} {r['batch_size']:5d} {r['setting']:>12} {r['mean_exit_layer']:5.2f} "
                 f"{r['predicted_speedup']:7.2f} {r['realized_speedup']:7.2f} {r['realized_over_predicted']:9.2f} "

@@ -42,7 +42,7 @@ def table(records: list[ServingRecord]) -> str:
     )
     lines = [header, "|---|---|---|---|---|---|---|---|"]
     for record in records:
-        model = f"{record.model['dataset']} {record.model['recipe']} (pred. {record.predicted_speedup:.2f}x)"
+        model = f"{record.model.dataset} {record.model.recipe} (pred. {record.predicted_speedup:.2f}x)"
         for name, results in record.results.items():
             single, server = results.get("single_stream", {}), results.get("server", {})
             at = server.get("at_bound", {})
@@ -95,7 +95,7 @@ def run(argv: list[str] | None = None) -> None:
     print(table(records))
     for record in records:
         goals = ", ".join(f"{goal} {ratio:.2f}" for goal, ratio in record.goals().items())
-        print(f"{record.model['dataset']} {record.model['recipe']}: {goals}")
+        print(f"{record.model.dataset} {record.model.recipe}: {goals}")
 
 
 if __name__ == "__main__":

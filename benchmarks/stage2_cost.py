@@ -18,9 +18,11 @@ from pathlib import Path
 import torch
 
 from fastexit_bench import provenance
+from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.io import write_json
+from fastexit_bench.locations import Locations
 from fastexit_bench.models.saved import build_model, pooling_for
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.training.config import TrainConfig
@@ -40,11 +42,10 @@ def measure(args: argparse.Namespace, recipe_name: str, cache: bool) -> dict:
         spec,
         spec.train_split,
         tokenizer,
-        mirror=args.mirror,
-        max_examples=args.examples,
-        seed=args.seed,
-        max_length=args.max_length,
-        resources=None,
+        DataConfig(
+            max_train=args.examples, max_eval=args.examples, max_length=args.max_length, seed=args.seed
+        ),
+        Locations(mirror=args.mirror),
     )
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, cache_features=cache)
     stage1, stage2 = Trainer(model, recipe, TokenBatches(rows, tokenizer), None, spec.task, config).run()

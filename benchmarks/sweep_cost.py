@@ -21,9 +21,11 @@ from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import sweep
+from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.io import write_json
+from fastexit_bench.locations import Locations, ResolvedBackbone
 from fastexit_bench.models.saved import ModelSpec, build_model
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.runtime.predict import predict
@@ -53,11 +55,8 @@ def main() -> None:
         spec,
         spec.eval_splits[0],
         tokenizer,
-        mirror=args.mirror,
-        max_examples=None,
-        seed=0,
-        max_length=128,
-        resources=None,
+        DataConfig(max_train=None, max_eval=None, max_length=128, seed=0),
+        Locations(mirror=args.mirror),
     )
     source = TokenBatches(rows, tokenizer)
     policies = [resolve_policy(name) for name in POLICIES]
@@ -75,7 +74,7 @@ def main() -> None:
                 task=spec.task,
                 metrics=list(spec.metrics),
                 recipe="untrained-heads",
-                backbone={"requested": args.backbone},
+                backbone=ResolvedBackbone(args.backbone, args.backbone, "benchmark"),
                 seed=0,
                 architecture=model.architecture(),
             ),

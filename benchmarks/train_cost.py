@@ -46,8 +46,10 @@ def case_data(backbone: str, dataset: str, examples: int, mirror: str | None):
     """``(spec, tokenizer, TokenBatches)`` of the case's training rows (works with the package at either commit)."""
     from transformers import AutoTokenizer
 
+    from fastexit_bench.data.config import DataConfig
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
+    from fastexit_bench.locations import Locations
     from fastexit_bench.models.backbones import resolve_backbone
     from fastexit_bench.runtime.batches import TokenBatches
 
@@ -57,11 +59,8 @@ def case_data(backbone: str, dataset: str, examples: int, mirror: str | None):
         spec,
         spec.train_split,
         tokenizer,
-        mirror=mirror,
-        max_examples=examples,
-        seed=0,
-        max_length=MAX_LENGTH,
-        resources=None,
+        DataConfig(max_train=examples, max_eval=examples, max_length=MAX_LENGTH, seed=0),
+        Locations(mirror=mirror),
     )
     return spec, tokenizer, TokenBatches(rows, tokenizer)
 

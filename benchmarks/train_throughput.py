@@ -33,6 +33,7 @@ from gpu.kit import CASES, TRAIN_EXAMPLES, TRAIN_MAX_LENGTH, bundled_rows
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from fastexit_bench import provenance
+from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.device import resolve_device
@@ -45,6 +46,7 @@ from fastexit_bench.execution import (
     running,
 )
 from fastexit_bench.io import write_json
+from fastexit_bench.locations import Locations
 from fastexit_bench.models.backbones import resolve_backbone
 from fastexit_bench.models.saved import build_model, pooling_for
 from fastexit_bench.runtime.batches import TokenBatches
@@ -170,11 +172,10 @@ def main() -> None:
                 spec,
                 spec.train_split,
                 tokenizer,
-                mirror=args.mirror,
-                max_examples=args.examples,
-                seed=0,
-                max_length=TRAIN_MAX_LENGTH,
-                resources=None,
+                DataConfig(
+                    max_train=args.examples, max_eval=args.examples, max_length=TRAIN_MAX_LENGTH, seed=0
+                ),
+                Locations(mirror=args.mirror),
             )[1]
         )
         data = TokenBatches(rows_tokenized, tokenizer, device)

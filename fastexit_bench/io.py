@@ -13,6 +13,7 @@ import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +209,13 @@ def write_json(path: Path, payload: Any) -> None:
     """Write ``payload`` as indented JSON, atomically."""
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(
-            json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+            json.dumps(payload, indent=2, ensure_ascii=False, default=_plain) + "\n", encoding="utf-8"
         )
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what ``json`` cannot write: a dataclass as its fields, anything else as its text."""
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else str(value)
 
 
 def read_json(path: Path) -> Any:

@@ -22,6 +22,23 @@ class Locations:
     device: str = "auto"
 
 
+@dataclass(frozen=True)
+class ResolvedBackbone:
+    """Where a backbone will be loaded from, and what that copy is (recorded with every model and artefact).
+
+    Attributes:
+        requested: the name or path asked for; location: the folder or hub id loaded; source: what that copy
+        is; has_pooler: whether the checkpoint has a pooler (None: not yet loaded); pooling: how the backbone
+        was pretrained to pool a sentence.
+    """
+
+    requested: str
+    location: str
+    source: str
+    has_pooler: bool | None = None
+    pooling: str = "cls"
+
+
 def resources_dir(path: str | Path | None = None) -> Path:
     """Where converted backbones and caches live: the argument, ``$FASTEXIT_RESOURCES`` or ``resources/``."""
     return Path(path or os.environ.get(RESOURCES_ENV) or "resources")

@@ -8,6 +8,7 @@ import json
 import platform
 import subprocess
 import sys
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -73,19 +74,42 @@ def source_dirty(cwd: Path = PACKAGE_DIR) -> bool | None:
     return None if status is None else bool(status)
 
 
-def collect(config: dict[str, Any] | None = None, inputs: dict[str, str] | None = None) -> dict[str, Any]:
-    """The provenance block every result file carries."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "package_version": __version__,
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": source_dirty(),
-        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "argv": sys.argv,
-        "config": config or {},
-        "config_sha256": hashlib.sha256(
+@dataclass
+class Provenance:
+    """The provenance block every result file carries. Attributes: the code (``package_version``,
+    ``git_commit``, ``git_dirty``: tracked code differing from it), when and how it ran (``created_utc``,
+    ``argv``), the run's settings (``config``, free-form, and their hash), the files it read with their
+    SHA-256 (``inputs``) and ``env`` (:func:`environment`). Every field is optional: blocks written before a
+    field existed read with it empty."""
+
+    schema_version: int | None = None
+    package_version: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    created_utc: str | None = None
+    argv: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    config_sha256: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def collect(config: dict[str, Any] | None = None, inputs: dict[str, str] | None = None) -> Provenance:
+    """This run's provenance block."""
+    return Provenance(
+        schema_version=SCHEMA_VERSION,
+        package_version=__version__,
+        git_commit=_git("rev-parse", "HEAD"),
+        git_dirty=source_dirty(),
+        created_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        argv=list(sys.argv),
+        config=config or {},
+        config_sha256=hashlib.sha256(
             json.dumps(config or {}, sort_keys=True, default=str).encode()
         ).hexdigest(),
-        "inputs": inputs or {},
-        "env": environment(),
-    }
+        inputs=inputs or {},
+        env=environment(),
+    )

@@ -3,10 +3,33 @@ dataclasses with a format version, written and read through one pair of methods.
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+import types
+import typing
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any, ClassVar, Self
 
 from fastexit_bench.errors import RecordError
+
+
+def typed(hint: Any, value: Any) -> Any:
+    """``value`` read from JSON as ``hint`` says: a dict becomes the dataclass it annotates (keys it does not
+    know are dropped), element by element inside lists and dicts, through ``X | None``; other values as
+    they are."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [arg for arg in args if arg is not type(None)]
+        return typed(inner[0], value) if len(inner) == 1 else value
+    if origin is list and isinstance(value, list):
+        return [typed(args[0], item) for item in value]
+    if origin is dict and isinstance(value, dict):
+        return {key: typed(args[1], item) for key, item in value.items()}
+    if isinstance(hint, type) and is_dataclass(hint) and isinstance(value, dict):
+        hints = typing.get_type_hints(hint)
+        known = {f.name for f in fields(hint) if f.init}
+        return hint(**{k: typed(hints[k], v) for k, v in value.items() if k in known})
+    return value
 
 
 class VersionedRecord:
@@ -23,8 +46,14 @@ class VersionedRecord:
     VERSION_KEY: ClassVar[str] = "format_version"
     RERUN: ClassVar[str]
 
+    def __post_init__(self) -> None:
+        """Fields annotated with a dataclass hold that dataclass, whether built from JSON or in code."""
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):  # type: ignore[arg-type]
+            setattr(self, f.name, typed(hints[f.name], getattr(self, f.name)))
+
     def to_dict(self) -> dict[str, Any]:
-        return {self.VERSION_KEY: self.VERSION, **asdict(self)}
+        return {self.VERSION_KEY: self.VERSION, **asdict(self)}  # type: ignore[call-overload]
 
     @classmethod
     def _version_of(cls, data: dict[str, Any]) -> Any:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, load_config
-from fastexit_bench.reporting import TABLE_PARTS
+from fastexit_bench.reporting.build import TABLE_PARTS
 from tests.test_workflow import ROOT, TINY, snakemake, snakemake_command
 
 pytestmark = pytest.mark.skipif(

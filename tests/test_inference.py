@@ -81,16 +81,14 @@ def test_realized_vs_predicted_times_each_point_against_full_depth(model):
         repeats=2,
         device=torch.device("cpu"),
     )
-    assert [(r["setting"], r["batch_size"]) for r in rows] == [("entropy=mid", 1), ("entropy=mid", 4)]
+    assert [(r.setting, r.batch_size) for r in rows] == [("entropy=mid", 1), ("entropy=mid", 4)]
     flops, lengths = measure_fvcore(model), data.lengths()
     exits = entropy.exit_layers(outputs, value)
     predicted = flops.full_depth(4, lengths).mean() / flops.per_example(exits, lengths, "logits").mean()
     for row in rows:
-        assert row["predicted_speedup"] == pytest.approx(predicted)
-        assert row["realized_speedup"] == pytest.approx(
-            row["full_depth"]["total_s"] / row["early_exit"]["total_s"]
-        )
-        assert row["mean_exit_layer"] == pytest.approx(exits.mean())
+        assert row.predicted_speedup == pytest.approx(predicted)
+        assert row.realized_speedup == pytest.approx(row.full_depth["total_s"] / row.early_exit["total_s"])
+        assert row.mean_exit_layer == pytest.approx(exits.mean())
 
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -152,4 +150,4 @@ def test_a_model_with_other_weights_replays_the_recorded_exits(model, name):
         device=torch.device("cpu"),
         replay=recorded,
     )
-    assert rows[0]["mean_exit_layer"] == pytest.approx(expected.mean())
+    assert rows[0].mean_exit_layer == pytest.approx(expected.mean())

@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from fastexit_bench.reporting.plots import (
+    REPORT_PLOTS,
     _early_exit_panels,
     _mean_over_seeds,
     _pareto,
@@ -97,3 +100,10 @@ def test_method_fronts_put_every_method_of_a_dataset_on_one_panel(tmp_path):
 def test_pareto_keeps_rows_no_cheaper_row_beats():
     rows = pd.DataFrame({"flops_per_example": [1.0, 2.0, 3.0, 4.0], "accuracy": [0.5, 0.4, 0.7, 0.7]})
     assert _pareto(rows, "accuracy").flops_per_example.tolist() == [1.0, 3.0]
+
+
+def test_every_report_figure_has_its_caption():
+    """`snakemake --report` captions each registered figure from workflow/report/<name>.rst."""
+    captions = Path(__file__).parents[1] / "workflow" / "report"
+    assert len(REPORT_PLOTS.names()) == 5
+    assert all((captions / f"{name}.rst").is_file() for name in REPORT_PLOTS)

@@ -15,6 +15,7 @@ from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import scores, sweep
 from fastexit_bench.cli import main
 from fastexit_bench.errors import RecordError
+from fastexit_bench.locations import ResolvedBackbone
 
 ARCH = {
     "hidden_size": 32,
@@ -43,7 +44,7 @@ def artifact(seed=0, examples=200, layers=4, split="validation", data_seed=None)
         task="classification",
         metrics=["accuracy"],
         recipe="deebert",
-        backbone={"requested": "tiny"},
+        backbone=ResolvedBackbone("tiny", "tiny", "test"),
         seed=seed,
         architecture=ARCH,
     )

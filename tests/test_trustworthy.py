@@ -17,6 +17,7 @@ from fastexit_bench.analysis.uncertainty import (
     resampled,
 )
 from fastexit_bench.errors import PolicyError
+from fastexit_bench.locations import ResolvedBackbone
 from fastexit_bench.metrics import compute_metrics
 from fastexit_bench.reporting.tables import exits_table
 
@@ -40,7 +41,7 @@ def make(logits, labels, task="classification", metrics=("accuracy",)):
         task=task,
         metrics=list(metrics),
         recipe="deebert",
-        backbone={"requested": "tiny"},
+        backbone=ResolvedBackbone("tiny", "tiny", "test"),
         seed=0,
         architecture=arch,
     )

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, load_config
-from fastexit_bench.reporting import TABLE_PARTS
+from fastexit_bench.reporting.build import TABLE_PARTS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {

@@ -86,8 +86,11 @@ def bundle(args: argparse.Namespace) -> None:
     from transformers import AutoTokenizer
 
     from fastexit_bench.analysis.artifact import ExitArtifact
+    from fastexit_bench.data.config import DataConfig
     from fastexit_bench.data.spec import DATASETS
     from fastexit_bench.data.tokenized import load_tokenized
+    from fastexit_bench.io import write_json
+    from fastexit_bench.locations import Locations
     from fastexit_bench.models.backbones import load_backbone
     from fastexit_bench.provenance import collect
 
@@ -117,11 +120,10 @@ def bundle(args: argparse.Namespace) -> None:
             spec,
             spec.train_split,
             save_backbone(backbone),
-            mirror=args.mirror,
-            max_examples=TRAIN_EXAMPLES,
-            seed=0,
-            max_length=TRAIN_MAX_LENGTH,
-            resources=None,
+            DataConfig(
+                max_train=TRAIN_EXAMPLES, max_eval=TRAIN_EXAMPLES, max_length=TRAIN_MAX_LENGTH, seed=0
+            ),
+            Locations(mirror=args.mirror),
         )
         _save_rows(rows, out / "tokenized" / f"{backbone}.{dataset}.{spec.train_split}")
     replays = []
@@ -133,11 +135,13 @@ def bundle(args: argparse.Namespace) -> None:
             DATASETS.get(meta.dataset),
             meta.split,
             save_backbone(meta.backbone_name),
-            mirror=args.mirror,
-            max_examples=len(artifact.lengths),
-            seed=meta.seed,
-            max_length=meta.max_length,
-            resources=None,
+            DataConfig(
+                max_train=len(artifact.lengths),
+                max_eval=len(artifact.lengths),
+                max_length=meta.max_length,
+                seed=meta.seed,
+            ),
+            Locations(mirror=args.mirror),
         )
         if list(rows["length"]) != artifact.lengths.tolist():
             raise SystemExit(f"the mirror's rows are not the examples of {path} (token lengths differ)")
@@ -153,7 +157,7 @@ def bundle(args: argparse.Namespace) -> None:
         "wheels": sorted(p.name for p in (out / "wheels").iterdir()),
         "provenance": collect(config={k: str(v) for k, v in vars(args).items() if k != "func"}),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / "manifest.json", manifest)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(
         f"wrote {out}: {len(cases)} training cases, {len(replays)} replays, "

@@ -19,9 +19,11 @@ from scipy.special import softmax
 
 from fastexit_bench.analysis.head_kinds import HEAD_KINDS
 from fastexit_bench.errors import FastExitError, RecordError
-from fastexit_bench.execution import FP32_EAGER
+from fastexit_bench.execution import FP32_EAGER, Execution
 from fastexit_bench.io import atomic_path
+from fastexit_bench.locations import ResolvedBackbone
 from fastexit_bench.metrics import compute_metrics
+from fastexit_bench.provenance import Provenance
 from fastexit_bench.records import VersionedRecord
 
 ARTIFACT_VERSION = 1
@@ -79,7 +81,7 @@ class ArtifactMetadata(VersionedRecord):
         dataset / split / task: the dataset's registry name, the split evaluated, its task.
         metrics: the dataset's metric keys; the first is the headline metric.
         recipe: the training recipe of the model (``baseline``, ``deebert``, ``truncated-3``, ...).
-        backbone: where the backbone came from (``requested``, ``location``, ``source``, ``has_pooler``).
+        backbone: where the backbone came from.
         seed: the training seed (also seeds the subsample of this split).
         architecture: sizes the analytic FLOP model needs (see ``EarlyExitModel.architecture``).
         label_names: class names in label-index order; empty for regression.
@@ -101,7 +103,7 @@ class ArtifactMetadata(VersionedRecord):
     task: str
     metrics: list[str]
     recipe: str
-    backbone: dict[str, Any]
+    backbone: ResolvedBackbone
     seed: int
     architecture: dict[str, Any]
     label_names: list[str] = field(default_factory=list)
@@ -113,8 +115,8 @@ class ArtifactMetadata(VersionedRecord):
     trained_at_commit: str | None = None
     data_origin: dict[str, Any] = field(default_factory=dict)
     layer_metrics: list[dict[str, float]] | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
-    execution: dict[str, str] = field(default_factory=FP32_EAGER.to_dict)
+    provenance: Provenance = field(default_factory=Provenance)
+    execution: Execution = FP32_EAGER
     exit_policy: str | None = None
 
     VERSION: ClassVar[int] = ARTIFACT_VERSION
@@ -127,7 +129,7 @@ class ArtifactMetadata(VersionedRecord):
 
     @property
     def backbone_name(self) -> str:
-        return self.backbone["requested"]
+        return self.backbone.requested
 
     @property
     def exit_pooling(self) -> str:
@@ -207,7 +209,7 @@ def check_pair(dev: ExitArtifact, test: ExitArtifact, dev_path: Path, test_path:
         "recipe": (mine.recipe, theirs.recipe),
         "seed": (mine.seed, theirs.seed),
         "weights": (mine.model_sha256, theirs.model_sha256),
-        "backbone": (mine.backbone.get("requested"), theirs.backbone.get("requested")),
+        "backbone": (mine.backbone.requested, theirs.backbone.requested),
     }
     differ = [f"{key} {a!r} vs {b!r}" for key, (a, b) in same.items() if a != b]
     if differ:

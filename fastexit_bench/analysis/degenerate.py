@@ -4,8 +4,7 @@ points" are not wins, and tables flag it instead of showing them."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,20 +31,18 @@ class ModelCheck:
         full_depth / majority: their values.
         gain: the paired bootstrap interval of ``full_depth - majority`` (metric units, sign-adjusted so that
             positive is better).
+        degenerate: the interval of the gain reaches 0: no evidence the model beats the majority baseline
+            (derived from ``gain``; written for readers of the record).
     """
 
     metric: str
     full_depth: float
     majority: float
     gain: Interval
+    degenerate: bool = field(init=False)
 
-    @property
-    def degenerate(self) -> bool:
-        """The interval of the gain reaches 0: no evidence the model beats the majority baseline."""
-        return self.gain.low <= 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "degenerate": self.degenerate}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "degenerate", self.gain.low <= 0)
 
     def describe(self) -> str:
         return (

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.degenerate import ModelCheck
 from fastexit_bench.analysis.flops import ComponentFlops, flops_for
 from fastexit_bench.analysis.policies import ExitPolicy, policy_errors
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, metric_interval
 from fastexit_bench.errors import FastExitError, OutputError, RecordError
 from fastexit_bench.io import atomic_path, read_json, write_json
 from fastexit_bench.metrics import compute_metrics, direction
+from fastexit_bench.provenance import Provenance
 from fastexit_bench.records import VersionedRecord
 
 CURVE_POINTS = 1001
@@ -193,7 +195,7 @@ class SweepRecord(VersionedRecord):
 
     Attributes:
         artifact: the dev artefact's metadata (provenance left out).
-        operating_points: the ``OperatingPointSpec`` used, as a dict.
+        operating_points: the ``OperatingPointSpec`` used, as a dict (``values``, ``max_drop``, ``min_speedup``).
         reported_split: the split the selection's ``test_*`` columns were measured on.
         flops_source: ``fvcore`` or ``analytic``; rows: rows in the table.
         model_check: the dev artefact's ``degenerate.ModelCheck`` (full depth against the majority class).
@@ -205,8 +207,8 @@ class SweepRecord(VersionedRecord):
     reported_split: str
     flops_source: str
     rows: int
-    model_check: dict[str, Any]
-    provenance: dict[str, Any] = field(default_factory=dict)
+    model_check: ModelCheck
+    provenance: Provenance = field(default_factory=Provenance)
 
     VERSION: ClassVar[int] = SWEEP_FORMAT_VERSION
     RERUN: ClassVar[str] = "fastexit-bench sweep"

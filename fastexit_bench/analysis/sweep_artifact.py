@@ -86,7 +86,7 @@ def sweep_artifact(
         reported_split=reported.metadata.split,
         flops_source=str(table.flops_source.iloc[0]),
         rows=len(table),
-        model_check=check.to_dict(),
+        model_check=check,
         provenance=provenance.collect(config=config, inputs=inputs),
     )
     return SweepResult(table, scores(table, metric), selection, record)

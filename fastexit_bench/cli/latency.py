@@ -82,7 +82,7 @@ def run_latency(args: argparse.Namespace) -> None:
     emit(f"{'batch':>5}  {'setting':<32} {'exit':>5} {'pred x':>7} {'real x':>7} {'real/pred':>9}")
     for row in timing.rows:
         emit(
-            f"{row['batch_size']:5d}  {row['setting']:<32} {row['mean_exit_layer']:5.2f} "
-            f"{row['predicted_speedup']:7.2f} {row['realized_speedup']:7.2f} {row['realized_over_predicted']:9.2f}"
+            f"{row.batch_size:5d}  {row.setting:<32} {row.mean_exit_layer:5.2f} "
+            f"{row.predicted_speedup:7.2f} {row.realized_speedup:7.2f} {row.realized_over_predicted:9.2f}"
         )
     emit(f"wrote {args.out}" + ("" if points else " (no early-exit operating points: nothing to time)"))

@@ -180,6 +180,6 @@ def run_train(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         report=emit,
     )
-    per_layer = " ".join(f"{m:.4f}" for m in record.dev_metric["per_layer"])
-    emit(f"dev {record.dev_metric['name']} per layer: {per_layer}")
+    per_layer = " ".join(f"{m:.4f}" for m in record.dev_metric.per_layer)
+    emit(f"dev {record.dev_metric.name} per layer: {per_layer}")
     emit(f"wrote {args.out}")

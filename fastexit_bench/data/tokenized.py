@@ -12,10 +12,11 @@ import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
 from fastexit_bench import __version__
+from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.loading import LoadedSplit, load_split
 from fastexit_bench.data.spec import DatasetSpec
 from fastexit_bench.io import cache_entry
-from fastexit_bench.locations import resources_dir
+from fastexit_bench.locations import Locations, resources_dir
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,13 @@ def load_tokenized(
     spec: DatasetSpec,
     split: str,
     tokenizer: PreTrainedTokenizerBase,
-    *,
-    mirror: str | Path | None,
-    max_examples: int | None,
-    seed: int,
-    max_length: int,
-    resources: str | Path | None,
+    data: DataConfig,
+    where: Locations,
 ) -> tuple[LoadedSplit, datasets.Dataset]:
-    """Load (and subsample) one split, then tokenize it through the cache under ``resources``."""
-    loaded = load_split(spec, split, mirror, max_examples=max_examples, seed=seed)
-    return loaded, tokenize_split(
-        loaded, tokenizer, max_length, resources_dir(resources) / "cache" / "tokenized"
-    )
+    """Load one split (a seeded subsample of ``data.max_train`` rows for the training split,
+    ``data.max_eval`` for any other), then tokenize it to ``data.max_length`` through the cache under
+    ``where.resources``."""
+    limit = data.max_train if split == spec.train_split else data.max_eval
+    loaded = load_split(spec, split, where.mirror, max_examples=limit, seed=data.seed)
+    cache = resources_dir(where.resources) / "cache" / "tokenized"
+    return loaded, tokenize_split(loaded, tokenizer, data.max_length, cache)

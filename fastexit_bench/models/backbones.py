@@ -15,7 +15,7 @@ from typing import Any
 
 from fastexit_bench.errors import ModelLoadError, UnknownNameError
 from fastexit_bench.io import cache_entry
-from fastexit_bench.locations import package_dir, resources_dir
+from fastexit_bench.locations import ResolvedBackbone, package_dir, resources_dir
 from fastexit_bench.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -144,17 +144,6 @@ for _spec in (
     ),
 ):
     BACKBONES.register(_spec.name, _spec)
-
-
-@dataclass(frozen=True)
-class ResolvedBackbone:
-    """Where a backbone will be loaded from, and what that copy is."""
-
-    requested: str
-    location: str
-    source: str
-    has_pooler: bool | None = None
-    pooling: str = "cls"
 
 
 def _is_hub_id(name: str) -> bool:

@@ -14,11 +14,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from fastexit_bench.errors import ModelLoadError
-from fastexit_bench.execution import FP32_EAGER
+from fastexit_bench.execution import FP32_EAGER, Execution
 from fastexit_bench.io import atomic_path, read_json, write_json
+from fastexit_bench.locations import ResolvedBackbone
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.models.heads import HEADS
 from fastexit_bench.pooling import DEFAULT_POOLING, resolve_pooling
+from fastexit_bench.provenance import Provenance
 from fastexit_bench.records import VersionedRecord
 
 WEIGHTS = "model.safetensors"
@@ -77,6 +79,14 @@ def build_model(spec: ModelSpec, resources: str | Path | None = None, seed: int 
 TRAINING_RECORD_VERSION = 1
 
 
+@dataclass(frozen=True)
+class DevMetric:
+    """The headline dev metric (``name``) at every exit of the kept epoch (``per_layer[k - 1]``: layer k)."""
+
+    name: str
+    per_layer: list[float]
+
+
 @dataclass
 class TrainingRecord(VersionedRecord):
     """``training.json``: what was trained, how, on which data, and how it scored on dev.
@@ -89,7 +99,7 @@ class TrainingRecord(VersionedRecord):
         data: where the train and dev rows came from (``LoadedSplit.origin``; dev also names its split) and
             their hygiene (``data.hygiene.SplitHygiene`` per split).
         stages: per stage, its ``StageLog`` (learning rate, epochs with losses and dev metrics, best epoch).
-        dev_metric: ``{"name", "per_layer"}``: the headline dev metric at every exit of the kept epoch.
+        dev_metric: the headline dev metric at every exit of the kept epoch.
         provenance: the ``provenance.collect`` block of the training run.
         execution: the precision and attention implementation training ran with (``execution.Execution``).
         first_stage: what the recipe's first stage computed from (``training.shared.first_stage_inputs``): a
@@ -104,13 +114,13 @@ class TrainingRecord(VersionedRecord):
     recipe: str
     seed: int
     max_length: int
-    backbone: dict[str, Any]
+    backbone: ResolvedBackbone
     train_config: dict[str, Any]
     data: dict[str, Any]
     stages: list[dict[str, Any]]
-    dev_metric: dict[str, Any]
-    provenance: dict[str, Any] = field(default_factory=dict)
-    execution: dict[str, str] = field(default_factory=FP32_EAGER.to_dict)
+    dev_metric: DevMetric
+    provenance: Provenance = field(default_factory=Provenance)
+    execution: Execution = FP32_EAGER
     first_stage: dict[str, Any] = field(default_factory=dict)
     shared_stages: dict[str, Any] = field(default_factory=dict)
     exit_policy: str | None = None
@@ -121,10 +131,6 @@ class TrainingRecord(VersionedRecord):
     @classmethod
     def _version_of(cls, data: dict[str, Any]) -> Any:
         return data.get(cls.VERSION_KEY, cls.VERSION)  # records before versioning have this layout
-
-    def __post_init__(self) -> None:
-        if isinstance(self.model, dict):
-            self.model = ModelSpec(**self.model)
 
 
 def save_trained(folder: Path, model: EarlyExitModel, record: TrainingRecord) -> None:

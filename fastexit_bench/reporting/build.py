@@ -4,7 +4,7 @@ was read. The legends that say how to read each table live here, beside the code
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +16,17 @@ from fastexit_bench.analysis.calibration import BINS
 from fastexit_bench.analysis.sweep import SweepFiles, SweepResult
 from fastexit_bench.analysis.uncertainty import RESAMPLES
 from fastexit_bench.io import atomic_path, read_json, sha256_file, write_json
-from fastexit_bench.reporting import PLOTS, POINTS, TABLE_PARTS, paper, tables
+from fastexit_bench.reporting import paper, tables
 from fastexit_bench.reporting.paper import TableSpec
-from fastexit_bench.reporting.plots import (
-    FIGURE_SUFFIXES,
-    calibration,
-    exit_shares,
-    layer_metric,
-    method_fronts,
-    metric_vs_flops,
-)
+from fastexit_bench.reporting.plots import FIGURE_SUFFIXES, REPORT_PLOTS, ReportData
 from fastexit_bench.runtime.config import LatencyRecord
+
+TABLE_PARTS = ("", "_layers", "_calibration", "_paper", "_exits")
+"""What `build_report` writes to TABLES: NAME<part>.{md,tex,csv} (and NAME.json, its record); the workflow
+lists the same files, so adding a table takes `tables.py` and this module."""
+POINTS = "_points.csv"
+"""Also written to TABLES: NAME_points.csv, every operating point per seed in numbers (what
+`fastexit-bench claims` reads)."""
 
 INTERVAL_NOTE = (
     f"[a, b]: 95% bootstrap interval over the examples ({RESAMPLES} seeded resamples; bounds "
@@ -118,7 +118,7 @@ class ReportOutputs:
             self.record,
             self.points,
             *(self.table(p).with_suffix(s) for p in TABLE_PARTS for s in tables.TABLE_SUFFIXES),
-            *(self.plot(p).with_suffix(s) for p in PLOTS for s in FIGURE_SUFFIXES),
+            *(self.plot(p).with_suffix(s) for p in REPORT_PLOTS for s in FIGURE_SUFFIXES),
         ]
 
 
@@ -126,7 +126,11 @@ def read_timings(paths: Sequence[Path]) -> pd.DataFrame:
     """Every timed row of `latency`'s records, with the run it belongs to."""
     records = [LatencyRecord.from_dict(read_json(path), str(path)) for path in paths]
     return pd.DataFrame(
-        [{"dataset": r.dataset, "recipe": r.recipe, "seed": r.seed, **row} for r in records for row in r.rows]
+        [
+            {"dataset": r.dataset, "recipe": r.recipe, "seed": r.seed, **asdict(row)}
+            for r in records
+            for row in r.rows
+        ]
     )
 
 
@@ -187,11 +191,9 @@ def build_report(
         [exits_legend(any(art.texts is not None for art in artifacts))],
     )
     out.plots.mkdir(parents=True, exist_ok=True)
-    written += metric_vs_flops(sweep, out.plot("metric_vs_flops"))
-    written += exit_shares(sweep, out.plot("exit_shares"))
-    written += layer_metric(layers, out.plot("layer_metric"))
-    written += calibration(artifacts, out.plot("calibration"))
-    written += method_fronts(sweep, out.plot("method_fronts"))
+    figures = ReportData(sweep, layers, artifacts)
+    for name in REPORT_PLOTS:
+        written += REPORT_PLOTS.get(name)(figures, out.plot(name))
     read = [path for sweep_csv in sweeps for path in SweepFiles(sweep_csv).all()]
     inputs = {str(p): sha256_file(p) for p in (*read, *artifact_paths, *latency)}
     write_json(

@@ -21,6 +21,7 @@ import yaml
 from fastexit_bench import provenance
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.io import sha256_file
+from fastexit_bench.provenance import Provenance
 from fastexit_bench.records import VersionedRecord
 from fastexit_bench.runtime.config import LATENCY_BATCH_SIZES
 
@@ -224,7 +225,7 @@ class ClaimsRecord(VersionedRecord):
 
     claims: list[dict[str, Any]]
     realized: list[dict[str, Any]]
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
 
     VERSION: ClassVar[int] = CLAIMS_RECORD_VERSION
     RERUN: ClassVar[str] = "fastexit-bench claims"

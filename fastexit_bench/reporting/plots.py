@@ -1,10 +1,15 @@
 """Figures (matplotlib, PNG + PDF): metric vs FLOPs per policy, exit-layer shares, per-layer metric.
-What to read in each is in ``workflow/report/<name>.rst``, the captions of ``snakemake --report``."""
+What to read in each is in ``workflow/report/<name>.rst``, the captions of ``snakemake --report``.
+
+A figure of `report` is a function registered with ``@report_plot(reads=...)``: `report` draws it and the
+workflow lists its files, so adding one takes this module and its caption file."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import matplotlib
 
@@ -19,10 +24,47 @@ from fastexit_bench.analysis.operating_points import within_drop
 from fastexit_bench.analysis.sweep import full_depth_metric
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import direction
+from fastexit_bench.registry import Registry
 from fastexit_bench.reporting.tables import HIGH, LOW, paper_policy
 from fastexit_bench.serving.record import ServingRecord
 
 FIGURE_SUFFIXES = (".png", ".pdf")
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """What a report figure may read: every sweep row of the experiment, the metric of every exit
+    (`tables.layer_table`), and the evaluation artefacts."""
+
+    sweep: pd.DataFrame
+    layers: pd.DataFrame
+    artifacts: Sequence[ExitArtifact]
+
+
+@dataclass(frozen=True)
+class ReportPlot:
+    """A registered figure: ``draw(<the ReportData field it reads>, stem)`` writes stem.{png,pdf}."""
+
+    name: str
+    draw: Callable[[Any, Path], list[Path]]
+    reads: Literal["sweep", "layers", "artifacts"]
+
+    def __call__(self, data: ReportData, stem: Path) -> list[Path]:
+        return self.draw(getattr(data, self.reads), stem)
+
+
+REPORT_PLOTS: Registry[ReportPlot] = Registry("report plot")
+"""Every figure `report` writes, as PLOTS/<name>.{png,pdf}, captioned by workflow/report/<name>.rst."""
+
+
+def report_plot(reads: Literal["sweep", "layers", "artifacts"]) -> Callable[[Callable], Callable]:
+    """Register the decorated function as a figure of `report`, named after the function."""
+
+    def register(draw: Callable[[Any, Path], list[Path]]) -> Callable[[Any, Path], list[Path]]:
+        REPORT_PLOTS.add(ReportPlot(draw.__name__, draw, reads))
+        return draw
+
+    return register
 
 
 def _save(figure: plt.Figure, stem: Path) -> list[Path]:
@@ -84,6 +126,7 @@ def _same_y_per_dataset(axes: list[plt.Axes], datasets: list[str]) -> None:
             axis.set_ylim(low, high)
 
 
+@report_plot(reads="sweep")
 def metric_vs_flops(sweep: pd.DataFrame, stem: Path) -> list[Path]:
     """One panel per early-exit model (dataset, recipe): every swept value of each policy as a marker (mean
     over seeds) and the policy's Pareto front, the best metric within each FLOPs budget, as a step line, so
@@ -120,6 +163,7 @@ def metric_vs_flops(sweep: pd.DataFrame, stem: Path) -> list[Path]:
     return _save(figure, stem)
 
 
+@report_plot(reads="sweep")
 def exit_shares(sweep: pd.DataFrame, stem: Path, max_drop_points: float = 1.0) -> list[Path]:
     """Share of examples exiting at each layer, as bars grouped by layer, per policy at its fastest value
     within ``max_drop_points`` (both mean over seeds), for early-exit models."""
@@ -154,6 +198,7 @@ def exit_shares(sweep: pd.DataFrame, stem: Path, max_drop_points: float = 1.0) -
     return _save(figure, stem)
 
 
+@report_plot(reads="layers")
 def layer_metric(layers: pd.DataFrame, stem: Path) -> list[Path]:
     """Headline metric of every exit with its 95% bootstrap interval (bounds averaged over seeds), one series
     per recipe, one panel per dataset (mean over seeds), on each dataset's first evaluation split (dev)."""
@@ -185,6 +230,7 @@ def layer_metric(layers: pd.DataFrame, stem: Path) -> list[Path]:
     return _save(figure, stem)
 
 
+@report_plot(reads="artifacts")
 def calibration(artifacts: Sequence[ExitArtifact], stem: Path) -> list[Path]:
     """Reliability curves (accuracy against confidence per bin) of every exit, one panel per early-exit
     model on its dev split (first seed), one line per exit; the diagonal is perfect calibration."""
@@ -221,13 +267,13 @@ def serving_latency(record: ServingRecord, stem: Path) -> list[Path]:
         tried = sorted(results.get("server", {}).get("tried", []), key=lambda point: point["rate_per_s"])
         if tried:
             axis.plot([p["rate_per_s"] for p in tried], [p["p99_ms"] for p in tried], marker="o", label=name)
-    axis.axhline(record.settings["bound_ms"], color="grey", linestyle="--", label="p99 bound")
+    axis.axhline(record.settings.bound_ms, color="grey", linestyle="--", label="p99 bound")
     axis.set(
         xlabel="offered load (queries/s, Poisson)",
         ylabel="p99 latency (ms)",
         yscale="log",
-        title=f"{record.model['recipe']} on {record.model['dataset']}, {record.policy} = {record.value:g} "
-        f"({record.environment['device']})",
+        title=f"{record.model.recipe} on {record.model.dataset}, {record.policy} = {record.value:g} "
+        f"({record.environment.device})",
     )
     axis.legend()
     return _save(figure, stem)
@@ -239,6 +285,7 @@ def _pareto(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return rows[rows[metric] == _running_best(rows[metric], metric)].drop_duplicates(metric)
 
 
+@report_plot(reads="sweep")
 def method_fronts(sweep: pd.DataFrame, stem: Path) -> list[Path]:
     """Every method on one dataset's axes, one panel per dataset (dev split, mean over seeds): each early-exit
     model's Pareto front at its paper's policy, fixed-depth models (baseline, truncated-k, distilled-k) as points

@@ -17,9 +17,10 @@ from fastexit_bench.analysis.sweep import SweepResult, full_depth_metric
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, metric_interval
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import compute_metrics
-from fastexit_bench.reporting import TABLE_SUFFIXES
 from fastexit_bench.training.recipes import get_recipe
 
+TABLE_SUFFIXES = (".md", ".tex", ".csv")
+"""The formats every table is written in."""
 KEYS = ["dataset", "backbone", "recipe", "policy"]
 
 
@@ -45,7 +46,7 @@ def policy_summary(results: Sequence[SweepResult]) -> pd.DataFrame:
         full = full_depth_metric(table, metric)
         static = table[table.policy == "static"]
         deepest = static.loc[static.value.idxmax()]
-        degenerate = result.record.model_check["degenerate"]
+        degenerate = result.record.model_check.degenerate
         first = table.iloc[0]
         for score in result.scores.itertuples():
             group = table[table.policy == score.policy]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from fastexit_bench.execution import Execution
+from fastexit_bench.provenance import Provenance
 from fastexit_bench.records import VersionedRecord
 
 LATENCY_FORMAT_VERSION = 1
@@ -32,12 +34,29 @@ LATENCY_BATCH_SIZES = LatencyConfig.batch_sizes
 """The batch sizes every table and claim reports measured speed-ups at."""
 
 
+@dataclass(frozen=True)
+class LatencyRow:
+    """One timed (operating point, batch size): the point (``setting``: its label, ``policy``, ``value``), the
+    mean exit layer, the FLOPs-predicted and the measured speed-up over full depth on the same batches, their
+    ratio, and each engine's pass statistics (``total_s``, per-example percentiles in ms)."""
+
+    setting: str
+    policy: str
+    value: float
+    batch_size: int
+    mean_exit_layer: float
+    predicted_speedup: float
+    realized_speedup: float
+    realized_over_predicted: float
+    full_depth: dict[str, float]
+    early_exit: dict[str, float]
+
+
 @dataclass
 class LatencyRecord(VersionedRecord):
     """What `fastexit-bench latency` writes: the model's run (dataset, recipe, seed), where it was timed
-    (threads, device, execution, split, examples, repeats) and one row per (operating point, batch size):
-    ``setting, policy, value, batch_size, mean_exit_layer, predicted_speedup, realized_speedup,
-    realized_over_predicted`` and the two engines' pass statistics (``full_depth``, ``early_exit``). A model
+    (threads, device, execution, split, examples, repeats) and one :class:`LatencyRow` per (operating
+    point, batch size). A model
     without early-exit operating points has no rows and no split. Files written before the record had a version
     (the same keys) read as version 1."""
 
@@ -49,12 +68,12 @@ class LatencyRecord(VersionedRecord):
     seed: int
     threads: int
     device: str
-    execution: dict[str, str]
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    execution: Execution
+    rows: list[LatencyRow] = field(default_factory=list)
     split: str | None = None
     examples: int | None = None
     repeats: int | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
 
     @classmethod
     def _version_of(cls, data: dict[str, Any]) -> Any:

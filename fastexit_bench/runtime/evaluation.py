@@ -37,11 +37,11 @@ def evaluate(trained: TrainedSplit, batch_size: int, config: dict[str, Any]) -> 
         max_length=record.max_length,
         model_dir=str(trained.folder),
         model_sha256=sha256_file(trained.folder / WEIGHTS),
-        trained_at_commit=record.provenance.get("git_commit"),
+        trained_at_commit=record.provenance.git_commit,
         data_origin=trained.loaded.origin,
         layer_metrics=predictions.layer_metrics(spec.metrics) if predictions.labels is not None else None,
         provenance=provenance.collect(config=config),
-        execution=trained.execution.to_dict(),
+        execution=trained.execution,
         exit_policy=record.exit_policy,
     )
     texts = trained.loaded.frame[list(spec.text_fields)].astype(str).agg(" / ".join, axis=1).to_numpy()

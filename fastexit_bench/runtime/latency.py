@@ -25,7 +25,7 @@ from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import FP32_EAGER, Execution, ExecutionConfig, resolve, running
 from fastexit_bench.locations import Locations
 from fastexit_bench.models.saved import read_record
-from fastexit_bench.runtime.config import LatencyConfig, LatencyRecord
+from fastexit_bench.runtime.config import LatencyConfig, LatencyRecord, LatencyRow
 from fastexit_bench.runtime.trained import open_trained
 
 
@@ -117,7 +117,7 @@ def realized_vs_predicted(
     device: torch.device,
     execution: Execution = FP32_EAGER,
     replay: LayerOutputs | None = None,
-) -> list[dict[str, Any]]:
+) -> list[LatencyRow]:
     """Wall-clock speed-up of the early-exit engine at each operating point (label, policy, value) against
     the same model run to full depth, next to the speed-up its FLOPs predict (fvcore counts, true lengths,
     heads on the way included). Both run the same pre-collated batches (length-bucketed above batch 1), at
@@ -137,7 +137,7 @@ def _realized_vs_predicted(
     repeats: int,
     device: torch.device,
     replay: LayerOutputs | None,
-) -> list[dict[str, Any]]:
+) -> list[LatencyRow]:
     from fastexit_bench.models.tracing import measure_fvcore
     from fastexit_bench.runtime.batches import evaluation_batches
     from fastexit_bench.runtime.engine import EarlyExitEngine
@@ -164,18 +164,18 @@ def _realized_vs_predicted(
             predicted = flops.speedup(exits, lengths, policy.reads, model.num_layers)
             realized = stats["full depth"]["total_s"] / stats[label]["total_s"]
             results.append(
-                {
-                    "setting": label,
-                    "policy": policy.name,
-                    "value": value,
-                    "batch_size": batch_size,
-                    "mean_exit_layer": float(exits.mean()),
-                    "predicted_speedup": predicted,
-                    "realized_speedup": realized,
-                    "realized_over_predicted": realized / predicted,
-                    "full_depth": stats["full depth"],
-                    "early_exit": stats[label],
-                }
+                LatencyRow(
+                    setting=label,
+                    policy=policy.name,
+                    value=value,
+                    batch_size=batch_size,
+                    mean_exit_layer=float(exits.mean()),
+                    predicted_speedup=predicted,
+                    realized_speedup=realized,
+                    realized_over_predicted=realized / predicted,
+                    full_depth=stats["full depth"],
+                    early_exit=stats[label],
+                )
             )
     return results
 
@@ -203,7 +203,7 @@ def measure_latency(
         seed=record.seed,
         threads=threads,
         device=str(device),
-        execution=resolve(execution, device).to_dict(),
+        execution=resolve(execution, device),
         provenance=provenance.collect(config=config),
     )
     if not points:

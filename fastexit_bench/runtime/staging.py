@@ -23,17 +23,7 @@ def stage_dataset(
     _, tokenizer, resolved = load_backbone(backbone, where.resources)
     splits = {}
     for split in spec.loadable_splits:
-        limit = data.max_train if split == spec.train_split else data.max_eval
-        loaded, tokenized = load_tokenized(
-            spec,
-            split,
-            tokenizer,
-            mirror=where.mirror,
-            max_examples=limit,
-            seed=data.seed,
-            max_length=data.max_length,
-            resources=where.resources,
-        )
+        loaded, tokenized = load_tokenized(spec, split, tokenizer, data, where)
         lengths = tokenized["length"]
         splits[split] = {
             "rows": len(tokenized),

@@ -13,6 +13,7 @@ from typing import Any
 import datasets
 import torch
 
+from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.loading import LoadedSplit
 from fastexit_bench.data.spec import DATASETS, DatasetSpec
 from fastexit_bench.data.tokenized import load_tokenized
@@ -63,16 +64,8 @@ def open_trained(
     model, tokenizer, record = load_trained(folder, where.resources)
     dataset = DATASETS.get(record.dataset)
     split = split or dataset.eval_splits[0]
-    loaded, rows = load_tokenized(
-        dataset,
-        split,
-        tokenizer,
-        mirror=where.mirror,
-        max_examples=examples,
-        seed=record.seed,
-        max_length=record.max_length,
-        resources=where.resources,
-    )
+    data = DataConfig(max_train=examples, max_eval=examples, max_length=record.max_length, seed=record.seed)
+    loaded, rows = load_tokenized(dataset, split, tokenizer, data, where)
     return TrainedSplit(
         Path(folder),
         model.to(device),

@@ -10,7 +10,6 @@ throughput (no server sustains more than it can do with every query queued).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from fastexit_bench.runtime.latency import set_threads
 from fastexit_bench.runtime.predict import predict
 from fastexit_bench.runtime.trained import open_trained
 from fastexit_bench.serving.loadgen import Served, max_rate_under_bound, poisson_arrivals, serve
-from fastexit_bench.serving.record import ServingRecord, ServingSettings
+from fastexit_bench.serving.record import ServedModel, ServingEnvironment, ServingRecord, ServingSettings
 from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
 
 
@@ -70,23 +69,19 @@ def serve_bench(
         results = run_benchmark(model, source, task, policy, value, outputs, settings, log=log)
     record = trained.record
     return ServingRecord(
-        model={
-            "path": str(folder),
-            "dataset": record.dataset,
-            "recipe": record.recipe,
-            "seed": record.seed,
-            "backbone": record.backbone.get("requested"),
-            "split": settings.split,
-            "examples": len(source),
-        },
+        model=ServedModel(
+            str(folder),
+            record.dataset,
+            record.recipe,
+            record.seed,
+            record.backbone.requested,
+            settings.split,
+            len(source),
+        ),
         policy=policy.name,
         value=value,
-        settings=asdict(settings),
-        environment={
-            "device": str(trained.device),
-            "threads": threads,
-            "execution": trained.execution.to_dict(),
-        },
+        settings=settings,
+        environment=ServingEnvironment(str(trained.device), threads, trained.execution),
         mean_exit_layer=float(exits.mean()),
         predicted_speedup=predicted,
         results=results,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from fastexit_bench.execution import Execution
+from fastexit_bench.provenance import Provenance
 from fastexit_bench.records import VersionedRecord
 
 SCENARIOS = ("single-stream", "offline", "server")
@@ -37,6 +39,28 @@ class ServingSettings:
     examples: int = 512
 
 
+@dataclass(frozen=True)
+class ServedModel:
+    """The trained model served (its folder and run) and the examples its queries ask about."""
+
+    path: str
+    dataset: str
+    recipe: str
+    seed: int
+    backbone: str
+    split: str
+    examples: int
+
+
+@dataclass(frozen=True)
+class ServingEnvironment:
+    """Where it was served: the device, torch threads and the execution (precision, attention)."""
+
+    device: str
+    threads: int
+    execution: Execution
+
+
 @dataclass
 class ServingRecord(VersionedRecord):
     """What `fastexit-bench serve-bench` writes: settings, the exit check, and per scheduler its results
@@ -45,15 +69,15 @@ class ServingRecord(VersionedRecord):
     VERSION: ClassVar[int] = SERVING_FORMAT_VERSION
     RERUN: ClassVar[str] = "fastexit-bench serve-bench"
 
-    model: dict[str, Any]
+    model: ServedModel
     policy: str
     value: float
-    settings: dict[str, Any]
-    environment: dict[str, Any]
+    settings: ServingSettings
+    environment: ServingEnvironment
     mean_exit_layer: float
     predicted_speedup: float
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
 
     def goals(self) -> dict[str, float]:
         """The ratios issue 18 sets goals on, where the runs they need were made: Server rates at the p99

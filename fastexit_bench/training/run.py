@@ -19,7 +19,14 @@ from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import resolve
 from fastexit_bench.io import check_output_folder, exclusive_use
 from fastexit_bench.locations import Locations
-from fastexit_bench.models.saved import INFO, TrainingRecord, build_model, pooling_for, save_trained
+from fastexit_bench.models.saved import (
+    INFO,
+    DevMetric,
+    TrainingRecord,
+    build_model,
+    pooling_for,
+    save_trained,
+)
 from fastexit_bench.pooling import DEFAULT_POOLING
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.training.config import TrainConfig
@@ -93,17 +100,8 @@ def _train(
         )
     model.to(device)
     (train_loaded, train_rows), (dev_loaded, dev_rows) = (
-        load_tokenized(
-            spec,
-            split,
-            tokenizer,
-            mirror=where.mirror,
-            max_examples=limit,
-            seed=data.seed,
-            max_length=data.max_length,
-            resources=where.resources,
-        )
-        for split, limit in ((spec.train_split, data.max_train), (spec.selection_split, data.max_eval))
+        load_tokenized(spec, split, tokenizer, data, where)
+        for split in (spec.train_split, spec.selection_split)
     )
     hygiene = check_splits(train_loaded, [dev_loaded])
     for line in warnings(hygiene, spec.train_split, spec.task):
@@ -149,7 +147,7 @@ def _train(
         recipe=recipe.name,
         seed=data.seed,
         max_length=data.max_length,
-        backbone=asdict(resolved),
+        backbone=resolved,
         train_config=asdict(config),
         data={
             "train": train_loaded.origin,
@@ -157,9 +155,9 @@ def _train(
             "hygiene": {split: h.to_dict() for split, h in hygiene.items()},
         },
         stages=[asdict(stage_log) for stage_log in logs],
-        dev_metric={"name": spec.metrics[0], "per_layer": final},
+        dev_metric=DevMetric(spec.metrics[0], final),
         provenance=provenance.collect(config=provenance_config),
-        execution=trainer.execution.to_dict(),
+        execution=trainer.execution,
         first_stage=first_stage,
         shared_stages=shared,
         exit_policy=recipe.exit_policy,

@@ -3,7 +3,9 @@
 # R/plots/<experiment>/.
 
 
-from fastexit_bench.reporting import PLOTS, TABLE_PARTS, TABLE_SUFFIXES
+from fastexit_bench.reporting.build import TABLE_PARTS
+from fastexit_bench.reporting.plots import REPORT_PLOTS
+from fastexit_bench.reporting.tables import TABLE_SUFFIXES
 
 MODEL = f"{R}/{{experiment}}/models/{{dataset}}/{{recipe}}/seed{{seed}}"
 RUN = "{dataset}.{recipe}.seed{seed}"
@@ -109,7 +111,7 @@ rule report:
                 category="{experiment}",
                 caption=f"../report/{plot}.rst",
             )
-            for plot in PLOTS
+            for plot in REPORT_PLOTS
         },
         record=f"{R}/tables/{{experiment}}.json",
         tables=expand(
@@ -118,7 +120,7 @@ rule report:
             suffix=TABLE_SUFFIXES,
         ),
         points=f"{R}/tables/{{experiment}}_points.csv",
-        pdfs=expand(f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=PLOTS),
+        pdfs=expand(f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=list(REPORT_PLOTS)),
     log:
         "logs/{experiment}/report.log",
     conda:
