@@ -30,11 +30,13 @@ from gpu.kit import bundled_rows
 from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.policies import resolve_policy
+from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.device import resolve_device
 from fastexit_bench.execution import ExecutionConfig, resolve
 from fastexit_bench.io import write_json
+from fastexit_bench.locations import Locations
 from fastexit_bench.models.saved import ModelSpec, build_model, load_trained
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads
@@ -61,11 +63,13 @@ def replayed_model(args: argparse.Namespace, device):
             spec,
             meta.split,
             tokenizer,
-            mirror=args.mirror,
-            max_examples=len(artifact.lengths),
-            seed=meta.seed,
-            max_length=meta.max_length,
-            resources=None,
+            DataConfig(
+                max_train=len(artifact.lengths),
+                max_eval=len(artifact.lengths),
+                max_length=meta.max_length,
+                seed=meta.seed,
+            ),
+            Locations(mirror=args.mirror),
         ),
     )
     source = TokenBatches(rows, tokenizer, device)
@@ -98,11 +102,8 @@ def trained_model(args: argparse.Namespace, device):
             spec,
             split,
             tokenizer,
-            mirror=args.mirror,
-            max_examples=args.examples,
-            seed=0,
-            max_length=record.max_length,
-            resources=None,
+            DataConfig(max_train=args.examples, max_eval=args.examples, max_length=record.max_length, seed=0),
+            Locations(mirror=args.mirror),
         ),
     )
     what = {

@@ -19,11 +19,13 @@ import numpy as np
 
 from fastexit_bench import provenance
 from fastexit_bench.analysis.policies import resolve_policy
+from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.device import resolve_device
 from fastexit_bench.execution import Execution, resolve_attention, running
 from fastexit_bench.io import write_json
+from fastexit_bench.locations import Locations
 from fastexit_bench.metrics import compute_metrics
 from fastexit_bench.models.saved import load_trained
 from fastexit_bench.runtime.batches import TokenBatches
@@ -58,11 +60,13 @@ def main() -> None:
             spec,
             split,
             tokenizer,
-            mirror=args.mirror,
-            max_examples=args.max_examples,
-            seed=record.seed,
-            max_length=record.max_length,
-            resources=None,
+            DataConfig(
+                max_train=args.max_examples,
+                max_eval=args.max_examples,
+                max_length=record.max_length,
+                seed=record.seed,
+            ),
+            Locations(mirror=args.mirror),
         )
         data, metric = TokenBatches(rows, tokenizer, device), spec.metrics[0]
         outputs = {}

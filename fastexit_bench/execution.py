@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ATTENTIONS = ("auto", "eager", "sdpa")
+RUNTIMES = ("eager", "compile", "onnxruntime")
+"""How inference runs the model (``runtime.compiled``): PyTorch eager, each layer and head through
+``torch.compile``, or each through ONNX Runtime; training always runs eager."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class ExecutionConfig:
 
     precision: str = "auto"
     attention: str = "auto"
+    runtime: str = "eager"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Execution:
 
     precision: str
     attention: str
+    runtime: str = "eager"
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -111,8 +116,12 @@ def resolve_attention(requested: str, device: torch.device, precision: str) -> s
 
 
 def resolve(config: ExecutionConfig, device: torch.device, cpu_bf16: bool | None = None) -> Execution:
+    if config.runtime not in RUNTIMES:
+        raise FastExitError(f"runtime {config.runtime!r} is not one of {RUNTIMES}")
     precision = resolve_precision(config.precision, device, cpu_bf16)
-    return Execution(precision, resolve_attention(config.attention, device, precision))
+    if config.runtime != "eager" and config.precision == "auto":
+        precision = "fp32"  # the compiled runtimes run fp32 (runtime.compiled)
+    return Execution(precision, resolve_attention(config.attention, device, precision), config.runtime)
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

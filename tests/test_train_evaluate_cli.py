@@ -70,7 +70,11 @@ def test_train_writes_weights_and_a_complete_record(trained):
     assert 1 / 5 <= confidence["mean_top_probability"] <= 1 and 0 <= confidence["share_under_speed_0.5"] <= 1
     assert len(info["dev_metric"]["per_layer"]) == 4
     assert info["provenance"]["git_commit"]
-    assert info["execution"] == {"precision": "fp32", "attention": "sdpa"}  # auto attention for CPU fp32
+    assert info["execution"] == {
+        "precision": "fp32",
+        "attention": "sdpa",
+        "runtime": "eager",
+    }  # auto: sdpa in fp32
     assert info["format_version"] == 1 and info["train_config"]["group_by_length"]
     hygiene = info["data"]["hygiene"]
     assert hygiene["train"]["rows"] == 64 and hygiene["validation"]["shared_with_train"] == 0
@@ -110,7 +114,7 @@ def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resour
     )
     assert meta["provenance"]["env"]["torch"] and len(meta["layer_metrics"]) == 4
     assert meta["exit_policy"] == "learned"  # and with its artefacts (sweep records copy the metadata)
-    assert meta["execution"] == {"precision": "fp32", "attention": "eager"}
+    assert meta["execution"] == {"precision": "fp32", "attention": "eager", "runtime": "eager"}
     assert meta["architecture"]["hidden_size"] == 32 and meta["architecture"]["num_layers"] == 4
     assert artifact.predictions.logits.shape == (4, 6, 5)
     assert artifact.predictions.exit_scores.shape == (4, 6)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from fastexit_bench.analysis.operating_points import OperatingPointSpec
 from fastexit_bench.data.config import DataConfig
-from fastexit_bench.execution import ATTENTIONS, PRECISIONS, ExecutionConfig
+from fastexit_bench.execution import ATTENTIONS, PRECISIONS, RUNTIMES, ExecutionConfig
 from fastexit_bench.locations import MIRROR_ENV, RESOURCES_ENV, Locations
 
 T = TypeVar("T")
@@ -73,8 +73,9 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, help="torch threads (None: torch's choice)")
 
 
-def add_execution_args(parser: argparse.ArgumentParser) -> None:
-    """``--precision`` and ``--attention`` (the :class:`ExecutionConfig` options; ``auto`` resolves per device)."""
+def add_execution_args(parser: argparse.ArgumentParser, inference: bool = False) -> None:
+    """``--precision`` and ``--attention`` (the :class:`ExecutionConfig` options; ``auto`` resolves per device),
+    and for an ``inference`` command ``--runtime``."""
     defaults = ExecutionConfig()
     parser.add_argument(
         "--precision",
@@ -88,10 +89,18 @@ def add_execution_args(parser: argparse.ArgumentParser) -> None:
         default=defaults.attention,
         help="attention implementation; auto: sdpa on GPUs and for fp32 on CPUs, eager for CPU bf16",
     )
+    if inference:
+        parser.add_argument(
+            "--runtime",
+            choices=RUNTIMES,
+            default=defaults.runtime,
+            help="eager PyTorch, or each layer and head compiled (torch.compile) or run by ONNX Runtime "
+            "(pip install 'fastexit-bench[onnx]'); the compiled runtimes run fp32",
+        )
 
 
 def execution_config(args: argparse.Namespace) -> ExecutionConfig:
-    return ExecutionConfig(args.precision, args.attention)
+    return from_args(ExecutionConfig, args)
 
 
 def locations(args: argparse.Namespace) -> Locations:

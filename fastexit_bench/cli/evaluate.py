@@ -35,7 +35,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--out", type=Path, required=True, help=".npz artefact to write")
     add_overwrite_arg(parser)
     add_location_args(parser)
-    add_execution_args(parser)
+    add_execution_args(parser, inference=True)
     parser.add_argument(
         "--max-eval",
         type=positive_int,

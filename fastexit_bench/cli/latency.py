@@ -55,7 +55,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--out", type=Path, required=True, help="JSON to write")
     add_overwrite_arg(parser)
     add_location_args(parser)
-    add_execution_args(parser)
+    add_execution_args(parser, inference=True)
 
 
 def run_latency(args: argparse.Namespace) -> None:

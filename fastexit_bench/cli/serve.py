@@ -99,7 +99,7 @@ def add_parser(commands) -> None:
     )
     add_overwrite_arg(parser)
     add_location_args(parser)
-    add_execution_args(parser)
+    add_execution_args(parser, inference=True)
 
 
 def run_serve_bench(args: argparse.Namespace) -> None:

@@ -107,6 +107,16 @@ def timed_passes(
     return stats
 
 
+def same_answers(logits: torch.Tensor, outputs: LayerOutputs, exits: np.ndarray) -> bool:
+    """Whether the engine's answers (``logits`` at each example's exit) are the predictions ``outputs`` give
+    at those exits: the same class, or a regression value equal to 1e-4."""
+    expected = outputs.predictions()[exits - 1, np.arange(len(exits))]
+    got = logits.float().cpu().numpy()
+    if outputs.task == "regression":
+        return bool(np.allclose(got[:, 0], expected, atol=1e-4))
+    return bool(np.array_equal(got.argmax(-1), expected))
+
+
 def realized_vs_predicted(
     model,
     source,
@@ -117,19 +127,25 @@ def realized_vs_predicted(
     device: torch.device,
     execution: Execution = FP32_EAGER,
     replay: LayerOutputs | None = None,
+    runner: Any = None,
 ) -> list[LatencyRow]:
     """Wall-clock speed-up of the early-exit engine at each operating point (label, policy, value) against
     the same model run to full depth, next to the speed-up its FLOPs predict (fvcore counts, true lengths,
     heads on the way included). Both run the same pre-collated batches (length-bucketed above batch 1), at
     ``execution``'s precision and attention. Refuses to time anything if the engine's exits differ from the
     sweep's on these examples at that precision. With ``replay`` (recorded outputs of every example of
-    ``source``), exits are decided on those instead of the model's own heads (see ``runtime.engine``)."""
+    ``source``), exits are decided on those instead of the model's own heads (see ``runtime.engine``). With
+    ``runner`` (the model under another runtime, ``runtime.compiled``) the engines run that, and their exits
+    and predictions must equal those of the eager model's outputs."""
     with running(model.config, execution, device):
-        return _realized_vs_predicted(model, source, task, points, batch_sizes, repeats, device, replay)
+        return _realized_vs_predicted(
+            model, runner or model, source, task, points, batch_sizes, repeats, device, replay
+        )
 
 
 def _realized_vs_predicted(
     model,
+    runner,
     source,
     task: str,
     points: Sequence[tuple[str, Any, float]],
@@ -145,11 +161,14 @@ def _realized_vs_predicted(
 
     outputs = replay if replay is not None else predict(model, source, task)
     flops, lengths = measure_fvcore(model), source.lengths()
-    baseline = EarlyExitEngine(model, resolve_policy("static"), model.num_layers, task)
-    engines = {label: EarlyExitEngine(model, policy, value, task) for label, policy, value in points}
+    baseline = EarlyExitEngine(runner, resolve_policy("static"), model.num_layers, task)
+    engines = {label: EarlyExitEngine(runner, policy, value, task) for label, policy, value in points}
     for label, policy, value in points:
         check = engines[label].run_source(source, 32, length_bucketed=True, replay=replay)
-        if not np.array_equal(check.exit_layers, policy.exit_layers(outputs, value)):
+        exits = policy.exit_layers(outputs, value)
+        if not np.array_equal(check.exit_layers, exits) or (
+            replay is None and not same_answers(check.logits, outputs, exits)
+        ):
             raise FastExitError(
                 f"engine and sweep disagree at {label}; the timing would measure the wrong thing"
             )
@@ -218,6 +237,7 @@ def measure_latency(
         settings.repeats,
         trained.device,
         trained.execution,
+        runner=trained.runner,
     )
     timing.split, timing.examples, timing.repeats = trained.split, len(trained.rows), settings.repeats
     return timing

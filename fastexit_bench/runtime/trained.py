@@ -23,6 +23,10 @@ from fastexit_bench.locations import Locations
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.models.saved import INFO, WEIGHTS, TrainingRecord, load_trained
 from fastexit_bench.runtime.batches import TokenBatches
+from fastexit_bench.runtime.compiled import SegmentedModel, with_runtime
+
+ONNX_FOLDER = "onnx"
+"""Where a trained model's exported ONNX graphs are kept, inside its folder."""
 
 
 def model_files(folder: Path) -> list[Path]:
@@ -32,11 +36,13 @@ def model_files(folder: Path) -> list[Path]:
 
 @dataclass
 class TrainedSplit:
-    """The model (on ``device``, eval mode), its record and dataset, one split's rows as batches, and the
+    """The model (on ``device``, eval mode; what FLOPs are counted on), the same model under the run's
+    runtime (``runner``: what inference runs), its record and dataset, one split's rows as batches, and the
     execution the run resolved to."""
 
     folder: Path
     model: EarlyExitModel
+    runner: EarlyExitModel | SegmentedModel
     tokenizer: Any
     record: TrainingRecord
     dataset: DatasetSpec
@@ -66,9 +72,12 @@ def open_trained(
     split = split or dataset.eval_splits[0]
     data = DataConfig(max_train=examples, max_eval=examples, max_length=record.max_length, seed=record.seed)
     loaded, rows = load_tokenized(dataset, split, tokenizer, data, where)
+    resolved = resolve(execution or ExecutionConfig(), device)
+    model = model.to(device)
     return TrainedSplit(
         Path(folder),
-        model.to(device),
+        model,
+        with_runtime(model, resolved, Path(folder) / ONNX_FOLDER),
         tokenizer,
         record,
         dataset,
@@ -77,5 +86,5 @@ def open_trained(
         rows,
         TokenBatches(rows, tokenizer, device),
         device,
-        resolve(execution or ExecutionConfig(), device),
+        resolved,
     )

@@ -66,7 +66,7 @@ def serve_bench(
             f"{policy.name} at {value}: mean exit layer {exits.mean():.2f} of {model.num_layers}, FLOPs-predicted "
             f"speed-up {predicted:.2f}x; {settings.queries} queries per measurement"
         )
-        results = run_benchmark(model, source, task, policy, value, outputs, settings, log=log)
+        results = run_benchmark(trained.runner, source, task, policy, value, outputs, settings, log=log)
     record = trained.record
     return ServingRecord(
         model=ServedModel(
@@ -121,8 +121,8 @@ def run_benchmark(
     settings: ServingSettings,
     log=print,
 ) -> dict[str, dict[str, Any]]:
-    """Every scheduler of ``settings`` under every scenario; ``outputs``: the model's outputs on ``source``
-    (what the exits are checked against)."""
+    """Every scheduler of ``settings`` under every scenario; ``model``: the model under the run's runtime;
+    ``outputs``: the eager model's outputs on ``source`` (what the exits are checked against)."""
     exits = policy.exit_layers(outputs, value)
     predictions = outputs.predictions()
     every = np.arange(len(source))

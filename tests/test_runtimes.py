@@ -1,0 +1,107 @@
+"""The compiled runtimes (torch.compile and ONNX Runtime per layer and head) answer exactly as eager PyTorch:
+the same exits under every policy, the same predictions, through the engine and through `evaluate`/`latency`."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.policies import POLICIES, resolve_policy
+from fastexit_bench.cli import main
+from fastexit_bench.errors import FastExitError
+from fastexit_bench.execution import Execution, ExecutionConfig
+from fastexit_bench.locations import Locations
+from fastexit_bench.runtime.compiled import with_runtime
+from fastexit_bench.runtime.config import LatencyConfig
+from fastexit_bench.runtime.engine import EarlyExitEngine
+from fastexit_bench.runtime.latency import measure_latency, same_answers
+from fastexit_bench.runtime.predict import predict
+from tests.test_inference import model  # noqa: F401  (the fixture: tiny highway and branch models)
+from tests.test_recipes import token_data
+from tests.test_train_evaluate_cli import trained  # noqa: F401  (the fixture: a tiny trained BERxiT folder)
+
+HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
+RUNTIMES = [
+    "compile",
+    pytest.param(
+        "onnxruntime",
+        marks=pytest.mark.skipif(
+            not HAS_ORT, reason="needs the onnx extra: pip install 'fastexit-bench[onnx]'"
+        ),
+    ),
+]
+ONE_POLICY_PER_INPUT = ("entropy", "learned", "static")  # reads logits, exit scores, nothing
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_every_policy_exits_where_eager_exits(model, runtime, tmp_path):  # noqa: F811
+    data = token_data(rows=24, seed=7)
+    eager = predict(model, data, "classification", batch_size=8)
+    runner = with_runtime(model, Execution("fp32", "sdpa", runtime), tmp_path)
+    outputs = predict(runner, data, "classification", batch_size=8)
+    np.testing.assert_allclose(outputs.logits, eager.logits, rtol=1e-4, atol=1e-5)
+    for name in POLICIES.names():  # every policy decides on these outputs as on eager's
+        policy = resolve_policy(name)
+        policy.fit(eager)
+        for value in policy.grid(eager):
+            np.testing.assert_array_equal(
+                policy.exit_layers(outputs, value), policy.exit_layers(eager, value)
+            )
+    for name in ONE_POLICY_PER_INPUT:  # and the engine, stopping layer by layer, exits and answers the same
+        policy = resolve_policy(name)
+        for value in policy.grid(eager)[1::3]:
+            expected = policy.exit_layers(eager, value)
+            for batch_size, bucketed in [(1, False), (5, True)]:
+                out = EarlyExitEngine(runner, policy, value, "classification").run_source(
+                    data, batch_size, bucketed
+                )
+                np.testing.assert_array_equal(out.exit_layers, expected)
+                assert same_answers(out.logits, eager, expected)
+
+
+@pytest.mark.skipif(not HAS_ORT, reason="needs the onnx extra: pip install 'fastexit-bench[onnx]'")
+def test_onnx_graphs_are_exported_once_per_weights(model, tmp_path):  # noqa: F811
+    execution = Execution("fp32", "sdpa", "onnxruntime")
+    with_runtime(model, execution, tmp_path)
+    (folder,) = tmp_path.iterdir()
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    assert "layer_3.onnx" in stamps and "scorer_0.onnx" in stamps
+    with_runtime(model, execution, tmp_path)
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+
+
+def test_compiled_runtimes_refuse_low_precision(model, tmp_path):  # noqa: F811
+    for runtime in ("compile", "onnxruntime"):
+        with pytest.raises(FastExitError, match="--precision fp32"):
+            with_runtime(model, Execution("bf16", "eager", runtime), tmp_path)
+
+
+@pytest.mark.skipif(not HAS_ORT, reason="needs the onnx extra: pip install 'fastexit-bench[onnx]'")
+def test_evaluate_and_latency_record_their_runtime(trained, resources, tmp_path):  # noqa: F811
+    common = ["--max-eval", "8", "--resources", str(resources), "--device", "cpu", "--precision", "fp32"]
+    artefacts = {}
+    for runtime in ("eager", "onnxruntime"):
+        out = tmp_path / f"{runtime}.npz"
+        assert main(["evaluate", str(trained), *common, "--runtime", runtime, "--out", str(out)]) == 0
+        artefacts[runtime] = ExitArtifact.load(out)
+    assert artefacts["onnxruntime"].metadata.execution == Execution("fp32", "sdpa", "onnxruntime")
+    np.testing.assert_allclose(
+        artefacts["onnxruntime"].predictions.logits,
+        artefacts["eager"].predictions.logits,
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    assert (trained / "onnx").is_dir()  # the graphs are kept beside the model
+    timing = measure_latency(
+        trained,
+        [("learned=0.5", "learned", 0.5)],
+        "validation",
+        LatencyConfig(examples=8, batch_sizes=(1, 4), repeats=1),
+        threads=torch.get_num_threads(),
+        execution=ExecutionConfig("fp32", runtime="onnxruntime"),
+        where=Locations(resources=str(resources), device="cpu"),
+        config={},
+    )
+    assert timing.execution.runtime == "onnxruntime" and [r.batch_size for r in timing.rows] == [1, 4]
