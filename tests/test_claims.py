@@ -11,6 +11,8 @@ from fastexit_bench.reporting.claims import (
     MET,
     MISSED,
     NOT_RUN,
+    PROVISIONAL,
+    UNSETTLED,
     Claim,
     ClaimSet,
     check_all,
@@ -65,13 +67,13 @@ def _points(delta: float = -0.5, speedup: float = 2.5, realized: float = 2.2, **
         "realized_over_predicted_b1": None,
         "realized_over_predicted_b32": None,
     }  # latency is measured on the first seed only
-    return pd.DataFrame([row, {**row, "seed": 1, **untimed}])
+    return pd.DataFrame([row, {**row, "seed": 1, **untimed}, {**row, "seed": 2, **untimed}])
 
 
 def test_a_claim_is_met_only_when_every_goal_holds():
     assert evaluate(CLAIM, _points())["verdict"] == MET
     missed = evaluate(CLAIM, _points(delta=-1.5, speedup=1.8))
-    assert missed["verdict"] == MISSED and missed["seeds"] == 2
+    assert missed["verdict"] == MISSED and missed["seeds"] == 3
     assert [name for name, ok in missed["checks"].items() if not ok] == [
         "metric change >= -1 pt",
         "FLOPs speed-up >= 2x",
@@ -80,6 +82,16 @@ def test_a_claim_is_met_only_when_every_goal_holds():
     assert slow["verdict"] == MISSED and not slow["checks"]["measured time saving b1 >= 30%"]
     assert evaluate(CLAIM, _points(degenerate=True))["verdict"] == MISSED
     assert evaluate(CLAIM, _points().assign(setting="speed=0.5"))["verdict"] == NOT_RUN
+
+
+def test_a_claim_met_on_fewer_seeds_or_missed_by_one_seed_is_not_called_met():
+    assert evaluate(CLAIM, _points().query("seed < 2"))["verdict"] == PROVISIONAL  # two seeds of three
+    one_seed_short = _points()
+    one_seed_short.loc[one_seed_short.seed == 2, "delta_points"] = -1.6  # the mean, -0.87, still meets it
+    settled = evaluate(CLAIM, one_seed_short)
+    assert settled["verdict"] == UNSETTLED and settled["seeds_missing_a_goal"] == [2]
+    assert settled["seed_sd"]["delta_points"] == pytest.approx(pd.Series([-0.5, -0.5, -1.6]).std())
+    assert settled["seed_sd"]["flops_speedup"] == 0.0
 
 
 def test_early_exit_beats_static_only_when_the_paired_interval_is_above_zero():
@@ -119,7 +131,7 @@ def test_the_claims_command_writes_markdown_and_json(tmp_path, capsys):
     assert main(["claims", "--points", str(points), "--out", str(out)]) == 0
     record = json.loads(out.with_suffix(".json").read_text())
     verdicts = {c["id"]: c["verdict"] for c in record["claims"]}
-    assert verdicts["quick-fastbert"] == MET  # the suite's own claims file: 2.5x at -0.5 pt
+    assert verdicts["quick-fastbert"] == MET  # the suite's own claims file: 2.5x at -0.5 pt, three seeds
     assert verdicts["quick-deebert"] == NOT_RUN  # no deebert among the points
     assert "deebert-sst2" not in verdicts  # claims of experiments not given are left out
     markdown = out.with_suffix(".md").read_text()
