@@ -4,9 +4,11 @@ from fractions import Fraction
 from math import comb
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fastexit_bench.analysis.artifact import LayerOutputs
+from fastexit_bench.analysis.operating_points import OperatingPointSpec, choose
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.risk import binomial_p_value, candidates, harms, point_estimate, risk_controlled
 from fastexit_bench.errors import FastExitError
@@ -57,3 +59,27 @@ def test_fixed_sequence_testing_stops_at_the_first_value_it_cannot_certify():
     assert point_estimate(values, delta_points=5) == 2
     assert point_estimate(values, delta_points=2) == 2  # the point rule takes a 2.0-point drop at 2 points
     assert point_estimate(values, delta_points=1) == 3
+
+
+def test_the_sweep_selection_gets_a_risk_controlled_point_per_policy():
+    outputs, static = layered(), resolve_policy("static")
+    accuracy = [0.7, 0.98, 1.0, 1.0]
+    dev = pd.DataFrame(
+        {
+            "policy": "static",
+            "value": [1.0, 2.0, 3.0, 4.0],
+            "accuracy": accuracy,
+            "speedup": [4.0, 2.0, 1.33, 1.0],
+        }
+    )
+    spec = OperatingPointSpec(max_drop=(), risk=(5.0, 1.0), risk_epsilon=0.1)
+    points = choose(dev, "accuracy", spec, outputs, {"static": static})
+    risk = points[points.target.str.startswith("risk")].set_index("setting")
+    assert dict(risk.value) == {"static, dev risk<=5pt": 2.0, "static, dev risk<=1pt": 3.0}
+    assert risk.loc["static, dev risk<=5pt", "dev_accuracy"] == 0.98
+    assert not choose(dev, "accuracy", spec).target.str.startswith("risk").any()  # no outputs: none
+    assert (
+        not choose(dev.rename(columns={"accuracy": "f1"}), "f1", spec, outputs, {"static": static})
+        .target.str.startswith("risk")
+        .any()
+    )

@@ -95,9 +95,13 @@ def test_experiment_keys_become_typed_settings_and_command_options():
     assert "--stage offramps:lr=0.0005,epochs=2" in train and "--max-eval 100" in train
     assert "--max-train" not in train  # None: left out, the command's own default
     assert (
-        command_options(**settings.options("evaluate")) == "--max-eval 100 --precision fp32 --attention auto"
+        command_options(**settings.options("evaluate"))
+        == "--max-eval 100 --precision fp32 --attention auto --runtime eager"
     )
-    assert command_options(**settings.options("latency")) == "--examples 8 --precision fp32 --attention auto"
+    assert (
+        command_options(**settings.options("latency"))
+        == "--examples 8 --precision fp32 --attention auto --runtime eager"
+    )
     assert command_options(**settings.options("report")) == "--layout deebert --reference baseline"
     assert settings.runs()[-1].stem == "sst2.deebert.seed1" and settings.job_counts()["train"] == 4
 

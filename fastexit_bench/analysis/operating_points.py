@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.artifact import ExitArtifact, LayerOutputs
 from fastexit_bench.analysis.flops import ComponentFlops, FastBertConventionFlops, flops_for
+from fastexit_bench.analysis.risk import candidates, risk_controlled
 from fastexit_bench.analysis.sweep import full_depth_metric, sweep
 from fastexit_bench.metrics import direction
 
@@ -32,11 +33,16 @@ class OperatingPointSpec:
             chooses for it (so a table says at which speed a paper's claim holds here).
         max_drop: dev drop budgets in metric points: the fastest value within each one.
         min_speedup: required speed-ups: the most accurate value reaching each one.
+        risk: risk budgets δ in accuracy points: the fastest value whose harm rate against full depth is <= δ
+            with probability >= 1 - ``risk_epsilon`` over the selection sample (``analysis.risk``; accuracy
+            only, since the harm of one example bounds an accuracy drop and no other metric's).
     """
 
     values: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     max_drop: tuple[float, ...] = (0.0, 1.0, 2.0)
     min_speedup: tuple[float, ...] = ()
+    risk: tuple[float, ...] = (1.0,)
+    risk_epsilon: float = 0.1
 
     def targets(self) -> list[Target]:
         return [Target("max_drop", v) for v in self.max_drop] + [
@@ -52,7 +58,11 @@ class Target:
     value: float
 
     def label(self) -> str:
-        return f"drop<={self.value:g}pt" if self.kind == "max_drop" else f"speedup>={self.value:g}x"
+        return {
+            "max_drop": f"drop<={self.value:g}pt",
+            "min_speedup": f"speedup>={self.value:g}x",
+            "risk": f"risk<={self.value:g}pt",
+        }[self.kind]
 
 
 def within_drop(rows: pd.DataFrame, metric: str, reference: float, points: float) -> pd.Series:
@@ -89,10 +99,48 @@ def select(dev: pd.DataFrame, metric: str, targets: Sequence[Target]) -> pd.Data
     return pd.DataFrame(chosen)
 
 
-def choose(dev: pd.DataFrame, metric: str, spec: OperatingPointSpec) -> pd.DataFrame:
+def risk_controlled_points(
+    dev: pd.DataFrame,
+    metric: str,
+    spec: OperatingPointSpec,
+    outputs: LayerOutputs,
+    policies: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Per policy of the dev sweep and risk budget, the risk-controlled value among the swept ones (rows where
+    no value is certified are left out); none for a headline metric other than accuracy."""
+    if metric != "accuracy" or outputs.labels is None or not spec.risk:
+        return pd.DataFrame()
+    reference, chosen = full_depth_metric(dev, metric), []
+    for policy, rows in dev.groupby("policy", sort=False):
+        values = candidates(outputs, policies[policy], list(rows.value))
+        for delta in spec.risk:
+            value = risk_controlled(values, len(outputs.labels), delta, spec.risk_epsilon).value
+            if value is not None:
+                row = rows[rows.value == value].iloc[0]
+                chosen.append(
+                    {
+                        "policy": policy,
+                        "target": Target("risk", delta).label(),
+                        "value": value,
+                        f"dev_{metric}": row[metric],
+                        "dev_speedup": row["speedup"],
+                        f"dev_full_{metric}": reference,
+                    }
+                )
+    return pd.DataFrame(chosen)
+
+
+def choose(
+    dev: pd.DataFrame,
+    metric: str,
+    spec: OperatingPointSpec,
+    outputs: LayerOutputs | None = None,
+    policies: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
     """Every operating point of one model from its dev sweep: full depth, each policy's dev-chosen values
-    (``spec.targets()``), then its fixed values (``spec.values``). The oracle reads labels and gets none.
-    Fixed values need not be on the dev grid, so they carry no dev numbers."""
+    (``spec.targets()``, and with the dev ``outputs`` and fitted ``policies`` the risk-controlled ones), then
+    its fixed values (``spec.values``). The oracle reads labels and gets none. Fixed values need not be on the
+    dev grid, so they carry no dev numbers."""
     reference, depth = full_depth_metric(dev, metric), float(dev[dev.policy == "static"].value.max())
     rows = [
         {
@@ -106,7 +154,10 @@ def choose(dev: pd.DataFrame, metric: str, spec: OperatingPointSpec) -> pd.DataF
         }
     ]
     adaptive = dev[dev.policy != "oracle"]
-    for pick in select(adaptive, metric, spec.targets()).to_dict("records"):
+    picks = [select(adaptive, metric, spec.targets())]
+    if outputs is not None and policies is not None:
+        picks.append(risk_controlled_points(adaptive, metric, spec, outputs, policies))
+    for pick in pd.concat(picks).to_dict("records"):
         rows.append({**pick, "setting": f"{pick['policy']}, dev {pick['target']}"})
     for policy in (p for p in dev.policy.unique() if p in spec.values):
         rows += [

@@ -74,7 +74,8 @@ def sweep_artifact(
     check = check_model(dev.predictions, metric, bootstrap_weights(len(dev.predictions.labels)))
     if check.degenerate:
         log(f"warning: {dev_path}: {check.describe()}")
-    selection = measure(reported, choose(table, metric, spec), policies).assign(degenerate=check.degenerate)
+    points = choose(table, metric, spec, dev.predictions, policies)
+    selection = measure(reported, points, policies).assign(degenerate=check.degenerate)
     inputs = {str(p): sha256_file(p) for p in (dev_path, test_path) if p is not None}
     record = SweepRecord(
         artifact={k: v for k, v in dev.metadata.to_dict().items() if k != "provenance"},
@@ -82,6 +83,8 @@ def sweep_artifact(
             "values": dict(spec.values),
             "max_drop": list(spec.max_drop),
             "min_speedup": list(spec.min_speedup),
+            "risk": list(spec.risk),
+            "risk_epsilon": spec.risk_epsilon,
         },
         reported_split=reported.metadata.split,
         flops_source=str(table.flops_source.iloc[0]),

@@ -234,12 +234,29 @@ def add_operating_point_args(parser: argparse.ArgumentParser) -> None:
         default=list(defaults.min_speedup),
         help="dev-chosen points: the most accurate value reaching this FLOPs speed-up",
     )
+    parser.add_argument(
+        "--risk",
+        type=nonnegative_floats,
+        default=list(defaults.risk),
+        help="risk-controlled points (accuracy): the fastest value whose harm rate is <= N points with "
+        "probability >= 1 - --risk-epsilon over the selection sample (Learn-then-Test)",
+    )
+    parser.add_argument(
+        "--risk-epsilon",
+        type=checked(float, lambda v: 0 < v < 1, "a probability between 0 and 1"),
+        default=defaults.risk_epsilon,
+        help="the risk-controlled points' allowed probability of breaking their budget",
+    )
 
 
 def operating_point_spec(args: argparse.Namespace) -> OperatingPointSpec:
     """The :class:`OperatingPointSpec` of ``--values``/``--max-drop``/``--min-speedup``."""
     return OperatingPointSpec(
-        {name: tuple(values) for name, values in args.values}, tuple(args.max_drop), tuple(args.min_speedup)
+        {name: tuple(values) for name, values in args.values},
+        tuple(args.max_drop),
+        tuple(args.min_speedup),
+        tuple(args.risk),
+        args.risk_epsilon,
     )
 
 

@@ -135,7 +135,7 @@ class ExperimentSettings:
                 TrainConfig,
                 raw,
                 TRAIN_KEYS,
-                execution=_typed(ExecutionConfig, raw, ("precision", "attention")),
+                execution=_typed(ExecutionConfig, raw, ("precision", "attention", "runtime")),
             ),
             stages=raw.get("stages", {}),
             pooling=raw.get("pooling", cls.pooling),
@@ -145,6 +145,8 @@ class ExperimentSettings:
             points=OperatingPointSpec(
                 values={p: tuple(v) for p, v in table.get("values", {}).items()},
                 **({"max_drop": tuple(table["max_drop"])} if "max_drop" in table else {}),
+                **({"risk": tuple(table["risk"])} if "risk" in table else {}),
+                **({"risk_epsilon": table["risk_epsilon"]} if "risk_epsilon" in table else {}),
             ),
             grids={p: tuple(v) for p, v in raw.get("grids", {}).items()},
             preset=raw.get("preset"),
@@ -225,7 +227,7 @@ class ExperimentSettings:
                 **_fields(self.data, DATA_KEYS),
                 **_fields(train, TRAIN_KEYS),
                 "pooling": self.pooling,
-                **execution,
+                **{k: v for k, v in execution.items() if k != "runtime"},  # training always runs eager
                 "stage": [
                     f"{stage}:" + ",".join(f"{k}={v}" for k, v in keys.items())
                     for stage, keys in self.stages.get(recipe, {}).items()
@@ -242,6 +244,8 @@ class ExperimentSettings:
                 "grid": {p: v for p, v in self.grids.items() if p in policies},
                 "values": {p: v for p, v in self.points.values.items() if p in policies},
                 "max_drop": self.points.max_drop,
+                "risk": self.points.risk,
+                "risk_epsilon": self.points.risk_epsilon,
             }
         if command == "report":
             return asdict(self.table)
@@ -272,7 +276,7 @@ def command_options(**options: Any) -> str:
         elif isinstance(value, bool):
             flags.append(flag if value else f"--no-{flag[2:]}")
         elif isinstance(value, tuple):
-            flags.append(f"{flag} {','.join(map(_text, value))}")
+            flags.append(f"{flag} {','.join(map(_text, value)) or repr('')}")  # '': an empty list
         elif value is not None:
             flags.append(f"{flag} {_text(value)}")
     return " ".join(flags)
