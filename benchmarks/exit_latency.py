@@ -25,7 +25,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from gpu.kit import bundled_rows
+from gpu.kit import artifact_rows, bundled_rows
 
 from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import ExitArtifact
@@ -44,7 +44,7 @@ from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads
 
 def tokenized_rows(tokenized: Path | None, backbone: str, dataset: str, split: str, load) -> datasets.Dataset:
     """The bundle's pre-tokenized rows when ``tokenized`` is given, else ``load()``'s."""
-    return bundled_rows(tokenized, backbone, dataset, split) if tokenized is not None else load()[1]
+    return bundled_rows(tokenized, backbone, dataset, split) if tokenized is not None else load()
 
 
 def replayed_model(args: argparse.Namespace, device):
@@ -59,18 +59,7 @@ def replayed_model(args: argparse.Namespace, device):
         meta.backbone_name,
         meta.dataset,
         meta.split,
-        lambda: load_tokenized(
-            spec,
-            meta.split,
-            tokenizer,
-            DataConfig(
-                max_train=len(artifact.lengths),
-                max_eval=len(artifact.lengths),
-                max_length=meta.max_length,
-                seed=meta.seed,
-            ),
-            Locations(mirror=args.mirror),
-        ),
+        lambda: artifact_rows(artifact, tokenizer, args.mirror),
     )
     source = TokenBatches(rows, tokenizer, device)
     if not np.array_equal(source.lengths(), artifact.lengths):
@@ -104,7 +93,7 @@ def trained_model(args: argparse.Namespace, device):
             tokenizer,
             DataConfig(max_train=args.examples, max_eval=args.examples, max_length=record.max_length, seed=0),
             Locations(mirror=args.mirror),
-        ),
+        )[1],
     )
     what = {
         "dir": str(args.model),

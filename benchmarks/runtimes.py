@@ -25,17 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gpu.kit import artifact_rows
 from transformers import AutoModel
 
 from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.policies import resolve_policy
-from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.spec import DATASETS
-from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.execution import RUNTIMES, Execution
 from fastexit_bench.io import write_json
-from fastexit_bench.locations import Locations
 from fastexit_bench.models.backbones import resolve_backbone
 from fastexit_bench.models.saved import ModelSpec, build_model
 from fastexit_bench.reporting.paper import timed_points
@@ -72,9 +70,8 @@ def case_inputs(experiment: str, dataset: str, recipe: str, examples: int, mirro
     meta = artifact.metadata
     model, tokenizer, _ = build_model(ModelSpec(**meta.model), resources)
     spec = DATASETS.get(meta.dataset)
-    rows_count = len(artifact.lengths)
-    data = DataConfig(max_train=rows_count, max_eval=rows_count, max_length=meta.max_length, seed=meta.seed)
-    _, rows = load_tokenized(spec, split, tokenizer, data, Locations(mirror=mirror, resources=resources))
+    rows = artifact_rows(artifact, tokenizer, mirror)
+    rows_count = len(rows)
     if not np.array_equal(np.asarray(rows["length"]), artifact.lengths):
         raise SystemExit(f"the mirror's rows are not the examples of {meta.dataset}/{split} (lengths differ)")
     keep = np.sort(np.random.default_rng(0).permutation(rows_count)[:examples])

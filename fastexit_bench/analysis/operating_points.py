@@ -70,6 +70,18 @@ def within_drop(rows: pd.DataFrame, metric: str, reference: float, points: float
     return direction(metric) * (reference - rows[metric]) * 100 <= points + 1e-9
 
 
+def _pick(policy: str, target: Target, row: pd.Series, metric: str, reference: float) -> dict[str, Any]:
+    """A dev-chosen operating point: the policy, its target and value, and the dev numbers at that value."""
+    return {
+        "policy": policy,
+        "target": target.label(),
+        "value": row["value"],
+        f"dev_{metric}": row[metric],
+        "dev_speedup": row["speedup"],
+        f"dev_full_{metric}": reference,
+    }
+
+
 def select(dev: pd.DataFrame, metric: str, targets: Sequence[Target]) -> pd.DataFrame:
     """Per policy and target, the dev-chosen value: fastest within the drop budget, or most accurate at
     the required speed-up (papers' protocol). Rows whose target no value meets are left out."""
@@ -85,17 +97,7 @@ def select(dev: pd.DataFrame, metric: str, targets: Sequence[Target]) -> pd.Data
                 ok = rows[rows.speedup >= target.value]
                 best = ok.sort_values([metric, "speedup"], ascending=[not descending, False])
             if not best.empty:
-                row = best.iloc[0]
-                chosen.append(
-                    {
-                        "policy": policy,
-                        "target": target.label(),
-                        "value": row["value"],
-                        f"dev_{metric}": row[metric],
-                        "dev_speedup": row["speedup"],
-                        f"dev_full_{metric}": reference,
-                    }
-                )
+                chosen.append(_pick(policy, target, best.iloc[0], metric, reference))
     return pd.DataFrame(chosen)
 
 
@@ -117,16 +119,7 @@ def risk_controlled_points(
             value = risk_controlled(values, len(outputs.labels), delta, spec.risk_epsilon).value
             if value is not None:
                 row = rows[rows.value == value].iloc[0]
-                chosen.append(
-                    {
-                        "policy": policy,
-                        "target": Target("risk", delta).label(),
-                        "value": value,
-                        f"dev_{metric}": row[metric],
-                        "dev_speedup": row["speedup"],
-                        f"dev_full_{metric}": reference,
-                    }
-                )
+                chosen.append(_pick(policy, Target("risk", delta), row, metric, reference))
     return pd.DataFrame(chosen)
 
 
