@@ -120,7 +120,9 @@ rule report:
             suffix=TABLE_SUFFIXES,
         ),
         points=f"{R}/tables/{{experiment}}_points.csv",
-        pdfs=expand(f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=list(REPORT_PLOTS)),
+        pdfs=expand(
+            f"{R}/plots/{{{{experiment}}}}/{{plot}}.pdf", plot=list(REPORT_PLOTS)
+        ),
     log:
         "logs/{experiment}/report.log",
     conda:
