@@ -216,6 +216,14 @@ class EarlyExitModel(nn.Module):
         with torch.autocast(hidden.device.type, enabled=False):
             return self.heads[index](hidden.float(), mask)
 
+    def layer_and_head(
+        self, index: int, hidden: Tensor, additive_mask: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Layer ``index`` and its head's logits in one call: what inference runs at each layer for a policy
+        that reads every head, and one graph under a compiled runtime (a segment call per layer, not two)."""
+        hidden = self.run_layer(index, hidden, additive_mask)
+        return hidden, self.head_logits(index, hidden, mask)
+
     def exit_score(self, index: int, hidden: Tensor, mask: Tensor) -> Tensor:
         """BERxiT's learned-exit logit ``[batch]`` for layer ``index``'s hidden states, in fp32."""
         with torch.autocast(hidden.device.type, enabled=False):

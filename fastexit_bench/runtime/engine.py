@@ -34,14 +34,17 @@ class EngineOutput:
     exit_layers: np.ndarray
 
 
-def read_heads(
-    model: EarlyExitModel, reads: str, k: int, hidden: Tensor, mask: Tensor
-) -> tuple[Tensor | None, np.ndarray | None]:
-    """What a policy reading ``reads`` needs from layer ``k`` (0-based): every head's logits, BERxiT's exit
-    scores (on the CPU), or nothing."""
-    logits = model.head_logits(k, hidden, mask) if reads == "logits" else None
+def run_step(
+    model: EarlyExitModel, reads: str, k: int, hidden: Tensor, additive: Tensor, mask: Tensor
+) -> tuple[Tensor, Tensor | None, np.ndarray | None]:
+    """Layer ``k`` (0-based) and what a policy reading ``reads`` needs from it: the new hidden states, the
+    head's logits (with the layer in one call) or BERxiT's exit scores (on the CPU), or neither."""
+    if reads == "logits":
+        hidden, logits = model.layer_and_head(k, hidden, additive, mask)
+        return hidden, logits, None
+    hidden = model.run_layer(k, hidden, additive)
     scores = model.exit_score(k, hidden, mask).cpu().numpy() if reads == "exit_scores" else None
-    return logits, scores
+    return hidden, None, scores
 
 
 def leaving_after(policy: ExitPolicy, value: float, seen: LayerOutputs, layers: int) -> np.ndarray:
@@ -90,8 +93,7 @@ class EarlyExitEngine:
             recorded if recorded is not None else LayerOutputs(seen_logits, self.task, seen_scores, labels)
         )
         for k in range(layers):
-            hidden = model.run_layer(k, hidden, additive)
-            logits, scores = read_heads(model, reads, k, hidden, mask)
+            hidden, logits, scores = run_step(model, reads, k, hidden, additive, mask)
             if scores is not None:
                 seen_scores[k, active] = scores
             if logits is not None:

@@ -32,7 +32,7 @@ from fastexit_bench.analysis.policies import ExitPolicy, resolve_policy
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.registry import Registry
 from fastexit_bench.runtime.batches import TokenBatches
-from fastexit_bench.runtime.engine import EarlyExitEngine, exit_logits, leaving_after, read_heads
+from fastexit_bench.runtime.engine import EarlyExitEngine, exit_logits, leaving_after, run_step
 
 
 @dataclass(frozen=True)
@@ -202,8 +202,7 @@ class LayerPool(Scheduler):
             lengths = torch.tensor([len(q.hidden) for q in group], device=hidden.device)
             mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
             additive = model.additive_mask(mask, hidden.dtype)
-        hidden = model.run_layer(k, hidden, additive)
-        logits, scores = read_heads(model, self.policy.reads, k, hidden, mask)
+        hidden, logits, scores = run_step(model, self.policy.reads, k, hidden, additive, mask)
         host_logits = logits.float().cpu().numpy() if logits is not None else None
         for i, query in enumerate(group):
             if host_logits is not None:
