@@ -147,6 +147,11 @@ class PolynomialFlops(ComponentFlops):
         return cls(data["coefficients"], data["source"], data["skipped_ops"])
 
 
+def fastbert_convention(architecture: dict[str, Any]) -> FastBertConventionFlops | None:
+    """FastBERT's convention for a model whose sizes are recorded; None for outputs imported without them."""
+    return FastBertConventionFlops(architecture) if "hidden_size" in architecture else None
+
+
 def flops_for(metadata: ArtifactMetadata) -> ComponentFlops:
     """The artefact's fvcore counts when it has them, else the analytic fallback."""
     if metadata.flops is not None:

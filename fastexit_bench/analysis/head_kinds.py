@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastexit_bench.errors import FastExitError
 from fastexit_bench.registry import Registry
 
 BRANCH_WIDTH = 128  # FastBERT branch classifier width (models.heads.BranchHead)
@@ -44,7 +45,15 @@ def branch_head_cost(
     return n * d * w + 4 * n * w * w + w * w + (2 * n * n * w if attention else 0), w * outputs
 
 
+def external_head_cost(
+    n: np.ndarray, d: int, outputs: int, pooling: np.ndarray, attention: bool
+) -> tuple[np.ndarray, int]:
+    """A head of outputs imported from another framework (``analysis.interchange``): its FLOPs come with them."""
+    raise FastExitError("an imported model's FLOPs come with its artefact; there is no analytic count")
+
+
 HEAD_KINDS: Registry[HeadKind] = Registry("head")
 HEAD_KINDS.add(HeadKind("highway", pools=True, cost=pooled_head_cost))
 HEAD_KINDS.add(HeadKind("shared-pooler", pools=True, cost=pooled_head_cost))
 HEAD_KINDS.add(HeadKind("branch", pools=False, cost=branch_head_cost))
+HEAD_KINDS.add(HeadKind("external", pools=False, cost=external_head_cost))

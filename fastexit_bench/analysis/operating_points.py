@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fastexit_bench.analysis.artifact import ExitArtifact, LayerOutputs
-from fastexit_bench.analysis.flops import ComponentFlops, FastBertConventionFlops, flops_for
+from fastexit_bench.analysis.flops import ComponentFlops, fastbert_convention, flops_for
 from fastexit_bench.analysis.risk import candidates, risk_controlled
 from fastexit_bench.analysis.sweep import full_depth_metric, sweep
 from fastexit_bench.metrics import direction
@@ -171,13 +171,17 @@ def measure(
     FLOPs per example (fvcore at true lengths) and FLOPs in FastBERT's convention (Linear layers, 128 tokens).
     Columns are prefixed ``test_``; ``test_split`` names the split, which is dev when there is no other."""
     meta = artifact.metadata
-    metric, convention = meta.headline_metric, FastBertConventionFlops(meta.architecture)
+    metric, convention = meta.headline_metric, fastbert_convention(meta.architecture)
     flops = flops or flops_for(meta)
     measured = []
     for point in points.itertuples():
         policy = policies[point.policy]
         (row,) = sweep(artifact, [policy], {policy.name: [point.value]}, flops).to_dict("records")
-        fastbert = convention.per_example(np.array([row["mean_exit_layer"]]), np.zeros(1), policy.reads)[0]
+        fastbert = (
+            convention.per_example(np.array([row["mean_exit_layer"]]), np.zeros(1), policy.reads)[0]
+            if convention is not None
+            else np.nan
+        )
         measured.append(
             {
                 f"test_{metric}": row[metric],

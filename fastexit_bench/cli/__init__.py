@@ -8,12 +8,14 @@ import sys
 
 from fastexit_bench import __version__
 from fastexit_bench.cli import (
+    artefact,
     backbone,
     claims,
     data,
     evaluate,
     flops,
     latency,
+    leaderboard,
     plan,
     report,
     serve,
@@ -24,7 +26,21 @@ from fastexit_bench.data.spec import use_dataset_dirs
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.locations import DATASETS_ENV
 
-COMMANDS = (data, backbone, plan, train, evaluate, sweep, flops, latency, serve, report, claims)
+COMMANDS = (
+    data,
+    backbone,
+    plan,
+    train,
+    evaluate,
+    sweep,
+    flops,
+    latency,
+    serve,
+    report,
+    claims,
+    leaderboard,
+    artefact,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

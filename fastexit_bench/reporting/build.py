@@ -44,7 +44,7 @@ def policy_legend(flops_source: str) -> str:
         f"majority-class = full depth within noise of always predicting the majority class (paired "
         f"bootstrap interval of the gain reaches 0); never exits early = no swept value sends an example "
         f"out before the last layer. {INTERVAL_NOTE} ± std over seeds where there are at least two. "
-        f"FLOPs: {flops_source}."
+        f"FLOPs: {flops_source} (speed-ups are ratios of multiply-add counts)."
     )
 
 
@@ -66,8 +66,9 @@ def paper_legend(timed: bool) -> str:
         f"Each model at its paper's exit policy: fixed values, or the fastest value within N points of full "
         f"depth on the selection split ('dev drop<=Npt': dev, or a seeded share of train where dev is the "
         f"reported split), reported on the other split. FLOPs (FastBERT "
-        f"conv.): Linear layers only, inputs padded to 128 tokens, as FastBERT counts; speed-up (fvcore): all "
-        f"matmuls incl. attention at true lengths. Paper numbers are set only beside rows of the same dataset, "
+        f"conv.): Linear layers only, inputs padded to 128 tokens, two FLOPs per multiply-add, as FastBERT "
+        f"counts; speed-up (fvcore): all matmuls incl. attention at true lengths (a ratio: the same whether a "
+        f"multiply-add counts one or two). Paper numbers are set only beside rows of the same dataset, "
         f"method, operating point and backbone family; compare the Δ against each one's own baseline. "
         f"{latency_note} [a, b]: 95% bootstrap interval over the reported examples; the Δ's is a "
         f"paired bootstrap interval (both models on the same resamples) where both artefacts are given, else "

@@ -348,3 +348,32 @@ def method_fronts(sweep: pd.DataFrame, stem: Path) -> list[Path]:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="lower right")
     return _save(figure, stem)
+
+
+def leaderboard_plot(ranking: pd.DataFrame, per_model: pd.DataFrame, stem: Path) -> list[Path]:
+    """Per policy, best first from the top: the pooled gain over static with its 95 % interval, and each
+    model's own gain as a small grey dot (the leaderboard's figure)."""
+    order = list(ranking.policy)
+    figure, axis = plt.subplots(figsize=(6.5, 0.45 * len(order) + 1.2))
+    if not order:
+        axis.text(0.5, 0.5, "no model could be ranked (see the table's notes)", ha="center", va="center")
+        axis.set_axis_off()
+        return _save(figure, stem)
+    y = np.arange(len(order))[::-1]
+    for position, policy in zip(y, order):
+        own = per_model[per_model.policy == policy].gain_vs_static
+        axis.scatter(own, np.full(len(own), position), s=9, color="0.7", zorder=1)
+    axis.errorbar(
+        ranking.gain_vs_static,
+        y,
+        xerr=[ranking.gain_vs_static - ranking.gain_low, ranking.gain_high - ranking.gain_vs_static],
+        fmt="o",
+        color="C0",
+        capsize=3,
+        zorder=2,
+    )
+    axis.axvline(0, color="black", linewidth=0.8)
+    axis.set_yticks(y, order)
+    axis.set_xlabel("gain over static truncation at equal FLOPs (points, reported split)")
+    axis.set_title("Exit policies, pooled over models (dots: one model each)")
+    return _save(figure, stem)

@@ -139,12 +139,24 @@ def get_final_output():
         experiment(name)
         reports += [f"{R}/tables/{name}.md", f"{R}/plots/{name}/metric_vs_flops.png"]
     claims = [f"{R}/claims.md"] if config["default_experiments"] else []
-    return staged + probes + reports + claims
+    board = [f"{R}/tables/leaderboard.md"] if get_leaderboard_inputs(None) else []
+    return staged + probes + reports + claims + board
 
 
 def get_claims_inputs(wildcards):
     """The operating points of the default experiments, which `claims` checks."""
     return [f"{R}/tables/{name}_points.csv" for name in config["default_experiments"]]
+
+
+def get_leaderboard_inputs(wildcards):
+    """Both artefacts of every early-exit model (every exit trained) of the default experiments."""
+    return [
+        f"{R}/{name}/exits/{run.stem}.{split}.npz"
+        for name in config["default_experiments"]
+        for run in experiment(name).runs()
+        if get_recipe(run.recipe).exit_policy is not None
+        for split in DATASETS.get(run.dataset).evaluated_splits
+    ]
 
 
 def experiment_backbone(name, dataset):

@@ -138,6 +138,33 @@ rule report:
         "--tables {params.tables} --plots {params.plots} > {log} 2>&1"
 
 
+rule leaderboard:
+    input:
+        artifacts=get_leaderboard_inputs,
+    output:
+        markdown=report(
+            f"{R}/tables/leaderboard.md",
+            category="leaderboard",
+            caption="../report/leaderboard.rst",
+        ),
+        tables=multiext(
+            f"{R}/tables/leaderboard", ".tex", ".csv", "_models.csv", ".json"
+        ),
+        plot=report(
+            f"{R}/tables/leaderboard.png",
+            category="leaderboard",
+            caption="../report/leaderboard.rst",
+        ),
+        pdf=f"{R}/tables/leaderboard.pdf",
+    log:
+        "logs/leaderboard.log",
+    conda:
+        "../envs/fastexit.yaml"
+    threads: 1
+    shell:
+        "python -m fastexit_bench leaderboard {input.artifacts} --out {output.markdown} > {log} 2>&1"
+
+
 # claims reads a few CSVs for seconds: it runs where snakemake runs, never as a cluster job.
 localrules:
     claims,
