@@ -84,3 +84,24 @@ def test_bad_imports_say_what_is_missing(tmp_path, capsys):
     with pytest.raises(RecordError, match="not a fastexit-exits file"):
         read_interchange(tmp_path / "foreign.npz")
     assert not (tmp_path / "a.npz").exists()
+
+
+def test_imported_outputs_run_through_sweep_report_and_leaderboard(tmp_path, capsys):
+    exits = tmp_path / "exits"
+    for split in ("selection", "validation"):
+        native = confident_artifact(0, split)
+        np.save(tmp_path / f"{split}.npy", native.predictions.logits)
+        np.save(tmp_path / f"{split}.labels.npy", native.predictions.labels)
+        args = ["--labels", str(tmp_path / f"{split}.labels.npy"), "--dataset", "sst2", "--split", split]
+        args += ["--recipe", "mine", "--macs", "layer=1000", "--macs", "head=10"]
+        out = exits / f"sst2.mine.seed0.{split}.npz"
+        assert main(["artefact", "import", str(tmp_path / f"{split}.npy"), *args, "--out", str(out)]) == 0
+    sweep_out = tmp_path / "sweeps" / "sst2.mine.seed0.csv"
+    dev, test = (str(exits / f"sst2.mine.seed0.{s}.npz") for s in ("selection", "validation"))
+    assert main(["sweep", dev, "--test", test, "--out", str(sweep_out)]) == 0
+    report = ["report", "--name", "imp", "--sweeps", str(sweep_out), "--artifacts", dev, test]
+    report += ["--reference", "mine", "--tables", str(tmp_path / "t"), "--plots", str(tmp_path / "p")]
+    assert main(report) == 0, capsys.readouterr().err
+    assert (tmp_path / "t" / "imp_paper.md").is_file()
+    assert main(["leaderboard", str(exits), "--out", str(tmp_path / "lb.md")]) == 0
+    assert "entropy" in pd.read_csv(tmp_path / "lb.csv").policy.tolist()

@@ -182,6 +182,7 @@ def from_arrays(
     if labels.shape != (logits.shape[1],):
         raise FastExitError(f"{len(labels)} labels for {logits.shape[1]} examples in the logits")
     layers, examples, outputs = logits.shape
+    outputs_of = LayerOutputs(logits, task, exit_scores, labels)
     metadata = ArtifactMetadata(
         dataset=dataset,
         split=split,
@@ -193,8 +194,8 @@ def from_arrays(
         architecture={"num_layers": layers, "num_outputs": outputs, "head": "external"},
         flops=costs.flops_record(convention),
         exit_policy=exit_policy,
+        layer_metrics=outputs_of.layer_metrics(tuple(metrics)),
     )
-    outputs_of = LayerOutputs(logits, task, exit_scores, labels)
     return ExitArtifact(
         outputs_of, np.asarray(lengths if lengths is not None else np.ones(examples)), metadata
     )

@@ -15,6 +15,7 @@ from fastexit_bench.analysis.operating_points import within_drop
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import SweepResult, full_depth_metric
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, metric_interval
+from fastexit_bench.errors import UnknownNameError
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import compute_metrics
 from fastexit_bench.training.recipes import get_recipe
@@ -25,9 +26,13 @@ KEYS = ["dataset", "backbone", "recipe", "policy"]
 
 
 def paper_policy(recipe: str) -> str | None:
-    """The exit policy of ``recipe``'s paper (None: a model that always runs to the end); the one place the
-    reports read the recipe registry."""
-    return get_recipe(recipe).exit_policy
+    """The exit policy of ``recipe``'s paper (None: a model that always runs to the end, or a recipe the
+    registry does not know: outputs imported from another framework, whose own policy is in their
+    artefact's ``exit_policy``); the one place the reports read the recipe registry."""
+    try:
+        return get_recipe(recipe).exit_policy
+    except UnknownNameError:
+        return None
 
 
 LOW, HIGH = "_low", "_high"  # a column's bootstrap interval: COLUMN_low, COLUMN_high
