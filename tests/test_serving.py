@@ -55,6 +55,26 @@ def test_every_scheduler_answers_as_the_sweep_under_any_arrivals(model, name):  
     assert len(depths) >= 2
 
 
+@pytest.mark.parametrize("name", ["entropy", "static"])  # the last head's logits at hand, or computed then
+def test_a_deadline_forces_late_queries_out_with_their_last_heads_answer(model, name):  # noqa: F811
+    data = token_data(rows=24, seed=7)
+    outputs = predict(model, data, "classification", batch_size=8)
+    policy = resolve_policy(name)
+    value = policy.grid(outputs)[0] if name == "entropy" else model.num_layers  # exits late, or at the end
+    examples = query_examples(len(data), 30, seed=3)
+    scheduler = make_scheduler(
+        "layer-pool-deadline", model, data, examples, "classification", policy, value, 5, deadline_s=0.0
+    )
+    served = serve(scheduler, len(examples), np.zeros(len(examples)))
+    # with a deadline of 0 every query is late by layer 2: each leaves after layer 1, forced unless its
+    # policy let it out there anyway, with layer 1's answer
+    exits = policy.exit_layers(outputs, value)[examples]
+    np.testing.assert_array_equal(served.exit_layers, np.ones(len(examples)))
+    np.testing.assert_array_equal(served.forced, exits > 1)
+    np.testing.assert_array_equal(served.predictions, outputs.predictions()[0, examples])
+    assert served.forced.any()
+
+
 def test_layer_pool_runs_the_deepest_full_pool_else_the_oldest_query(model):  # noqa: F811
     data = token_data(rows=8, seed=1)
     pool = LayerPool(
@@ -109,7 +129,7 @@ def test_single_stream_issues_each_query_when_the_previous_is_answered(model):  
 def test_the_rate_search_finds_the_largest_rate_under_the_bound():
     def run_at(rate):  # p99 grows past the 50 ms bound above 300 queries/s
         latencies = np.full(100, 0.01 if rate <= 300 else 0.2)
-        return Served(np.zeros(100), latencies, np.ones(100, dtype=int), np.zeros(100))
+        return Served(np.zeros(100), latencies, np.ones(100, dtype=int), np.zeros(100), np.zeros(100, bool))
 
     rate, tried = max_rate_under_bound(run_at, 50.0, 1000.0, steps=8)
     assert 300 - 1000 / 2**8 <= rate <= 300 and len(tried) == 8
@@ -160,7 +180,14 @@ def test_serve_bench_writes_a_record_and_a_plot(tmp_path, resources):
         assert results["single_stream"]["all"]["queries"] == 24
         assert results["offline"]["throughput_per_s"] > 0
         assert len(results["server"]["tried"]) == 2
-    assert set(record.goals()) >= {"layer_pool_over_compaction_rate", "of_predicted_speedup"}
+    assert set(record.goals()) >= {
+        "layer_pool_over_compaction_rate",
+        "of_predicted_speedup",
+        "deadline_overload_p99_over_bound",
+        "deadline_overload_accuracy_drop_pt",
+    }
+    overload = record.results["layer-pool-deadline"]["overload"]
+    assert overload["queries"] == 24 and 0 <= overload["forced_share"] <= 1
     assert (tmp_path / "serving.png").is_file() and (tmp_path / "serving.pdf").is_file()
 
 

@@ -36,11 +36,12 @@ def add_parser(commands) -> None:
     parser = subcommand(
         commands,
         "serve-bench",
-        "serve a model under load: full-depth, compaction and layer-pool schedulers",
+        "serve a model under load: full-depth, compaction, layer-pool and layer-pool-deadline schedulers",
         "  fastexit-bench serve-bench results/m/sst2/deebert/seed0 --policy entropy --value 0.3 \\\n"
         "      --mirror ../shared/data --bound-ms 50 --out serving.json\n"
         "SingleStream (p50/p90/p99 latency), Offline (throughput) and Server (the largest Poisson rate whose p99\n"
-        "stays under --bound-ms). Every scheduler's exits are checked against the policy's before timing.\n",
+        "stays under --bound-ms), Overload (--overload x full depth's Server rate: p99, accuracy, exits a deadline\n"
+        "forced). Every scheduler's exits are checked against the policy's before timing.\n",
         run_serve_bench,
     )
     parser.add_argument("model", type=Path, help="model folder written by `fastexit-bench train`")
@@ -80,6 +81,18 @@ def add_parser(commands) -> None:
     )
     parser.add_argument(
         "--bound-ms", type=positive_float, default=defaults.bound_ms, help="Server scenario's p99 bound"
+    )
+    parser.add_argument(
+        "--deadline-ms",
+        type=positive_float,
+        default=defaults.deadline_ms,
+        help="latency layer-pool-deadline forces exits to keep (None: --bound-ms)",
+    )
+    parser.add_argument(
+        "--overload",
+        type=positive_float,
+        default=defaults.overload,
+        help="the Overload scenario's rate as a multiple of full depth's Server rate",
     )
     parser.add_argument(
         "--search-steps",

@@ -127,9 +127,10 @@ def run_benchmark(
     predictions = outputs.predictions()
     every = np.arange(len(source))
     results: dict[str, dict[str, Any]] = {}
+    fresh_by_name: dict[str, Callable[..., Scheduler]] = {}
     for name in settings.schedulers:
 
-        def fresh(examples: np.ndarray, name: str = name) -> Scheduler:
+        def fresh(examples: np.ndarray, name: str = name, deadline: bool = True) -> Scheduler:
             return make_scheduler(
                 name,
                 model,
@@ -140,10 +141,12 @@ def run_benchmark(
                 value,
                 settings.max_batch,
                 settings.max_wait_ms / 1e3,
+                settings.deadline_s if deadline else None,
             )
 
         expected = np.full(len(every), model.num_layers) if name == "full-depth" else exits
-        check_exits(fresh(every), expected, predictions[expected - 1, every])
+        check_exits(fresh(every, deadline=False), expected, predictions[expected - 1, every])
+        fresh_by_name[name] = fresh
         examples = query_examples(len(source), settings.queries, settings.seed)
         serve(fresh(examples[: settings.warmup]), settings.warmup, np.zeros(settings.warmup))
         results[name] = {}
@@ -172,19 +175,65 @@ def run_benchmark(
             }
             log(f"{name:<11} offline {offline.throughput_per_s():.1f} queries/s")
         if "server" in settings.scenarios:
-            results[name]["server"] = server_search(fresh, examples, offline, settings)
+            results[name]["server"] = server_search(fresh, examples, offline, settings, log)
+            rate = results[name]["server"]["rate_at_bound_per_s"]
             log(
-                f"{name:<11} server {results[name]['server']['rate_at_bound_per_s']:.1f} queries/s "
-                f"at p99 <= {settings.bound_ms} ms"
+                f"{name:<11} server {rate:.1f} queries/s at p99 <= {settings.bound_ms} ms"
+                if rate > 0
+                else f"{name:<11} server: no rate tried kept p99 <= {settings.bound_ms} ms (reported as 0)"
             )
+    if "overload" in settings.scenarios:
+        overload(fresh_by_name, results, outputs, settings, log)
+    if settings.queries < 100:
+        log(f"note: with {settings.queries} queries, p99 is the slowest query; use --queries 1000 or more")
     return results
 
 
-def server_search(fresh, examples: np.ndarray, offline: Served, settings: ServingSettings) -> dict[str, Any]:
-    def run_at(rate: float) -> Served:
-        return serve(
+def overload(
+    fresh_by_name: dict[str, Callable[..., Scheduler]],
+    results: dict[str, dict[str, Any]],
+    outputs: LayerOutputs,
+    settings: ServingSettings,
+    log=print,
+) -> None:
+    """Every scheduler at ``settings.overload`` x full depth's Server rate at the bound: p99, accuracy on the
+    queries' labels and the share (and accuracy) of exits a deadline forced; into ``results[name]``."""
+    full = results.get("full-depth", {}).get("server", {}).get("rate_at_bound_per_s")
+    if not full:
+        log("overload: needs full depth's Server rate (the full-depth scheduler and the server scenario)")
+        return
+    rate = settings.overload * full
+    examples = query_examples(len(outputs.labels), settings.queries, settings.seed)
+    labels = outputs.labels[examples]
+    for name, fresh in fresh_by_name.items():
+        served = serve(
             fresh(examples), settings.queries, poisson_arrivals(settings.queries, rate, settings.seed)
         )
+        right, forced = served.predictions == labels, served.forced
+        scored = outputs.task == "classification"  # accuracy: a regression value is never "right"
+        results[name]["overload"] = {
+            "rate_per_s": rate,
+            **served.latency_ms(),
+            "accuracy": float(right.mean()) if scored else None,
+            "forced_share": float(forced.mean()),
+            "forced_accuracy": float(right[forced].mean()) if scored and forced.any() else None,
+            "within_deadline": float((served.latencies_s <= settings.deadline_s).mean()),
+        }
+        log(
+            f"{name:<11} overload {rate:.1f} queries/s: p99 {served.latency_ms()['p99_ms']:.1f} ms, "
+            f"{f'accuracy {right.mean():.3f}, ' if scored else ''}forced exits {forced.mean():.1%}"
+        )
+
+
+def server_search(
+    fresh, examples: np.ndarray, offline: Served, settings: ServingSettings, log=print
+) -> dict[str, Any]:
+    def run_at(rate: float) -> Served:
+        served = serve(
+            fresh(examples), settings.queries, poisson_arrivals(settings.queries, rate, settings.seed)
+        )
+        log(f"  server search: {rate:.1f} queries/s offered, p99 {served.latency_ms()['p99_ms']:.2f} ms")
+        return served
 
     rate, tried = max_rate_under_bound(
         run_at, settings.bound_ms, offline.throughput_per_s(), settings.search_steps

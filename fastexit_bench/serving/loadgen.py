@@ -24,12 +24,14 @@ from fastexit_bench.serving.schedulers import Scheduler
 
 @dataclass
 class Served:
-    """Per query: arrival and answer times (seconds from the start), exit layer and prediction."""
+    """Per query: arrival and answer times (seconds from the start), exit layer, prediction and whether a
+    deadline forced its exit."""
 
     arrivals: np.ndarray
     answered: np.ndarray
     exit_layers: np.ndarray
     predictions: np.ndarray
+    forced: np.ndarray
 
     @property
     def latencies_s(self) -> np.ndarray:
@@ -61,8 +63,10 @@ def serve(scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None
     answered = np.full(queries, np.nan)
     exit_layers = np.zeros(queries, dtype=np.int64)
     predictions = np.zeros(queries)
+    forced = np.zeros(queries, dtype=bool)
     issued = done = 0
     start = time.perf_counter()
+    scheduler.start(lambda: time.perf_counter() - start)
     while done < queries:
         now = time.perf_counter() - start
         while issued < queries and arrival[issued] <= now and (not closed_loop or issued == done):
@@ -74,7 +78,7 @@ def serve(scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None
             finished = time.perf_counter() - start
             for answer in answers:
                 answered[answer.query], exit_layers[answer.query] = finished, answer.exit_layer
-                predictions[answer.query] = answer.prediction
+                predictions[answer.query], forced[answer.query] = answer.prediction, answer.forced
             done += len(answers)
             if closed_loop and done < queries and issued == done:
                 arrival[issued] = finished
@@ -84,7 +88,7 @@ def serve(scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None
         if wake == np.inf:
             raise RuntimeError(f"scheduler {scheduler.name} holds unanswered queries but has no work to do")
         time.sleep(max(0.0, wake - (time.perf_counter() - start)))
-    return Served(arrival, answered, exit_layers, predictions)
+    return Served(arrival, answered, exit_layers, predictions, forced)
 
 
 @dataclass

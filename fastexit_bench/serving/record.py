@@ -10,8 +10,8 @@ from fastexit_bench.execution import Execution
 from fastexit_bench.provenance import Provenance
 from fastexit_bench.records import VersionedRecord
 
-SCENARIOS = ("single-stream", "offline", "server")
-SCHEDULERS = ("full-depth", "compaction", "layer-pool")
+SCENARIOS = ("single-stream", "offline", "server", "overload")
+SCHEDULERS = ("full-depth", "compaction", "layer-pool", "layer-pool-deadline")
 SERVING_FORMAT_VERSION = 1
 
 
@@ -24,6 +24,9 @@ class ServingSettings:
     max_batch / max_wait_ms: the batch limit of every scheduler and the dynamic batcher's longest wait.
     bound_ms: the Server scenario's p99 bound; search_steps: bisection steps of the rate search.
     warmup: queries served, untimed, before each scheduler's runs.
+    deadline_ms: the latency a deadline scheduler forces exits to keep (None: ``bound_ms``).
+    overload: the Overload scenario's Poisson rate, as a multiple of full depth's Server rate at the bound
+        (a load full depth cannot serve within it): p99, accuracy and forced exits of every scheduler.
     """
 
     queries: int = 2048
@@ -37,6 +40,12 @@ class ServingSettings:
     schedulers: tuple[str, ...] = SCHEDULERS
     split: str = "validation"
     examples: int = 512
+    deadline_ms: float | None = None
+    overload: float = 1.5
+
+    @property
+    def deadline_s(self) -> float:
+        return (self.deadline_ms if self.deadline_ms is not None else self.bound_ms) / 1e3
 
 
 @dataclass(frozen=True)
@@ -80,8 +89,9 @@ class ServingRecord(VersionedRecord):
     provenance: Provenance = field(default_factory=Provenance)
 
     def goals(self) -> dict[str, float]:
-        """The ratios issue 18 sets goals on, where the runs they need were made: Server rates at the p99
-        bound, and the SingleStream p99 of the queries that never exit, against full depth on the same queries."""
+        """The ratios the serving goals are set on, where the runs they need were made: Server rates at the p99
+        bound, the SingleStream p99 of the queries that never exit against full depth on the same queries, and
+        under Overload the deadline scheduler's p99 over the bound and its accuracy drop against layer-pool."""
         out: dict[str, float] = {}
         server = {
             name: r["server"]["rate_at_bound_per_s"] for name, r in self.results.items() if "server" in r
@@ -96,4 +106,10 @@ class ServingRecord(VersionedRecord):
             out["never_exit_p99_over_full_depth"] = (
                 single["layer-pool"]["never_exit"]["p99_ms"] / single["full-depth"]["never_exit"]["p99_ms"]
             )
+        overload = {name: r["overload"] for name, r in self.results.items() if "overload" in r}
+        deadline, free = overload.get("layer-pool-deadline"), overload.get("layer-pool")
+        if deadline:
+            out["deadline_overload_p99_over_bound"] = deadline["p99_ms"] / self.settings.bound_ms
+        if deadline and free and deadline["accuracy"] is not None:
+            out["deadline_overload_accuracy_drop_pt"] = 100 * (free["accuracy"] - deadline["accuracy"])
         return out

@@ -15,12 +15,18 @@ generator (``serving.loadgen``) owns the clock; schedulers never sleep.
   batches, the FastBERT #35 proposal), else the one holding the oldest query (no query waits behind newer
   ones forever). A query leaves the moment its exit is decided; an arrival joins layer 1's pool at the next
   step. Examples at different depths never share a layer call.
+- ``layer-pool-deadline``: the same, with a latency deadline: before a step, a query whose time in the system
+  would pass the deadline by the end of that step (its layer's recent step time, measured) leaves at once
+  with the prediction of the last head it passed, a *forced* exit. A query still in layer 1's pool has no
+  head yet and runs layer 1 regardless.
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,17 +43,21 @@ from fastexit_bench.runtime.engine import EarlyExitEngine, exit_logits, leaving_
 
 @dataclass(frozen=True)
 class Answer:
-    """One answered query: its id, exit layer (1-based) and prediction (class id or regression value)."""
+    """One answered query: its id, exit layer (1-based), prediction (class id or regression value) and whether
+    a deadline forced the exit."""
 
     query: int
     exit_layer: int
     prediction: float
+    forced: bool = False
 
 
 class Scheduler(ABC):
     """Serves queries; ``examples[query]`` is the row of ``source`` a query asks about."""
 
     name: str
+    clock: Callable[[], float] = time.perf_counter
+    """The load generator's clock (seconds, the arrivals' origin), set by :meth:`start`."""
 
     def __init__(
         self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str, max_batch: int
@@ -59,6 +69,10 @@ class Scheduler(ABC):
             task,
             max_batch,
         )
+
+    def start(self, clock: Callable[[], float]) -> None:
+        """Serving starts; ``clock`` reads the time arrivals are given in."""
+        self.clock = clock
 
     @abstractmethod
     def admit(self, query: int, arrival: float) -> None:
@@ -79,7 +93,7 @@ class Scheduler(ABC):
 
 SCHEDULER_TYPES: Registry[type[Scheduler]] = Registry("scheduler")
 """Every scheduler class by its ``name`` (``@SCHEDULER_TYPES.add``); each takes ``(model, source, examples,
-task, max_batch, policy, value, max_wait_s)``. ``serving.record.SCHEDULERS`` lists the same names without
+task, max_batch, policy, value, max_wait_s, deadline_s)`` (``deadline_s``: read by a deadline scheduler only). ``serving.record.SCHEDULERS`` lists the same names without
 torch, for the command line."""
 
 
@@ -96,6 +110,7 @@ class BatchScheduler(Scheduler):
         policy: ExitPolicy,
         value: float,
         max_wait_s: float = 0.0,
+        deadline_s: float | None = None,
     ):
         super().__init__(model, source, examples, task, max_batch)
         self.engine, self.max_wait_s = self.make_engine(policy, value), max_wait_s
@@ -155,11 +170,19 @@ class InFlight:
     scores: list[float] = field(default_factory=list)
 
 
+def padded(queries: list[InFlight]) -> tuple[Tensor, Tensor]:
+    """The queries' hidden states right-padded into one batch, and its mask (True on their own tokens)."""
+    hidden = torch.nn.utils.rnn.pad_sequence([q.hidden for q in queries], batch_first=True)
+    lengths = torch.tensor([len(q.hidden) for q in queries], device=hidden.device)
+    return hidden, torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
+
+
 @SCHEDULER_TYPES.add
 class LayerPool(Scheduler):
     """Continuous batching across layers (see the module docstring for the rule that picks the layer)."""
 
     name = "layer-pool"
+    forces_exits = False  # with deadline_s: layer-pool-deadline
 
     def __init__(
         self,
@@ -171,10 +194,13 @@ class LayerPool(Scheduler):
         policy: ExitPolicy,
         value: float,
         max_wait_s: float = 0.0,
+        deadline_s: float | None = None,
     ):
         super().__init__(model, source, examples, task, max_batch)  # launches when idle: no wait
         self.policy, self.value = policy, value
         self.pools: list[deque[InFlight]] = [deque() for _ in range(model.num_layers)]
+        self.deadline_s = deadline_s if self.forces_exits else None
+        self.step_s = np.zeros(model.num_layers)  # each layer's recent step time (0: not measured yet)
 
     def admit(self, query: int, arrival: float) -> None:
         self.pools[0].append(InFlight(query, arrival))
@@ -191,16 +217,44 @@ class LayerPool(Scheduler):
     @torch.inference_mode()
     def step(self) -> list[Answer]:
         k = self.next_layer()
-        pool, model = self.pools[k], self.model
+        pool = self.pools[k]
         group = [pool.popleft() for _ in range(min(self.max_batch, len(pool)))]
+        forced: list[Answer] = []
+        if self.deadline_s is not None and k > 0:
+            forced, group = self.force_late(group, k)
+            if not group:
+                return forced
+        started = time.perf_counter()
+        answers = forced + self.run_layer(k, group)
+        elapsed = time.perf_counter() - started
+        self.step_s[k] = elapsed if self.step_s[k] == 0 else 0.8 * self.step_s[k] + 0.2 * elapsed
+        return answers
+
+    def force_late(self, group: list[InFlight], k: int) -> tuple[list[Answer], list[InFlight]]:
+        """Answer now the queries of ``group`` that would pass the deadline by the end of layer ``k``'s step,
+        each with its last head's prediction (layer ``k``, 1-based); the others go on."""
+        now, late, going_on = self.clock(), [], []
+        for query in group:
+            (late if now + self.step_s[k] > query.arrival + self.deadline_s else going_on).append(query)
+        if not late:
+            return [], going_on
+        if late[0].logits:  # a policy that reads every head: the last one's logits are at hand
+            logits = torch.from_numpy(np.stack([q.logits[-1] for q in late]))
+        else:
+            logits = self.model.head_logits(k - 1, *padded(late))
+        predictions = self.predictions(logits)
+        return [Answer(q.query, k, float(p), forced=True) for q, p in zip(late, predictions)], going_on
+
+    def run_layer(self, k: int, group: list[InFlight]) -> list[Answer]:
+        """Layer ``k`` (0-based) on ``group``: the queries whose exit it decides are answered, the others move
+        to the next layer's pool."""
+        model = self.model
         if k == 0:
             batch = self.source.batch(torch.from_numpy(self.examples[[q.query for q in group]]))
             hidden, additive = model.embed(**batch.inputs)
             mask = batch.inputs["attention_mask"].bool()
         else:
-            hidden = torch.nn.utils.rnn.pad_sequence([q.hidden for q in group], batch_first=True)
-            lengths = torch.tensor([len(q.hidden) for q in group], device=hidden.device)
-            mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
+            hidden, mask = padded(group)
             additive = model.additive_mask(mask, hidden.dtype)
         hidden, logits, scores = run_step(model, self.policy.reads, k, hidden, additive, mask)
         host_logits = logits.float().cpu().numpy() if logits is not None else None
@@ -233,6 +287,14 @@ class LayerPool(Scheduler):
         return LayerOutputs(logits, self.task, scores)
 
 
+@SCHEDULER_TYPES.add
+class LayerPoolDeadline(LayerPool):
+    """Layer-pool with a latency deadline: late queries leave with their last head's answer."""
+
+    name = "layer-pool-deadline"
+    forces_exits = True
+
+
 def make_scheduler(
     name: str,
     model: EarlyExitModel,
@@ -243,6 +305,9 @@ def make_scheduler(
     value: float,
     max_batch: int,
     max_wait_s: float = 0.0,
+    deadline_s: float | None = None,
 ) -> Scheduler:
-    """The scheduler registered as ``name`` serving ``policy`` at ``value``."""
-    return SCHEDULER_TYPES.get(name)(model, source, examples, task, max_batch, policy, value, max_wait_s)
+    """The scheduler registered as ``name`` serving ``policy`` at ``value`` (``deadline_s``: for a scheduler
+    that forces exits; None: it forces none)."""
+    scheduler = SCHEDULER_TYPES.get(name)
+    return scheduler(model, source, examples, task, max_batch, policy, value, max_wait_s, deadline_s)

@@ -44,6 +44,7 @@ from fastexit_bench.models.vocabulary import (
     restore_vocabulary,
     trim_vocabulary,
 )
+from fastexit_bench.progress import ProgressLog
 from fastexit_bench.runtime.batches import CachedPooledFeatures, TokenBatches, length_grouped_order
 from fastexit_bench.runtime.predict import predict
 from fastexit_bench.training.config import ADAMW_IMPLEMENTATIONS, TrainConfig
@@ -312,9 +313,10 @@ class Trainer:
             leave=False,
             disable=None,
         )
+        lines = ProgressLog(log, f"{self.recipe.name}/{stage.name}", run.total_steps, done=state.step)
         while state.epoch < self.config.of(stage).epochs and state.step < run.total_steps:
             started = time.perf_counter()
-            self._train_epoch(run, state, logs, progress)
+            self._train_epoch(run, state, logs, progress, lines)
             self._end_epoch(run, state, time.perf_counter() - started)
             self._save_checkpoint(self._payload(run, state, logs))
         progress.close()
@@ -335,8 +337,11 @@ class Trainer:
             self._set_rng(state.rng)
         return order.split(self.config.batch_size)
 
-    def _train_epoch(self, run: StageRun, state: StageState, logs: list[StageLog], progress: tqdm) -> None:
-        """Optimizer steps from ``state.next_batch`` to the epoch's end (or the step cap)."""
+    def _train_epoch(
+        self, run: StageRun, state: StageState, logs: list[StageLog], progress: tqdm, lines: ProgressLog
+    ) -> None:
+        """Optimizer steps from ``state.next_batch`` to the epoch's end (or the step cap): a progress bar in a
+        terminal, a progress line in the log every minute otherwise."""
         batches = self._epoch_batches(run, state)
         self.model.train(
             self.config.frozen == "train"
@@ -356,6 +361,8 @@ class Trainer:
             state.step += 1
             progress.update()
             progress.set_postfix(loss=f"{loss.item():.4f}")
+            if progress.disable:
+                lines.update(len(batches[position]), f"epoch {state.epoch + 1}, loss {loss.item():.4f}")
             if state.step >= run.total_steps:
                 return
             every = self.config.checkpoint_every
