@@ -256,3 +256,22 @@ def test_non_finite_outputs_are_refused_when_written_and_when_read(tmp_path):
     )
     with pytest.raises(RecordError, match="not finite"):
         ExitArtifact.load(tmp_path / "nan.npz")
+
+
+def test_policy_table_shows_untrained_exits_as_static_only(tmp_path):
+    from fastexit_bench.analysis.operating_points import OperatingPointSpec
+    from fastexit_bench.analysis.sweep_artifact import sweep_artifact
+    from fastexit_bench.reporting.tables import UNTRAINED_EXITS, policy_summary
+
+    results = {}
+    for recipe in ("baseline", "deebert"):
+        dev = artifact()
+        dev.metadata.recipe = recipe
+        dev.save(tmp_path / f"{recipe}.npz")
+        results[recipe] = sweep_artifact(
+            tmp_path / f"{recipe}.npz", None, ["entropy", "patience"], {}, OperatingPointSpec(), {}, log=print
+        )
+    summary = policy_summary(list(results.values())).set_index(["recipe", "policy"])
+    assert list(summary.loc["baseline"].index) == ["static"]  # a baseline's earlier heads were never trained
+    assert UNTRAINED_EXITS in summary.loc[("baseline", "static"), "flags"]
+    assert {"entropy", "patience", "static", "oracle"} <= set(summary.loc["deebert"].index)

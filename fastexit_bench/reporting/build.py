@@ -38,7 +38,10 @@ def policy_legend(flops_source: str) -> str:
     return (
         f"Policies best first within each model. gain_vs_static_pt: mean gain, in metric points, of the "
         f"policy's best dev metric within a FLOPs budget over static truncation's, over budgets from layer 1 "
-        f"to full depth (0 = no better than truncating; bounded, defined for every model). "
+        f"to full depth (0 = no better than truncating; bounded, defined for every model). Split: every number "
+        f"here is on the selection split (dev, or a share of train), where policies are chosen; the paper table "
+        f"reports the held-out split. A model whose exits before the last were not trained (baseline, "
+        f"truncated, distilled) shows its static row only ({tables.UNTRAINED_EXITS!r}). "
         f"speedup_drop<=Npt: largest FLOPs speed-up whose dev metric is within N points of full depth "
         f"({tables.NOT_A_WIN} for a model flagged majority-class: no accuracy to trade). Flags: "
         f"majority-class = full depth within noise of always predicting the majority class (paired "

@@ -35,6 +35,15 @@ def paper_policy(recipe: str) -> str | None:
         return None
 
 
+UNTRAINED_EXITS = "exits before the last untrained: static only"
+
+
+def trains_exits(recipe: str, artifact: dict) -> bool:
+    """Whether a model's exits before the last were trained: its artefact names the policy it exits with
+    (``exit_policy``), or its recipe's paper has one."""
+    return bool(artifact.get("exit_policy") or paper_policy(recipe))
+
+
 LOW, HIGH = "_low", "_high"  # a column's bootstrap interval: COLUMN_low, COLUMN_high
 NOT_A_WIN = "—"  # a speed-up "within N points" of a model no better than the majority class
 
@@ -43,7 +52,9 @@ def policy_summary(results: Sequence[SweepResult]) -> pd.DataFrame:
     """Per (dataset, backbone, recipe, seed, policy), best policy first within each model: full-depth metric
     with its interval, gain vs static (points), the largest speed-up within each of the sweep's drop budgets
     (metric points below full depth), examples, and flags: ``majority-class`` (full depth within noise of
-    predicting the majority class; its speed-ups are not shown) and ``never exits early``."""
+    predicting the majority class; its speed-ups are not shown) and ``never exits early``. A model whose
+    exits before the last were never trained (a baseline, a truncated or distilled model) gets its static
+    row only, flagged: any policy's score on untrained heads would rank noise."""
     rows = []
     for result in results:
         table, budgets = result.table, result.record.operating_points["max_drop"]
@@ -53,11 +64,15 @@ def policy_summary(results: Sequence[SweepResult]) -> pd.DataFrame:
         deepest = static.loc[static.value.idxmax()]
         degenerate = result.record.model_check.degenerate
         first = table.iloc[0]
+        trained = trains_exits(first.recipe, result.record.artifact)
         for score in result.scores.itertuples():
+            if not trained and score.policy != "static":
+                continue
             group = table[table.policy == score.policy]
             flags = [
                 *(["majority-class"] if degenerate else []),
                 *([] if score.exits_early else ["never exits early"]),
+                *([] if trained else [UNTRAINED_EXITS]),
             ]
             rows.append(
                 {
