@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
     reason="no SLURM cluster started (.ci/run starts one with tests/cluster/slurm_up.sh)",
 )
 
-LOCAL_RULES = ("stage_data", "probe_backbone", "claims", "all")
+LOCAL_RULES = ("stage_data", "probe_backbone", "claims", "leaderboard", "all")
 # README's cluster command with the test cluster's partition and no account; job states from squeue (no
 # accounting), checked every 5 s instead of 40 (tiny jobs); a failed job is not resubmitted, so that the run
 # with the cancelled job fails and its rerun is what finishes the workflow

@@ -12,6 +12,8 @@ import numpy as np
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.registry import Registry
 
+EXTERNAL = "external"
+"""The kind of the heads of outputs imported from another framework (``analysis.interchange``): no class here."""
 BRANCH_WIDTH = 128  # FastBERT branch classifier width (models.heads.BranchHead)
 
 HeadCost = Callable[[np.ndarray, int, int, np.ndarray, bool], tuple[np.ndarray, int]]
@@ -56,4 +58,4 @@ HEAD_KINDS: Registry[HeadKind] = Registry("head")
 HEAD_KINDS.add(HeadKind("highway", pools=True, cost=pooled_head_cost))
 HEAD_KINDS.add(HeadKind("shared-pooler", pools=True, cost=pooled_head_cost))
 HEAD_KINDS.add(HeadKind("branch", pools=False, cost=branch_head_cost))
-HEAD_KINDS.add(HeadKind("external", pools=False, cost=external_head_cost))
+HEAD_KINDS.add(HeadKind(EXTERNAL, pools=False, cost=external_head_cost))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact, LayerOutputs
+from fastexit_bench.analysis.head_kinds import EXTERNAL
 from fastexit_bench.errors import FastExitError, RecordError
 from fastexit_bench.io import atomic_path, write_json
 from fastexit_bench.locations import ResolvedBackbone
@@ -191,7 +192,7 @@ def from_arrays(
         recipe=recipe,
         backbone=ResolvedBackbone(backbone, backbone, "imported"),
         seed=seed,
-        architecture={"num_layers": layers, "num_outputs": outputs, "head": "external"},
+        architecture={"num_layers": layers, "num_outputs": outputs, "head": EXTERNAL},
         flops=costs.flops_record(convention),
         exit_policy=exit_policy,
         layer_metrics=outputs_of.layer_metrics(tuple(metrics)),

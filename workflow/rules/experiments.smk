@@ -165,9 +165,10 @@ rule leaderboard:
         "python -m fastexit_bench leaderboard {input.artifacts} --out {output.markdown} > {log} 2>&1"
 
 
-# claims reads a few CSVs for seconds: it runs where snakemake runs, never as a cluster job.
+# claims and the leaderboard read a few files for seconds: they run where snakemake runs, never as cluster jobs.
 localrules:
     claims,
+    leaderboard,
 
 
 rule claims:
