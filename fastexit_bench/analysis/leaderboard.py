@@ -75,10 +75,9 @@ class ModelArtefacts:
     reported: Path
 
 
-def degenerate(model: ModelArtefacts) -> str | None:
+def degenerate(selection: ExitArtifact) -> str | None:
     """Why a model cannot be ranked, or None: its full depth within noise of the majority class on the
-    selection split (``analysis.degenerate``), where any exit looks as good as any other."""
-    selection = ExitArtifact.load(model.selection)
+    ``selection`` split (``analysis.degenerate``), where any exit looks as good as any other."""
     outputs, metric = selection.predictions, selection.metadata.headline_metric
     check = check_model(outputs, metric, bootstrap_weights(len(outputs.labels)))
     return check.describe() if check.degenerate else None
@@ -139,11 +138,14 @@ def swept_values(policy: ExitPolicy, selection: ExitArtifact) -> list[float]:
 
 
 def score_model(
-    model: ModelArtefacts, requested: Sequence[str] | None, log: Callable[[str], None] = print
+    model: ModelArtefacts,
+    selection: ExitArtifact,
+    requested: Sequence[str] | None,
+    log: Callable[[str], None] = print,
 ) -> list[PolicyOnModel]:
-    """Every policy on one model (see the module docstring); ``requested``: policy names or import paths
-    (None: the defaults that apply), static added."""
-    selection, reported = ExitArtifact.load(model.selection), ExitArtifact.load(model.reported)
+    """Every policy on one model, whose ``selection`` artefact is loaded already (see the module docstring);
+    ``requested``: policy names or import paths (None: the defaults that apply), static added."""
+    reported = ExitArtifact.load(model.reported)
     metric, sign = reported.metadata.headline_metric, direction(reported.metadata.headline_metric)
     policies = {
         name: policy
@@ -341,20 +343,22 @@ def leaderboard(
     (early-exit models: ``reporting.leaderboard.find_models``), degenerate ones left out, ranked."""
     from fastexit_bench import provenance
 
-    models, left_out = [], []
+    selections, left_out = {}, []
     for model in found:
-        reason = degenerate(model)
+        selection = ExitArtifact.load(model.selection)
+        reason = degenerate(selection)
         if reason:
             log(f"leaving out {model.reported}: {reason}")
             left_out.append(f"{model.reported}: {reason}")
         else:
-            models.append(model)
+            selections[model] = selection
+    models = list(selections)
     if not models:
         log("warning: every early-exit model found is degenerate (see above): the leaderboard ranks nothing")
     scored = {}
     for number, model in enumerate(models, start=1):
         log(f"[{number}/{len(models)}] {model.reported}")
-        scored[model] = score_model(model, requested, log)
+        scored[model] = score_model(model, selections[model], requested, log)
     ranking, head_to_head = rank(scored)
     per_model = pd.DataFrame(
         [
