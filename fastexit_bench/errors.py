@@ -34,3 +34,9 @@ class RecordError(FastExitError):
 
 class OutputError(FastExitError):
     """An output path that would destroy something (a folder, an input) or cannot be written."""
+
+
+class Interrupted(FastExitError):
+    """The user stopped a command (Ctrl-C); the message says what was kept and how to go on."""
+
+    EXIT_STATUS = 130  # the shell's status for a SIGINT

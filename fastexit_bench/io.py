@@ -17,7 +17,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from fastexit_bench.errors import OutputError, RecordError
+from fastexit_bench.errors import FastExitError, OutputError, RecordError
 
 HOST = socket.gethostname()
 
@@ -57,15 +57,50 @@ def _normal_mode(path: Path) -> None:
     os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
+OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+FULL_BELOW = 1 << 20
+"""A write that fails (torch and safetensors raise their own errors) where less than this is free was a full
+disk."""
+
+
+@contextmanager
+def space_checked(target: Path) -> Iterator[None]:
+    """Turn a write of ``target`` that failed for want of space into one :class:`OutputError` that says so."""
+    try:
+        yield
+    except FastExitError:
+        raise
+    except Exception as error:
+        free = _free_bytes(target)
+        if getattr(error, "errno", None) in OUT_OF_SPACE or (free is not None and free < FULL_BELOW):
+            raise OutputError(
+                f"no space left on the device writing {target} ({(free or 0) / 2**20:.1f} MB free there); "
+                "free some space or write elsewhere"
+            ) from None
+        raise
+
+
+def _free_bytes(target: Path) -> int | None:
+    for folder in (Path(target), *Path(target).parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
+
+
 @contextmanager
 def _temporary_sibling(target: Path) -> Iterator[Path]:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_litter(target)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), dir=target.parent)) / target.name
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+    """A private folder beside ``target`` holding ``target``'s name, removed at the end with the parent folders
+    made for it that stay empty (a failed write leaves nothing behind); a failure for want of space says so."""
+    with _parents_made(target.parent), space_checked(target):
+        remove_litter(target)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), dir=target.parent)) / target.name
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
 @contextmanager
@@ -79,6 +114,88 @@ def atomic_path(target: Path) -> Iterator[Path]:
         _refuse_folder(target)
         _normal_mode(tmp)
         os.replace(tmp, target)
+
+
+FILES_KEY = "files"
+"""The key of a result's record that lists the result's other files (relative to the record) and their sha256."""
+
+
+class FileSet:
+    """A command's output files published as one result: each file is written into a private staging folder
+    beside its own folder, and :meth:`publish` removes the old record, moves the files into place and writes the
+    record (listing every file's sha256) last. A run stopped at any point leaves the old result whole, or files
+    without a record, which :func:`check_file_set`'s readers refuse; never a mix that reads as a result."""
+
+    def __init__(self, record: Path) -> None:
+        self.record = Path(record)
+        self._staged: dict[Path, Path] = {}  # real folder -> its staging folder
+        self._made: list[Path] = []  # folders made for the staging, removed by discard() while empty
+
+    def folder(self, folder: Path) -> Path:
+        """The staging folder whose files (and sub-folders) :meth:`publish` moves into ``folder``."""
+        folder = Path(folder)
+        if folder not in self._staged:
+            self._made += [parent for parent in folder.parents if not parent.exists()]
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            remove_litter(folder)
+            self._staged[folder] = Path(tempfile.mkdtemp(prefix=_temp_prefix(folder), dir=folder.parent))
+        return self._staged[folder]
+
+    def path(self, target: Path) -> Path:
+        """Where to write the file ``target`` so that it is published with the set."""
+        return self.folder(Path(target).parent) / Path(target).name
+
+    def publish(self, record: dict[str, Any]) -> list[Path]:
+        """Move every staged file into place and write ``record`` (with the files' hashes) to the record path;
+        return the files published, the record last."""
+        moves = [
+            (staged, folder / staged.relative_to(staging))
+            for folder, staging in self._staged.items()
+            for staged in sorted(staging.rglob("*"))
+            if staged.is_file()
+        ]
+        for _, target in moves:
+            _refuse_folder(target)
+        hashes = {
+            os.path.relpath(target, self.record.parent): sha256_file(staged) for staged, target in moves
+        }
+        self.record.unlink(missing_ok=True)  # from here until the new record, readers see no result
+        for staged, target in moves:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _normal_mode(staged)
+            os.replace(staged, target)
+        write_json(self.record, {**record, FILES_KEY: hashes})
+        return [target for _, target in moves] + [self.record]
+
+    def discard(self) -> None:
+        for staging in self._staged.values():
+            shutil.rmtree(staging, ignore_errors=True)
+        self._staged.clear()
+        for folder in sorted(set(self._made), key=lambda f: len(f.parts), reverse=True):
+            with suppress(OSError):
+                folder.rmdir()
+
+
+@contextmanager
+def file_set(record: Path) -> Iterator[FileSet]:
+    """A :class:`FileSet` for the result whose record is ``record``; its staging is removed however the block
+    ends, with the folders made for it that stay empty, and a write that fails for want of space says so."""
+    files = FileSet(record)
+    with space_checked(Path(record).parent):
+        try:
+            yield files
+        finally:
+            files.discard()
+
+
+def check_file_set(record: Path, payload: dict[str, Any], rerun: str) -> None:
+    """Refuse a result whose files are not those its record lists (files from another run, edited, or a run
+    stopped while publishing). Records from before records listed their files pass."""
+    for name, digest in (payload.get(FILES_KEY) or {}).items():
+        path = Path(record).parent / name
+        if not path.is_file() or sha256_file(path) != digest:
+            state = "is missing" if not path.is_file() else "is not the file it lists (changed since)"
+            raise RecordError(f"{path} {state} in the result recorded by {record}; rerun `{rerun}`")
 
 
 def _refuse_folder(target: Path) -> None:
@@ -96,15 +213,7 @@ def check_output_file(
     ``inputs`` or holds one, lies where nothing can be written, or is a folder (removed only when the user
     passed ``overwrite``)."""
     path = Path(path)
-    for source in map(Path, inputs):
-        if (
-            path.exists()
-            and source.exists()
-            and (path.samefile(source) or path.resolve() in source.resolve().parents)
-        ):
-            raise OutputError(
-                f"{path} is also an input of this command (or holds one); write the output elsewhere"
-            )
+    _refuse_inputs(path, inputs)
     if suffix is not None and path.suffix != suffix:
         raise OutputError(f"{path}: this output is a {suffix} file; give a path ending in {suffix}")
     if overwrite and path.is_dir():
@@ -114,10 +223,31 @@ def check_output_file(
     return path
 
 
-def check_output_folder(path: Path, overwrite: bool = False) -> Path:
-    """Refuse, before any work, an output folder that exists as a file (removed only when the user passed
-    ``overwrite``) or cannot be written."""
+def _refuse_inputs(path: Path, inputs: Iterable[Path], inside: bool = False) -> None:
+    """Refuse an output that is one of ``inputs``, holds one, or (``inside``: a folder written into) lies in one;
+    ``--overwrite`` or not, a run never writes over what it reads."""
+    out = path.resolve()
+    for source in map(Path, inputs):
+        read = source.resolve()
+        relation = (
+            "is also an input of this command"
+            if out == read
+            else f"holds {source}, an input of this command"
+            if out in read.parents
+            else f"lies in {source}, an input of this command"
+            if inside and read in out.parents
+            else None
+        )
+        if relation:
+            raise OutputError(f"{path} {relation}; write the output elsewhere (--overwrite or not)")
+
+
+def check_output_folder(path: Path, overwrite: bool = False, inputs: Iterable[Path] = ()) -> Path:
+    """Refuse, before any work, an output folder that is, holds or lies in one of the run's ``inputs`` (its
+    backbone, resources, data), exists as a file (removed only when the user passed ``overwrite``) or cannot
+    be written."""
     path = Path(path)
+    _refuse_inputs(path, inputs, inside=True)
     if overwrite and path.is_file():
         path.unlink()
     if path.exists() and not path.is_dir():

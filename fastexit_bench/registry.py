@@ -105,6 +105,11 @@ class Registry(Generic[T]):
                 f"cannot load {self.kind} {spec!r}: {exc}; the module must be importable "
                 "(installed, or on PYTHONPATH) and define it"
             ) from None
+        except Exception as exc:  # the user's module failed while importing: name it, not its stack
+            raise error(
+                f"cannot load {self.kind} {spec!r}: importing {module_name} raised {type(exc).__name__}: "
+                f"{exc}; fix the module"
+            ) from exc
         if base is not None and not (isinstance(entry, type) and issubclass(entry, base)):
             raise error(f"{spec!r} is not a subclass of {base.__module__}.{base.__qualname__}")
         return entry

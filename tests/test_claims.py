@@ -127,6 +127,7 @@ def test_published_claims_carry_the_papers_relative_numbers():
 def test_the_claims_command_writes_markdown_and_json(tmp_path, capsys):
     points = tmp_path / "quick_points.csv"
     _points().to_csv(points, index=False)
+    (tmp_path / "quick.json").write_text("{}")  # the report's record, which claims needs beside its points
     out = tmp_path / "claims"
     assert main(["claims", "--points", str(points), "--out", str(out)]) == 0
     record = json.loads(out.with_suffix(".json").read_text())
@@ -138,8 +139,11 @@ def test_the_claims_command_writes_markdown_and_json(tmp_path, capsys):
     assert "| quick-fastbert |" in markdown and "nan" not in markdown  # FastBERT's branch names no pooling
     (tmp_path / "in_the_way.md").mkdir()
     assert main(["claims", "--points", str(points), "--out", str(tmp_path / "in_the_way")]) == 2
-    bad = tmp_path / "bad.csv"
+    bad = tmp_path / "bad_points.csv"
     bad.write_text("a,b\n1,2\n")
+    assert main(["claims", "--points", str(bad), "--out", str(tmp_path / "c2")]) == 2
+    assert "not a report's NAME_points.csv with its record" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{}")
     assert main(["claims", "--points", str(bad), "--out", str(tmp_path / "c2")]) == 2
     assert "lack columns" in capsys.readouterr().err
 

@@ -209,7 +209,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.parametrize(
     "test, message",
     [
-        ({"seed": 1, "split": "test"}, "not the same model's outputs (seed 0 vs 1)"),
+        ({"seed": 1, "split": "test"}, "not from the same model (seed 0 vs 1)"),
         ({"split": "validation", "data_seed": 1}, "are both split 'validation'"),
     ],
 )

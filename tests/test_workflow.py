@@ -3,6 +3,7 @@ through every experiment rule: stage, train, evaluate, sweep, report."""
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,8 +73,11 @@ def snakemake(workdir: Path, *args: str, config: str = "tiny.yaml") -> subproces
 
 @pytest.fixture(scope="module")
 def workflow_run(tmp_path_factory):
+    """The tiny workflow, its configured paths holding spaces (each must reach the commands as one argument)."""
     workdir = tmp_path_factory.mktemp("workflow")
-    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    shutil.copytree(ROOT / "tests" / "user_datasets", workdir / "user datasets")
+    spaced = {"dataset_dirs": [str(workdir / "user datasets")], "resources": "resources with space"}
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY | spaced))
     done = snakemake(workdir)
     if done.returncode != 0:
         logs = "\n".join(
@@ -84,6 +88,7 @@ def workflow_run(tmp_path_factory):
 
 
 def test_every_rule_ran_and_the_tables_parse(workflow_run):
+    assert (workflow_run / "resources with space" / "backbones" / "tiny-bert").is_dir()  # the configured path
     tables = workflow_run / "results" / "tables"
     summary = pd.read_csv(tables / "tiny.csv")
     assert set(summary.recipe) == {"baseline", "deebert", "fastbert"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -174,7 +174,48 @@ class ExitArtifact:
                 "diverged); retrain it with a lower learning rate"
             )
 
+    def check_shapes(self, where: Path | str) -> None:
+        """Refuse arrays that do not describe one set of examples: logits ``[layers, examples, outputs]`` with at
+        least one of each, labels, lengths, texts and exit scores of the same examples, and class labels inside
+        the label set."""
+        logits, labels = self.predictions.logits, self.predictions.labels
+        problems = []
+        if logits.ndim != 3 or 0 in logits.shape:
+            problems.append(
+                f"logits of shape {list(logits.shape)}, not [layers >= 1, examples >= 1, outputs >= 1]"
+            )
+        else:
+            layers, examples, outputs = logits.shape
+            for name, values, shape in (
+                ("labels", labels, (examples,)),
+                ("lengths", self.lengths, (examples,)),
+                ("texts", self.texts, (examples,)),
+                ("exit scores", self.predictions.exit_scores, (layers, examples)),
+            ):
+                if values is not None and np.shape(values) != shape:
+                    problems.append(f"{name} of shape {list(np.shape(values))} for {examples} examples")
+            if self.lengths is None:
+                problems.append("no token lengths")
+            classes = len(self.metadata.label_names) or outputs
+            if (
+                self.predictions.task == "classification"
+                and labels is not None
+                and labels.shape == (examples,)
+            ):
+                values = np.asarray(labels)
+                outside = values[(values < 0) | (values >= classes)]
+                if outside.size:
+                    problems.append(
+                        f"labels {sorted(set(outside.tolist()))[:5]} outside its {classes} classes"
+                    )
+        if problems:
+            raise RecordError(
+                f"{where} is not a whole evaluation artefact ({'; '.join(problems)}); write it again with "
+                "`fastexit-bench evaluate` or `fastexit-bench artefact import`"
+            )
+
     def save(self, path: Path) -> None:
+        self.check_shapes(f"{self.metadata.model_dir or path}")
         self.check_finite(f"{self.metadata.model_dir or path}")
         arrays = {"logits": self.predictions.logits, "lengths": self.lengths}
         if self.predictions.labels is not None:
@@ -193,6 +234,8 @@ class ExitArtifact:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["metadata"]))
                 arrays = {k: data[k] for k in data.files if k != "metadata"}
+            if "logits" not in arrays:
+                raise KeyError("it holds no logits")
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise RecordError(
                 f"{path} is not an evaluation artefact ({exc}); write one with `fastexit-bench evaluate`"
@@ -201,28 +244,48 @@ class ExitArtifact:
         outputs = LayerOutputs(
             arrays["logits"], metadata.task, arrays.get("exit_scores"), arrays.get("labels")
         )
-        artifact = cls(outputs, arrays["lengths"], metadata, arrays.get("texts"))
+        artifact = cls(outputs, arrays.get("lengths"), metadata, arrays.get("texts"))
+        artifact.check_shapes(path)
         artifact.check_finite(path)
         return artifact
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which trained model produced a result: what every reader that joins two results (dev and test artefacts,
+    a sweep and its model, a sweep and artefacts) compares, so that numbers of two models are never mixed."""
+
+    dataset: str
+    recipe: str
+    seed: int
+    backbone: str
+    weights: str | None
+
+    @classmethod
+    def of(cls, metadata: ArtifactMetadata) -> ModelIdentity:
+        return cls(
+            metadata.dataset, metadata.recipe, metadata.seed, metadata.backbone_name, metadata.model_sha256
+        )
+
+    def check_same(self, other: ModelIdentity, mine: Path | str, theirs: Path | str) -> None:
+        """Refuse ``other`` unless it is the same model (``mine`` and ``theirs`` name where each came from)."""
+        differ = [
+            f"{key} {a!r} vs {b!r}" if key != "weights" else f"weights {str(a)[:12]}... vs {str(b)[:12]}..."
+            for key, a, b in zip(self.__dataclass_fields__, astuple(self), astuple(other), strict=True)
+            if a != b
+        ]
+        if differ:
+            raise RecordError(
+                f"{mine} and {theirs} are not from the same model ({'; '.join(differ)}); pass the files "
+                "written for one model"
+            )
 
 
 def check_pair(dev: ExitArtifact, test: ExitArtifact, dev_path: Path, test_path: Path) -> None:
     """Refuse a dev/test pair that is not one model's two splits of one dataset: operating points chosen on
     one model and measured on another's outputs would be reported as a number nobody measured."""
     mine, theirs = dev.metadata, test.metadata
-    same = {
-        "dataset": (mine.dataset, theirs.dataset),
-        "recipe": (mine.recipe, theirs.recipe),
-        "seed": (mine.seed, theirs.seed),
-        "weights": (mine.model_sha256, theirs.model_sha256),
-        "backbone": (mine.backbone.requested, theirs.backbone.requested),
-    }
-    differ = [f"{key} {a!r} vs {b!r}" for key, (a, b) in same.items() if a != b]
-    if differ:
-        raise RecordError(
-            f"{dev_path} and {test_path} are not the same model's outputs ({'; '.join(differ)}); "
-            "pass the artefacts `evaluate` wrote for one model"
-        )
+    ModelIdentity.of(mine).check_same(ModelIdentity.of(theirs), dev_path, test_path)
     if mine.split == theirs.split:
         raise RecordError(
             f"{dev_path} and {test_path} are both split {mine.split!r}; give the split operating "

@@ -28,7 +28,7 @@ import numpy as np
 from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact, LayerOutputs
 from fastexit_bench.analysis.head_kinds import EXTERNAL
 from fastexit_bench.errors import FastExitError, RecordError
-from fastexit_bench.io import atomic_path, write_json
+from fastexit_bench.io import atomic_path, check_file_set, file_set, read_json
 from fastexit_bench.locations import ResolvedBackbone
 
 SCHEMA = "fastexit-exits"
@@ -82,10 +82,9 @@ def export_artifact(artifact: ExitArtifact, out: Path, text_ids: np.ndarray | No
         arrays = {"logits": outputs.logits, "lengths": artifact.lengths, "text_ids": ids}
         optional = {"labels": outputs.labels, "exit_scores": outputs.exit_scores, "texts": artifact.texts}
         arrays.update({k: np.asarray(v) for k, v in optional.items() if v is not None})
-        with atomic_path(out) as tmp, open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        write_json(out.with_suffix(".json"), _model_json(artifact))
-        return [out, out.with_suffix(".json")]
+        with file_set(out.with_suffix(".json")) as files:
+            np.savez_compressed(files.path(out), **arrays)
+            return files.publish(_model_json(artifact))
     if out.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -144,7 +143,9 @@ def read_interchange(source: Path) -> ExitArtifact:
             texts = np.asarray(columns["text"], dtype=str) if "text" in columns else None
             return ExitArtifact(outputs, np.asarray(columns["length"]), metadata, texts)
         if source.suffix == ".npz":
-            metadata = _check_model_json(json.loads(source.with_suffix(".json").read_text()), source)
+            model = read_json(source.with_suffix(".json"))
+            check_file_set(source.with_suffix(".json"), model, "fastexit-bench artefact export")
+            metadata = _check_model_json(model, source)
             with np.load(source, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
             outputs = LayerOutputs(

@@ -127,7 +127,7 @@ def swept_values(policy: ExitPolicy, selection: ExitArtifact) -> list[float]:
     on the selection split's layers before the last, within its bounds. The built-in grids are 11-13 evenly
     spaced values, where most examples' entropy sits near 0: a coarse grid's frontier lags between its
     points, and would rank policies by grid resolution instead of by their decisions."""
-    own = [float(v) for v in policy.grid(selection.predictions)]
+    own = policy.checked_grid(selection.predictions)
     if not isinstance(policy, ThresholdPolicy) or selection.predictions.num_layers < 2:
         return own
     signal = policy.signal(selection.predictions)[:-1].ravel()

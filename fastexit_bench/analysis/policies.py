@@ -11,6 +11,7 @@ A user policy lives in the user's own module and is named by import path, e.g.
 
 from __future__ import annotations
 
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from scipy.special import entr, expit
 from fastexit_bench.analysis.artifact import LayerOutputs
 from fastexit_bench.analysis.calibration import fit_temperatures, scaled
 from fastexit_bench.errors import FastExitError, PolicyError
-from fastexit_bench.registry import Registry
+from fastexit_bench.registry import KEY_PATTERN, Registry
 
 
 @contextmanager
@@ -41,6 +42,10 @@ def policy_errors(policy: ExitPolicy, value: object = None) -> Iterator[None]:
         ) from error
 
 
+Reads = Literal["logits", "exit_scores", "nothing"]
+READS = typing.get_args(Reads)
+
+
 class ExitPolicy(ABC):
     """Base class of exit policies.
 
@@ -54,11 +59,22 @@ class ExitPolicy(ABC):
 
     name: ClassVar[str]
     parameter: ClassVar[str] = "threshold"
-    reads: ClassVar[Literal["logits", "exit_scores", "nothing"]] = "logits"
+    reads: ClassVar[Reads] = "logits"
 
     @abstractmethod
     def grid(self, outputs: LayerOutputs) -> Sequence[float]:
         """Default parameter values to sweep for these outputs."""
+
+    def checked_grid(self, outputs: LayerOutputs) -> list[float]:
+        """:meth:`grid`, refused unless every value is a finite number (a NaN would sweep as a row); it may be
+        empty (patience on a one-layer model)."""
+        with policy_errors(self):
+            values = [float(v) for v in self.grid(outputs)]
+        if not np.isfinite(values).all():
+            raise PolicyError(
+                f"policy {self.name!r}: its grid {values[:5]} holds values that are not finite; fix grid()"
+            )
+        return values
 
     def check(self, value: float, outputs: LayerOutputs) -> None:
         """Raise :class:`PolicyError` for a value this policy cannot take."""
@@ -75,7 +91,12 @@ class ExitPolicy(ABC):
         """1-based exit layer per example: the first layer allowed to exit, else the last."""
         with policy_errors(self, value):
             self.check(value, outputs)
-            mask = np.asarray(self.exit_mask(outputs, value), dtype=bool).copy()
+            mask = np.array(self.exit_mask(outputs, value))
+        if mask.dtype != bool:
+            raise PolicyError(
+                f"policy {self.name!r} returned a mask of {mask.dtype} values; exit_mask returns booleans "
+                "(True: may exit after that layer)"
+            )
         if mask.shape != outputs.logits.shape[:2]:
             raise PolicyError(
                 f"policy {self.name!r} returned a mask of shape {mask.shape}, "
@@ -325,6 +346,30 @@ REFERENCE_POLICIES = ("static", "oracle")
 """Added to every sweep: scores and operating points are relative to static truncation."""
 
 
+def _contract_problem(policy: type[ExitPolicy]) -> str | None:
+    name = getattr(policy, "name", None)
+    if not isinstance(name, str):
+        return "has no name (class attribute `name`)"
+    if not KEY_PATTERN.match(name):
+        return f"is named {name!r}, not a plain name (lower-case letters, digits, - and _)"
+    if name in POLICIES:
+        return f"is named {name!r} like the built-in policy; name it otherwise"
+    if policy.reads not in READS:
+        return f"reads {policy.reads!r}; `reads` is one of {', '.join(READS)}"
+    return None
+
+
 def resolve_policy(spec: str) -> ExitPolicy:
-    """A built-in policy by name, or a user's ``package.module:ClassName``."""
-    return POLICIES.resolve(spec, base=ExitPolicy, error=PolicyError)()
+    """A built-in policy by name, or a user's ``package.module:ClassName`` once its class keeps the contract
+    (a plain name of its own, a documented ``reads``), so a plug-in never passes for a built-in's rows."""
+    policy = POLICIES.resolve(spec, base=ExitPolicy, error=PolicyError)
+    if ":" in spec:
+        problem = _contract_problem(policy)
+        if problem:
+            raise PolicyError(f"policy {spec}: the class {problem}")
+    try:
+        return policy()
+    except Exception as error:
+        raise PolicyError(
+            f"policy {spec} cannot be created ({type(error).__name__}: {error}); fix its class"
+        ) from error

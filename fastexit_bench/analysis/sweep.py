@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact, ModelIdentity
 from fastexit_bench.analysis.degenerate import ModelCheck
 from fastexit_bench.analysis.flops import ComponentFlops, flops_for
 from fastexit_bench.analysis.policies import ExitPolicy, policy_errors
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, metric_interval
 from fastexit_bench.errors import FastExitError, OutputError, RecordError
-from fastexit_bench.io import atomic_path, read_json, write_json
+from fastexit_bench.io import check_file_set, file_set, read_json
 from fastexit_bench.metrics import compute_metrics, direction
 from fastexit_bench.provenance import Provenance
 from fastexit_bench.records import VersionedRecord
@@ -50,7 +50,7 @@ def sweep(
     rows = []
     for policy in policies:
         with policy_errors(policy):
-            values = list((grids or {}).get(policy.name) or policy.grid(outputs))
+            values = list((grids or {}).get(policy.name) or policy.checked_grid(outputs))
             layers = policy.sweep_exit_layers(outputs, values)
         for value, exits in zip(values, layers):
             cost = flops.per_example(exits, artifact.lengths, policy.reads).mean()
@@ -188,6 +188,19 @@ class SweepFiles:
     def all(self) -> list[Path]:
         return [self.table, self.scores, self.selection, self.record]
 
+    @classmethod
+    def of_selection(cls, selection: Path) -> SweepFiles:
+        """The sweep whose ``OUT.selection.csv`` is ``selection``."""
+        name = Path(selection).name
+        if not name.endswith(".selection.csv"):
+            raise RecordError(f"{selection} is not a sweep's OUT.selection.csv; pass the one `sweep` wrote")
+        return cls(Path(selection).with_name(name.removesuffix(".selection.csv") + ".csv"))
+
+    def model(self) -> ModelIdentity:
+        """The identity of the model this sweep read (from its record, once its files are checked)."""
+        record = read_sweep_record(self)
+        return ModelIdentity.of(ArtifactMetadata.from_dict(record.artifact, str(self.record)))
+
 
 @dataclass
 class SweepRecord(VersionedRecord):
@@ -225,14 +238,15 @@ class SweepResult:
     record: SweepRecord
 
     def save(self, files: SweepFiles) -> None:
-        for frame, path in (
-            (self.table, files.table),
-            (self.scores, files.scores),
-            (self.selection, files.selection),
-        ):
-            with atomic_path(path) as tmp:
-                frame.to_csv(tmp, index=False)
-        write_json(files.record, self.record.to_dict())
+        """Publish the three CSVs and the record as one result (``io.FileSet``)."""
+        with file_set(files.record) as outputs:
+            for frame, path in (
+                (self.table, files.table),
+                (self.scores, files.scores),
+                (self.selection, files.selection),
+            ):
+                frame.to_csv(outputs.path(path), index=False)
+            outputs.publish(self.record.to_dict())
 
     @classmethod
     def load(cls, files: SweepFiles) -> SweepResult:
@@ -241,12 +255,11 @@ class SweepResult:
             raise RecordError(
                 f"sweep {files.table} is incomplete (missing {missing}); rerun `fastexit-bench sweep`"
             )
-        record = SweepRecord.from_dict(read_json(files.record), str(files.record))
         return cls(
             read_sweep_csv(files.table, TABLE_COLUMNS),
             read_sweep_csv(files.scores, SCORE_COLUMNS),
             read_sweep_csv(files.selection, SELECTION_COLUMNS),
-            record,
+            read_sweep_record(files),
         )
 
 
@@ -264,6 +277,13 @@ TABLE_COLUMNS = (
 )
 SCORE_COLUMNS = ("policy", "metric")
 SELECTION_COLUMNS = ("policy", "setting", "value", "dataset", "recipe", "seed", "metric", "test_split")
+
+
+def read_sweep_record(files: SweepFiles) -> SweepRecord:
+    """The sweep's record, once its files are checked to be the ones it lists (one sweep's, whole)."""
+    payload = read_json(files.record)
+    check_file_set(files.record, payload, SweepRecord.RERUN)
+    return SweepRecord.from_dict(payload, str(files.record))
 
 
 def read_sweep_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:

@@ -37,7 +37,7 @@ def fitted_policies(
         try:
             with policy_errors(policy):
                 policy.fit(dev.predictions)
-                policy.sweep_exit_layers(dev.predictions, policy.grid(dev.predictions)[:1])
+                policy.sweep_exit_layers(dev.predictions, policy.checked_grid(dev.predictions)[:1])
         except PolicyError as exc:
             if requested:
                 raise

@@ -23,7 +23,8 @@ from fastexit_bench.cli import (
     train,
 )
 from fastexit_bench.data.spec import use_dataset_dirs
-from fastexit_bench.errors import FastExitError
+from fastexit_bench.errors import FastExitError, Interrupted, OutputError
+from fastexit_bench.io import OUT_OF_SPACE
 from fastexit_bench.locations import DATASETS_ENV
 
 COMMANDS = (
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; user errors print one line on stderr and return exit status 2."""
+    """Run one command; user errors print one line on stderr and return exit status 2, an interrupt 130."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -74,7 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         use_dataset_dirs(args.dataset_dir)
         args.handler(args)
+    except KeyboardInterrupt:
+        return _fail(Interrupted(f"`{args.command}` stopped by an interrupt; no output of it was published"))
     except FastExitError as exc:
-        print(f"fastexit-bench: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
+    except OSError as exc:
+        if exc.errno not in OUT_OF_SPACE:
+            raise
+        return _fail(
+            OutputError(f"no space left on the device writing {exc.filename or 'a cache'}; free some space")
+        )
     return 0
+
+
+def _fail(error: FastExitError) -> int:
+    print(f"fastexit-bench: error: {error}", file=sys.stderr)
+    return getattr(error, "EXIT_STATUS", 2)

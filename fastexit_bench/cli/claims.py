@@ -32,17 +32,18 @@ def add_parser(commands) -> None:
 
 
 def run_claims(args: argparse.Namespace) -> None:
-    from fastexit_bench.io import atomic_path, check_output_file, write_json
+    from fastexit_bench.io import check_output_file, file_set
     from fastexit_bench.reporting.claims import check_claims, claims_markdown
 
     outputs = [args.out.with_suffix(".md"), args.out.with_suffix(".json")]
     for path in outputs:
         check_output_file(path, [*args.points, args.claims], overwrite=args.overwrite)
     record = check_claims(args.points, args.claims, config_of(args))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(outputs[0]) as tmp:
-        tmp.write_text(claims_markdown(record, [str(p) for p in args.points]), encoding="utf-8")
-    write_json(outputs[1], record.to_dict())
+    with file_set(outputs[1]) as files:
+        files.path(outputs[0]).write_text(
+            claims_markdown(record, [str(p) for p in args.points]), encoding="utf-8"
+        )
+        files.publish(record.to_dict())
     for claim in record.claims:
         emit(f"{claim['verdict']:8} {claim['id']}")
     emit("wrote " + ", ".join(map(str, outputs)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import fields
@@ -169,6 +170,11 @@ nonnegative_int = checked(int, lambda v: v >= 0, "a whole number >= 0")
 finite_float = checked(float, math.isfinite, "a finite number")
 positive_float = checked(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 nonnegative_float = checked(float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+file_name = checked(
+    str,
+    lambda v: re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) is not None,
+    "a plain name that becomes a file name (letters, digits, ., - and _; no folders)",
+)
 fraction = checked(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
 
 

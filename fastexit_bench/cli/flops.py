@@ -37,6 +37,7 @@ def add_parser(commands) -> None:
 def run_flops(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from fastexit_bench.models.backbones import check_length
     from fastexit_bench.models.saved import ModelSpec, build_model, pooling_for
     from fastexit_bench.models.tracing import fastbert_convention, measure_fvcore
 
@@ -47,6 +48,7 @@ def run_flops(args: argparse.Namespace) -> None:
         ),
         args.resources,
     )
+    check_length(args.length, model.max_tokens, args.backbone, "--length")
     flops, n = measure_fvcore(model), np.array([float(args.length)])
     emit(
         f"{resolved.requested} ({model.num_layers} layers, {args.head} heads, {pooling} pooling) at {args.length} tokens, "

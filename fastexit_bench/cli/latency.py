@@ -60,6 +60,7 @@ def add_parser(commands) -> None:
 
 def run_latency(args: argparse.Namespace) -> None:
     from fastexit_bench.io import check_output_file, write_json
+    from fastexit_bench.models.saved import model_identity
     from fastexit_bench.reporting.paper import timed_points
     from fastexit_bench.runtime.latency import measure_latency
     from fastexit_bench.runtime.trained import model_files
@@ -67,7 +68,7 @@ def run_latency(args: argparse.Namespace) -> None:
     check_output_file(
         args.out, inputs=[*model_files(args.model), args.selection], overwrite=args.overwrite, suffix=".json"
     )
-    split, points = timed_points(args.selection)
+    split, points = timed_points(args.selection, model_identity(args.model))
     timing = measure_latency(
         args.model,
         points,

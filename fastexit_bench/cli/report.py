@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastexit_bench.cli.common import add_overwrite_arg, config_of, emit, subcommand
+from fastexit_bench.cli.common import add_overwrite_arg, config_of, emit, file_name, subcommand
 from fastexit_bench.reporting.paper import LAYOUTS, TableSpec
 
 
@@ -20,7 +20,10 @@ def add_parser(commands) -> None:
         run_report,
     )
     parser.add_argument(
-        "--name", required=True, help="experiment name: the tables are TABLES/NAME.{md,tex,csv}"
+        "--name",
+        required=True,
+        type=file_name,
+        help="experiment name: the tables are TABLES/NAME.{md,tex,csv}",
     )
     parser.add_argument(
         "--sweeps", nargs="+", type=Path, required=True, help="CSVs from `fastexit-bench sweep`"

@@ -116,7 +116,7 @@ def add_parser(commands) -> None:
 
 
 def run_serve_bench(args: argparse.Namespace) -> None:
-    from fastexit_bench.io import check_output_file, write_json
+    from fastexit_bench.io import check_output_file, file_set
     from fastexit_bench.reporting.plots import FIGURE_SUFFIXES, serving_latency
     from fastexit_bench.runtime.trained import model_files
     from fastexit_bench.serving.bench import serve_bench
@@ -137,8 +137,9 @@ def run_serve_bench(args: argparse.Namespace) -> None:
         config=config_of(args),
         log=emit,
     )
-    plots = serving_latency(serving, args.out.with_suffix(""))
-    write_json(args.out, serving.to_dict())
+    with file_set(args.out) as files:  # the record and its plot, published together
+        serving_latency(serving, files.path(args.out).with_suffix(""))
+        written = files.publish(serving.to_dict())
     for goal, ratio in serving.goals().items():
         emit(f"{goal}: {ratio:.2f}")
-    emit(f"wrote {args.out} " + " ".join(str(p) for p in plots))
+    emit("wrote " + " ".join(str(p) for p in written))

@@ -30,8 +30,9 @@ def resolve_mirror(mirror: str | Path | None) -> Path | None:
         return None
     path = Path(value).expanduser()
     if not path.is_dir():
+        state = "is a file, not a folder" if path.exists() else "does not exist"
         raise DataError(
-            f"data mirror {path} does not exist; pass --mirror DIR or set {MIRROR_ENV} "
+            f"data mirror {path} {state}; pass --mirror DIR or set {MIRROR_ENV} "
             "to a folder of dataset copies (here: ../shared/data)"
         )
     return path.resolve()

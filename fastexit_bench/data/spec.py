@@ -7,6 +7,7 @@ one by writing such a file in a folder of their own and naming the folder (``--d
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from fastexit_bench.data.sources import Column, HubSource, LabelFiles, SavedData
 from fastexit_bench.errors import DataError
 from fastexit_bench.locations import DATASETS_ENV
 from fastexit_bench.metrics import METRICS
-from fastexit_bench.registry import Registry
+from fastexit_bench.registry import KEY_PATTERN, Registry
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,6 +132,21 @@ class DatasetSpec:
     def check(self, where: str) -> None:
         """Refuse a declaration that cannot work, naming what is wrong."""
         problems = []
+        if not isinstance(self.name, str) or not KEY_PATTERN.match(self.name):
+            problems.append(f"name {self.name!r} is not a plain name (lower-case letters, digits, - and _)")
+        repeated = sorted({n for n in self.label_names if self.label_names.count(n) > 1})
+        if repeated:
+            problems.append(f"label_names repeats {repeated}")
+        if self.carve and not isinstance(self.carve.parts, Mapping):
+            problems.append("carve parts must map split names to fractions")
+        elif self.carve:
+            fractions = list(self.carve.parts.values())
+            if any(not isinstance(f, int | float) or not 0 < f <= 1 for f in fractions) or not math.isclose(
+                sum(fractions), 1.0, abs_tol=1e-6
+            ):
+                problems.append(
+                    f"carve parts {dict(self.carve.parts)} must be fractions in (0, 1] summing to 1"
+                )
         if self.task not in ("classification", "regression"):
             problems.append(f"task {self.task!r} is not classification or regression")
         if (self.task == "regression") != (not self.label_names):
@@ -190,7 +206,12 @@ def _source(entry: dict[str, Any], folder: Path) -> Source:
 def declaration(path: Path) -> DatasetSpec:
     """A :class:`DatasetSpec` from its YAML declaration (see ``data/datasets/*.yaml`` and the README)."""
     try:
-        data = dict(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(
+                f"it holds {'a ' + type(data).__name__ if data is not None else 'nothing'}, not a mapping of keys"
+            )
+        data = dict(data)
         sources = tuple(_source(s, Path(path).parent) for s in data.pop("sources", []))
         hub = data.pop("hub", None)
         if hub is not None:
@@ -237,6 +258,11 @@ def use_dataset_dirs(folders: Iterable[str | Path]) -> None:
                     f"dataset declaration {path}: name {spec.name!r} is taken by another dataset; rename it"
                 )
             register_dataset(spec)
+
+
+def dataset_dirs() -> list[Path]:
+    """The folders of the user's dataset declarations in use (what a run reads besides the built-in ones)."""
+    return sorted(_USER_FOLDERS)
 
 
 def _load_declarations() -> None:

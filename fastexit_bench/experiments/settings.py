@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 import yaml
@@ -265,20 +266,21 @@ def _text(value: Any) -> str:
 def command_options(**options: Any) -> str:
     """{"max_train": 5, "values": {"speed": (0.1, 0.5)}, "max_drop": (0, 1), "stage": ["a:lr=1"]} ->
     "--max-train 5 --values speed=0.1,0.5 --max-drop 0,1 --stage a:lr=1": tuples are comma-joined, dicts
-    repeat NAME=VALUE, lists repeat the option, booleans are --NAME or --no-NAME, None is left out."""
+    repeat NAME=VALUE, lists repeat the option, booleans are --NAME or --no-NAME, None is left out. Every
+    value is quoted for the shell (a config path with a space stays one argument)."""
     flags = []
     for key, value in options.items():
         flag = f"--{key.replace('_', '-')}"
         if isinstance(value, dict):
-            flags += [f"{flag} {name}={','.join(map(_text, v))}" for name, v in value.items()]
+            flags += [f"{flag} {quote(f'{name}=' + ','.join(map(_text, v)))}" for name, v in value.items()]
         elif isinstance(value, list):
-            flags += [f"{flag} {item}" for item in value]
+            flags += [f"{flag} {quote(str(item))}" for item in value]
         elif isinstance(value, bool):
             flags.append(flag if value else f"--no-{flag[2:]}")
         elif isinstance(value, tuple):
-            flags.append(f"{flag} {','.join(map(_text, value)) or repr('')}")  # '': an empty list
+            flags.append(f"{flag} {quote(','.join(map(_text, value)))}")  # '': an empty list
         elif value is not None:
-            flags.append(f"{flag} {_text(value)}")
+            flags.append(f"{flag} {quote(_text(value))}")
     return " ".join(flags)
 
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastexit_bench.errors import ModelLoadError, UnknownNameError
+from safetensors import SafetensorError
+
+from fastexit_bench.errors import FastExitError, ModelLoadError, UnknownNameError
 from fastexit_bench.io import cache_entry
 from fastexit_bench.locations import ResolvedBackbone, package_dir, resources_dir
 from fastexit_bench.registry import Registry
@@ -203,6 +205,22 @@ def resolve_backbone(name: str, resources: str | Path | None = None) -> Resolved
     )
 
 
+def position_limit(config: Any, embeddings: Any) -> int:
+    """The longest input a backbone's position embeddings cover (RoBERTa-style embeddings number positions
+    from ``padding_idx + 1``, so 514 positions hold 512 tokens)."""
+    padding_idx = getattr(embeddings, "padding_idx", None)
+    return config.max_position_embeddings - (padding_idx + 1 if padding_idx is not None else 0)
+
+
+def check_length(length: int, limit: int, backbone: str, option: str = "--max-length") -> None:
+    """Refuse a tokenization length beyond the backbone's positions: one check for every command that takes
+    one (`train`, `data prepare`, `flops`)."""
+    if length > limit:
+        raise FastExitError(
+            f"{option} {length} is longer than {backbone}'s {limit} positions; use at most {limit}"
+        )
+
+
 def load_backbone(name: str, resources: str | Path | None = None):
     """Load ``(model, tokenizer, resolved)``: an ``AutoModel`` with eager attention and its tokenizer.
 
@@ -216,7 +234,7 @@ def load_backbone(name: str, resources: str | Path | None = None):
     try:
         model = AutoModel.from_pretrained(resolved.location, attn_implementation="eager", **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(resolved.location)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # missing, corrupt or foreign files
         offline = [n for n in BACKBONES.names() if BACKBONES.get(n).offline(resources_dir(resources))]
         raise ModelLoadError(
             f"could not load backbone {name!r} from {resolved.location} ({resolved.source}): "

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 
 from fastexit_bench.errors import ModelLoadError
+from fastexit_bench.models.backbones import position_limit
 from fastexit_bench.models.heads import HEADS, ExitScorer, pool_tokens
 
 
@@ -134,10 +135,8 @@ class EarlyExitModel(nn.Module):
 
     @property
     def max_tokens(self) -> int:
-        """The longest input its position embeddings cover (RoBERTa-style embeddings number positions from
-        ``padding_idx + 1``, so 514 positions hold 512 tokens)."""
-        padding_idx = getattr(self.embeddings, "padding_idx", None)
-        return self.config.max_position_embeddings - (padding_idx + 1 if padding_idx is not None else 0)
+        """The longest input its position embeddings cover."""
+        return position_limit(self.config, self.embeddings)
 
     def architecture(self) -> dict[str, int | str]:
         """Sizes that FLOP models need: width, FFN width, attention heads, exits, head type and outputs."""

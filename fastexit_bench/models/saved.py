@@ -13,9 +13,10 @@ from typing import Any, ClassVar
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from fastexit_bench.errors import ModelLoadError
+from fastexit_bench.analysis.artifact import ModelIdentity
+from fastexit_bench.errors import ModelLoadError, RecordError
 from fastexit_bench.execution import FP32_EAGER, Execution
-from fastexit_bench.io import atomic_path, read_json, write_json
+from fastexit_bench.io import check_file_set, file_set, read_json, sha256_file
 from fastexit_bench.locations import ResolvedBackbone
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.models.heads import HEADS
@@ -132,13 +133,24 @@ class TrainingRecord(VersionedRecord):
     def _version_of(cls, data: dict[str, Any]) -> Any:
         return data.get(cls.VERSION_KEY, cls.VERSION)  # records before versioning have this layout
 
+    def check_dataset(self, num_outputs: int, where: Path) -> None:
+        """Refuse a record whose dataset is not the one its model was trained on (an edited record): the
+        dataset named twice must agree, and the model's outputs must be the dataset's."""
+        trained_on = self.first_stage.get("dataset", self.dataset)
+        if trained_on != self.dataset or self.model.num_outputs != num_outputs:
+            raise RecordError(
+                f"{where} names dataset {self.dataset!r} ({num_outputs} outputs) but the model was trained on "
+                f"{trained_on!r} with {self.model.num_outputs} outputs; restore the record or train again"
+            )
+
 
 def save_trained(folder: Path, model: EarlyExitModel, record: TrainingRecord) -> None:
-    """Write the weights, then ``training.json`` (the completion marker)."""
+    """Publish the weights and ``training.json`` (the completion marker, holding the weights' hash) as one
+    result: a run stopped meanwhile never leaves new weights beside an old record."""
     folder = Path(folder)
-    with atomic_path(folder / WEIGHTS) as tmp:
-        save_model(model, str(tmp))
-    write_json(folder / INFO, record.to_dict())
+    with file_set(folder / INFO) as outputs:
+        save_model(model, str(outputs.path(folder / WEIGHTS)))
+        outputs.publish(record.to_dict())
 
 
 def read_record(folder: Path) -> TrainingRecord:
@@ -149,7 +161,17 @@ def read_record(folder: Path) -> TrainingRecord:
             f"{folder} is not a finished model (needs {WEIGHTS} and {INFO}); "
             "train one with `fastexit-bench train ... --out FOLDER`"
         )
-    return TrainingRecord.from_dict(read_json(folder / INFO), str(folder / INFO))
+    payload = read_json(folder / INFO)
+    check_file_set(folder / INFO, payload, TrainingRecord.RERUN)
+    return TrainingRecord.from_dict(payload, str(folder / INFO))
+
+
+def model_identity(folder: Path) -> ModelIdentity:
+    """The identity of the finished model in ``folder`` (its record's dataset, recipe, seed and backbone, and
+    its weights' hash), as the artefacts and sweeps of it carry it."""
+    record = read_record(folder)
+    weights = sha256_file(Path(folder) / WEIGHTS)
+    return ModelIdentity(record.dataset, record.recipe, record.seed, record.backbone.requested, weights)
 
 
 def load_trained(

@@ -11,12 +11,14 @@ from typing import Any
 import pandas as pd
 
 from fastexit_bench import provenance
-from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact, ModelIdentity
 from fastexit_bench.analysis.calibration import BINS
 from fastexit_bench.analysis.sweep import SweepFiles, SweepResult
 from fastexit_bench.analysis.uncertainty import RESAMPLES
-from fastexit_bench.io import atomic_path, read_json, sha256_file, write_json
+from fastexit_bench.errors import RecordError
+from fastexit_bench.io import file_set, read_json, sha256_file
 from fastexit_bench.reporting import paper, tables
+from fastexit_bench.reporting.claims import POINTS
 from fastexit_bench.reporting.paper import TableSpec
 from fastexit_bench.reporting.plots import FIGURE_SUFFIXES, REPORT_PLOTS, ReportData
 from fastexit_bench.runtime.config import LatencyRecord
@@ -24,10 +26,6 @@ from fastexit_bench.runtime.config import LatencyRecord
 TABLE_PARTS = ("", "_layers", "_calibration", "_paper", "_exits")
 """What `build_report` writes to TABLES: NAME<part>.{md,tex,csv} (and NAME.json, its record); the workflow
 lists the same files, so adding a table takes `tables.py` and this module."""
-POINTS = "_points.csv"
-"""Also written to TABLES: NAME_points.csv, every operating point per seed in numbers (what
-`fastexit-bench claims` reads)."""
-
 INTERVAL_NOTE = (
     f"[a, b]: 95% bootstrap interval over the examples ({RESAMPLES} seeded resamples; bounds "
     "averaged over seeds)."
@@ -146,28 +144,82 @@ def build_report(
     spec: TableSpec,
     config: dict[str, Any],
 ) -> tuple[pd.DataFrame, list[Path]]:
-    """Write every table and plot of ``out`` and its record (``config`` as provenance); return the policy
-    summary and the files written."""
-    results = [SweepResult.load(SweepFiles(path)) for path in sweeps]
+    """Write every table and plot of ``out`` and its record (``config`` as provenance), published together
+    (``io.FileSet``: a run stopped midway leaves the old report whole, or no record); return the policy summary
+    and the files written."""
+    results = read_sweeps(sweeps)
+    artifacts = [ExitArtifact.load(path) for path in artifact_paths]
+    check_same_models(results, sweeps, artifacts, artifact_paths)
+    read = [path for sweep_csv in sweeps for path in SweepFiles(sweep_csv).all()]
+    inputs = {str(p): sha256_file(p) for p in (*read, *artifact_paths, *latency)}
+    with file_set(out.record) as outputs:
+        staged = ReportOutputs(out.name, outputs.folder(out.tables), outputs.folder(out.plots))
+        summary = _write_report(staged, results, artifacts, latency, spec)
+        written = outputs.publish({"provenance": provenance.collect(config=config, inputs=inputs)})
+    return summary, written
+
+
+def read_sweeps(paths: Sequence[Path]) -> list[SweepResult]:
+    """Each sweep, once; one given twice, or one without rows, is refused (it would count a model twice, or
+    report nothing as a result)."""
+    seen = set()
+    for path in paths:
+        if Path(path).resolve() in seen:
+            raise RecordError(f"sweep {path} is given twice; pass each model's sweep once")
+        seen.add(Path(path).resolve())
+    results = [SweepResult.load(SweepFiles(path)) for path in paths]
+    for path, result in zip(paths, results, strict=True):
+        if result.table.empty or result.selection.empty:
+            raise RecordError(f"sweep {path} has no rows (a header only); rerun `fastexit-bench sweep`")
+    return results
+
+
+def check_same_models(
+    results: Sequence[SweepResult],
+    sweeps: Sequence[Path],
+    artifacts: Sequence[ExitArtifact],
+    artifact_paths: Sequence[Path],
+) -> None:
+    """Refuse artefacts of a model other than the one a sweep of the same dataset, recipe, backbone and seed
+    read: the report joins them on those keys, so it would mix two models' numbers in one row."""
+    swept = {}
+    for path, result in zip(sweeps, results, strict=True):
+        model = ModelIdentity.of(ArtifactMetadata.from_dict(result.record.artifact, str(path)))
+        key = (model.dataset, model.recipe, model.backbone, model.seed)
+        if key in swept:
+            swept[key][0].check_same(model, swept[key][1], path)
+        swept[key] = (model, path)
+    for path, artifact in zip(artifact_paths, artifacts, strict=True):
+        model = ModelIdentity.of(artifact.metadata)
+        key = (model.dataset, model.recipe, model.backbone, model.seed)
+        if key in swept:
+            swept[key][0].check_same(model, swept[key][1], path)
+
+
+def _write_report(
+    out: ReportOutputs,
+    results: Sequence[SweepResult],
+    artifacts: Sequence[ExitArtifact],
+    latency: Sequence[Path],
+    spec: TableSpec,
+) -> pd.DataFrame:
+    """Every table, the points CSV and every plot of ``out`` (a staging folder); the policy summary."""
     sweep = pd.concat([result.table for result in results], ignore_index=True)
     selection = pd.concat([result.selection for result in results], ignore_index=True)
-    artifacts = [ExitArtifact.load(path) for path in artifact_paths]
     layers = tables.layer_table(artifacts)
     summary = tables.mean_std(
         tables.policy_summary(results), [*tables.KEYS, "metric"], missing=tables.NOT_A_WIN
     )
     per_layer = tables.mean_std(layers, ["dataset", "split", "backbone", "recipe", "pooling", "metric"])
     flops_source = ", ".join(sorted(sweep.flops_source.unique()))
-    written = tables.write_table(
-        summary, out.table(""), f"{out.name}: exit policies", [policy_legend(flops_source)]
-    )
-    written += tables.write_table(
+    tables.write_table(summary, out.table(""), f"{out.name}: exit policies", [policy_legend(flops_source)])
+    tables.write_table(
         per_layer,
         out.table("_layers"),
         f"{out.name}: metric at every exit (mean ± std over seeds)",
         [INTERVAL_NOTE],
     )
-    written += tables.write_table(
+    tables.write_table(
         tables.mean_std(tables.calibration_table(artifacts), ["dataset", "split", "backbone", "recipe"]),
         out.table("_calibration"),
         f"{out.name}: expected calibration error of every exit (mean ± std over seeds)",
@@ -179,32 +231,20 @@ def build_report(
         read_timings(latency),
     )
     points = paper.with_static_alternative(points, artifacts)
-    written += tables.write_table(
+    tables.write_table(
         paper.paper_table(points, spec),
         out.table("_paper"),
         f"{out.name}: paper layout ({spec.layout}), mean ± std over seeds, [95% interval over examples]",
         [paper_legend(bool(latency)), *paper.source_notes(), *paper.other_backbone_notes(points)],
     )
-    with atomic_path(out.points) as tmp:
-        points.assign(experiment=out.name).to_csv(tmp, index=False)
-    written.append(out.points)
-    written += tables.write_table(
+    points.assign(experiment=out.name).to_csv(out.points, index=False)
+    tables.write_table(
         tables.exits_table(points, artifacts),
         out.table("_exits"),
         f"{out.name}: which inputs exit where (first seed, reported split)",
         [exits_legend(any(art.texts is not None for art in artifacts))],
     )
-    out.plots.mkdir(parents=True, exist_ok=True)
     figures = ReportData(sweep, layers, artifacts)
     for name in REPORT_PLOTS:
-        written += REPORT_PLOTS.get(name)(figures, out.plot(name))
-    read = [path for sweep_csv in sweeps for path in SweepFiles(sweep_csv).all()]
-    inputs = {str(p): sha256_file(p) for p in (*read, *artifact_paths, *latency)}
-    write_json(
-        out.record,
-        {
-            "provenance": provenance.collect(config=config, inputs=inputs),
-            "outputs": [str(p) for p in written],
-        },
-    )
-    return summary, written
+        REPORT_PLOTS.get(name)(figures, out.plot(name))
+    return summary

@@ -20,7 +20,7 @@ import yaml
 
 from fastexit_bench import provenance
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.io import sha256_file
+from fastexit_bench.io import check_file_set, read_json, sha256_file
 from fastexit_bench.provenance import Provenance
 from fastexit_bench.records import VersionedRecord
 from fastexit_bench.runtime.config import LATENCY_BATCH_SIZES
@@ -297,6 +297,10 @@ def check_all(points: pd.DataFrame, claim_set: ClaimSet) -> ClaimsRecord:
     )
 
 
+POINTS = "_points.csv"
+"""What `report` writes beside its tables: NAME_points.csv, every operating point per seed in numbers (what
+`claims` reads), published with the report's record NAME.json."""
+
 POINT_COLUMNS = {"experiment", "dataset", "recipe", "setting", "seed", "speedup"}
 """The columns of a report's points CSV that claims read."""
 
@@ -306,6 +310,7 @@ def read_points(paths: Sequence[Path]) -> pd.DataFrame:
     that lacks the columns claims read is a one-line error naming it."""
     frames = []
     for path in paths:
+        _check_report_whole(Path(path))
         try:
             frames.append(pd.read_csv(path))
         except (OSError, ValueError, UnicodeDecodeError) as error:
@@ -321,6 +326,18 @@ def read_points(paths: Sequence[Path]) -> pd.DataFrame:
             "`fastexit-bench report`; rerun it"
         )
     return points
+
+
+def _check_report_whole(points: Path) -> None:
+    """Refuse points whose report is not whole: no record beside them (a report stopped while publishing), or
+    one that lists other points."""
+    record = points.with_name(points.name.removesuffix(POINTS) + ".json")
+    if not points.name.endswith(POINTS) or not record.is_file():
+        raise FastExitError(
+            f"{points} is not a report's NAME{POINTS} with its record NAME.json beside it; rerun "
+            "`fastexit-bench report`"
+        )
+    check_file_set(record, read_json(record), "fastexit-bench report")
 
 
 def check_claims(points_paths: Sequence[Path], claims_path: Path, config: dict[str, Any]) -> ClaimsRecord:

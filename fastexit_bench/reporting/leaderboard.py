@@ -19,7 +19,7 @@ from fastexit_bench.analysis.leaderboard import (
 )
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.io import atomic_path, write_json
+from fastexit_bench.io import file_set
 from fastexit_bench.reporting.plots import FIGURE_SUFFIXES, leaderboard_plot
 from fastexit_bench.reporting.tables import TABLE_SUFFIXES, paper_policy, write_table
 
@@ -159,10 +159,9 @@ def write_leaderboard(board: Leaderboard, markdown: Path) -> list[Path]:
             f"to:\n\n{head_to_head}"
         ),
     ]
-    paths = write_table(display_table(board.ranking), stem, "Exit-policy leaderboard (reported split)", notes)
-    models = stem.with_name(f"{stem.name}_models.csv")
-    with atomic_path(models) as tmp:
-        board.per_model.to_csv(tmp, index=False)
-    paths += [models, *leaderboard_plot(board.ranking, board.per_model, stem)]
-    write_json(stem.with_suffix(".json"), board.record.to_dict())
-    return [*paths, stem.with_suffix(".json")]
+    with file_set(stem.with_suffix(".json")) as files:
+        staged = files.folder(stem.parent) / stem.name
+        write_table(display_table(board.ranking), staged, "Exit-policy leaderboard (reported split)", notes)
+        board.per_model.to_csv(staged.with_name(f"{stem.name}_models.csv"), index=False)
+        leaderboard_plot(board.ranking, board.per_model, staged)
+        return files.publish(board.record.to_dict())

@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fastexit_bench.analysis.artifact import ExitArtifact
+from fastexit_bench.analysis.artifact import ExitArtifact, ModelIdentity
 from fastexit_bench.analysis.flops import flops_for
 from fastexit_bench.analysis.operating_points import FULL_DEPTH
 from fastexit_bench.analysis.policies import resolve_policy
-from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
+from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, SweepFiles, read_sweep_csv
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, difference_interval
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.metrics import compute_metrics, direction
@@ -103,9 +103,13 @@ def paper_points(selection: pd.DataFrame, reference: str | None = None) -> pd.Da
     ).reset_index(drop=True)
 
 
-def timed_points(selection_csv: Path) -> tuple[str | None, list[tuple[str, str, float]]]:
-    """What `latency` times for one model: the reported split of its sweep's selection file and the
-    ``(setting, policy, value)`` of its paper operating points that exit early (the paper table's rows)."""
+def timed_points(
+    selection_csv: Path, model: ModelIdentity
+) -> tuple[str | None, list[tuple[str, str, float]]]:
+    """What `latency` times for ``model``: the reported split of its sweep's selection file and the
+    ``(setting, policy, value)`` of its paper operating points that exit early (the paper table's rows). A
+    selection of another model (or a sweep not whole) is refused: its points would be timed on the wrong model."""
+    model.check_same(SweepFiles.of_selection(selection_csv).model(), "the model timed", selection_csv)
     chosen = paper_points(read_sweep_csv(selection_csv, SELECTION_COLUMNS))
     points = [(row.setting, row.policy, row.value) for row in chosen.itertuples() if row.policy != "static"]
     return (str(chosen.split.iloc[0]) if len(chosen) else None), points

@@ -10,7 +10,7 @@ from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.locations import Locations
-from fastexit_bench.models.backbones import load_backbone
+from fastexit_bench.models.backbones import check_length, load_backbone, position_limit
 
 
 def stage_dataset(
@@ -20,7 +20,8 @@ def stage_dataset(
     per split its rows, labels, origin, mean tokens, truncated rows and cache file; ``config`` is recorded as
     the run's provenance."""
     spec = DATASETS.get(name)
-    _, tokenizer, resolved = load_backbone(backbone, where.resources)
+    model, tokenizer, resolved = load_backbone(backbone, where.resources)
+    check_length(data.max_length, position_limit(model.config, model.embeddings), backbone)
     splits = {}
     for split in spec.loadable_splits:
         loaded, tokenized = load_tokenized(spec, split, tokenizer, data, where)

@@ -69,6 +69,7 @@ def open_trained(
     device = resolve_device(where.device)
     model, tokenizer, record = load_trained(folder, where.resources)
     dataset = DATASETS.get(record.dataset)
+    record.check_dataset(dataset.num_outputs, Path(folder) / INFO)
     split = split or dataset.eval_splits[0]
     data = DataConfig(max_train=examples, max_eval=examples, max_length=record.max_length, seed=record.seed)
     loaded, rows = load_tokenized(dataset, split, tokenizer, data, where)

@@ -12,13 +12,15 @@ from typing import Any
 from fastexit_bench import provenance
 from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.hygiene import check_splits, warnings
-from fastexit_bench.data.spec import DATASETS
+from fastexit_bench.data.loading import resolve_mirror
+from fastexit_bench.data.spec import DATASETS, dataset_dirs
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.device import resolve_device
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import resolve
 from fastexit_bench.io import check_output_folder, exclusive_use
-from fastexit_bench.locations import Locations
+from fastexit_bench.locations import Locations, resources_dir
+from fastexit_bench.models.backbones import check_length
 from fastexit_bench.models.saved import (
     INFO,
     DevMetric,
@@ -64,7 +66,7 @@ def train(
 ) -> TrainingRecord:
     """Train ``run`` into the folder ``out`` (a killed run started again resumes from its checkpoint; a finished
     model is kept unless ``overwrite``) and return its record."""
-    check_output_folder(out, overwrite=overwrite)
+    check_output_folder(out, overwrite=overwrite, inputs=read_folders(run, where))
     if (out / INFO).is_file() and not overwrite:
         raise FastExitError(
             f"{out} already holds a trained model ({INFO}); pass --overwrite to train it "
@@ -72,6 +74,17 @@ def train(
         )
     with exclusive_use(out, "`fastexit-bench train`"):
         return _train(run, data, config, out, where, provenance_config, report)
+
+
+def read_folders(run: TrainingRun, where: Locations) -> list[Path]:
+    """The folders a training run reads (resources with the converted backbones, the data mirror, the user's
+    dataset declarations, a backbone or fine-tuned model given as a folder): its output must be none of them,
+    hold none and lie in none."""
+    folders = [resources_dir(where.resources), *dataset_dirs()]
+    mirror = resolve_mirror(where.mirror)
+    folders += [mirror] if mirror else []
+    given = [Path(run.backbone), *([run.finetuned_from] if run.finetuned_from else [])]
+    return folders + [path for path in given if path.exists()]
 
 
 def _train(
@@ -93,11 +106,7 @@ def _train(
     pooling = pooling_for(run.backbone, recipe.head, run.pooling, where.resources)
     start = recipe.start_spec(run.backbone, spec.num_outputs, pooling)
     model, tokenizer, resolved = build_model(start, where.resources, seed=data.seed)
-    if data.max_length > model.max_tokens:
-        raise FastExitError(
-            f"--max-length {data.max_length} is longer than {run.backbone}'s {model.max_tokens} "
-            f"positions; use at most {model.max_tokens}"
-        )
+    check_length(data.max_length, model.max_tokens, run.backbone)
     model.to(device)
     (train_loaded, train_rows), (dev_loaded, dev_rows) = (
         load_tokenized(spec, split, tokenizer, data, where)

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from fastexit_bench.analysis.policies import resolve_policy
-from fastexit_bench.errors import TrainingError
+from fastexit_bench.errors import Interrupted, TrainingError
 from fastexit_bench.execution import grad_scaler, resolve, running
 from fastexit_bench.io import atomic_path
 from fastexit_bench.metrics import direction
@@ -207,6 +207,7 @@ class Trainer:
         self.finished = list(finished or [])  # logs of first stages whose result ``model`` already holds
         self.task, self.config = task, config
         self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.saved_at: str | None = None  # what the last checkpoint written holds, for an interrupt's message
         self.teacher: EarlyExitModel | None = None  # while a distilling stage runs
         self.device = next(model.parameters()).device
         self.execution = resolve(config.execution, self.device)
@@ -238,6 +239,14 @@ class Trainer:
         try:
             with running(self.model.config, self.execution, self.device):
                 return self._run_stages()
+        except KeyboardInterrupt:
+            kept = (
+                f"its checkpoint {self.checkpoint} holds {self.saved_at or 'what an earlier run saved'}; run "
+                "the same command again to resume from there"
+                if self.checkpoint is not None and self.checkpoint.is_file()
+                else "no checkpoint was written yet; run the same command again to start over"
+            )
+            raise Interrupted(f"training stopped by an interrupt; {kept}") from None
         finally:
             for model in {id(m): m for m in (given, self.model)}.values():
                 restore_vocabulary(model.embeddings)
@@ -511,6 +520,12 @@ class Trainer:
             payload["state"] = _plain(state["state"])
         with atomic_path(self.checkpoint) as tmp:
             torch.save(payload, tmp)
+        where = state.get("state")
+        self.saved_at = (
+            f"stage {where.index + 1} at epoch {where.epoch + 1}, step {where.step}"
+            if isinstance(where, StageState)
+            else f"{state['stage']} finished stage(s)"
+        )
 
     def _load_checkpoint(self) -> dict | None:
         if self.checkpoint is None or not self.checkpoint.is_file():

@@ -90,9 +90,7 @@ def experiment(name):
 check_names()
 
 
-DATASET_DIR_OPTIONS = " ".join(
-    f"--dataset-dir {folder}" for folder in config["dataset_dirs"]
-)
+DATASET_DIR_OPTIONS = command_options(dataset_dir=list(config["dataset_dirs"]))
 LOCATIONS = command_options(mirror=config["data_mirror"], resources=config["resources"])
 PREPARE_DATA = DataConfig(**{k: config[k] for k in (*DATA_KEYS, "seed") if k in config})
 """The top level's data settings: how `prepare` stages, and the seed every staging carves splits with."""

@@ -37,5 +37,5 @@ rule probe_backbone:
     params:
         resources=config["resources"],
     shell:
-        "python -m fastexit_bench backbone show {wildcards.backbone} --resources {params.resources} "
+        "python -m fastexit_bench backbone show {wildcards.backbone} --resources {params.resources:q} "
         "--out {output.summary} > {log} 2>&1"
