@@ -15,6 +15,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/experiments.smk"
 
 
+onstart:
+    preflight_jobs(workflow.dag.jobs)
+
+
 rule all:
     default_target: True
     input:

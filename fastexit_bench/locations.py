@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 RESOURCES_ENV = "FASTEXIT_RESOURCES"
@@ -42,6 +44,22 @@ class ResolvedBackbone:
 def resources_dir(path: str | Path | None = None) -> Path:
     """Where converted backbones and caches live: the argument, ``$FASTEXIT_RESOURCES`` or ``resources/``."""
     return Path(path or os.environ.get(RESOURCES_ENV) or "resources")
+
+
+HUB_HOST = "huggingface.co"
+OFFLINE_VALUES = ("1", "true", "yes", "on")
+
+
+@cache
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the HuggingFace hub can be reached from here (False in offline mode, ``HF_HUB_OFFLINE=1``)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in OFFLINE_VALUES:
+        return False
+    try:
+        socket.create_connection((HUB_HOST, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def package_dir(package: str) -> Path | None:

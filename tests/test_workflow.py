@@ -265,7 +265,7 @@ def test_each_paper_experiment_runs_with_its_preset(tmp_path):
     )
 
 
-def test_a_dataset_without_any_copy_fails_the_dry_run(tmp_path):
+def test_a_dataset_without_any_copy_is_named_by_the_dry_run_and_stops_the_run_before_any_job(tmp_path):
     (tmp_path / "empty").mkdir()
     config = {
         "prepare": [],
@@ -276,6 +276,11 @@ def test_a_dataset_without_any_copy_fails_the_dry_run(tmp_path):
         },
     }
     (tmp_path / "nocopy.yaml").write_text(yaml.safe_dump(config))
-    done = snakemake(tmp_path, "-n", config="nocopy.yaml")
-    assert done.returncode != 0
-    assert "dataset 'book_review' has no local copy" in done.stdout + done.stderr
+    line = "cannot run here: dataset 'book_review' has no local copy"
+    dry = snakemake(tmp_path, "-n", config="nocopy.yaml")
+    said = dry.stdout + dry.stderr
+    assert dry.returncode == 0 and line in said and "Traceback" not in said  # the plan, and why
+    done = snakemake(tmp_path, config="nocopy.yaml")
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and line in said and "Traceback" not in said
+    assert not (tmp_path / "results").exists()  # before any job

@@ -46,6 +46,7 @@ def add_parser(commands) -> None:
 
 def run_plan(args: argparse.Namespace) -> None:
     from fastexit_bench.experiments.plan import CpuRates, plan
+    from fastexit_bench.experiments.preflight import preflight
     from fastexit_bench.experiments.settings import experiment_settings, load_config
 
     config = load_config(args.config, args.schema)
@@ -53,3 +54,5 @@ def run_plan(args: argparse.Namespace) -> None:
     mirror = None if mirror == "none" else mirror
     settings = experiment_settings(config, args.experiment)
     emit(plan(settings, mirror, args.resources, args.tflops, CpuRates.read(args.rates)).markdown())
+    for problem in preflight(settings.datasets, settings.backbones(), mirror):
+        emit(f"cannot run here: {problem}")

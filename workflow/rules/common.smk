@@ -7,13 +7,15 @@ import re
 from dataclasses import asdict, replace
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from fastexit_bench.analysis.policies import resolve_policy
-from fastexit_bench.data.loading import available_splits
+from fastexit_bench.data.loading import dataset_problem
 from fastexit_bench.data.spec import DATASETS, use_dataset_dirs
 from fastexit_bench.errors import DataError, FastExitError, UnknownNameError
 from fastexit_bench.models.backbones import check_backbone_name
+from fastexit_bench.experiments.preflight import preflight
 from fastexit_bench.experiments.settings import (
     DATA_KEYS,
     DataConfig,
@@ -35,7 +37,7 @@ validate(config, "../schemas/config.schema.yaml")
 wildcard_constraints:
     dataset="[a-z][a-z0-9_-]*",
     backbone="[a-z][a-z0-9_-]*",
-    experiment="[a-z][a-z0-9_]*",
+    experiment="|".join(sorted(config["experiments"])) or "[a-z][a-z0-9_]*",  # leaderboard.md is not one
     scope="[a-z][a-z0-9_]*",
     recipe="[a-z][a-z0-9-]*",
     seed="[0-9]+",
@@ -110,16 +112,47 @@ def options(command, locations=True):
 
 
 def require_copy(wildcards):
-    """No input files; refuses, while the DAG is built (dry runs too), to stage a dataset that has neither a
-    local copy nor a declared hub copy, so a run never fails hours in for want of data.
+    """No input files; names, while the DAG is built (a dry run shows it), a dataset this machine cannot load
+    (no local copy, no reachable hub copy). A real run stops on it before any job (`onstart`).
     """
-    spec = DATASETS.get(wildcards.dataset)
-    if spec.hub is None and not available_splits(spec, config["data_mirror"]):
-        raise WorkflowError(
-            f"dataset {spec.name!r} has no local copy (data_mirror: {config['data_mirror']}) and no hub copy "
-            f"is declared; set data_mirror to a folder holding it (`fastexit-bench data ls -v` lists the paths tried)"
-        )
+    problem = dataset_problem(wildcards.dataset, config["data_mirror"])
+    if problem and problem not in WARNED:
+        WARNED.add(problem)
+        logger.warning(f"cannot run here: {problem}")
     return []
+
+
+WARNED = set()
+
+
+def run_inputs(jobs):
+    """The datasets and backbones the jobs of this run read (from each job's wildcards)."""
+    datasets, backbones = set(), set()
+    for job in jobs:
+        wildcards = job.wildcards_dict
+        scope = wildcards.get("scope", wildcards.get("experiment"))
+        if "dataset" in wildcards and scope:
+            datasets.add(wildcards["dataset"])
+            backbones.add(
+                wildcards["backbone"]
+                if scope == PREPARE
+                else experiment_backbone(scope, wildcards["dataset"])
+            )
+        elif job.rule.name == "probe_backbone":
+            backbones.add(wildcards["backbone"])
+    return datasets, backbones
+
+
+def preflight_jobs(jobs):
+    """Stop the run before any job, one line per dataset or backbone its jobs need that cannot be loaded
+    here (without it the first job reading it fails, after the others staged for minutes).
+    """
+    datasets, backbones = run_inputs(jobs)
+    problems = preflight(datasets, backbones, config["data_mirror"])
+    if problems:
+        raise SystemExit(
+            "\n".join(f"cannot run here: {problem}" for problem in problems)
+        )
 
 
 def get_final_output():
