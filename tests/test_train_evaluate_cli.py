@@ -80,6 +80,15 @@ def test_train_writes_weights_and_a_complete_record(trained):
     assert hygiene["train"]["rows"] == 64 and hygiene["validation"]["shared_with_train"] == 0
 
 
+def test_evaluate_samples_as_many_rows_as_training_scored_dev_on_by_default(trained, resources, tmp_path):
+    out = tmp_path / "test.npz"
+    common = ["--resources", str(resources), "--device", "cpu", "--split", "test", "--out", str(out)]
+    assert main(["evaluate", str(trained), *common]) == 0
+    assert ExitArtifact.load(out).predictions.logits.shape[1] == 16  # the --max-eval 16 it was trained with
+    assert main(["evaluate", str(trained), *common, "--max-eval", "5", "--overwrite"]) == 0
+    assert ExitArtifact.load(out).predictions.logits.shape[1] == 5
+
+
 def test_artifact_layer_k_equals_manual_forward_through_k_layers(trained, resources, tmp_path, capsys):
     out = tmp_path / "validation.npz"
     assert (

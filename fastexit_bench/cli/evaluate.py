@@ -16,7 +16,6 @@ from fastexit_bench.cli.common import (
     positive_int,
     subcommand,
 )
-from fastexit_bench.data.config import DataConfig
 from fastexit_bench.runtime.config import EVAL_BATCH_SIZE
 
 
@@ -39,8 +38,9 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--max-eval",
         type=positive_int,
-        default=DataConfig.max_eval,
-        help="seeded subsample of the split (None: all of it)",
+        default=None,
+        help="seeded subsample of the split (None: as many rows as the model's dev subsample in training, "
+        "or all of it when training used every dev row)",
     )
     parser.add_argument(
         "--batch-size", type=positive_int, default=EVAL_BATCH_SIZE, help="evaluation batch size"
@@ -49,6 +49,7 @@ def add_parser(commands) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from fastexit_bench.io import check_output_file
+    from fastexit_bench.models.saved import read_record
     from fastexit_bench.runtime.evaluation import evaluate
     from fastexit_bench.runtime.trained import model_files, open_trained
 
@@ -56,7 +57,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     trained = open_trained(
         args.model,
         args.split,
-        examples=args.max_eval,
+        examples=args.max_eval or read_record(args.model).eval_rows,
         execution=execution_config(args),
         where=locations(args),
     )

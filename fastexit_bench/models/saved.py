@@ -133,6 +133,12 @@ class TrainingRecord(VersionedRecord):
     def _version_of(cls, data: dict[str, Any]) -> Any:
         return data.get(cls.VERSION_KEY, cls.VERSION)  # records before versioning have this layout
 
+    @property
+    def eval_rows(self) -> int | None:
+        """How many dev rows training scored on (its seeded subsample; None: every row): what `evaluate`
+        samples by default, so a model trained on a subsample is not evaluated for minutes on every row."""
+        return self.data.get("dev", {}).get("subsampled", {}).get("rows_kept")
+
     def check_dataset(self, num_outputs: int, where: Path) -> None:
         """Refuse a record whose dataset is not the one its model was trained on (an edited record): the
         dataset named twice must agree, and the model's outputs must be the dataset's."""
