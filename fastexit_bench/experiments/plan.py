@@ -100,20 +100,38 @@ def _cached_config(hub_id: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
+PARTIAL_COPY = "partial local copy"
+PARTIAL_BELOW = 0.9
+"""A local copy with fewer than this share of the published training rows is a partial copy (deduplication
+removes a few percent, never a tenth)."""
+
+
 @functools.cache  # one load per dataset, not per (dataset, recipe)
 def training_rows(spec: DatasetSpec, mirror: str | Path | None) -> tuple[int | None, str]:
-    """Rows a full run trains on and where the count comes from."""
+    """Rows a full run trains on and where the count comes from; a partial local copy says so, since the
+    paper's published numbers were measured on all of the data."""
+    published = published_training_rows(spec)
     if spec.train_split in available_splits(spec, mirror):
-        return len(load_split(spec, spec.train_split, mirror).frame), "local copy"
-    if spec.hub is None or spec.train_split not in spec.hub.rows:
+        rows = len(load_split(spec, spec.train_split, mirror).frame)
+        if published and rows < PARTIAL_BELOW * published:
+            return rows, f"{PARTIAL_COPY} ({rows:,} of {published:,} published)"
+        return rows, "local copy"
+    if published is None:
         return None, "unknown (no local copy, no published size)"
+    return published, "hub copy (published size)"
+
+
+def published_training_rows(spec: DatasetSpec) -> int | None:
+    """The training rows of the dataset's published (hub) copy after the carves the loader applies, or None."""
+    if spec.hub is None or spec.train_split not in spec.hub.rows:
+        return None
     rows = spec.hub.rows[spec.train_split]
     carve = spec.carve
     if carve and carve.from_split == spec.train_split and set(carve.parts) - set(spec.hub.splits):
         rows = round(rows * carve.parts[spec.train_split])
     if spec.carves_selection:
         rows -= spec.selection.rows(rows)
-    return rows, "hub copy (published size)"
+    return rows
 
 
 @functools.cache  # one load per (dataset, split), not per (dataset, recipe)
@@ -320,6 +338,11 @@ class Plan:
             ),
         ]
         lines.append(self._cpu_line())
+        if any(w.rows_source.startswith(PARTIAL_COPY) for w in self.work):
+            lines.append(
+                f"{PARTIAL_COPY}: the mirror holds fewer training rows than the published dataset; the papers' "
+                "numbers were measured on all of them, so a paper table compares different data"
+            )
         if self.unknown:
             lines.append(
                 f"{self.unknown} of {len(self.work)} rows are unknown (marked ?) and left out of the totals"
