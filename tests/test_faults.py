@@ -349,6 +349,8 @@ def cases(root: Path, resources: Path) -> dict[str, list[str]]:
         ],
         "report/another model's artefacts": [*report, "--sweeps", str(root / "other_sweep.csv")]
         + ["--artifacts", str(dev), "--tables", str(root / "t")],
+        "report/no reference model": [*report, "--sweeps", str(sweep), "--artifacts", str(dev)]
+        + ["--tables", str(root / "t")],  # the default --reference baseline was not swept
         "report/a sweep twice": [*report, "--sweeps", str(sweep), str(sweep), "--artifacts", str(dev)]
         + ["--tables", str(root / "t")],
         "report/a header-only sweep": [*report, "--sweeps", str(root / "empty_sweep.csv")]

@@ -65,5 +65,8 @@ def run_report(args: argparse.Namespace) -> None:
             TableSpec(args.layout, args.reference),
             config_of(args),
         )
-    emit(summary.to_string(index=False))
-    emit("wrote " + ", ".join(str(p) for p in written))
+    emit(
+        f"{len(summary)} policy rows in {out.table('').with_suffix('.md')}; the paper layout in "
+        f"{out.table('_paper').with_suffix('.md')}"
+    )
+    emit(f"wrote {len(written)} files: " + ", ".join(str(p) for p in written))

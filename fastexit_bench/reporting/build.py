@@ -148,6 +148,10 @@ def build_report(
     (``io.FileSet``: a run stopped midway leaves the old report whole, or no record); return the policy summary
     and the files written."""
     results = read_sweeps(sweeps)
+    paper.against_baseline(  # refuses, before the minutes of tables, sweeps without the reference model
+        paper.paper_points(pd.concat([r.selection for r in results], ignore_index=True), spec.reference),
+        spec.reference,
+    )
     artifacts = [ExitArtifact.load(path) for path in artifact_paths]
     check_same_models(results, sweeps, artifacts, artifact_paths)
     read = [path for sweep_csv in sweeps for path in SweepFiles(sweep_csv).all()]

@@ -126,8 +126,9 @@ def against_baseline(points: pd.DataFrame, reference: str) -> pd.DataFrame:
     )
     if baseline.empty:
         raise FastExitError(
-            f"a paper table compares against the full depth of recipe {reference!r}: add "
-            f"{reference!r} to the experiment's recipes (or set table.reference)"
+            f"a paper table compares against the full depth of recipe {reference!r} and no sweep given is of "
+            f"it: pass its sweep (--sweeps; in the workflow, add {reference!r} to the experiment's recipes), or "
+            "name another recipe (--reference; table.reference)"
         )
     base = baseline.loc[list(zip(points.dataset, points.seed))]
     delta = 100 * (points.score.to_numpy() - base.score.to_numpy())
