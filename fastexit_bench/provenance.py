@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -79,8 +80,9 @@ class Provenance:
     """The provenance block every result file carries. Attributes: the code (``package_version``,
     ``git_commit``, ``git_dirty``: tracked code differing from it), when and how it ran (``created_utc``,
     ``argv``), the run's settings (``config``, free-form, and their hash), the files it read with their
-    SHA-256 (``inputs``) and ``env`` (:func:`environment`). Every field is optional: blocks written before a
-    field existed read with it empty."""
+    SHA-256 (``inputs``), ``env`` (:func:`environment`) and ``wall_seconds``, how long the command's process
+    had run when it wrote the block (its wall time, for a command that writes at its end). Every field is
+    optional: blocks written before a field existed read with it empty."""
 
     schema_version: int | None = None
     package_version: str | None = None
@@ -92,6 +94,7 @@ class Provenance:
     config_sha256: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
+    wall_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,4 +115,15 @@ def collect(config: dict[str, Any] | None = None, inputs: dict[str, str] | None 
         ).hexdigest(),
         inputs=inputs or {},
         env=environment(),
+        wall_seconds=process_age_s(),
     )
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux ``/proc``; None elsewhere)."""
+    try:
+        started_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(uptime - started_ticks / os.sysconf("SC_CLK_TCK"), 1)

@@ -29,3 +29,15 @@ def test_source_dirty_ignores_regenerated_results_but_not_code(tmp_path):
 
 def test_source_dirty_is_unknown_outside_git(tmp_path):
     assert source_dirty(tmp_path) is None
+
+
+def test_a_record_carries_its_commands_wall_time():
+    """A command writes its records at its end, so its provenance block's process age is its wall time."""
+    import subprocess
+    import sys
+
+    code = "import time; time.sleep(1.0); from fastexit_bench.provenance import collect; print(collect().wall_seconds)"
+    seconds = float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    )
+    assert 1.0 <= seconds < 30
