@@ -159,8 +159,14 @@ def metric_vs_flops(sweep: pd.DataFrame, stem: Path) -> list[Path]:
         axis.grid(alpha=0.3)
     _same_y_per_dataset(axes[: len(panels)], [dataset for (dataset, _), _ in panels])
     if panels:
-        axes[len(panels) - 1].legend(fontsize=8, loc="lower right")
+        _legend_outside(axes[len(panels) - 1], fontsize=8)
     return _save(figure, stem)
+
+
+def _legend_outside(axis, fontsize: float) -> None:
+    """The legend under the axes (panels stand side by side), so that it never covers data; the saved figure
+    grows to hold it."""
+    axis.legend(fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
 
 
 @report_plot(reads="sweep")
@@ -184,7 +190,9 @@ def exit_shares(sweep: pd.DataFrame, stem: Path, max_drop_points: float = 1.0) -
                 layers - 0.4 + width * (i + 0.5),
                 [best[f"exit_share_{k}"] for k in layers],
                 width,
-                label=f"{policy}={best.value:g} ({best.speedup:.2f}x)",
+                label=f"{policy} ({best.speedup:.2f}x)"
+                if policy == "oracle"
+                else (f"{policy}={best.value:.3g} ({best.speedup:.2f}x)"),
             )
         axis.set(
             title=f"{_title(dataset, recipe, table)}: within {max_drop_points:g} pt",
@@ -194,7 +202,7 @@ def exit_shares(sweep: pd.DataFrame, stem: Path, max_drop_points: float = 1.0) -
             ylim=(0, 1),
         )
         axis.grid(alpha=0.3, axis="y")
-        axis.legend(fontsize=7)
+        _legend_outside(axis, fontsize=7)
     return _save(figure, stem)
 
 
@@ -226,7 +234,7 @@ def layer_metric(layers: pd.DataFrame, stem: Path) -> list[Path]:
             )
         axis.set(title=f"{dataset} ({table.split.iloc[0]})", xlabel="exit layer", ylabel=table.metric.iloc[0])
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        _legend_outside(axis, fontsize=8)
     return _save(figure, stem)
 
 
@@ -255,7 +263,7 @@ def calibration(artifacts: Sequence[ExitArtifact], stem: Path) -> list[Path]:
             ylim=(0, 1),
         )
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=6, ncol=2)
+        _legend_outside(axis, fontsize=6)
     return _save(figure, stem)
 
 
@@ -346,7 +354,7 @@ def method_fronts(sweep: pd.DataFrame, stem: Path) -> list[Path]:
             title=f"{dataset} ({table.split.iloc[0]})", xlabel="GFLOPs per example (fvcore)", ylabel=metric
         )
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="lower right")
+        _legend_outside(axis, fontsize=7)
     return _save(figure, stem)
 
 
