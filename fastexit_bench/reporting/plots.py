@@ -166,7 +166,7 @@ def metric_vs_flops(sweep: pd.DataFrame, stem: Path) -> list[Path]:
 def _legend_outside(axis, fontsize: float) -> None:
     """The legend under the axes (panels stand side by side), so that it never covers data; the saved figure
     grows to hold it."""
-    axis.legend(fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    axis.legend(fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
 
 
 @report_plot(reads="sweep")
