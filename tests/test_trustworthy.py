@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from fastexit_bench.analysis.artifact import TEXT_CHARS, ArtifactMetadata, ExitArtifact, LayerOutputs
-from fastexit_bench.analysis.calibration import BINS, calibration_interval, reliability
+from fastexit_bench.analysis.calibration import BINS, calibration_interval
 from fastexit_bench.analysis.degenerate import check_model
 from fastexit_bench.analysis.policies import DEFAULT_POLICIES, REFERENCE_POLICIES, resolve_policy
 from fastexit_bench.analysis.sweep import scores, sweep
@@ -173,9 +173,6 @@ def test_calibration_error_and_reliability_match_a_direct_computation():
     )
     error, interval = calibration_interval(probabilities, labels, bootstrap_weights(400))
     assert error == pytest.approx(direct) and interval.low <= error + 1e-12 <= interval.high + 1e-12
-    mean_confidence, accuracy, count = reliability(probabilities, labels)
-    assert count.sum() == 400 and np.all(np.diff(mean_confidence) > 0)
-    assert np.average(np.abs(accuracy - mean_confidence), weights=count) == pytest.approx(error)
     overconfident = np.where(np.arange(3) == probabilities.argmax(1)[:, None], 0.99, 0.005)
     assert calibration_interval(overconfident, labels, bootstrap_weights(400))[0] > 2 * error
 
@@ -229,3 +226,15 @@ def test_which_inputs_exit_where_from_the_artifact(tmp_path):
     right = loaded.predictions.predictions()[0][exits == 1] == LABELS[exits == 1]
     assert first["accuracy [95% CI]"].startswith(f"{right.mean():.3f} [")
     assert first["examples exiting here"].startswith("“text number 0 / with a pipe")  # no | to break a table
+
+
+def test_the_reliability_diagram_bins_hold_equally_many_examples():
+    from fastexit_bench.analysis.calibration import PER_BIN, equal_mass_reliability
+
+    rng = np.random.default_rng(7)
+    for examples in (40, 212, 5000):
+        probabilities = rng.dirichlet(np.ones(2), examples)
+        labels = rng.integers(0, 2, examples)
+        confidence, accuracy = equal_mass_reliability(probabilities, labels)
+        assert len(confidence) == min(max(examples // PER_BIN, 1), BINS) and np.all(np.diff(confidence) >= 0)
+        assert np.all((accuracy >= 0) & (accuracy <= 1))

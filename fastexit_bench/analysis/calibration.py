@@ -47,16 +47,19 @@ def calibration_interval(
     return plain, interval_of(calibration_error(probabilities, labels, weights))
 
 
-def reliability(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per non-empty bin: mean confidence, accuracy and number of examples (a reliability diagram)."""
+PER_BIN = 50
+"""Examples per bin of an equal-mass reliability diagram (fewer bins on small splits, at most ``BINS``)."""
+
+
+def equal_mass_reliability(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean confidence and accuracy of bins holding equally many examples (about ``PER_BIN``, at most ``BINS``
+    bins): a reliability diagram of a small split without near-empty bins whose accuracy is noise."""
     confidence = probabilities.max(-1)
     correct = probabilities.argmax(-1) == labels
-    bins = _bins(confidence)
-    count = np.bincount(bins, minlength=BINS)
-    shown = count > 0
-    mean_confidence = np.bincount(bins, confidence, BINS)[shown] / count[shown]
-    accuracy = np.bincount(bins, correct, BINS)[shown] / count[shown]
-    return mean_confidence, accuracy, count[shown]
+    groups = np.array_split(
+        np.argsort(confidence, kind="stable"), int(np.clip(len(labels) // PER_BIN, 1, BINS))
+    )
+    return np.array([confidence[g].mean() for g in groups]), np.array([correct[g].mean() for g in groups])
 
 
 def fit_temperatures(outputs: LayerOutputs) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fastexit_bench.analysis.artifact import ExitArtifact
-from fastexit_bench.analysis.calibration import reliability
+from fastexit_bench.analysis.calibration import equal_mass_reliability
 from fastexit_bench.analysis.operating_points import within_drop
 from fastexit_bench.analysis.sweep import full_depth_metric
 from fastexit_bench.io import atomic_path
@@ -252,12 +252,12 @@ def calibration(artifacts: Sequence[ExitArtifact], stem: Path) -> list[Path]:
         outputs = art.predictions
         colours = plt.cm.viridis(np.linspace(0, 0.9, outputs.num_layers))
         for k, (probabilities, colour) in enumerate(zip(outputs.probabilities(), colours), start=1):
-            confidence, accuracy, _ = reliability(probabilities, outputs.labels)
+            confidence, accuracy = equal_mass_reliability(probabilities, outputs.labels)
             axis.plot(confidence, accuracy, marker=".", color=colour, label=f"exit {k}")
         axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
         axis.set(
             title=f"{dataset} / {recipe} ({art.metadata.split}, seed {art.metadata.seed})",
-            xlabel="confidence (top probability)",
+            xlabel=f"confidence (top probability), {len(confidence)} bins of equally many examples",
             ylabel="accuracy",
             xlim=(0, 1),
             ylim=(0, 1),
