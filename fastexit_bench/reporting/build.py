@@ -148,17 +148,16 @@ def build_report(
     (``io.FileSet``: a run stopped midway leaves the old report whole, or no record); return the policy summary
     and the files written."""
     results = read_sweeps(sweeps)
-    paper.against_baseline(  # refuses, before the minutes of tables, sweeps without the reference model
-        paper.paper_points(pd.concat([r.selection for r in results], ignore_index=True), spec.reference),
-        spec.reference,
-    )
+    selection = pd.concat([result.selection for result in results], ignore_index=True)
+    # refuses, before the minutes of tables, sweeps without the reference model
+    compared = paper.against_baseline(paper.paper_points(selection, spec.reference), spec.reference)
     artifacts = [ExitArtifact.load(path) for path in artifact_paths]
     check_same_models(results, sweeps, artifacts, artifact_paths)
     read = [path for sweep_csv in sweeps for path in SweepFiles(sweep_csv).all()]
     inputs = {str(p): sha256_file(p) for p in (*read, *artifact_paths, *latency)}
     with file_set(out.record) as outputs:
         staged = ReportOutputs(out.name, outputs.folder(out.tables), outputs.folder(out.plots))
-        summary = _write_report(staged, results, artifacts, latency, spec)
+        summary = _write_report(staged, results, compared, artifacts, latency, spec)
         written = outputs.publish({"provenance": provenance.collect(config=config, inputs=inputs)})
     return summary, written
 
@@ -203,13 +202,14 @@ def check_same_models(
 def _write_report(
     out: ReportOutputs,
     results: Sequence[SweepResult],
+    compared: pd.DataFrame,
     artifacts: Sequence[ExitArtifact],
     latency: Sequence[Path],
     spec: TableSpec,
 ) -> pd.DataFrame:
-    """Every table, the points CSV and every plot of ``out`` (a staging folder); the policy summary."""
+    """Every table, the points CSV and every plot of ``out`` (a staging folder), ``compared``: the paper
+    operating points against the reference; the policy summary."""
     sweep = pd.concat([result.table for result in results], ignore_index=True)
-    selection = pd.concat([result.selection for result in results], ignore_index=True)
     layers = tables.layer_table(artifacts)
     summary = tables.mean_std(
         tables.policy_summary(results), [*tables.KEYS, "metric"], missing=tables.NOT_A_WIN
@@ -229,7 +229,6 @@ def _write_report(
         f"{out.name}: expected calibration error of every exit (mean ± std over seeds)",
         [CALIBRATION_LEGEND],
     )
-    compared = paper.against_baseline(paper.paper_points(selection, spec.reference), spec.reference)
     points = paper.with_latency(
         paper.paired_deltas(paper.with_pooling(compared, artifacts), spec.reference, artifacts),
         read_timings(latency),
