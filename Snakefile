@@ -10,6 +10,10 @@ min_version("8.20")
 configfile: "config/config.yaml"
 
 
+# `snakemake --report` opens on this page: links to each result's page (claims, experiments, leaderboard).
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/experiments.smk"

@@ -176,6 +176,25 @@ def test_published_numbers_of_another_backbone_family_are_only_noted():
     assert "other backbone (bert-base, ours me5-small)" in note and "0.8664" in note
 
 
+def test_a_model_trained_on_part_of_the_published_data_is_noted():
+    """A subset (max_train) or a partial local copy: the note gives the rows; all of the data, or counts from
+    before artefacts recorded them, say nothing."""
+
+    def trained_on(rows, published, seed=0):
+        art = artifact(seed=seed)
+        meta = dataclasses.replace(
+            art.metadata, dataset="qnli", train_rows=rows, published_train_rows=published
+        )
+        return dataclasses.replace(art, metadata=meta)
+
+    [note] = paper.partial_data_notes([trained_on(8999, 99743), trained_on(9001, 99743, seed=1)])
+    assert (
+        note.startswith("qnli: trained on 8,999 of 99,743 published training rows")
+        and "different data" in note
+    )
+    assert paper.partial_data_notes([trained_on(95000, 99743), trained_on(None, None), artifact()]) == []
+
+
 def test_unknown_layout_is_refused():
     with pytest.raises(FastExitError, match="layout 'table2'"):
         paper.TableSpec("table2")

@@ -196,11 +196,11 @@ def test_preflight_names_each_dataset_and_backbone_that_cannot_be_loaded_here(tm
 
 def test_a_partial_local_copy_is_labelled_against_the_published_size(mirror, capsys):
     from fastexit_bench.data.spec import DATASETS
-    from fastexit_bench.experiments.plan import published_training_rows, training_rows
+    from fastexit_bench.experiments.plan import training_rows
 
     spec = DATASETS.get("qnli")
     rows, source = training_rows(spec, str(mirror))
-    published = published_training_rows(spec)
+    published = spec.published_train_rows
     assert rows < 0.2 * published and source == f"partial local copy ({rows:,} of {published:,} published)"
     assert training_rows(DATASETS.get("rte"), str(mirror))[1] == "local copy"  # the whole of RTE
     assert main(["plan", "deebert_table1", "--mirror", str(mirror)]) == 0

@@ -1,8 +1,7 @@
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
+from fastexit_bench.reporting.page import CAPTIONS
 from fastexit_bench.reporting.plots import (
     REPORT_PLOTS,
     _early_exit_panels,
@@ -103,7 +102,7 @@ def test_pareto_keeps_rows_no_cheaper_row_beats():
 
 
 def test_every_report_figure_has_its_caption():
-    """`snakemake --report` captions each registered figure from workflow/report/<name>.rst."""
-    captions = Path(__file__).parents[1] / "workflow" / "report"
+    """The results page and `snakemake --report` caption each registered figure from CAPTIONS/<name>.rst."""
+    captions = CAPTIONS
     assert len(REPORT_PLOTS.names()) == 5
     assert all((captions / f"{name}.rst").is_file() for name in REPORT_PLOTS)

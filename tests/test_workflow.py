@@ -14,6 +14,7 @@ import yaml
 
 from fastexit_bench.experiments.settings import SCHEMA, experiment_settings, load_config
 from fastexit_bench.reporting.build import TABLE_PARTS
+from fastexit_bench.reporting.plots import REPORT_PLOTS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -141,10 +142,60 @@ def test_paper_table_has_every_operating_point_and_measured_speedups(workflow_ru
     assert {row["batch_size"] for row in timing["rows"]} == {1, 32} and timing["examples"] == 8
 
 
-def test_report_gathers_the_plots(workflow_run):
-    done = snakemake(workflow_run, "--report", str(workflow_run / "report.html"))
+def test_each_result_has_its_page(workflow_run):
+    """One HTML page per experiment holds every table (reported split first) and every figure with its caption;
+    the claims and the leaderboard have theirs."""
+    results = workflow_run / "results"
+    page = (results / "tables" / "tiny.html").read_text()
+    titles = [re.search(r"<h2>(.*?)</h2>", page[m.start() :]).group(1) for m in re.finditer("<section", page)]
+    assert titles[0].startswith("tiny: paper layout") and "tiny: exit policies" in titles
+    assert page.count("<figure>") == len(REPORT_PLOTS.names()) and page.count("<figcaption><p>") == len(
+        REPORT_PLOTS.names()
+    )
+    assert "experiment tiny" in page and "{{" not in page  # captions rendered for this experiment
+    assert "<h1>Claims</h1>" in (results / "claims.html").read_text()
+
+
+def chromium() -> str | None:
+    return next(
+        (
+            shutil.which(name)
+            for name in ("chromium", "chromium-headless-shell", "google-chrome")
+            if shutil.which(name)
+        ),
+        None,
+    )
+
+
+def test_report_opens_on_the_results(workflow_run):
+    """`snakemake --report`'s first screen names the claims and each experiment's results page (rendered by
+    headless Chromium: the report is a React app, its text exists only once scripts ran)."""
+    report = workflow_run / "report.html"
+    done = snakemake(workflow_run, "--report", str(report))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (workflow_run / "report.html").stat().st_size > 10_000
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no Chromium here (apt install chromium-headless-shell) to render the report")
+    shown = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    text = re.sub(r"<[^>]+>", " ", shown)
+    assert "fastexit-bench: results" in text
+    for name in ("claims.html", "tiny.html"):
+        assert name in text, name
+    assert "paper layout on the reported split" in text and "System Message" not in text
 
 
 def test_paper_experiments_dry_run_with_hub_backbones(workflow_run, mirror):

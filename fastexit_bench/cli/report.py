@@ -67,6 +67,6 @@ def run_report(args: argparse.Namespace) -> None:
         )
     emit(
         f"{len(summary)} policy rows in {out.table('').with_suffix('.md')}; the paper layout in "
-        f"{out.table('_paper').with_suffix('.md')}"
+        f"{out.table('_paper').with_suffix('.md')}; every table and figure on one page: {out.page}"
     )
     emit(f"wrote {len(written)} files: " + ", ".join(str(p) for p in written))

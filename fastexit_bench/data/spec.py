@@ -39,6 +39,17 @@ class Carve:
 SELECTION = "selection"
 
 
+PARTIAL_BELOW = 0.9
+"""Training rows below this share of the published ones are part of the data, not all of it (deduplication
+removes a few percent, never a tenth)."""
+
+
+def is_partial(train_rows: int | None, published_rows: int | None) -> bool:
+    """Whether ``train_rows`` is a part of the published training data (a subset or a partial copy) rather than
+    all of it; False where either count is unknown."""
+    return bool(train_rows is not None and published_rows and train_rows < PARTIAL_BELOW * published_rows)
+
+
 @dataclass(frozen=True)
 class SelectionCarve:
     """A dataset whose only labelled held-out split is the one tables report gets a ``selection`` split:
@@ -123,6 +134,24 @@ class DatasetSpec:
     def evaluated_splits(self) -> tuple[str, str]:
         """The splits a model is evaluated on: where its operating points are chosen, and where reported."""
         return self.selection_split, self.reported_split
+
+    @property
+    def published_train_rows(self) -> int | None:
+        """The training rows of the dataset's published (hub) copy after the carves the loader applies, or None:
+        what the papers trained on, against which a run's training rows show a subset or partial copy."""
+        if self.hub is None or self.train_split not in self.hub.rows:
+            return None
+        rows = self.hub.rows[self.train_split]
+        carve = self.carve
+        if carve and carve.from_split == self.train_split and set(carve.parts) - set(self.hub.splits):
+            rows = round(rows * carve.parts[self.train_split])
+        if self.carves_selection:
+            rows -= self.selection.rows(rows)
+        return rows
+
+    def is_partial(self, train_rows: int) -> bool:
+        """Whether ``train_rows`` is a part of this dataset's published training data (`is_partial`)."""
+        return is_partial(train_rows, self.published_train_rows)
 
     @property
     def num_outputs(self) -> int:

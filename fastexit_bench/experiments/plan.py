@@ -101,37 +101,21 @@ def _cached_config(hub_id: str) -> Path | None:
 
 
 PARTIAL_COPY = "partial local copy"
-PARTIAL_BELOW = 0.9
-"""A local copy with fewer than this share of the published training rows is a partial copy (deduplication
-removes a few percent, never a tenth)."""
 
 
 @functools.cache  # one load per dataset, not per (dataset, recipe)
 def training_rows(spec: DatasetSpec, mirror: str | Path | None) -> tuple[int | None, str]:
     """Rows a full run trains on and where the count comes from; a partial local copy says so, since the
     paper's published numbers were measured on all of the data."""
-    published = published_training_rows(spec)
+    published = spec.published_train_rows
     if spec.train_split in available_splits(spec, mirror):
         rows = len(load_split(spec, spec.train_split, mirror).frame)
-        if published and rows < PARTIAL_BELOW * published:
+        if spec.is_partial(rows):
             return rows, f"{PARTIAL_COPY} ({rows:,} of {published:,} published)"
         return rows, "local copy"
     if published is None:
         return None, "unknown (no local copy, no published size)"
     return published, "hub copy (published size)"
-
-
-def published_training_rows(spec: DatasetSpec) -> int | None:
-    """The training rows of the dataset's published (hub) copy after the carves the loader applies, or None."""
-    if spec.hub is None or spec.train_split not in spec.hub.rows:
-        return None
-    rows = spec.hub.rows[spec.train_split]
-    carve = spec.carve
-    if carve and carve.from_split == spec.train_split and set(carve.parts) - set(spec.hub.splits):
-        rows = round(rows * carve.parts[spec.train_split])
-    if spec.carves_selection:
-        rows -= spec.selection.rows(rows)
-    return rows
 
 
 @functools.cache  # one load per (dataset, split), not per (dataset, recipe)

@@ -17,15 +17,24 @@ from fastexit_bench.analysis.sweep import SweepFiles, SweepResult
 from fastexit_bench.analysis.uncertainty import RESAMPLES
 from fastexit_bench.errors import RecordError
 from fastexit_bench.io import file_set, read_json, sha256_file
-from fastexit_bench.reporting import paper, tables
+from fastexit_bench.reporting import page, paper, tables
 from fastexit_bench.reporting.claims import POINTS
 from fastexit_bench.reporting.paper import TableSpec
 from fastexit_bench.reporting.plots import FIGURE_SUFFIXES, REPORT_PLOTS, ReportData
 from fastexit_bench.runtime.config import LatencyRecord
 
 TABLE_PARTS = ("", "_layers", "_calibration", "_paper", "_exits")
-"""What `build_report` writes to TABLES: NAME<part>.{md,tex,csv} (and NAME.json, its record); the workflow
-lists the same files, so adding a table takes `tables.py` and this module."""
+"""What `build_report` writes to TABLES: NAME<part>.{md,tex,csv} (and NAME.json, its record, and NAME.html,
+its results page); the workflow lists the same files, so adding a table takes `tables.py` and this module."""
+PAGE_ORDER = (
+    ("reported split", "_paper"),
+    ("policies", ""),
+    ("figures", None),
+    ("every exit", "_layers"),
+    ("calibration", "_calibration"),
+    ("where inputs exit", "_exits"),
+)
+"""The results page's sections, results on the reported split first: (anchor, table part; None: the figures)."""
 INTERVAL_NOTE = (
     f"[a, b]: 95% bootstrap interval over the examples ({RESAMPLES} seeded resamples; bounds "
     "averaged over seeds)."
@@ -106,6 +115,10 @@ class ReportOutputs:
         return self.tables / f"{self.name}.json"
 
     @property
+    def page(self) -> Path:
+        return self.tables / f"{self.name}.html"
+
+    @property
     def points(self) -> Path:
         return self.tables / f"{self.name}{POINTS}"
 
@@ -118,6 +131,7 @@ class ReportOutputs:
     def files(self) -> list[Path]:
         return [
             self.record,
+            self.page,
             self.points,
             *(self.table(p).with_suffix(s) for p in TABLE_PARTS for s in tables.TABLE_SUFFIXES),
             *(self.plot(p).with_suffix(s) for p in REPORT_PLOTS for s in FIGURE_SUFFIXES),
@@ -238,7 +252,12 @@ def _write_report(
         paper.paper_table(points, spec),
         out.table("_paper"),
         f"{out.name}: paper layout ({spec.layout}), mean ± std over seeds, [95% interval over examples]",
-        [paper_legend(bool(latency)), *paper.source_notes(), *paper.other_backbone_notes(points)],
+        [
+            paper_legend(bool(latency)),
+            *paper.partial_data_notes(artifacts),
+            *paper.source_notes(),
+            *paper.other_backbone_notes(points),
+        ],
     )
     points.assign(experiment=out.name).to_csv(out.points, index=False)
     tables.write_table(
@@ -250,4 +269,30 @@ def _write_report(
     figures = ReportData(sweep, layers, artifacts)
     for name in REPORT_PLOTS:
         REPORT_PLOTS.get(name)(figures, out.plot(name))
+    _write_page(out)
     return summary
+
+
+def _write_page(out: ReportOutputs) -> None:
+    """NAME.html from the tables and figures just written (`PAGE_ORDER`), each figure with its caption."""
+    figures = "".join(
+        page.figure_html(
+            out.plot(name).with_suffix(".png"), name.replace("_", " "), page.caption_html(name, out.name)
+        )
+        for name in REPORT_PLOTS
+    )
+    sections = [
+        (
+            anchor,
+            figures
+            if part is None
+            else page.markdown_html(out.table(part).with_suffix(".md").read_text(), 1),
+        )
+        for anchor, part in PAGE_ORDER
+    ]
+    lead = (
+        f"<p>Experiment <strong>{out.name}</strong>. The paper-layout table reports the held-out split; the "
+        "policy table, figures and per-exit tables are on the split operating points are chosen on (each names "
+        "its split). Tables as files: NAME.{md,tex,csv} beside this page; figures as PNG and PDF.</p>"
+    )
+    page.write_page(out.page, f"{out.name}: results", lead.replace("NAME", out.name), sections)

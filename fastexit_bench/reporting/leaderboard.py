@@ -20,6 +20,7 @@ from fastexit_bench.analysis.leaderboard import (
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.io import file_set
+from fastexit_bench.reporting import page
 from fastexit_bench.reporting.plots import FIGURE_SUFFIXES, leaderboard_plot
 from fastexit_bench.reporting.tables import TABLE_SUFFIXES, paper_policy, write_table
 
@@ -141,13 +142,14 @@ def output_paths(markdown: Path) -> list[Path]:
         *(stem.with_suffix(s) for s in TABLE_SUFFIXES),
         stem.with_name(f"{stem.name}_models.csv"),
         *(stem.with_suffix(s) for s in FIGURE_SUFFIXES),
+        stem.with_suffix(".html"),
         stem.with_suffix(".json"),
     ]
 
 
 def write_leaderboard(board: Leaderboard, markdown: Path) -> list[Path]:
     """Write every file of ``board`` next to ``markdown`` (``NAME.md``): NAME.{md,tex,csv} (the ranking),
-    NAME_models.csv, NAME.{png,pdf} and NAME.json; returns their paths."""
+    NAME_models.csv, NAME.{png,pdf}, NAME.html (all on one page) and NAME.json; returns their paths."""
     stem = Path(markdown).with_suffix("")
     head_to_head = board.head_to_head.to_markdown(index=False)
     left_out = [f"Left out, degenerate: {reason}" for reason in board.record.left_out]
@@ -164,4 +166,8 @@ def write_leaderboard(board: Leaderboard, markdown: Path) -> list[Path]:
         write_table(display_table(board.ranking), staged, "Exit-policy leaderboard (reported split)", notes)
         board.per_model.to_csv(staged.with_name(f"{stem.name}_models.csv"), index=False)
         leaderboard_plot(board.ranking, board.per_model, staged)
+        plot = page.figure_html(
+            staged.with_suffix(".png"), "gain over static truncation", page.caption_html("leaderboard")
+        )
+        page.markdown_page(staged.with_suffix(".html"), staged.with_suffix(".md").read_text(), [plot])
         return files.publish(board.record.to_dict())

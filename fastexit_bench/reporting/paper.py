@@ -29,6 +29,7 @@ from fastexit_bench.analysis.operating_points import FULL_DEPTH
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, SweepFiles, read_sweep_csv
 from fastexit_bench.analysis.uncertainty import bootstrap_weights, difference_interval
+from fastexit_bench.data.spec import is_partial
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.metrics import compute_metrics, direction
 from fastexit_bench.pooling import LABELS as POOLING_LABELS
@@ -428,6 +429,22 @@ def _format(value: Any, column: str) -> str:
     if "delta" in column:  # metric points
         return f"{value:.1f}"
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def partial_data_notes(artifacts: Sequence[ExitArtifact]) -> list[str]:
+    """One line per dataset whose models trained on part of the published training data (a subset, or a
+    partial local copy such as the mirror's 8,999-row QNLI): the papers trained on all of it, so their numbers
+    beside ours compare different data."""
+    fewest: dict[str, tuple[int, int]] = {}
+    for meta in (artifact.metadata for artifact in artifacts):
+        if is_partial(meta.train_rows, meta.published_train_rows):
+            rows = min(meta.train_rows, fewest.get(meta.dataset, (meta.train_rows, 0))[0])
+            fewest[meta.dataset] = (rows, meta.published_train_rows)
+    return [
+        f"{dataset}: trained on {rows:,} of {published:,} published training rows (a subset or a partial local "
+        "copy); the papers trained on all of them, so a paper number beside ours compares different data."
+        for dataset, (rows, published) in sorted(fewest.items())
+    ]
 
 
 def other_backbone_notes(points: pd.DataFrame) -> list[str]:

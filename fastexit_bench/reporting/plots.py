@@ -1,5 +1,6 @@
 """Figures (matplotlib, PNG + PDF): metric vs FLOPs per policy, exit-layer shares, per-layer metric.
-What to read in each is in ``workflow/report/<name>.rst``, the captions of ``snakemake --report``.
+What to read in each is in ``reporting/captions/<name>.rst``, shown under it on the results page and by
+``snakemake --report``.
 
 A figure of `report` is a function registered with ``@report_plot(reads=...)``: `report` draws it and the
 workflow lists its files, so adding one takes this module and its caption file."""
@@ -54,7 +55,7 @@ class ReportPlot:
 
 
 REPORT_PLOTS: Registry[ReportPlot] = Registry("report plot")
-"""Every figure `report` writes, as PLOTS/<name>.{png,pdf}, captioned by workflow/report/<name>.rst."""
+"""Every figure `report` writes, as PLOTS/<name>.{png,pdf}, captioned by reporting/captions/<name>.rst."""
 
 
 def report_plot(reads: Literal["sweep", "layers", "artifacts"]) -> Callable[[Callable], Callable]:
@@ -257,7 +258,7 @@ def calibration(artifacts: Sequence[ExitArtifact], stem: Path) -> list[Path]:
         axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
         axis.set(
             title=f"{dataset} / {recipe} ({art.metadata.split}, seed {art.metadata.seed})",
-            xlabel=f"confidence (top probability), {len(confidence)} bins of equally many examples",
+            xlabel=f"confidence (top probability)\n{len(confidence)} bins of equally many examples",
             ylabel="accuracy",
             xlim=(0, 1),
             ylim=(0, 1),

@@ -45,6 +45,8 @@ def evaluate(trained: TrainedSplit, batch_size: int, config: dict[str, Any]) -> 
         provenance=provenance.collect(config=config),
         execution=trained.execution,
         exit_policy=record.exit_policy,
+        train_rows=record.data.get("train", {}).get("rows"),
+        published_train_rows=spec.published_train_rows,
     )
     texts = trained.loaded.frame[list(spec.text_fields)].astype(str).agg(" / ".join, axis=1).to_numpy()
     return ExitArtifact(predictions, trained.rows.with_format("numpy")["length"], metadata, texts)

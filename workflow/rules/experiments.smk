@@ -4,6 +4,7 @@
 
 
 from fastexit_bench.reporting.build import TABLE_PARTS
+from fastexit_bench.reporting.page import CAPTIONS
 from fastexit_bench.reporting.plots import REPORT_PLOTS
 from fastexit_bench.reporting.tables import TABLE_SUFFIXES
 
@@ -109,10 +110,17 @@ rule report:
             plot: report(
                 f"{R}/plots/{{experiment}}/{plot}.png",
                 category="{experiment}",
-                caption=f"../report/{plot}.rst",
+                subcategory="figures",
+                caption=str(CAPTIONS / f"{plot}.rst"),
             )
             for plot in REPORT_PLOTS
         },
+        page=report(
+            f"{R}/tables/{{experiment}}.html",
+            category="{experiment}",
+            subcategory="results page",
+            caption="../report/results_page.rst",
+        ),
         record=f"{R}/tables/{{experiment}}.json",
         tables=expand(
             f"{R}/tables/{{{{experiment}}}}{{part}}{{suffix}}",
@@ -142,10 +150,11 @@ rule leaderboard:
     input:
         artifacts=get_leaderboard_inputs,
     output:
-        markdown=report(
-            f"{R}/tables/leaderboard.md",
+        markdown=f"{R}/tables/leaderboard.md",
+        page=report(
+            f"{R}/tables/leaderboard.html",
             category="leaderboard",
-            caption="../report/leaderboard.rst",
+            caption=str(CAPTIONS / "leaderboard.rst"),
         ),
         tables=multiext(
             f"{R}/tables/leaderboard", ".tex", ".csv", "_models.csv", ".json"
@@ -153,7 +162,7 @@ rule leaderboard:
         plot=report(
             f"{R}/tables/leaderboard.png",
             category="leaderboard",
-            caption="../report/leaderboard.rst",
+            caption=str(CAPTIONS / "leaderboard.rst"),
         ),
         pdf=f"{R}/tables/leaderboard.pdf",
     log:
@@ -175,8 +184,9 @@ rule claims:
     input:
         points=get_claims_inputs,
     output:
-        markdown=report(
-            f"{R}/claims.md", category="claims", caption="../report/claims.rst"
+        markdown=f"{R}/claims.md",
+        page=report(
+            f"{R}/claims.html", category="claims", caption=str(CAPTIONS / "claims.rst")
         ),
         record=f"{R}/claims.json",
     log:
