@@ -112,6 +112,23 @@ def test_an_exit_leaves_at_once_and_a_later_arrival_does_not_wait_for_the_batch(
     assert not any(pool.pools)
 
 
+def test_the_adaptive_pool_runs_compaction_when_light_and_layer_pool_under_load(model):  # noqa: F811
+    data = token_data(rows=8, seed=1)
+    static = resolve_policy("static")
+    pool = make_scheduler(
+        "layer-pool-adaptive", model, data, np.arange(8), "classification", static, model.num_layers, 2
+    )
+    pool.admit(0, 0.0)
+    assert pool.light()
+    [answer] = pool.step()  # every layer in one call: answered at full depth, nothing left in the pools
+    assert answer.exit_layer == model.num_layers and not any(pool.pools)
+    for query in (1, 2, 3):
+        pool.admit(query, 0.1)
+    assert not pool.light()  # a full batch waits: one layer-pool step
+    pool.step()
+    assert [q.query for q in pool.pools[1]] == [1, 2] and not pool.light()  # queries in flight beyond layer 1
+
+
 def test_poisson_arrivals_are_seeded_and_have_the_asked_rate():
     arrivals = poisson_arrivals(20000, 100.0, seed=4)
     assert arrivals[0] == 0 and (np.diff(arrivals) >= 0).all()

@@ -148,7 +148,7 @@ def test_each_result_has_its_page(workflow_run):
     results = workflow_run / "results"
     page = (results / "tables" / "tiny.html").read_text()
     titles = [re.search(r"<h2>(.*?)</h2>", page[m.start() :]).group(1) for m in re.finditer("<section", page)]
-    assert titles[0].startswith("tiny: paper layout") and "tiny: exit policies" in titles
+    assert titles[0].startswith("tiny: paper layout") and "tiny: exit policies (selection split)" in titles
     assert page.count("<figure>") == len(REPORT_PLOTS.names()) and page.count("<figcaption><p>") == len(
         REPORT_PLOTS.names()
     )

@@ -43,9 +43,11 @@ INTERVAL_NOTE = (
 
 def policy_legend(flops_source: str) -> str:
     return (
-        f"Policies best first within each model. gain_vs_static_pt: mean gain, in metric points, of the "
+        f"Policies best first within each model, by gain_vs_static_pt: the mean gain, in metric points, of the "
         f"policy's best dev metric within a FLOPs budget over static truncation's, over budgets from layer 1 "
-        f"to full depth (0 = no better than truncating; bounded, defined for every model). Split: every number "
+        f"to full depth (0 = no better than truncating; bounded, defined for every model). Where the rank and "
+        f"the speedup_drop columns disagree, both are right: a policy can lose to truncation on average over "
+        f"the budgets (ranked below static) and still reach a larger speed-up within N points at one of them. Split: every number "
         f"here is on the selection split (dev, or a share of train), where policies are chosen; the paper table "
         f"reports the held-out split. A model whose exits before the last were not trained (baseline, "
         f"truncated, distilled) shows its static row only ({tables.UNTRAINED_EXITS!r}). "
@@ -230,7 +232,9 @@ def _write_report(
     )
     per_layer = tables.mean_std(layers, ["dataset", "split", "backbone", "recipe", "pooling", "metric"])
     flops_source = ", ".join(sorted(sweep.flops_source.unique()))
-    tables.write_table(summary, out.table(""), f"{out.name}: exit policies", [policy_legend(flops_source)])
+    tables.write_table(
+        summary, out.table(""), f"{out.name}: exit policies (selection split)", [policy_legend(flops_source)]
+    )
     tables.write_table(
         per_layer,
         out.table("_layers"),

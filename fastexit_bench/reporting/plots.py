@@ -96,7 +96,7 @@ def _running_best(values: pd.Series, metric: str) -> pd.Series:
 
 def _title(dataset: str, recipe: str, table: pd.DataFrame) -> str:
     seeds = table.seed.nunique()
-    return f"{dataset} / {recipe}" + (f" ({seeds} seeds)" if seeds > 1 else "")
+    return f"{dataset} / {recipe} ({table.split.iloc[0]}" + (f", {seeds} seeds)" if seeds > 1 else ")")
 
 
 def _early_exit_panels(sweep: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:

@@ -11,7 +11,7 @@ from fastexit_bench.provenance import Provenance
 from fastexit_bench.records import VersionedRecord
 
 SCENARIOS = ("single-stream", "offline", "server", "overload")
-SCHEDULERS = ("full-depth", "compaction", "layer-pool", "layer-pool-deadline")
+SCHEDULERS = ("full-depth", "compaction", "layer-pool", "layer-pool-adaptive", "layer-pool-deadline")
 SERVING_FORMAT_VERSION = 1
 
 
@@ -90,7 +90,8 @@ class ServingRecord(VersionedRecord):
 
     def goals(self) -> dict[str, float]:
         """The ratios the serving goals are set on, where the runs they need were made: Server rates at the p99
-        bound, the SingleStream p99 of the queries that never exit against full depth on the same queries, and
+        bound (layer-pool-adaptive's against the better of compaction and layer-pool), the SingleStream p99 of
+        the queries that never exit against full depth on the same queries, and
         under Overload the deadline scheduler's p99 over the bound and its accuracy drop against layer-pool."""
         out: dict[str, float] = {}
         server = {
@@ -101,11 +102,17 @@ class ServingRecord(VersionedRecord):
         if server.get("full-depth") and "layer-pool" in server:
             out["layer_pool_over_full_depth_rate"] = server["layer-pool"] / server["full-depth"]
             out["of_predicted_speedup"] = out["layer_pool_over_full_depth_rate"] / self.predicted_speedup
+        rivals = [server[name] for name in ("compaction", "layer-pool") if server.get(name)]
+        if rivals and "layer-pool-adaptive" in server:
+            out["adaptive_over_better_rival_rate"] = server["layer-pool-adaptive"] / max(rivals)
         single = {name: r["single_stream"] for name, r in self.results.items() if "single_stream" in r}
-        if single.get("full-depth", {}).get("never_exit") and single.get("layer-pool", {}).get("never_exit"):
-            out["never_exit_p99_over_full_depth"] = (
-                single["layer-pool"]["never_exit"]["p99_ms"] / single["full-depth"]["never_exit"]["p99_ms"]
-            )
+        full = single.get("full-depth", {}).get("never_exit", {}).get("p99_ms")
+        for name, key in (
+            ("layer-pool", "never_exit_p99_over_full_depth"),
+            ("layer-pool-adaptive", "adaptive_never_exit_p99_over_full_depth"),
+        ):
+            if full and single.get(name, {}).get("never_exit"):
+                out[key] = single[name]["never_exit"]["p99_ms"] / full
         overload = {name: r["overload"] for name, r in self.results.items() if "overload" in r}
         deadline, free = overload.get("layer-pool-deadline"), overload.get("layer-pool")
         if deadline:

@@ -15,7 +15,9 @@ generator (``serving.loadgen``) owns the clock; schedulers never sleep.
   batches, the FastBERT #35 proposal), else the one holding the oldest query (no query waits behind newer
   ones forever). A query leaves the moment its exit is decided; an arrival joins layer 1's pool at the next
   step. Examples at different depths never share a layer call.
-- ``layer-pool-deadline``: the same, with a latency deadline: before a step, a query whose time in the system
+- ``layer-pool-adaptive``: layer-pool under load, compaction when light: while no query is beyond layer 1
+  and fewer than ``max_batch`` wait, the waiting ones run every layer in one engine call.
+- ``layer-pool-deadline``: layer-pool with a latency deadline: before a step, a query whose time in the system
   would pass the deadline by the end of that step (its layer's recent step time, measured) leaves at once
   with the prediction of the last head it passed, a *forced* exit. A query still in layer 1's pool has no
   head yet and runs layer 1 regardless.
@@ -90,6 +92,15 @@ class Scheduler(ABC):
         logits = logits.float().cpu().numpy()  # on a GPU, this waits for the work: answers are on the host
         return logits[:, 0] if self.task == "regression" else logits.argmax(-1)
 
+    def run_through(self, engine: EarlyExitEngine, queries: list[int]) -> list[Answer]:
+        """``queries`` as one batch through ``engine``, every layer in one call; all answered at its end."""
+        batch = self.source.batch(torch.from_numpy(self.examples[queries]))
+        out = engine.run(**batch.inputs)
+        return [
+            Answer(q, int(layer), float(p))
+            for q, layer, p in zip(queries, out.exit_layers, self.predictions(out.logits))
+        ]
+
 
 SCHEDULER_TYPES: Registry[type[Scheduler]] = Registry("scheduler")
 """Every scheduler class by its ``name`` (``@SCHEDULER_TYPES.add``); each takes ``(model, source, examples,
@@ -131,12 +142,7 @@ class BatchScheduler(Scheduler):
     @torch.inference_mode()
     def step(self) -> list[Answer]:
         queries = [self.waiting.popleft()[0] for _ in range(min(self.max_batch, len(self.waiting)))]
-        batch = self.source.batch(torch.from_numpy(self.examples[queries]))
-        out = self.engine.run(**batch.inputs)
-        return [
-            Answer(q, int(layer), float(p))
-            for q, layer, p in zip(queries, out.exit_layers, self.predictions(out.logits))
-        ]
+        return self.run_through(self.engine, queries)
 
 
 @SCHEDULER_TYPES.add
@@ -293,6 +299,42 @@ class LayerPoolDeadline(LayerPool):
 
     name = "layer-pool-deadline"
     forces_exits = True
+
+
+@SCHEDULER_TYPES.add
+class LayerPoolAdaptive(LayerPool):
+    """Layer-pool under load, compaction when light: while no query is past layer 1 and fewer than a full
+    batch wait, the waiting queries run every layer in one engine call (a lone query then pays no per-layer
+    pool bookkeeping, where layer-pool loses to compaction); once a batch fills or queries are in flight,
+    layer-pool steps (where survivors of several batches merge, and it wins). Exits are the policy's in both."""
+
+    name = "layer-pool-adaptive"
+
+    def __init__(
+        self,
+        model: EarlyExitModel,
+        source: TokenBatches,
+        examples: np.ndarray,
+        task: str,
+        max_batch: int,
+        policy: ExitPolicy,
+        value: float,
+        max_wait_s: float = 0.0,
+        deadline_s: float | None = None,
+    ):
+        super().__init__(model, source, examples, task, max_batch, policy, value, max_wait_s, deadline_s)
+        self.engine = EarlyExitEngine(model, policy, value, task)
+
+    def light(self) -> bool:
+        """Whether the next step runs compaction: nothing beyond layer 1, less than a full batch in it."""
+        return len(self.pools[0]) < self.max_batch and not any(list(self.pools)[1:])
+
+    @torch.inference_mode()
+    def step(self) -> list[Answer]:
+        if not self.light():
+            return super().step()
+        queries = [self.pools[0].popleft().query for _ in range(len(self.pools[0]))]
+        return self.run_through(self.engine, queries)
 
 
 def make_scheduler(
