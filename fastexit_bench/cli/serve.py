@@ -36,7 +36,7 @@ def add_parser(commands) -> None:
     parser = subcommand(
         commands,
         "serve-bench",
-        "serve a model under load: full-depth, compaction, layer-pool and layer-pool-deadline schedulers",
+        "serve a model under load: full-depth, compaction and the layer-pool schedulers (plain, adaptive, deadline)",
         "  fastexit-bench serve-bench results/m/sst2/deebert/seed0 --policy entropy --value 0.3 \\\n"
         "      --mirror ../shared/data --bound-ms 50 --out serving.json\n"
         "SingleStream (p50/p90/p99 latency), Offline (throughput) and Server (the largest Poisson rate whose p99\n"
