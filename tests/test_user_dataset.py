@@ -4,8 +4,10 @@ built-in one; bad declarations fail with one line naming the file."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.cli import main
 from fastexit_bench.data.loading import load_split
 from fastexit_bench.data.spec import declaration, use_dataset_dirs
@@ -89,6 +91,51 @@ def test_data_show_and_train_take_the_folder(tmp_path, resources, capsys):
         == 0
     )
     assert json.loads((out / "training.json").read_text())["dataset"] == "shop_reviews"
+
+
+def test_a_model_evaluates_on_another_dataset_with_its_labels(tmp_path, resources, capsys):
+    """`evaluate --dataset`: a shifted dataset with the same labels is read as the model's own would be (here a
+    copy of the same rows: the same logits), and the artefact names both; other labels are refused."""
+    shifted = tmp_path / "datasets"
+    shifted.mkdir()
+    (shifted / "shop_copy.yaml").write_text(
+        (USER_DATASETS / "shop_reviews.yaml")
+        .read_text()
+        .replace("name: shop_reviews", "name: shop_copy")
+        .replace("roots: [./]", f"roots: [{USER_DATASETS}]")
+    )
+    dirs = ["--dataset-dir", str(USER_DATASETS), "--dataset-dir", str(shifted)]
+    model, common = tmp_path / "model", ["--resources", str(resources), "--device", "cpu"]
+    train = ["train", "--dataset", "shop_reviews", "--backbone", "tiny-bert", "--recipe", "deebert"]
+    assert main([*dirs, *train, "--max-length", "32", "--max-steps", "2", *common, "--out", str(model)]) == 0
+    own, copy = tmp_path / "own.npz", tmp_path / "copy.npz"
+    assert main([*dirs, "evaluate", str(model), "--split", "test", *common, "--out", str(own)]) == 0
+    evaluate_copy = ["evaluate", str(model), "--dataset", "shop_copy", "--split", "test", *common]
+    assert main([*dirs, *evaluate_copy, "--out", str(copy)]) == 0
+    own, copy = ExitArtifact.load(own), ExitArtifact.load(copy)
+    assert (copy.metadata.dataset, copy.metadata.trained_on, own.metadata.trained_on) == (
+        "shop_copy",
+        "shop_reviews",
+        None,
+    )
+    np.testing.assert_allclose(copy.predictions.logits, own.predictions.logits, atol=1e-5)
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                *dirs,
+                "evaluate",
+                str(model),
+                "--dataset",
+                "bbc_news",
+                *common,
+                "--out",
+                str(tmp_path / "x.npz"),
+            ]
+        )
+        == 2
+    )
+    assert "cannot be evaluated on bbc_news" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,8 @@ class ArtifactMetadata(VersionedRecord):
             before these were choosable ran in fp32 with eager attention.
         exit_policy: the policy the model's paper exits with (``TrainingRecord.exit_policy``; None: none, or an
             artefact from before it was recorded).
+        trained_on: the dataset the model was trained on where it is not ``dataset`` (`evaluate --dataset`: a
+            distribution shift); None: the same.
         train_rows / published_train_rows: the rows the model trained on and the dataset's published training
             rows (``DatasetSpec.published_train_rows``), so a table can say when a model saw part of the data
             the papers trained on (None: unknown, or an artefact from before they were recorded).
@@ -127,6 +129,7 @@ class ArtifactMetadata(VersionedRecord):
     provenance: Provenance = field(default_factory=Provenance)
     execution: Execution = FP32_EAGER
     exit_policy: str | None = None
+    trained_on: str | None = None
     train_rows: int | None = None
     published_train_rows: int | None = None
 

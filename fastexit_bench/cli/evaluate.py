@@ -31,6 +31,11 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("model", type=Path, help="model folder written by `fastexit-bench train`")
     parser.add_argument("--split", help="split to evaluate (None: the dataset's first eval split)")
+    parser.add_argument(
+        "--dataset",
+        help="evaluate on this dataset instead of the model's own (same task and labels: a distribution shift; "
+        "the artefact records both)",
+    )
     parser.add_argument("--out", type=Path, required=True, help=".npz artefact to write")
     add_overwrite_arg(parser)
     add_location_args(parser)
@@ -60,6 +65,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         examples=args.max_eval or read_record(args.model).eval_rows,
         execution=execution_config(args),
         where=locations(args),
+        dataset_name=args.dataset,
     )
     artifact = evaluate(trained, args.batch_size, config_of(args))
     artifact.save(args.out)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact
+from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.execution import running
 from fastexit_bench.io import sha256_file
 from fastexit_bench.models.saved import WEIGHTS
@@ -45,8 +46,9 @@ def evaluate(trained: TrainedSplit, batch_size: int, config: dict[str, Any]) -> 
         provenance=provenance.collect(config=config),
         execution=trained.execution,
         exit_policy=record.exit_policy,
+        trained_on=record.dataset if record.dataset != spec.name else None,
         train_rows=record.data.get("train", {}).get("rows"),
-        published_train_rows=spec.published_train_rows,
+        published_train_rows=DATASETS.get(record.dataset).published_train_rows,
     )
     texts = trained.loaded.frame[list(spec.text_fields)].astype(str).agg(" / ".join, axis=1).to_numpy()
     return ExitArtifact(predictions, trained.rows.with_format("numpy")["length"], metadata, texts)

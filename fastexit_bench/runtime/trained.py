@@ -18,6 +18,7 @@ from fastexit_bench.data.loading import LoadedSplit
 from fastexit_bench.data.spec import DATASETS, DatasetSpec
 from fastexit_bench.data.tokenized import load_tokenized
 from fastexit_bench.device import resolve_device
+from fastexit_bench.errors import DataError
 from fastexit_bench.execution import Execution, ExecutionConfig, resolve
 from fastexit_bench.locations import Locations
 from fastexit_bench.models.early_exit import EarlyExitModel
@@ -27,6 +28,18 @@ from fastexit_bench.runtime.compiled import SegmentedModel, with_runtime
 
 ONNX_FOLDER = "onnx"
 """Where a trained model's exported ONNX graphs are kept, inside its folder."""
+
+
+def shifted(trained_on: DatasetSpec, other: DatasetSpec) -> DatasetSpec:
+    """``other``, refused unless a model of ``trained_on`` can be read on it: the same task and the same labels
+    in the same order (an output index must mean the same class)."""
+    if (other.task, other.label_names) != (trained_on.task, trained_on.label_names):
+        raise DataError(
+            f"a model of {trained_on.name} ({trained_on.task}, labels {', '.join(trained_on.label_names) or '-'}) "
+            f"cannot be evaluated on {other.name} ({other.task}, labels {', '.join(other.label_names) or '-'}): "
+            "a shifted dataset needs the same task and labels in the same order"
+        )
+    return other
 
 
 def model_files(folder: Path) -> list[Path]:
@@ -61,15 +74,18 @@ def open_trained(
     examples: int | None = None,
     execution: ExecutionConfig | None = None,
     where: Locations | None = None,
+    dataset_name: str | None = None,
 ) -> TrainedSplit:
     """Open the model in ``folder`` on ``split`` (None: its dataset's first evaluation split), a seeded
     subsample of ``examples`` rows (None: all), tokenized as it was trained (the record's seed and length);
-    ``execution`` and ``where`` default to their classes' defaults."""
+    ``execution`` and ``where`` default to their classes' defaults. ``dataset_name``: another dataset with the
+    same task and labels to read instead (a distribution shift: the same question asked of another domain)."""
     where = where or Locations()
     device = resolve_device(where.device)
     model, tokenizer, record = load_trained(folder, where.resources)
-    dataset = DATASETS.get(record.dataset)
-    record.check_dataset(dataset.num_outputs, Path(folder) / INFO)
+    trained_on = DATASETS.get(record.dataset)
+    record.check_dataset(trained_on.num_outputs, Path(folder) / INFO)
+    dataset = trained_on if dataset_name is None else shifted(trained_on, DATASETS.get(dataset_name))
     split = split or dataset.eval_splits[0]
     data = DataConfig(max_train=examples, max_eval=examples, max_length=record.max_length, seed=record.seed)
     loaded, rows = load_tokenized(dataset, split, tokenizer, data, where)
