@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fastexit_bench.analysis.artifact import ExitArtifact
@@ -119,6 +120,26 @@ def test_a_model_evaluates_on_another_dataset_with_its_labels(tmp_path, resource
         None,
     )
     np.testing.assert_allclose(copy.predictions.logits, own.predictions.logits, atol=1e-5)
+    # operating points chosen in-domain, measured on the shifted set: the same numbers, labelled with both
+    dev = tmp_path / "dev.npz"
+    assert main([*dirs, "evaluate", str(model), "--split", "validation", *common, "--out", str(dev)]) == 0
+    for test in ("own", "copy"):
+        assert (
+            main(
+                [
+                    "sweep",
+                    str(dev),
+                    "--test",
+                    str(tmp_path / f"{test}.npz"),
+                    "--out",
+                    str(tmp_path / f"{test}.csv"),
+                ]
+            )
+            == 0
+        )
+    chosen = {t: pd.read_csv(tmp_path / f"{t}.selection.csv") for t in ("own", "copy")}
+    assert set(chosen["copy"].dataset) == {"shop_copy"} and set(chosen["copy"].trained_on) == {"shop_reviews"}
+    pd.testing.assert_series_equal(chosen["copy"].test_accuracy, chosen["own"].test_accuracy)
     capsys.readouterr()
     assert (
         main(

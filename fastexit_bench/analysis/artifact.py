@@ -271,9 +271,9 @@ class ModelIdentity:
 
     @classmethod
     def of(cls, metadata: ArtifactMetadata) -> ModelIdentity:
-        return cls(
-            metadata.dataset, metadata.recipe, metadata.seed, metadata.backbone_name, metadata.model_sha256
-        )
+        """The model (by the dataset it was trained on: its outputs on a shifted dataset are the same model's)."""
+        trained_on = metadata.trained_on or metadata.dataset
+        return cls(trained_on, metadata.recipe, metadata.seed, metadata.backbone_name, metadata.model_sha256)
 
     def check_same(self, other: ModelIdentity, mine: Path | str, theirs: Path | str) -> None:
         """Refuse ``other`` unless it is the same model (``mine`` and ``theirs`` name where each came from)."""
@@ -290,11 +290,12 @@ class ModelIdentity:
 
 
 def check_pair(dev: ExitArtifact, test: ExitArtifact, dev_path: Path, test_path: Path) -> None:
-    """Refuse a dev/test pair that is not one model's two splits of one dataset: operating points chosen on
-    one model and measured on another's outputs would be reported as a number nobody measured."""
+    """Refuse a dev/test pair that is not one model's two splits (of its dataset, or the reported one of a shifted
+    dataset: `evaluate --dataset`): operating points chosen on one model and measured on another's outputs would
+    be reported as a number nobody measured."""
     mine, theirs = dev.metadata, test.metadata
     ModelIdentity.of(mine).check_same(ModelIdentity.of(theirs), dev_path, test_path)
-    if mine.split == theirs.split:
+    if (mine.dataset, mine.split) == (theirs.dataset, theirs.split):
         raise RecordError(
             f"{dev_path} and {test_path} are both split {mine.split!r}; give the split operating "
             "points are chosen on first and the reported split as --test"

@@ -169,7 +169,8 @@ def measure(
     """Each operating point on ``artifact`` (the reported split): headline metric with its bootstrap interval
     and standard error, examples, speed-up, mean exit layer,
     FLOPs per example (fvcore at true lengths) and FLOPs in FastBERT's convention (Linear layers, 128 tokens).
-    Columns are prefixed ``test_``; ``test_split`` names the split, which is dev when there is no other."""
+    Columns are prefixed ``test_``; ``test_split`` names the split, which is dev when there is no other; on a
+    shifted dataset (`evaluate --dataset`) ``dataset`` is the reported one and ``trained_on`` the model's."""
     meta = artifact.metadata
     metric, convention = meta.headline_metric, fastbert_convention(meta.architecture)
     flops = flops or flops_for(meta)
@@ -202,5 +203,6 @@ def measure(
         "seed": meta.seed,
         "metric": metric,
         "test_split": meta.split,
+        **({"trained_on": meta.trained_on} if meta.trained_on else {}),  # reported on a shifted dataset
     }
     return pd.concat([points.reset_index(drop=True).assign(**keys), pd.DataFrame(measured)], axis=1)
