@@ -310,20 +310,9 @@ class LayerPoolAdaptive(LayerPool):
 
     name = "layer-pool-adaptive"
 
-    def __init__(
-        self,
-        model: EarlyExitModel,
-        source: TokenBatches,
-        examples: np.ndarray,
-        task: str,
-        max_batch: int,
-        policy: ExitPolicy,
-        value: float,
-        max_wait_s: float = 0.0,
-        deadline_s: float | None = None,
-    ):
-        super().__init__(model, source, examples, task, max_batch, policy, value, max_wait_s, deadline_s)
-        self.engine = EarlyExitEngine(model, policy, value, task)
+    def __init__(self, *args, **kwargs):  # LayerPool's arguments (`SCHEDULER_TYPES`)
+        super().__init__(*args, **kwargs)
+        self.engine = EarlyExitEngine(self.model, self.policy, self.value, self.task)
 
     def light(self) -> bool:
         """Whether the next step runs compaction: nothing beyond layer 1, less than a full batch in it."""
