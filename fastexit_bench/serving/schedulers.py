@@ -316,7 +316,7 @@ class LayerPoolAdaptive(LayerPool):
 
     def light(self) -> bool:
         """Whether the next step runs compaction: nothing beyond layer 1, less than a full batch in it."""
-        return len(self.pools[0]) < self.max_batch and not any(list(self.pools)[1:])
+        return len(self.pools[0]) < self.max_batch and not any(self.pools[1:])
 
     @torch.inference_mode()
     def step(self) -> list[Answer]:
