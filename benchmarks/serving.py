@@ -20,18 +20,17 @@ from pathlib import Path
 from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
 from fastexit_bench.cli import main
 from fastexit_bench.device import resolve_device
-from fastexit_bench.reporting.paper import paper_points
+from fastexit_bench.reporting.tables import paper_policy
 from fastexit_bench.serving.record import ServingRecord
 
 
 def operating_point(selection: Path, target: str) -> tuple[str, float]:
     """The paper policy's (policy, value) that the sweep chose on dev for ``target`` (e.g. drop<=1pt)."""
     table = read_sweep_csv(selection, SELECTION_COLUMNS)
-    chosen = paper_points(table)
-    rows = table.loc[chosen.index]
-    row = rows[rows.target == target]
+    policy = paper_policy(str(table.recipe.iloc[0]))
+    row = table[(table.policy == policy) & (table.target == target)]
     if row.empty:
-        raise SystemExit(f"{selection} has no {target} row for its paper policy")
+        raise SystemExit(f"{selection} has no {target} row for its paper policy {policy}")
     return str(row.policy.iloc[0]), float(row.value.iloc[0])
 
 
