@@ -1,0 +1,130 @@
+"""Schedulers side by side at fixed loads: p99 latency of each at the same Poisson rates, repeated and
+interleaved (issue "Guarantees", item 4: an adaptive pool should reach the better of compaction and layer-pool
+at every load).
+
+    python benchmarks/scheduler_loads.py MODEL SELECTION --mirror ../shared/data --rates 100,150,200,250 \\
+        --out results/benchmarks/scheduler_loads/loads_cpu_sst2_deebert.json
+
+MODEL is a folder from `fastexit-bench train`, SELECTION its sweep's OUT.selection.csv (the paper policy's
+dev <= 1 point value is served). The Server scenario's rate search rests each scheduler's number on one
+bisection, where one noisy p99 near the bound moves the answer by a step; here every scheduler serves the
+same arrivals at each rate, ``--repeats`` times in rotation (scheduler by scheduler within a round), so a
+drifting shared machine hits them alike. The table gives each scheduler's median p99 per rate and its ratio
+to the better of compaction and layer-pool there. Prints the table; writes the JSON with provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from serving import operating_point
+
+from fastexit_bench import provenance
+from fastexit_bench.analysis.policies import resolve_policy
+from fastexit_bench.io import write_json
+from fastexit_bench.locations import Locations
+from fastexit_bench.runtime.latency import set_threads
+from fastexit_bench.runtime.trained import open_trained
+from fastexit_bench.serving.bench import query_examples
+from fastexit_bench.serving.loadgen import poisson_arrivals, serve
+from fastexit_bench.serving.record import ServingSettings
+from fastexit_bench.serving.schedulers import make_scheduler
+
+RIVALS = ("compaction", "layer-pool")
+
+
+def run(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("selection", type=Path)
+    parser.add_argument("--mirror", required=True)
+    parser.add_argument("--target", default="drop<=1pt")
+    parser.add_argument("--rates", required=True, help="comma-separated Poisson rates (queries/s)")
+    parser.add_argument("--schedulers", default="compaction,layer-pool,layer-pool-adaptive")
+    parser.add_argument("--queries", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    threads = set_threads(args.threads)
+    settings = ServingSettings(queries=args.queries)
+    policy_name, value = operating_point(args.selection, args.target)
+    policy = resolve_policy(policy_name)
+    trained = open_trained(
+        args.model, settings.split, examples=settings.examples, where=Locations(mirror=args.mirror)
+    )
+    names, rates = args.schedulers.split(","), [float(r) for r in args.rates.split(",")]
+    examples = query_examples(len(trained.source), args.queries, settings.seed)
+
+    def p99_ms(name: str, rate: float, seed: int) -> float:
+        scheduler = make_scheduler(
+            name,
+            trained.runner,
+            trained.source,
+            examples,
+            trained.dataset.task,
+            policy,
+            value,
+            settings.max_batch,
+        )
+        with torch.inference_mode():
+            served = serve(scheduler, args.queries, poisson_arrivals(args.queries, rate, seed))
+        return served.latency_ms()["p99_ms"]
+
+    for name in names:  # warm-up: each scheduler's first calls
+        p99_ms(name, rates[0], settings.seed)
+    p99s = {name: {rate: [] for rate in rates} for name in names}
+    for repeat in range(args.repeats):
+        for rate in rates:
+            for name in names:
+                p99s[name][rate].append(p99_ms(name, rate, settings.seed + repeat))
+                print(f"repeat {repeat} {rate:g} q/s {name}: p99 {p99s[name][rate][-1]:.1f} ms", flush=True)
+    rows = []
+    for rate in rates:
+        medians = {name: float(np.median(p99s[name][rate])) for name in names}
+        better = min(medians[r] for r in RIVALS if r in medians) if set(RIVALS) <= set(names) else None
+        for name in names:
+            rows.append(
+                {
+                    "rate_per_s": rate,
+                    "scheduler": name,
+                    "p99_ms": p99s[name][rate],
+                    "median_p99_ms": medians[name],
+                    "to_better_rival": medians[name] / better if better else None,
+                }
+            )
+    record = trained.record
+    print(
+        f"{record.dataset} {record.recipe} seed {record.seed}, {policy.name} = {value:.3g}, {args.queries} queries "
+        f"per run, {args.repeats} repeats, {threads} threads; p99 ms (median of repeats) and its ratio to the "
+        "better of compaction and layer-pool at that rate"
+    )
+    print("| rate q/s | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for rate in rates:
+        cells = [row for row in rows if row["rate_per_s"] == rate]
+        shown = [
+            f"{row['median_p99_ms']:.1f}"
+            + (f" ({row['to_better_rival']:.2f}x)" if row["to_better_rival"] is not None else "")
+            for row in cells
+        ]
+        print(f"| {rate:g} | " + " | ".join(shown) + " |")
+    write_json(
+        args.out,
+        {
+            "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
+            "model": {"dataset": record.dataset, "recipe": record.recipe, "seed": record.seed},
+            "policy": policy.name,
+            "value": value,
+            "threads": threads,
+            "rows": rows,
+        },
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    run()
