@@ -30,18 +30,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from serving import operating_point
+from serving import add_served_model, operating_point, scheduler_for, served_header
 
-from fastexit_bench import provenance
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.io import write_json
 from fastexit_bench.locations import Locations
 from fastexit_bench.models.tracing import measure_fvcore
+from fastexit_bench.runtime.engine import run_step
 from fastexit_bench.runtime.latency import set_threads
 from fastexit_bench.runtime.predict import predict
 from fastexit_bench.runtime.trained import open_trained
-from fastexit_bench.serving.record import ServingSettings
-from fastexit_bench.serving.schedulers import make_scheduler, run_step
 
 
 def layers_with_heads(trained, reads: str, host_copy: bool) -> Callable[[int], None]:
@@ -65,17 +63,7 @@ def layers_with_heads(trained, reads: str, host_copy: bool) -> Callable[[int], N
 def served(trained, name: str, policy, value: float) -> Callable[[int], None]:
     """One query through scheduler ``name`` (made once, as a server makes it, with serving's batch limit) until
     it is answered."""
-    examples = np.arange(len(trained.source))
-    scheduler = make_scheduler(
-        name,
-        trained.runner,
-        trained.source,
-        examples,
-        trained.dataset.task,
-        policy,
-        value,
-        ServingSettings.max_batch,
-    )
+    scheduler = scheduler_for(trained, name, policy, value, np.arange(len(trained.source)))
 
     @torch.inference_mode()
     def run(example: int) -> None:
@@ -104,10 +92,7 @@ def timed(variants: dict[str, Callable[[int], None]], examples: np.ndarray, repe
 
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", type=Path)
-    parser.add_argument("selection", type=Path)
-    parser.add_argument("--mirror", required=True)
-    parser.add_argument("--target", default="drop<=1pt")
+    add_served_model(parser)
     parser.add_argument("--split", default="validation")
     parser.add_argument("--examples", type=int, default=64, help="never-exiting examples timed")
     parser.add_argument("--repeats", type=int, default=15)
@@ -170,11 +155,7 @@ def run(argv: list[str] | None = None) -> None:
     write_json(
         args.out,
         {
-            "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
-            "model": {"dataset": record.dataset, "recipe": record.recipe, "seed": record.seed},
-            "policy": policy.name,
-            "value": value,
-            "threads": threads,
+            **served_header(args, record, policy.name, value, threads),
             "examples": len(chosen),
             "never_exiting": len(never),
             "mean_tokens": float(lengths.mean()),

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from serving import operating_point
+from serving import add_served_model, operating_point, scheduler_for, served_header
 
-from fastexit_bench import provenance
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.io import write_json
 from fastexit_bench.locations import Locations
@@ -31,17 +30,13 @@ from fastexit_bench.runtime.trained import open_trained
 from fastexit_bench.serving.bench import query_examples
 from fastexit_bench.serving.loadgen import poisson_arrivals, serve
 from fastexit_bench.serving.record import ServingSettings
-from fastexit_bench.serving.schedulers import make_scheduler
 
 RIVALS = ("compaction", "layer-pool")
 
 
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", type=Path)
-    parser.add_argument("selection", type=Path)
-    parser.add_argument("--mirror", required=True)
-    parser.add_argument("--target", default="drop<=1pt")
+    add_served_model(parser)
     parser.add_argument("--rates", required=True, help="comma-separated Poisson rates (queries/s)")
     parser.add_argument("--schedulers", default="compaction,layer-pool,layer-pool-adaptive")
     parser.add_argument("--queries", type=int, default=1024)
@@ -60,16 +55,7 @@ def run(argv: list[str] | None = None) -> None:
     examples = query_examples(len(trained.source), args.queries, settings.seed)
 
     def p99_ms(name: str, rate: float, seed: int) -> float:
-        scheduler = make_scheduler(
-            name,
-            trained.runner,
-            trained.source,
-            examples,
-            trained.dataset.task,
-            policy,
-            value,
-            settings.max_batch,
-        )
+        scheduler = scheduler_for(trained, name, policy, value, examples)
         with torch.inference_mode():
             served = serve(scheduler, args.queries, poisson_arrivals(args.queries, rate, seed))
         return served.latency_ms()["p99_ms"]
@@ -115,11 +101,7 @@ def run(argv: list[str] | None = None) -> None:
     write_json(
         args.out,
         {
-            "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
-            "model": {"dataset": record.dataset, "recipe": record.recipe, "seed": record.seed},
-            "policy": policy.name,
-            "value": value,
-            "threads": threads,
+            **served_header(args, record, policy.name, value, threads),
             "rows": rows,
         },
     )

@@ -17,11 +17,15 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
+from fastexit_bench import provenance
 from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
 from fastexit_bench.cli import main
 from fastexit_bench.device import resolve_device
 from fastexit_bench.reporting.tables import paper_policy
-from fastexit_bench.serving.record import ServingRecord
+from fastexit_bench.serving.record import ServingRecord, ServingSettings
+from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
 
 
 def operating_point(selection: Path, target: str) -> tuple[str, float]:
@@ -32,6 +36,36 @@ def operating_point(selection: Path, target: str) -> tuple[str, float]:
     if row.empty:
         raise SystemExit(f"{selection} has no {target} row for its paper policy {policy}")
     return str(row.policy.iloc[0]), float(row.value.iloc[0])
+
+
+def add_served_model(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a benchmark that serves one trained model at one operating point."""
+    parser.add_argument("model", type=Path, help="model folder from `fastexit-bench train`")
+    parser.add_argument("selection", type=Path, help="its sweep's OUT.selection.csv")
+    parser.add_argument("--mirror", required=True)
+    parser.add_argument(
+        "--target", default="drop<=1pt", help="the dev budget whose operating point is served"
+    )
+
+
+def scheduler_for(trained, name: str, policy, value: float, examples: np.ndarray) -> Scheduler:
+    """Scheduler ``name`` serving ``trained`` (a ``runtime.trained.TrainedSplit``) with serving's batch limit."""
+    task = trained.dataset.task
+    return make_scheduler(
+        name, trained.runner, trained.source, examples, task, policy, value, ServingSettings.max_batch
+    )
+
+
+def served_header(args: argparse.Namespace, record, policy: str, value: float, threads: int) -> dict:
+    """What every served-model benchmark's JSON starts with: provenance (its arguments), the model's run
+    (a ``TrainingRecord``), the operating point and the threads."""
+    return {
+        "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
+        "model": {"dataset": record.dataset, "recipe": record.recipe, "seed": record.seed},
+        "policy": policy,
+        "value": value,
+        "threads": threads,
+    }
 
 
 def table(records: list[ServingRecord]) -> str:
