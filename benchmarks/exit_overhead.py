@@ -2,7 +2,7 @@
 the full-depth model against the same query through each piece early exit adds (issue "Guarantees", item 4).
 
     python benchmarks/exit_overhead.py MODEL SELECTION --mirror ../shared/data \\
-        --out results/benchmarks/exit_overhead_cpu_sst2_deebert.json
+        --out results/benchmarks/exit_overhead/exit_overhead_cpu_sst2_deebert.json
 
 MODEL is a folder from `fastexit-bench train`, SELECTION its sweep's OUT.selection.csv (the paper policy's
 dev <= 1 point value is served). Every variant runs one query from its token ids to its answer on the host:
