@@ -3,7 +3,8 @@
 For each reference early-exit model at its paper policy's dev <= 1 pt point, at batch 1 and 32, on the same
 pre-collated batches of the reported split: full depth under plain `transformers` eager (the backbone's own
 forward, no heads), and full depth and early exit under each runtime of the engine (eager PyTorch,
-torch.compile per layer and head, ONNX Runtime per layer and head; fp32). From these: realized / predicted
+torch.compile per layer and head, ONNX Runtime per layer and head; fp32; and eager PyTorch in bf16 autocast, its
+layers' weights cast once, on a CPU with native bf16). From these: realized / predicted
 per runtime (early exit against full depth under the *same* runtime: the honest speed-up) and early exit
 against full depth under eager PyTorch (what a speed-up measured against eager alone would claim).
 
@@ -31,8 +32,9 @@ from transformers import AutoModel
 from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.policies import resolve_policy
+from fastexit_bench.analysis.sweep import SweepFiles
 from fastexit_bench.data.spec import DATASETS
-from fastexit_bench.execution import RUNTIMES, Execution
+from fastexit_bench.execution import Execution, ExecutionConfig, cpu_supports_bf16, resolve
 from fastexit_bench.io import write_json
 from fastexit_bench.models.backbones import resolve_backbone
 from fastexit_bench.models.saved import ModelSpec, build_model
@@ -48,6 +50,13 @@ CASES = {  # model: (experiment, dataset, recipe); seed 0, its sweep's reported 
     "FastBERT Book review (me5-small)": ("chinese_me5", "book_review", "fastbert"),
 }
 POINT = "dev drop<=1pt"
+CPU = torch.device("cpu")
+CONFIGURATIONS = {  # label: how the engine runs; bf16 with the attention `auto` picks for it
+    "eager": Execution("fp32", "sdpa", "eager"),
+    "compile": Execution("fp32", "sdpa", "compile"),
+    "onnxruntime": Execution("fp32", "sdpa", "onnxruntime"),
+    "eager-bf16": resolve(ExecutionConfig(precision="bf16"), CPU),
+}
 
 
 class PlainTransformers:
@@ -64,7 +73,9 @@ class PlainTransformers:
 def case_inputs(experiment: str, dataset: str, recipe: str, examples: int, mirror: str | None, resources):
     """The model rebuilt from the artefact, its timed rows, their recorded outputs and the operating point."""
     selection = REFERENCE / experiment / "sweeps" / f"{dataset}.{recipe}.seed0.selection.csv"
-    split, points = timed_points(selection)
+    split, points = timed_points(
+        selection, SweepFiles.of_selection(selection).model()
+    )  # the sweep's own model
     (point,) = [p for p in points if p[0].endswith(POINT)]
     artifact = ExitArtifact.load(REFERENCE / experiment / "exits" / f"{dataset}.{recipe}.seed0.{split}.npz")
     meta = artifact.metadata
@@ -88,12 +99,10 @@ def time_case(name, case, args, cache: Path) -> list[dict]:
     rows = []
     for batch_size in args.batch_sizes:
         batches = [source.batch(i) for i in evaluation_batches(source, batch_size, by_length=batch_size > 1)]
-        transformers_s = timed_passes({"t": plain}, batches, torch.device("cpu"), args.repeats)["t"][
-            "total_s"
-        ]
+        transformers_s = timed_passes({"t": plain}, batches, CPU, args.repeats)["t"]["total_s"]
         per_runtime = {}
         for runtime in args.runtimes:
-            execution = Execution("fp32", "sdpa", runtime)
+            execution = CONFIGURATIONS[runtime]
             runner = with_runtime(model, execution, cache / runtime, args.threads)
             (row,) = realized_vs_predicted(
                 model,
@@ -102,7 +111,7 @@ def time_case(name, case, args, cache: Path) -> list[dict]:
                 [(setting, policy, value)],
                 [batch_size],
                 args.repeats,
-                torch.device("cpu"),
+                CPU,
                 execution,
                 replay=recorded,
                 runner=runner,
@@ -117,6 +126,7 @@ def time_case(name, case, args, cache: Path) -> list[dict]:
                     "point": f"{policy_name}={value:g} ({POINT})",
                     "batch_size": batch_size,
                     "runtime": runtime,
+                    "execution": execution.to_dict(),
                     "mean_exit_layer": row.mean_exit_layer,
                     "predicted_speedup": row.predicted_speedup,
                     "transformers_full_ms": 1e3 * transformers_s / len(source),
@@ -186,7 +196,13 @@ def main() -> None:
     parser.add_argument("--mirror", default="../shared/data")
     parser.add_argument("--resources", default=None)
     parser.add_argument("--models", nargs="+", choices=list(CASES), default=list(CASES))
-    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
+    parser.add_argument(
+        "--runtimes",
+        nargs="+",
+        choices=list(CONFIGURATIONS),
+        default=[r for r in CONFIGURATIONS if r != "eager-bf16" or cpu_supports_bf16()],
+        help="engine configurations to time (default: all; eager-bf16 only on a CPU with native bf16)",
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--examples", type=int, default=128, help="seeded subsample of the reported split")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per batch (median kept)")
@@ -208,7 +224,7 @@ def main() -> None:
                 "provenance": run_provenance,
                 "threads": threads,
                 "device": "cpu",
-                "precision": "fp32",
+                "configurations": {r: CONFIGURATIONS[r].to_dict() for r in args.runtimes},
                 "exits": "replayed from the committed artefacts (pretrained backbone, fresh heads)",
                 "examples": args.examples,
                 "repeats": args.repeats,

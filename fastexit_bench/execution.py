@@ -161,7 +161,47 @@ def attention(config: Any, implementation: str) -> Iterator[None]:
 
 
 @contextmanager
-def running(config: Any, execution: Execution, device: torch.device) -> Iterator[None]:
-    """The attention implementation and autocast of ``execution``, for everything inside the block."""
-    with attention(config, execution.attention), autocast(execution.precision, device):
+def weights_cast_once(layers: torch.nn.Module, precision: str) -> Iterator[None]:
+    """Inside the block, the Linear weights of ``layers`` are held in ``precision``'s low-precision type (bf16,
+    fp16), and restored at exit; nothing for fp32. Autocast casts every fp32 weight to that type at every
+    call, a copy per layer per query that costs more than the layer's own arithmetic at batch 1; holding
+    the cast copy gives the same numbers (autocast casts inputs, and leaves a weight already of its type
+    alone). Its own cache would do the same but is off in inference mode. Only for inference under
+    :func:`running`'s autocast: no weight may change inside, and fp32 FLOP tracing belongs outside."""
+    dtype = autocast_dtype(precision)
+    if dtype is None:
         yield
+        return
+    import torch
+
+    held = [
+        (module, module.weight.data, None if module.bias is None else module.bias.data)
+        for module in layers.modules()
+        if isinstance(module, torch.nn.Linear)
+    ]
+    try:
+        for module, weight, bias in held:
+            module.weight.data = weight.to(dtype)
+            if bias is not None:
+                module.bias.data = bias.to(dtype)
+        yield
+    finally:
+        for module, weight, bias in held:
+            module.weight.data = weight
+            if bias is not None:
+                module.bias.data = bias
+
+
+@contextmanager
+def running(
+    config: Any, execution: Execution, device: torch.device, inference: torch.nn.Module | None = None
+) -> Iterator[None]:
+    """The attention implementation and autocast of ``execution``, for everything inside the block;
+    ``inference``: the encoder layers an inference block runs, their weights cast once
+    (:func:`weights_cast_once`) instead of at every call."""
+    with attention(config, execution.attention), autocast(execution.precision, device):
+        if inference is None:
+            yield
+        else:
+            with weights_cast_once(inference, execution.precision):
+                yield

@@ -141,6 +141,43 @@ def test_a_weight_changed_inside_one_bf16_block_is_used_at_once():
     assert torch.equal(inside, fresh)
 
 
+def _weight_casts(model, inputs, inference) -> tuple[list[int], list[torch.Tensor]]:
+    """fp32 -> bf16 copies of the model's Linear weights made in each of two forward calls in one bf16 block."""
+    from torch.profiler import ProfilerActivity, profile
+
+    weights = {tuple(m.weight.shape) for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    counts, logits = [], []
+    with running(model.config, Execution("bf16", "eager"), CPU, inference=inference), torch.inference_mode():
+        for _ in range(2):
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+                logits.append(model.forward_all(**inputs).logits)
+            counts.append(
+                sum(
+                    e.name == "aten::_to_copy"
+                    and bool(e.input_shapes)
+                    and tuple(e.input_shapes[0]) in weights
+                    for e in prof.events()
+                )
+            )
+    return counts, logits
+
+
+def test_an_inference_block_casts_no_layer_weight_and_gives_the_same_numbers():
+    """Autocast casts every weight at every call; an inference block holds the layers' cast copies."""
+    torch.manual_seed(1)
+    model = EarlyExitModel(tiny_backbone(2), "highway", num_outputs=2).eval()
+    before = {name: p.clone() for name, p in model.named_parameters()}
+    inputs = token_data(rows=4, seed=5).batch(torch.arange(4)).inputs
+    per_call, autocast_logits = _weight_casts(model, inputs, inference=None)
+    held, held_logits = _weight_casts(model, inputs, inference=model.layers)
+    layer_linears = sum(isinstance(m, torch.nn.Linear) for m in model.layers.modules())
+    assert per_call[0] == per_call[1] >= layer_linears > 0  # every call casts every weight
+    assert held == [per_call[0] - layer_linears] * 2  # the layers' weights are cast before the block
+    assert all(torch.equal(a, b) for a, b in zip(autocast_logits, held_logits))
+    after = dict(model.named_parameters())  # restored at exit, fp32 and unchanged
+    assert all(after[n].dtype == torch.float32 and torch.equal(after[n], p) for n, p in before.items())
+
+
 def test_native_bf16_is_read_from_the_cpu_flags_not_from_onednn(tmp_path):
     """oneDNN reports bf16 on any AVX-512 CPU; without avx512_bf16 or AMX it emulates it (about 3x slower than
     fp32 for training), so `auto` must not pick it there."""

@@ -21,7 +21,7 @@ def evaluate(trained: TrainedSplit, batch_size: int, config: dict[str, Any]) -> 
     run's provenance."""
     spec, record, model = trained.dataset, trained.record, trained.model
     flops = measure_fvcore(model)
-    with running(model.config, trained.execution, trained.device):
+    with running(model.config, trained.execution, trained.device, inference=model.layers):
         predictions = predict(
             trained.runner, trained.source, spec.task, batch_size, what=f"evaluate {trained.split}"
         )

@@ -19,6 +19,7 @@ import torch
 
 from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import LayerOutputs
+from fastexit_bench.analysis.flops import PolynomialFlops
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.device import resolve_device
 from fastexit_bench.errors import FastExitError
@@ -137,9 +138,12 @@ def realized_vs_predicted(
     ``source``), exits are decided on those instead of the model's own heads (see ``runtime.engine``). With
     ``runner`` (the model under another runtime, ``runtime.compiled``) the engines run that, and their exits
     and predictions must equal those of the eager model's outputs."""
-    with running(model.config, execution, device):
+    from fastexit_bench.models.tracing import measure_fvcore
+
+    flops = measure_fvcore(model)  # fp32 tracing, outside the block that holds cast weights
+    with running(model.config, execution, device, inference=model.layers):
         return _realized_vs_predicted(
-            model, runner or model, source, task, points, batch_sizes, repeats, device, replay
+            model, runner or model, source, task, points, batch_sizes, repeats, device, replay, flops
         )
 
 
@@ -153,14 +157,14 @@ def _realized_vs_predicted(
     repeats: int,
     device: torch.device,
     replay: LayerOutputs | None,
+    flops: PolynomialFlops,
 ) -> list[LatencyRow]:
-    from fastexit_bench.models.tracing import measure_fvcore
     from fastexit_bench.runtime.batches import evaluation_batches
     from fastexit_bench.runtime.engine import EarlyExitEngine
     from fastexit_bench.runtime.predict import predict
 
     outputs = replay if replay is not None else predict(model, source, task)
-    flops, lengths = measure_fvcore(model), source.lengths()
+    lengths = source.lengths()
     baseline = EarlyExitEngine(runner, resolve_policy("static"), model.num_layers, task)
     engines = {label: EarlyExitEngine(runner, policy, value, task) for label, policy, value in points}
     for label, policy, value in points:

@@ -54,13 +54,14 @@ def serve_bench(
         folder, settings.split, examples=settings.examples, execution=execution, where=where
     )
     model, source, task = trained.model, trained.source, trained.dataset.task
-    with running(model.config, trained.execution, trained.device):
+    flops = measure_fvcore(model)  # fp32 tracing, outside the block that holds cast weights
+    with running(model.config, trained.execution, trained.device, inference=model.layers):
         outputs = predict(model, source, task)
         policy.fit(
             outputs
         )  # calibrated policies: temperatures from the served split (exits matter, not scores)
         exits = policy.exit_layers(outputs, value)
-        predicted = measure_fvcore(model).speedup(exits, source.lengths(), policy.reads, model.num_layers)
+        predicted = flops.speedup(exits, source.lengths(), policy.reads, model.num_layers)
         log(
             f"{trained.record.recipe} on {trained.record.dataset} ({settings.split}, {len(source)} examples), "
             f"{policy.name} at {value}: mean exit layer {exits.mean():.2f} of {model.num_layers}, FLOPs-predicted "
