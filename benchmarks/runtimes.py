@@ -34,14 +34,14 @@ from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import SweepFiles
 from fastexit_bench.data.spec import DATASETS
-from fastexit_bench.execution import Execution, ExecutionConfig, cpu_supports_bf16, resolve
+from fastexit_bench.execution import Execution, ExecutionConfig, cpu_supports_bf16, resolve, running
 from fastexit_bench.io import write_json
 from fastexit_bench.models.backbones import resolve_backbone
 from fastexit_bench.models.saved import ModelSpec, build_model
 from fastexit_bench.reporting.paper import timed_points
 from fastexit_bench.runtime.batches import TokenBatches, evaluation_batches
 from fastexit_bench.runtime.compiled import with_runtime
-from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads, timed_passes
+from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads, time_call, timed_passes
 
 REFERENCE = Path("results/reference")
 CASES = {  # model: (experiment, dataset, recipe); seed 0, its sweep's reported split
@@ -147,6 +147,30 @@ def time_case(name, case, args, cache: Path) -> list[dict]:
     return rows
 
 
+def layer_cost_by_batch(args, tokens: int = 32, sizes=(1, 2, 4, 8, 16, 32)) -> list[dict]:
+    """One encoder layer's time per example at each batch size, per eager precision: a compacted batch runs
+    its later layers on fewer examples, so early exit pays what small batches cost there. First model's
+    backbone, ``tokens`` tokens per example, median of 50 calls."""
+    model, *_ = case_inputs(*CASES[args.models[0]], 8, args.mirror, args.resources)
+    out = []
+    for runtime in [r for r in args.runtimes if CONFIGURATIONS[r].runtime == "eager"]:
+        execution = CONFIGURATIONS[runtime]
+        with running(model.config, execution, CPU, inference=model.layers), torch.inference_mode():
+            for size in sizes:
+                hidden, additive = model.embed(
+                    torch.randint(1000, 2000, (size, tokens)), torch.ones(size, tokens)
+                )
+                timing = time_call(lambda h=hidden, a=additive: model.run_layer(0, h, a), CPU, 5, 50)
+                out.append(
+                    {"runtime": runtime, "batch_size": size, "us_per_example": 1e6 * timing.median_s / size}
+                )
+    for row in out:
+        print(
+            f"layer cost  {row['runtime']:12} b{row['batch_size']:<3} {row['us_per_example']:8.1f} us/example"
+        )
+    return out
+
+
 def fastest_runtime_goals(rows: list[dict]) -> list[dict]:
     """Per (model, batch size): the runtime with the fastest full depth, and the issue's three goals for it."""
     out = []
@@ -214,6 +238,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         rows = [row for name in args.models for row in time_case(name, CASES[name], args, Path(cache))]
     goals = fastest_runtime_goals(rows)
+    layer_costs = layer_cost_by_batch(args)
     print(table(rows))
     for goal in goals:
         print(goal)
@@ -230,6 +255,7 @@ def main() -> None:
                 "repeats": args.repeats,
                 "rows": rows,
                 "goals": goals,
+                "layer_cost_by_batch": layer_costs,
                 "median_realized_over_predicted": {
                     runtime: statistics.median(
                         r["realized_over_predicted"] for r in rows if r["runtime"] == runtime
