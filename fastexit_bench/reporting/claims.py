@@ -409,10 +409,12 @@ def claims_markdown(record: ClaimsRecord, inputs: Sequence[str]) -> str:
         measured = " / ".join(
             _number(c.get(f"realized_speedup_b{b}"), ".2f") or "–" for b in LATENCY_BATCH_SIZES
         )
+        value = f" (value {_number(c['value'], '.3g')})" if c.get("value") is not None else ""
+        speedup = f"{_number(c['flops_speedup'], '.2f')}x" if c.get("flops_speedup") is not None else ""
         lines.append(
             f"| {c['id']} | **{c['verdict']}** | {c.get('experiment', '')} | {model} | "
-            f"{c['operating_point']} (value {_number(c.get('value'), '.3g')}) | {_seeds(c)} | {delta} | {static} | "
-            f"{_number(c.get('flops_speedup'), '.2f')}x | {measured} | {failed} | {c['statement']} |"
+            f"{c['operating_point']}{value} | {_seeds(c)} | {delta} | {static} | "
+            f"{speedup} | {measured} | {failed} | {c['statement']} |"
         )
     lines += ["", "## Realized ÷ FLOPs-predicted speed-up, every timed row that saves enough FLOPs", ""]
     if not record.realized:
