@@ -2,8 +2,9 @@
 
 ``auto`` picks the fastest choice that stays correct on the device:
 - precision: bf16 autocast on a CUDA GPU that supports it (fp16 with a gradient scaler on older GPUs) and on
-  a CPU with native bf16 (avx512_bf16 or AMX in its flags); fp32 elsewhere. Master weights stay fp32, and the
-  exit heads run in fp32, so losses and the logits policies read are fp32.
+  a CPU with native bf16 (avx512_bf16 or AMX in its flags); fp32 elsewhere. Master weights stay fp32 (inference
+  holds the layers' weights cast once per run: :func:`weights_cast_once`), and the exit heads run in fp32, so
+  losses and the logits policies read are fp32.
 - attention: SDPA on a GPU; on a CPU, SDPA in fp32 and eager in bf16 (one MiniLM training step on a CPU
   with avx512_bf16: eager 1.21 s / SDPA 1.11 s in fp32, eager 0.48 s / SDPA 0.65 s in bf16;
   ``benchmarks/train_throughput.py`` measures all four on the machine at hand).
