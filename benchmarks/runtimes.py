@@ -3,10 +3,11 @@
 For each reference early-exit model at its paper policy's dev <= 1 pt point, at batch 1 and 32, on the same
 pre-collated batches of the reported split: full depth under plain `transformers` eager (the backbone's own
 forward, no heads), and full depth and early exit under each runtime of the engine (eager PyTorch,
-torch.compile per layer and head, ONNX Runtime per layer and head; fp32; and eager PyTorch in bf16 autocast, its
-layers' weights cast once, on a CPU with native bf16). From these: realized / predicted
-per runtime (early exit against full depth under the *same* runtime: the honest speed-up) and early exit
-against full depth under eager PyTorch (what a speed-up measured against eager alone would claim).
+torch.compile per layer and head, and per device: ONNX Runtime on a CPU, CUDA graphs on a GPU; fp32; and
+eager PyTorch in bf16 autocast, its layers' weights cast once, on a GPU or a CPU with native bf16). From
+these: realized / predicted per runtime (early exit against full depth under the *same* runtime: the honest
+speed-up) and early exit against full depth under eager PyTorch (what a speed-up measured against eager
+alone would claim).
 
 The trained weights are not kept, so each model is rebuilt from its artefact's spec (pretrained backbone,
 fresh heads) and its exits are replayed from the artefact's recorded outputs (``runtime.engine``): compute
@@ -15,19 +16,27 @@ batch 32 under the fastest runtime; its full depth at least as fast as plain tra
 >= 0.8x its FLOPs prediction against the fastest full-depth runtime.
 
     python benchmarks/runtimes.py --mirror ../shared/data --out results/benchmarks/runtimes_cpu.json
+
+On a GPU machine without the mirror or the weights, the GPU kit (``benchmarks/gpu/run.sh``) runs it on a
+bundle that ``--write-bundle`` made here (the artefacts, their tokenized rows and the points), with random
+weights of each backbone's architecture: ``--bundle FOLDER --backbones FOLDER --device cuda``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import statistics
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
-from gpu.kit import artifact_rows
-from transformers import AutoModel
+from gpu.kit import artifact_rows, bundled_rows, save_rows
+from transformers import AutoModel, PreTrainedTokenizerBase
 
 from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import ExitArtifact
@@ -37,6 +46,7 @@ from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.execution import Execution, ExecutionConfig, cpu_supports_bf16, resolve, running
 from fastexit_bench.io import write_json
 from fastexit_bench.models.backbones import resolve_backbone
+from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.models.saved import ModelSpec, build_model
 from fastexit_bench.reporting.paper import timed_points
 from fastexit_bench.runtime.batches import TokenBatches, evaluation_batches
@@ -50,59 +60,120 @@ CASES = {  # model: (experiment, dataset, recipe); seed 0, its sweep's reported 
     "FastBERT Book review (me5-small)": ("chinese_me5", "book_review", "fastbert"),
 }
 POINT = "dev drop<=1pt"
-CPU = torch.device("cpu")
-CONFIGURATIONS = {  # label: how the engine runs; bf16 with the attention `auto` picks for it
-    "eager": Execution("fp32", "sdpa", "eager"),
-    "compile": Execution("fp32", "sdpa", "compile"),
-    "onnxruntime": Execution("fp32", "sdpa", "onnxruntime"),
-    "eager-bf16": resolve(ExecutionConfig(precision="bf16"), CPU),
-}
+BUNDLE_CASES = "runtimes.json"
+RUNTIME_LABELS = ("eager", "compile", "cudagraphs", "onnxruntime", "eager-bf16")
+
+
+def configurations(device: torch.device) -> dict[str, Execution]:
+    """How the engine runs under each label on ``device``: fp32 eager and the compiled runtimes that device
+    has (ONNX Runtime on a CPU, CUDA graphs on a GPU), and eager bf16 with the attention `auto` picks."""
+    compiled = ("compile", "onnxruntime") if device.type == "cpu" else ("compile", "cudagraphs")
+    out = {runtime: Execution("fp32", "sdpa", runtime) for runtime in ("eager", *compiled)}
+    out["eager-bf16"] = resolve(ExecutionConfig(precision="bf16"), device)
+    return out
 
 
 class PlainTransformers:
     """Full depth as a user of `transformers` runs it: the backbone's own forward (AutoModel, eager)."""
 
-    def __init__(self, location: str):
-        self.model = AutoModel.from_pretrained(location, attn_implementation="sdpa").eval()
+    def __init__(self, location: str, device: torch.device):
+        self.model = AutoModel.from_pretrained(location, attn_implementation="sdpa").to(device).eval()
 
     @torch.inference_mode()
     def run(self, recorded=None, **inputs):
         return self.model(**inputs).last_hidden_state
 
 
-def case_inputs(experiment: str, dataset: str, recipe: str, examples: int, mirror: str | None, resources):
-    """The model rebuilt from the artefact, its timed rows, their recorded outputs and the operating point."""
+@dataclass
+class Case:
+    """One timed model: rebuilt from its artefact's spec on ``backbone`` (a name or a folder), the artefact
+    (whose recorded outputs the exits replay), its rows and the operating point (setting, policy, value)."""
+
+    name: str
+    model: EarlyExitModel
+    tokenizer: PreTrainedTokenizerBase
+    backbone: str
+    artifact_path: Path
+    rows: datasets.Dataset
+    point: tuple[str, str, float]
+
+    @property
+    def artifact(self) -> ExitArtifact:
+        return ExitArtifact.load(self.artifact_path)
+
+
+def reference_case(name: str, mirror: str | None, resources: str | None) -> Case:
+    """A model of :data:`CASES` from ``results/reference`` and the mirror."""
+    experiment, dataset, recipe = CASES[name]
     selection = REFERENCE / experiment / "sweeps" / f"{dataset}.{recipe}.seed0.selection.csv"
     split, points = timed_points(
         selection, SweepFiles.of_selection(selection).model()
     )  # the sweep's own model
     (point,) = [p for p in points if p[0].endswith(POINT)]
-    artifact = ExitArtifact.load(REFERENCE / experiment / "exits" / f"{dataset}.{recipe}.seed0.{split}.npz")
-    meta = artifact.metadata
-    model, tokenizer, _ = build_model(ModelSpec(**meta.model), resources)
-    spec = DATASETS.get(meta.dataset)
+    path = REFERENCE / experiment / "exits" / f"{dataset}.{recipe}.seed0.{split}.npz"
+    artifact = ExitArtifact.load(path)
+    model, tokenizer, _ = build_model(ModelSpec(**artifact.metadata.model), resources)
+    backbone = resolve_backbone(artifact.metadata.model["backbone"], resources).location
     rows = artifact_rows(artifact, tokenizer, mirror)
-    rows_count = len(rows)
-    if not np.array_equal(np.asarray(rows["length"]), artifact.lengths):
-        raise SystemExit(f"the mirror's rows are not the examples of {meta.dataset}/{split} (lengths differ)")
-    keep = np.sort(np.random.default_rng(0).permutation(rows_count)[:examples])
-    source = TokenBatches(rows.select(keep.tolist()), tokenizer)
-    return model.eval(), source, artifact.predictions.select(keep), spec.task, point, meta
+    return Case(name, model, tokenizer, backbone, path, rows, point)
 
 
-def time_case(name, case, args, cache: Path) -> list[dict]:
-    model, source, recorded, task, (setting, policy_name, value), meta = case_inputs(
-        *case, args.examples, args.mirror, args.resources
-    )
+def bundled_cases(bundle: Path, backbones: Path) -> list[Case]:
+    """The cases ``--write-bundle`` put in ``bundle``, each built on ``backbones/<its backbone>``."""
+    cases = []
+    for entry in json.loads((bundle / BUNDLE_CASES).read_text()):
+        path = bundle / "artifacts" / entry["artifact"]
+        meta, backbone = ExitArtifact.load(path).metadata, str(backbones / entry["backbone"])
+        model, tokenizer, _ = build_model(replace(ModelSpec(**meta.model), backbone=backbone))
+        rows = bundled_rows(bundle / "tokenized", entry["backbone"], meta.dataset, meta.split)
+        cases.append(Case(entry["name"], model, tokenizer, backbone, path, rows, tuple(entry["point"])))
+    return cases
+
+
+def write_bundle(folder: Path, names: list[str], mirror: str | None, resources: str | None) -> None:
+    """What a GPU machine needs to time ``names`` (artefacts, tokenized rows, points), in ``folder``; its
+    ``runtimes.json`` names each case's backbone, which the kit bundles without weights."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "artifacts").mkdir(parents=True)
+    entries = []
+    for name in names:
+        case = reference_case(name, mirror, resources)
+        meta = case.artifact.metadata
+        stored = f"{CASES[name][0]}.{case.artifact_path.name}"
+        shutil.copy(case.artifact_path, folder / "artifacts" / stored)
+        save_rows(case.rows, folder / "tokenized" / f"{meta.backbone_name}.{meta.dataset}.{meta.split}")
+        entries.append(
+            {"name": name, "artifact": stored, "backbone": meta.backbone_name, "point": case.point}
+        )
+    (folder / BUNDLE_CASES).write_text(json.dumps(entries, indent=1))
+    print(f"wrote {len(entries)} runtime cases to {folder}")
+
+
+def timed_inputs(case: Case, examples: int, device: torch.device):
+    """The case's seeded subsample as batches on ``device``, its recorded outputs and its task."""
+    artifact = case.artifact
+    if not np.array_equal(np.asarray(case.rows["length"]), artifact.lengths):
+        raise SystemExit(f"the rows are not the examples of {case.name}'s artefact (token lengths differ)")
+    keep = np.sort(np.random.default_rng(0).permutation(len(case.rows))[:examples])
+    source = TokenBatches(case.rows.select(keep.tolist()), case.tokenizer, str(device))
+    return source, artifact.predictions.select(keep), DATASETS.get(artifact.metadata.dataset).task
+
+
+def time_case(case: Case, args, device: torch.device, cache: Path) -> list[dict]:
+    source, recorded, task = timed_inputs(case, args.examples, device)
+    model = case.model.to(device).eval()
+    setting, policy_name, value = case.point
     policy = resolve_policy(policy_name)
-    plain = PlainTransformers(resolve_backbone(meta.model["backbone"], args.resources).location)
+    plain = PlainTransformers(case.backbone, device)
+    settings = configurations(device)
     rows = []
     for batch_size in args.batch_sizes:
         batches = [source.batch(i) for i in evaluation_batches(source, batch_size, by_length=batch_size > 1)]
-        transformers_s = timed_passes({"t": plain}, batches, CPU, args.repeats)["t"]["total_s"]
+        transformers_s = timed_passes({"t": plain}, batches, device, args.repeats)["t"]["total_s"]
         per_runtime = {}
         for runtime in args.runtimes:
-            execution = CONFIGURATIONS[runtime]
+            execution = settings[runtime]
             runner = with_runtime(model, execution, cache / runtime, args.threads)
             (row,) = realized_vs_predicted(
                 model,
@@ -111,7 +182,7 @@ def time_case(name, case, args, cache: Path) -> list[dict]:
                 [(setting, policy, value)],
                 [batch_size],
                 args.repeats,
-                CPU,
+                device,
                 execution,
                 replay=recorded,
                 runner=runner,
@@ -122,11 +193,11 @@ def time_case(name, case, args, cache: Path) -> list[dict]:
             full, early = row.full_depth["total_s"], row.early_exit["total_s"]
             rows.append(
                 {
-                    "model": name,
+                    "model": case.name,
                     "point": f"{policy_name}={value:g} ({POINT})",
                     "batch_size": batch_size,
                     "runtime": runtime,
-                    "execution": execution.to_dict(),
+                    "execution": settings[runtime].to_dict(),
                     "mean_exit_layer": row.mean_exit_layer,
                     "predicted_speedup": row.predicted_speedup,
                     "transformers_full_ms": 1e3 * transformers_s / len(source),
@@ -140,27 +211,32 @@ def time_case(name, case, args, cache: Path) -> list[dict]:
                 }
             )
             print(
-                f"{name:34} b{batch_size:<3} {runtime:12} full {rows[-1]['full_depth_ms']:7.2f} ms  "
+                f"{case.name:34} b{batch_size:<3} {runtime:12} full {rows[-1]['full_depth_ms']:7.2f} ms  "
                 f"early {rows[-1]['early_exit_ms']:7.2f} ms  transformers {rows[-1]['transformers_full_ms']:7.2f} ms  "
                 f"same-runtime {rows[-1]['speedup_same_runtime']:5.2f}x / predicted {row.predicted_speedup:5.2f}x"
             )
     return rows
 
 
-def layer_cost_by_batch(args, tokens: int = 32, sizes=(1, 2, 4, 8, 16, 32)) -> list[dict]:
+def layer_cost_by_batch(
+    model: EarlyExitModel,
+    runtimes: list[str],
+    device: torch.device,
+    tokens: int = 32,
+    sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
+) -> list[dict]:
     """One encoder layer's time per example at each batch size, per eager precision: a compacted batch runs
-    its later layers on fewer examples, so early exit pays what small batches cost there. First model's
-    backbone, ``tokens`` tokens per example, median of 50 calls."""
-    model, *_ = case_inputs(*CASES[args.models[0]], 8, args.mirror, args.resources)
+    its later layers on fewer examples, so early exit pays what small batches cost there. ``tokens`` tokens
+    per example, median of 50 calls."""
     out = []
-    for runtime in [r for r in args.runtimes if CONFIGURATIONS[r].runtime == "eager"]:
-        execution = CONFIGURATIONS[runtime]
-        with running(model.config, execution, CPU, inference=model.layers), torch.inference_mode():
+    settings = configurations(device)
+    for runtime in [r for r in runtimes if settings[r].runtime == "eager"]:
+        execution = settings[runtime]
+        with running(model.config, execution, device, inference=model.layers), torch.inference_mode():
             for size in sizes:
-                hidden, additive = model.embed(
-                    torch.randint(1000, 2000, (size, tokens)), torch.ones(size, tokens)
-                )
-                timing = time_call(lambda h=hidden, a=additive: model.run_layer(0, h, a), CPU, 5, 50)
+                ids = torch.randint(1000, 2000, (size, tokens), device=device)
+                hidden, additive = model.embed(ids, torch.ones(size, tokens, device=device))
+                timing = time_call(lambda h=hidden, a=additive: model.run_layer(0, h, a), device, 5, 50)
                 out.append(
                     {"runtime": runtime, "batch_size": size, "us_per_example": 1e6 * timing.median_s / size}
                 )
@@ -223,22 +299,42 @@ def main() -> None:
     parser.add_argument(
         "--runtimes",
         nargs="+",
-        choices=list(CONFIGURATIONS),
-        default=[r for r in CONFIGURATIONS if r != "eager-bf16" or cpu_supports_bf16()],
-        help="engine configurations to time (default: all; eager-bf16 only on a CPU with native bf16)",
+        choices=RUNTIME_LABELS,
+        help="engine configurations to time (default: every one the device has; eager-bf16 on a CPU only "
+        "with native bf16)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--examples", type=int, default=128, help="seeded subsample of the reported split")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per batch (median kept)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bundle", type=Path, help="time the cases of a bundle (--write-bundle) instead")
+    parser.add_argument("--backbones", type=Path, help="with --bundle: folders of the bundle's backbones")
+    parser.add_argument("--write-bundle", type=Path, help="write --models' cases for a GPU machine, and stop")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.write_bundle:
+        write_bundle(args.write_bundle, args.models, args.mirror, args.resources)
+        return
+    if (args.bundle is None) != (args.backbones is None):
+        parser.error("--bundle and --backbones go together")
+    device = torch.device(args.device)
+    settings = configurations(device)
+    args.runtimes = args.runtimes or [
+        r for r in settings if r != "eager-bf16" or device.type != "cpu" or cpu_supports_bf16()
+    ]
+    if unknown := [r for r in args.runtimes if r not in settings]:
+        parser.error(f"{', '.join(unknown)} cannot run on {device.type}; choose from {', '.join(settings)}")
     threads = set_threads(args.threads)
     run_provenance = provenance.collect(config={k: str(v) for k, v in vars(args).items()})
+    if args.bundle:
+        cases = bundled_cases(args.bundle, args.backbones)
+    else:
+        cases = [reference_case(name, args.mirror, args.resources) for name in args.models]
     with tempfile.TemporaryDirectory() as cache:
-        rows = [row for name in args.models for row in time_case(name, CASES[name], args, Path(cache))]
-    goals = fastest_runtime_goals(rows)
-    layer_costs = layer_cost_by_batch(args)
+        rows = [row for case in cases for row in time_case(case, args, device, Path(cache))]
+    goals = fastest_runtime_goals(rows) if device.type == "cpu" else []  # the issue sets goals for the CPU
+    layer_costs = layer_cost_by_batch(cases[0].model, args.runtimes, device)
     print(table(rows))
     for goal in goals:
         print(goal)
@@ -248,9 +344,11 @@ def main() -> None:
             {
                 "provenance": run_provenance,
                 "threads": threads,
-                "device": "cpu",
-                "configurations": {r: CONFIGURATIONS[r].to_dict() for r in args.runtimes},
-                "exits": "replayed from the committed artefacts (pretrained backbone, fresh heads)",
+                "device": str(device),
+                "configurations": {r: settings[r].to_dict() for r in args.runtimes},
+                "exits": "replayed from the committed artefacts (pretrained backbone, fresh heads)"
+                if args.bundle is None
+                else "replayed from the bundled artefacts (random weights of each backbone's architecture)",
                 "examples": args.examples,
                 "repeats": args.repeats,
                 "rows": rows,

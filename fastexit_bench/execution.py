@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ATTENTIONS = ("auto", "eager", "sdpa")
-RUNTIMES = ("eager", "compile", "onnxruntime")
+RUNTIMES = ("eager", "compile", "cudagraphs", "onnxruntime")
 """How inference runs the model (``runtime.compiled``): PyTorch eager, each layer and head through
-``torch.compile``, or each through ONNX Runtime; training always runs eager."""
+``torch.compile``, the same with CUDA graphs on bucketed shapes, or each through ONNX Runtime; training
+always runs eager."""
 
 
 @dataclass(frozen=True)

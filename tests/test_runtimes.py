@@ -1,6 +1,7 @@
 """The compiled runtimes (torch.compile and ONNX Runtime per layer and head) answer exactly as eager PyTorch:
 the same exits under every policy, the same predictions, through the engine and through `evaluate`/`latency`."""
 
+import copy
 import importlib.util
 
 import numpy as np
@@ -13,7 +14,8 @@ from fastexit_bench.cli import main
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import Execution, ExecutionConfig
 from fastexit_bench.locations import Locations
-from fastexit_bench.runtime.compiled import with_runtime
+from fastexit_bench.runtime.batches import TokenBatches
+from fastexit_bench.runtime.compiled import bucketed, with_runtime
 from fastexit_bench.runtime.config import LatencyConfig
 from fastexit_bench.runtime.engine import EarlyExitEngine
 from fastexit_bench.runtime.latency import measure_latency, same_answers
@@ -23,21 +25,30 @@ from tests.test_recipes import token_data
 from tests.test_train_evaluate_cli import trained  # noqa: F401  (the fixture: a tiny trained BERxiT folder)
 
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
-RUNTIMES = [
-    "compile",
+RUNTIMES = [  # (runtime, device)
+    ("compile", "cpu"),
+    ("cudagraphs", "cpu"),  # the bucketed shapes, compiled, without the graphs
     pytest.param(
         "onnxruntime",
+        "cpu",
         marks=pytest.mark.skipif(
             not HAS_ORT, reason="needs the onnx extra: pip install 'fastexit-bench[onnx]'"
         ),
+    ),
+    pytest.param(
+        "cudagraphs",
+        "cuda",
+        marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
     ),
 ]
 ONE_POLICY_PER_INPUT = ("entropy", "learned", "static")  # reads logits, exit scores, nothing
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
-def test_every_policy_exits_where_eager_exits(model, runtime, tmp_path):  # noqa: F811
-    data = token_data(rows=24, seed=7)
+@pytest.mark.parametrize(("runtime", "device"), RUNTIMES)
+def test_every_policy_exits_where_eager_exits(model, runtime, device, tmp_path):  # noqa: F811
+    model = copy.deepcopy(model).to(device)
+    tokens = token_data(rows=24, seed=7)
+    data = TokenBatches(tokens.dataset, tokens.tokenizer, device)
     eager = predict(model, data, "classification", batch_size=8)
     runner = with_runtime(model, Execution("fp32", "sdpa", runtime), tmp_path)
     outputs = predict(runner, data, "classification", batch_size=8)
@@ -53,12 +64,30 @@ def test_every_policy_exits_where_eager_exits(model, runtime, tmp_path):  # noqa
         policy = resolve_policy(name)
         for value in policy.grid(eager)[1::3]:
             expected = policy.exit_layers(eager, value)
-            for batch_size, bucketed in [(1, False), (5, True)]:
+            for batch_size, by_length in [(1, False), (5, True)]:
                 out = EarlyExitEngine(runner, policy, value, "classification").run_source(
-                    data, batch_size, bucketed
+                    data, batch_size, by_length
                 )
                 np.testing.assert_array_equal(out.exit_layers, expected)
                 assert same_answers(out.logits, eager, expected)
+
+
+def test_bucketed_segments_see_few_shapes_and_answer_for_the_real_rows_only():
+    seen = []
+
+    def layer(hidden, additive):  # a stand-in segment: records its shapes, attends over unmasked tokens
+        seen.append((tuple(hidden.shape), tuple(additive.shape)))
+        weights = torch.softmax(additive[:, 0, 0, :], dim=-1)
+        return hidden + (weights[..., None] * hidden).sum(1, keepdim=True)
+
+    hidden = torch.randn(5, 19, 4)
+    additive = torch.zeros(5, 1, 1, 19)
+    additive[:, ..., 15:] = torch.finfo(torch.float32).min  # the last 4 tokens are padding
+    out = bucketed(layer)(hidden, additive)
+    assert seen == [((8, 32, 4), (8, 1, 1, 32))]  # batch to a power of two, tokens to a multiple of 16
+    torch.testing.assert_close(out, layer(hidden, additive))
+    logits = bucketed(lambda h, m: h.sum(1))(hidden, torch.ones(5, 19, dtype=torch.bool))
+    assert logits.shape == (5, 4)  # a 2-D output keeps its width, whatever the padded tokens
 
 
 @pytest.mark.skipif(not HAS_ORT, reason="needs the onnx extra: pip install 'fastexit-bench[onnx]'")
@@ -73,7 +102,7 @@ def test_onnx_graphs_are_exported_once_per_weights(model, tmp_path):  # noqa: F8
 
 
 def test_compiled_runtimes_refuse_low_precision(model, tmp_path):  # noqa: F811
-    for runtime in ("compile", "onnxruntime"):
+    for runtime in ("compile", "cudagraphs", "onnxruntime"):
         with pytest.raises(FastExitError, match="--precision fp32"):
             with_runtime(model, Execution("bf16", "eager", runtime), tmp_path)
 

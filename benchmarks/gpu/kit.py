@@ -7,7 +7,9 @@ weights needs to run this suite's GPU benchmarks, small enough to travel with a 
   at the versions installed here, for CPython 3.12;
 - ``backbones/<name>/``: each backbone's config and tokenizer, no weights;
 - ``tokenized/<backbone>.<dataset>.<split>/``: the rows each benchmark reads, tokenized here;
-- ``artifacts/``: evaluation artefacts whose exits the latency benchmark replays, and ``manifest.json``.
+- ``artifacts/``: evaluation artefacts whose exits the latency benchmark replays, and ``manifest.json``;
+- ``runtimes/``: the reference models' artefacts, rows and operating points that ``benchmarks/runtimes.py``
+  times under every runtime (eager, torch.compile, CUDA graphs, bf16) on the GPU.
 
 ``materialize`` (run there) gives each backbone random weights: compute does not depend on weight values,
 so training throughput and latency are those of the real architecture, and exits are replayed from the
@@ -93,7 +95,7 @@ def _download_wheel(name: str, out: Path) -> None:
         )
 
 
-def _save_rows(rows: datasets.Dataset, out: Path) -> None:
+def save_rows(rows: datasets.Dataset, out: Path) -> None:
     rows.flatten_indices().save_to_disk(str(out))
 
 
@@ -140,7 +142,7 @@ def bundle(args: argparse.Namespace) -> None:
             ),
             Locations(mirror=args.mirror),
         )
-        _save_rows(rows, out / "tokenized" / f"{backbone}.{dataset}.{spec.train_split}")
+        save_rows(rows, out / "tokenized" / f"{backbone}.{dataset}.{spec.train_split}")
     replays = []
     for entry in filter(None, args.replay):
         path, policy, values = entry.split(":")
@@ -149,11 +151,19 @@ def bundle(args: argparse.Namespace) -> None:
         rows = artifact_rows(artifact, save_backbone(meta.backbone_name), args.mirror)
         if list(rows["length"]) != artifact.lengths.tolist():
             raise SystemExit(f"the mirror's rows are not the examples of {path} (token lengths differ)")
-        _save_rows(rows, out / "tokenized" / f"{meta.backbone_name}.{meta.dataset}.{meta.split}")
+        save_rows(rows, out / "tokenized" / f"{meta.backbone_name}.{meta.dataset}.{meta.split}")
         shutil.copy(path, out / "artifacts" / Path(path).name)
         replays.append(
             {"artifact": Path(path).name, "backbone": meta.backbone_name, "policy": policy, "values": values}
         )
+    if args.runtimes:
+        subprocess.run(
+            [sys.executable, str(BENCHMARKS / "runtimes.py"), "--write-bundle", str(out / "runtimes")]
+            + (["--mirror", args.mirror] if args.mirror else []),
+            check=True,
+        )
+        for entry in json.loads((out / "runtimes" / "runtimes.json").read_text()):
+            save_backbone(entry["backbone"])
     manifest = {
         "cases": [f"{b}:{d}" for b, d in cases],
         "replays": replays,
@@ -185,7 +195,8 @@ def materialize(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """The training-throughput benchmark over the bundled cases and the replayed latency benchmarks."""
+    """The training-throughput benchmark over the bundled cases, the replayed latency benchmarks and the
+    runtimes table."""
     manifest = json.loads((args.bundle / "manifest.json").read_text())
     tag = "gpu" if args.device == "cuda" else f"{args.device}_kit"
     common = ["--device", args.device, "--tokenized", str(args.bundle / "tokenized")]
@@ -235,6 +246,24 @@ def run(args: argparse.Namespace) -> None:
             ],
             check=True,
         )
+    if (args.bundle / "runtimes" / "runtimes.json").is_file():
+        subprocess.run(
+            [
+                sys.executable,
+                str(BENCHMARKS / "runtimes.py"),
+                "--bundle",
+                str(args.bundle / "runtimes"),
+                "--backbones",
+                str(args.backbones),
+                "--device",
+                args.device,
+                "--repeats",
+                str(args.repeats),
+                "--out",
+                str(args.results / f"runtimes_{tag}.json"),
+            ],
+            check=True,
+        )
 
 
 def main() -> None:
@@ -252,6 +281,9 @@ def main() -> None:
         f"(repeatable; '' for none; default {', '.join(REPLAYS)})",
     )
     make.add_argument("--no-wheels", dest="wheels", action="store_false", help="leave the wheels out")
+    make.add_argument(
+        "--no-runtimes", dest="runtimes", action="store_false", help="leave the runtimes table's cases out"
+    )
     make.add_argument("--out", type=Path, default=Path(".gpu"))
     make.set_defaults(func=bundle)
     random = commands.add_parser("materialize", help="random-weight backbones from the bundle (there)")

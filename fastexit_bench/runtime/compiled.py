@@ -1,7 +1,8 @@
 """Optimized runtimes for inference: the model cut into segments (the embeddings, each layer, each exit head,
 the learned-exit scorer), each compiled once with ``torch.compile`` or exported once to ONNX and run by ONNX
-Runtime. The engine, the serving schedulers and `evaluate` call the segments exactly as they call the eager
-model's methods, so exits are still decided on the host between layers, with the same policy code.
+Runtime, or compiled with CUDA graphs (``cudagraphs``: ``torch.compile``'s "reduce-overhead" mode on shapes
+padded to buckets). The engine, the serving schedulers and `evaluate` call the segments exactly as they call
+the eager model's methods, so exits are still decided on the host between layers, with the same policy code.
 
 Why segments and not one graph: an early exit is a data-dependent branch between layers, and a graph that
 contains it either evaluates both sides (TensorRT-LLM #1724) or cannot be exported at all. One graph per
@@ -143,11 +144,69 @@ class SegmentedModel:
     forward_all = EarlyExitModel.forward_all
 
 
+SHAPE_BUCKET_TOKENS = 16
+"""The ``cudagraphs`` runtime pads the token axis to a multiple of this and the batch to a power of two."""
+COMPILE_MODES = {"compile": None, "cudagraphs": "reduce-overhead"}
+"""``torch.compile``'s mode for each runtime that compiles."""
+
+
+def _token_axis(tensor: Tensor) -> int:
+    """Where a segment tensor keeps its tokens: ids, masks and hidden states on axis 1, the ``[batch, 1, 1,
+    tokens]`` additive mask on axis 3. Logits and scores (2-D and 1-D outputs) have none: only their batch
+    is padded and cut back."""
+    return 3 if tensor.dim() == 4 else 1
+
+
+def _padded(tensor: Tensor, batch: int, tokens: int) -> Tensor:
+    """``tensor`` grown to ``batch`` rows and ``tokens`` tokens: zeros (no token, not attended) except in an
+    additive mask, whose new positions are masked like padding (the dtype's minimum)."""
+    shape = list(tensor.shape)
+    shape[0], shape[_token_axis(tensor)] = batch, tokens
+    if shape == list(tensor.shape):
+        return tensor
+    fill = torch.finfo(tensor.dtype).min if tensor.dim() == 4 else 0
+    out = tensor.new_full(shape, fill)
+    out[tuple(slice(0, n) for n in tensor.shape)] = tensor
+    return out
+
+
+def _unpadded(tensor: Tensor, batch: int, tokens: int) -> Tensor:
+    """The real rows and tokens of a bucketed output, as a tensor of its own: a CUDA graph's outputs live in
+    memory that its next replay overwrites."""
+    tensor = tensor[:batch]
+    if tensor.dim() >= 3:
+        tensor = tensor.narrow(_token_axis(tensor), 0, tokens)
+    return tensor.clone()
+
+
+def bucketed(graph: Callable[..., Any]) -> Callable[..., Any]:
+    """``graph`` called on inputs padded to a power-of-two batch and a multiple of
+    :data:`SHAPE_BUCKET_TOKENS` tokens, its outputs cut back. CUDA graphs are recorded per shape, and
+    compaction makes a new batch size at almost every exit: buckets keep a model at a few dozen shapes.
+    Padded rows and tokens are masked, so the real rows' outputs do not change (beyond float rounding)."""
+
+    def call(*inputs: Tensor) -> Any:
+        batch, tokens = inputs[0].shape[:2]
+        to_batch = 1 << (batch - 1).bit_length()
+        to_tokens = -(-tokens // SHAPE_BUCKET_TOKENS) * SHAPE_BUCKET_TOKENS
+        if inputs[0].is_cuda:
+            torch.compiler.cudagraph_mark_step_begin()  # earlier outputs were copied out: their memory is free
+        outputs = graph(*(_padded(t, to_batch, to_tokens) for t in inputs))
+        if isinstance(outputs, tuple):
+            return tuple(_unpadded(o, batch, tokens) for o in outputs)
+        return _unpadded(outputs, batch, tokens)
+
+    return call
+
+
 def compiled(model: EarlyExitModel, execution: Execution) -> SegmentedModel:
     """Each segment through ``torch.compile`` (inductor, dynamic batch and length): compiled on first use,
     then reused at every depth. All segments share :meth:`Segment.forward`, whose graphs dynamo keys by
     segment (and by batch 1, which it specializes), so its per-function limit of cached graphs is raised
-    to hold them all instead of silently falling back to eager."""
+    to hold them all instead of silently falling back to eager. The ``cudagraphs`` runtime compiles in
+    "reduce-overhead" mode, which replays a CUDA graph per input shape, on :func:`bucketed` shapes; on a
+    CPU the same bucketed graphs run without CUDA graphs (what the tests check)."""
+    mode = COMPILE_MODES[execution.runtime]
     parts = segments(model)
     limit = 4 * len(parts)
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
@@ -156,7 +215,9 @@ def compiled(model: EarlyExitModel, execution: Execution) -> SegmentedModel:
     )
     run: dict[str, Callable[..., Any]] = {}
     for name, segment in parts.items():
-        graph = torch.compile(segment, dynamic=True)
+        graph = torch.compile(segment, dynamic=True, mode=mode)
+        if mode is not None:
+            graph = bucketed(graph)
 
         def call(*inputs: Tensor, graph: Callable[..., Any] = graph) -> Any:
             with running(model.config, execution, inputs[0].device):
@@ -279,7 +340,7 @@ def with_runtime(
         raise FastExitError(
             f"the {execution.runtime} runtime runs fp32 only; add --precision fp32 (got {execution.precision})"
         )
-    if execution.runtime == "compile":
+    if execution.runtime in COMPILE_MODES:
         return compiled(model, execution)
     if next(model.parameters()).device.type != "cpu":
         raise FastExitError("the onnxruntime runtime runs on the CPU here; add --device cpu")
