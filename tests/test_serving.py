@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from fastexit_bench.analysis.artifact import LayerOutputs
 from fastexit_bench.analysis.policies import POLICIES, resolve_policy
 from fastexit_bench.cli import main
 from fastexit_bench.runtime.predict import predict
@@ -55,6 +56,25 @@ def test_every_scheduler_answers_as_the_sweep_under_any_arrivals(model, name):  
                 np.testing.assert_array_equal(served.predictions, predictions[examples], err_msg=where)
                 assert (served.answered >= served.arrivals).all()
     assert len(depths) >= 2
+
+
+def test_a_replaying_scheduler_exits_where_the_recorded_outputs_say(model):  # noqa: F811
+    data = token_data(rows=24, seed=7)
+    own = predict(model, data, "classification", batch_size=8)
+    recorded = LayerOutputs(  # another model's outputs: exits the model's own heads would not give
+        np.random.default_rng(0).normal(size=own.logits.shape).astype(np.float32), "classification"
+    )
+    policy = resolve_policy("entropy")
+    examples = query_examples(len(data), 40, seed=3)
+    value = float(np.median(policy.grid(recorded)))
+    expected = policy.exit_layers(recorded, value)[examples]
+    assert not np.array_equal(expected, policy.exit_layers(own, value)[examples])
+    for scheduler_name in ANSWERING:
+        if scheduler_name == "full-depth":
+            continue
+        scheduler = make_scheduler(scheduler_name, model, data, examples, "classification", policy, value, 5)
+        served = serve(scheduler.replaying(recorded), len(examples), np.zeros(len(examples)))
+        np.testing.assert_array_equal(served.exit_layers, expected, err_msg=scheduler_name)
 
 
 @pytest.mark.parametrize("name", ["entropy", "static"])  # the last head's logits at hand, or computed then

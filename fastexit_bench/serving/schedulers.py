@@ -60,6 +60,8 @@ class Scheduler(ABC):
     name: str
     clock: Callable[[], float] = time.perf_counter
     """The load generator's clock (seconds, the arrivals' origin), set by :meth:`start`."""
+    recorded: LayerOutputs | None = None
+    """Outputs of every row of ``source`` that exits are decided on instead of the heads' (:meth:`replaying`)."""
 
     def __init__(
         self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str, max_batch: int
@@ -88,14 +90,23 @@ class Scheduler(ABC):
     def step(self) -> list[Answer]:
         """One unit of work; the queries it answered."""
 
+    def replaying(self, recorded: LayerOutputs) -> Scheduler:
+        """Decide exits on ``recorded`` while running the same layers and heads: a model of the recorded one's
+        architecture with other weights is then timed at the recorded model's exits (``runtime.engine``)."""
+        self.recorded = recorded
+        return self
+
     def predictions(self, logits: Tensor) -> np.ndarray:
         logits = logits.float().cpu().numpy()  # on a GPU, this waits for the work: answers are on the host
         return logits[:, 0] if self.task == "regression" else logits.argmax(-1)
 
     def run_through(self, engine: EarlyExitEngine, queries: list[int]) -> list[Answer]:
         """``queries`` as one batch through ``engine``, every layer in one call; all answered at its end."""
-        batch = self.source.batch(torch.from_numpy(self.examples[queries]))
-        out = engine.run(**batch.inputs)
+        rows = self.examples[queries]
+        batch = self.source.batch(torch.from_numpy(rows))
+        out = engine.run(
+            **batch.inputs, recorded=None if self.recorded is None else self.recorded.select(rows)
+        )
         return [
             Answer(q, int(layer), float(p))
             for q, layer, p in zip(queries, out.exit_layers, self.predictions(out.logits))
@@ -283,6 +294,8 @@ class LayerPool(Scheduler):
 
     def seen(self, group: list[InFlight], layers: int) -> LayerOutputs:
         """What the policy decides on: the group's outputs of its first ``layers`` exits."""
+        if self.recorded is not None:
+            return self.recorded.select(self.examples[[q.query for q in group]], layers)
         classes = self.model.num_outputs
         logits = (
             np.stack([np.stack(q.logits) for q in group], axis=1)
