@@ -94,6 +94,20 @@ def test_a_claim_met_on_fewer_seeds_or_missed_by_one_seed_is_not_called_met():
     assert settled["seed_sd"]["flops_speedup"] == 0.0
 
 
+def test_a_benchmark_mean_claim_reads_the_mean_over_its_datasets_on_seeds_that_ran_them_all():
+    claim = Claim(
+        "g", "mean >= 1.3x", "test", "quick", ["rte", "stsb"], "fastbert", "speed", min_flops_speedup=1.3
+    )
+    rte = _points(delta=-0.4, speedup=1.2).assign(dataset="rte")
+    stsb = _points(delta=-1.2, speedup=1.6).assign(dataset="stsb")
+    both = evaluate(claim, pd.concat([rte, stsb]))
+    assert both["verdict"] == MET and both["seeds"] == 3 and both["value"] is None
+    assert both["flops_speedup"] == pytest.approx(1.4) and both["delta_points"] == pytest.approx(-0.8)
+    assert evaluate(claim, rte)["verdict"] == NOT_RUN  # a mean over one of its datasets is not the claim
+    short = evaluate(claim, pd.concat([rte, stsb.query("seed < 2")]))  # seed 2 ran RTE only
+    assert short["seeds"] == 2 and short["verdict"] == PROVISIONAL
+
+
 def test_early_exit_beats_static_only_when_the_paired_interval_is_above_zero():
     claim = Claim("s", "beats static", "test", "quick", "bbc_news", "fastbert", "speed", beats_static=True)
     static = {"static_alternative": "layer 2", "gain_vs_static_points": 1.5}

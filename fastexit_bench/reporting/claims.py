@@ -39,6 +39,8 @@ MIN_SEEDS = 3
 class Claim:
     """One checked statement: ``experiment``'s ``recipe`` on ``dataset`` at ``policy``; ``setting`` is the
     operating point (default: dev-chosen within ``max_loss`` points); goals left None are not checked.
+    ``dataset`` may be a list: the claim is then about a benchmark's mean (small GLUE's), and each goal reads
+    the mean over those datasets, on the seeds that ran all of them.
     ``beats_static``: the claim is that early exit adds something at that point: its metric exceeds the best
     static alternative at no more FLOPs (``paper.with_static_alternative``), the paired 95 % interval above
     0 (mean bounds over seeds); the metric change against the baseline is then not a goal."""
@@ -47,7 +49,7 @@ class Claim:
     statement: str
     source: str
     experiment: str
-    dataset: str
+    dataset: str | list[str]
     recipe: str
     policy: str
     max_loss: float = 1.0
@@ -60,6 +62,10 @@ class Claim:
     @property
     def operating_point(self) -> str:
         return self.setting or f"{self.policy}, dev drop<={self.max_loss:g}pt"
+
+    @property
+    def datasets(self) -> list[str]:
+        return [self.dataset] if isinstance(self.dataset, str) else list(self.dataset)
 
 
 @dataclass(frozen=True)
@@ -150,12 +156,13 @@ def _static_alternative(chosen: pd.DataFrame) -> dict[str, Any]:
 def _measure(claim: Claim, chosen: pd.DataFrame) -> dict[str, Any]:
     """What the claim reads from ``chosen`` (one row per seed): means over the rows."""
     speedup = _mean(chosen, "speedup_fastbert" if claim.convention == "fastbert" else "speedup")
+    one_dataset = chosen.dataset.nunique() == 1  # a mean over datasets has no one value
     return {
         "experiment": str(chosen.experiment.iloc[0]),
         "backbone": str(chosen.backbone.iloc[0]),
         "pooling": _text(chosen.pooling.iloc[0]) if "pooling" in chosen else "",  # "": FastBERT's branch
         "split": str(chosen.split.iloc[0]),
-        "value": _mean(chosen, "value"),
+        "value": _mean(chosen, "value") if one_dataset else None,
         "flops_speedup": speedup,
         "flops_speedup_fvcore": _mean(chosen, "speedup"),
         "flops_speedup_fastbert": _mean(chosen, "speedup_fastbert"),
@@ -209,11 +216,13 @@ def evaluate(claim: Claim, points: pd.DataFrame) -> dict[str, Any]:
     holds on the mean over seeds and on each seed, over at least :data:`MIN_SEEDS` seeds (fewer:
     :data:`PROVISIONAL`; a seed missing a goal the mean meets: :data:`UNSETTLED`)."""
     chosen = points[
-        (points.dataset == claim.dataset)
+        points.dataset.isin(claim.datasets)
         & (points.recipe == claim.recipe)
         & (points.setting == claim.operating_point)
         & ((points.experiment == claim.experiment) | (claim.experiment == "*"))
     ]
+    whole = [seed for seed, rows in chosen.groupby("seed") if set(rows.dataset) == set(claim.datasets)]
+    chosen = chosen[chosen.seed.isin(whole)]  # a benchmark's mean only over seeds that ran all its datasets
     result = {**asdict(claim), "operating_point": claim.operating_point, "seeds": int(chosen.seed.nunique())}
     if chosen.empty:
         return result | {"verdict": NOT_RUN, "checks": {}}
@@ -405,7 +414,8 @@ def claims_markdown(record: ClaimsRecord, inputs: Sequence[str]) -> str:
             if c.get("static_alternative")
             else ""
         )
-        model = f"{c['dataset']} {c['recipe']}" + (f" ({c['pooling']} pooling)" if c.get("pooling") else "")
+        datasets = c["dataset"] if isinstance(c["dataset"], str) else f"mean of {', '.join(c['dataset'])}"
+        model = f"{datasets} {c['recipe']}" + (f" ({c['pooling']} pooling)" if c.get("pooling") else "")
         measured = " / ".join(
             _number(c.get(f"realized_speedup_b{b}"), ".2f") or "–" for b in LATENCY_BATCH_SIZES
         )
