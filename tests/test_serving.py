@@ -75,6 +75,8 @@ def test_a_replaying_scheduler_exits_where_the_recorded_outputs_say(model):  # n
         scheduler = make_scheduler(scheduler_name, model, data, examples, "classification", policy, value, 5)
         served = serve(scheduler.replaying(recorded), len(examples), np.zeros(len(examples)))
         np.testing.assert_array_equal(served.exit_layers, expected, err_msg=scheduler_name)
+        answers = recorded.predictions()[expected - 1, examples]  # the recorded model's, not the heads'
+        np.testing.assert_array_equal(served.predictions, answers, err_msg=scheduler_name)
 
 
 @pytest.mark.parametrize("name", ["entropy", "static"])  # the last head's logits at hand, or computed then
@@ -95,6 +97,27 @@ def test_a_deadline_forces_late_queries_out_with_their_last_heads_answer(model, 
     np.testing.assert_array_equal(served.forced, exits > 1)
     np.testing.assert_array_equal(served.predictions, outputs.predictions()[0, examples])
     assert served.forced.any()
+
+
+def test_a_deadline_forces_late_queries_in_every_pool_and_runs_layer_1_first_when_urgent(model):  # noqa: F811
+    data = token_data(rows=24, seed=7)
+    policy = resolve_policy("static")  # every query runs to the last layer unless forced
+    scheduler = make_scheduler(
+        "layer-pool-deadline", model, data, np.arange(12), "classification", policy, 6, 4, deadline_s=1.0
+    )
+    now = [0.0]
+    scheduler.start(lambda: now[0])
+    for query in range(12):
+        scheduler.admit(query, 0.0)
+    assert scheduler.step() == [] and len(scheduler.pools[1]) == 4  # queries 0-3 passed layer 1
+    scheduler.step_s = {(k, 4): 0.3 for k in range(6)}  # each step of 4 queries takes 0.3 s
+    now[0] = 0.5  # layer 2 next would leave layer 1's oldest to finish it at 1.1 s, past its deadline
+    assert scheduler.step() == [] and len(scheduler.pools[1]) == 8 and len(scheduler.pools[0]) == 4
+    now[0] = 0.9  # any step now ends after every query's deadline: those past layer 1 leave with its answer
+    answers = scheduler.step()
+    assert sorted(a.query for a in answers) == list(range(8))
+    assert all(a.forced and a.exit_layer == 1 for a in answers)
+    assert [q.query for q in scheduler.pools[1]] == [8, 9, 10, 11]
 
 
 def test_layer_pool_runs_the_deepest_full_pool_else_the_oldest_query(model):  # noqa: F811

@@ -17,10 +17,11 @@ generator (``serving.loadgen``) owns the clock; schedulers never sleep.
   step. Examples at different depths never share a layer call.
 - ``layer-pool-adaptive``: layer-pool under load, compaction when light: while no query is beyond layer 1
   and fewer than ``max_batch`` wait, the waiting ones run every layer in one engine call.
-- ``layer-pool-deadline``: layer-pool with a latency deadline: before a step, a query whose time in the system
-  would pass the deadline by the end of that step (its layer's recent step time, measured) leaves at once
-  with the prediction of the last head it passed, a *forced* exit. A query still in layer 1's pool has no
-  head yet and runs layer 1 regardless.
+- ``layer-pool-deadline``: layer-pool with a latency deadline: before a step, every query beyond layer 1
+  whose time in the system would pass the deadline by the end of that step (step times measured per layer
+  and batch size as it serves), in any pool, leaves at once with the prediction of the last head it passed,
+  a *forced* exit. A query still in layer 1's pool has no head yet: layer 1 runs first whenever the step
+  the rule picked would leave its oldest query too little time to pass layer 1 by the deadline.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Scheduler(ABC):
     """The load generator's clock (seconds, the arrivals' origin), set by :meth:`start`."""
     recorded: LayerOutputs | None = None
     """Outputs of every row of ``source`` that exits are decided on instead of the heads' (:meth:`replaying`)."""
+    recorded_predictions: np.ndarray | None = None
 
     def __init__(
         self, model: EarlyExitModel, source: TokenBatches, examples: np.ndarray, task: str, max_batch: int
@@ -91,10 +93,18 @@ class Scheduler(ABC):
         """One unit of work; the queries it answered."""
 
     def replaying(self, recorded: LayerOutputs) -> Scheduler:
-        """Decide exits on ``recorded`` while running the same layers and heads: a model of the recorded one's
-        architecture with other weights is then timed at the recorded model's exits (``runtime.engine``)."""
-        self.recorded = recorded
+        """Decide exits on ``recorded`` while running the same layers and heads, and answer with its
+        predictions: a model of the recorded one's architecture with other weights is then timed at the
+        recorded model's exits and scored on its answers (``runtime.engine``)."""
+        self.recorded, self.recorded_predictions = recorded, recorded.predictions()
         return self
+
+    def answer(self, query: int, exit_layer: int, prediction: float, forced: bool = False) -> Answer:
+        """``query``'s answer at ``exit_layer``: ``prediction`` (the running head's), or while replaying the
+        recorded model's prediction at that exit."""
+        if self.recorded is not None:
+            prediction = float(self.recorded_predictions[exit_layer - 1, self.examples[query]])
+        return Answer(query, exit_layer, prediction, forced)
 
     def predictions(self, logits: Tensor) -> np.ndarray:
         logits = logits.float().cpu().numpy()  # on a GPU, this waits for the work: answers are on the host
@@ -108,7 +118,7 @@ class Scheduler(ABC):
             **batch.inputs, recorded=None if self.recorded is None else self.recorded.select(rows)
         )
         return [
-            Answer(q, int(layer), float(p))
+            self.answer(q, int(layer), float(p))
             for q, layer, p in zip(queries, out.exit_layers, self.predictions(out.logits))
         ]
 
@@ -187,6 +197,11 @@ class InFlight:
     scores: list[float] = field(default_factory=list)
 
 
+def _bucket(size: int) -> int:
+    """The power of two at or above ``size``: batch sizes whose step times are kept together."""
+    return 1 << (size - 1).bit_length()
+
+
 def padded(queries: list[InFlight]) -> tuple[Tensor, Tensor]:
     """The queries' hidden states right-padded into one batch, and its mask (True on their own tokens)."""
     hidden = torch.nn.utils.rnn.pad_sequence([q.hidden for q in queries], batch_first=True)
@@ -217,7 +232,7 @@ class LayerPool(Scheduler):
         self.policy, self.value = policy, value
         self.pools: list[deque[InFlight]] = [deque() for _ in range(model.num_layers)]
         self.deadline_s = deadline_s if self.forces_exits else None
-        self.step_s = np.zeros(model.num_layers)  # each layer's recent step time (0: not measured yet)
+        self.step_s: dict[tuple[int, int], float] = {}  # recent step time by (layer, batch size's bucket)
 
     def admit(self, query: int, arrival: float) -> None:
         self.pools[0].append(InFlight(query, arrival))
@@ -234,33 +249,54 @@ class LayerPool(Scheduler):
     @torch.inference_mode()
     def step(self) -> list[Answer]:
         k = self.next_layer()
+        forced: list[Answer] = []
+        if self.deadline_s is not None:
+            k = self.first_layer_if_urgent(k)
+            forced = self.force_late(self.clock() + self.step_estimate(k, len(self.pools[k])))
+            if not self.pools[k]:
+                return forced
         pool = self.pools[k]
         group = [pool.popleft() for _ in range(min(self.max_batch, len(pool)))]
-        forced: list[Answer] = []
-        if self.deadline_s is not None and k > 0:
-            forced, group = self.force_late(group, k)
-            if not group:
-                return forced
         started = time.perf_counter()
         answers = forced + self.run_layer(k, group)
         elapsed = time.perf_counter() - started
-        self.step_s[k] = elapsed if self.step_s[k] == 0 else 0.8 * self.step_s[k] + 0.2 * elapsed
+        key = (k, _bucket(len(group)))
+        self.step_s[key] = 0.8 * self.step_s[key] + 0.2 * elapsed if key in self.step_s else elapsed
         return answers
 
-    def force_late(self, group: list[InFlight], k: int) -> tuple[list[Answer], list[InFlight]]:
-        """Answer now the queries of ``group`` that would pass the deadline by the end of layer ``k``'s step,
-        each with its last head's prediction (layer ``k``, 1-based); the others go on."""
-        now, late, going_on = self.clock(), [], []
-        for query in group:
-            (late if now + self.step_s[k] > query.arrival + self.deadline_s else going_on).append(query)
-        if not late:
-            return [], going_on
-        if late[0].logits:  # a policy that reads every head: the last one's logits are at hand
-            logits = torch.from_numpy(np.stack([q.logits[-1] for q in late]))
-        else:
-            logits = self.model.head_logits(k - 1, *padded(late))
-        predictions = self.predictions(logits)
-        return [Answer(q.query, k, float(p), forced=True) for q, p in zip(late, predictions)], going_on
+    def step_estimate(self, k: int, waiting: int) -> float:
+        """How long layer ``k``'s next step takes, on ``waiting`` queries (up to a batch): its recent time at
+        that batch size's bucket, else the longest measured at layer ``k`` (0 before any)."""
+        key = (k, _bucket(min(waiting, self.max_batch)))
+        if key in self.step_s:
+            return self.step_s[key]
+        return max((t for (layer, _), t in self.step_s.items() if layer == k), default=0.0)
+
+    def first_layer_if_urgent(self, k: int) -> int:
+        """Layer 1 instead of ``k`` when running ``k`` first would leave layer 1's oldest query unable to pass
+        layer 1 by its deadline (it has no head to leave with before then)."""
+        first = self.pools[0]
+        if k == 0 or not first:
+            return k
+        done = self.clock() + self.step_estimate(k, len(self.pools[k])) + self.step_estimate(0, len(first))
+        return 0 if done > first[0].arrival + self.deadline_s else k
+
+    def force_late(self, end: float) -> list[Answer]:
+        """Answer now every query beyond layer 1 that would pass the deadline by ``end`` (the next step's end),
+        each with its last head's prediction; the others stay in their pools."""
+        answers = []
+        for k in range(1, len(self.pools)):
+            late = [q for q in self.pools[k] if end > q.arrival + self.deadline_s]
+            if not late:
+                continue
+            self.pools[k] = deque(q for q in self.pools[k] if end <= q.arrival + self.deadline_s)
+            if late[0].logits:  # a policy that reads every head: the last one's logits are at hand
+                logits = torch.from_numpy(np.stack([q.logits[-1] for q in late]))
+            else:
+                logits = self.model.head_logits(k - 1, *padded(late))
+            predictions = self.predictions(logits)
+            answers += [self.answer(q.query, k, float(p), forced=True) for q, p in zip(late, predictions)]
+        return answers
 
     def run_layer(self, k: int, group: list[InFlight]) -> list[Answer]:
         """Layer ``k`` (0-based) on ``group``: the queries whose exit it decides are answered, the others move
@@ -285,7 +321,7 @@ class LayerPool(Scheduler):
         if leaving.any():
             leavers = [q for q, leaves in zip(group, leaving) if leaves]
             predictions = self.predictions(exit_logits(model, k, hidden, mask, logits, leaving))
-            answers = [Answer(q.query, k + 1, float(p)) for q, p in zip(leavers, predictions)]
+            answers = [self.answer(q.query, k + 1, float(p)) for q, p in zip(leavers, predictions)]
         lengths = mask.sum(1).tolist()
         for i in np.flatnonzero(~leaving):
             group[i].hidden = hidden[i, : lengths[i]]
