@@ -113,11 +113,11 @@ def test_a_deadline_forces_late_queries_in_every_pool_and_runs_layer_1_first_whe
     scheduler.step_s = {(k, 4): 0.3 for k in range(6)}  # each step of 4 queries takes 0.3 s
     now[0] = 0.5  # layer 2 next would leave layer 1's oldest to finish it at 1.1 s, past its deadline
     assert scheduler.step() == [] and len(scheduler.pools[1]) == 8 and len(scheduler.pools[0]) == 4
-    now[0] = 0.9  # any step now ends after every query's deadline: those past layer 1 leave with its answer
-    answers = scheduler.step()
+    now[0] = 0.9  # any step now ends after every query's deadline: those past layer 1 leave with its answer,
+    answers = scheduler.step()  # in a step of their own (answered now, not after another layer call)
     assert sorted(a.query for a in answers) == list(range(8))
     assert all(a.forced and a.exit_layer == 1 for a in answers)
-    assert [q.query for q in scheduler.pools[1]] == [8, 9, 10, 11]
+    assert not scheduler.pools[1] and [q.query for q in scheduler.pools[0]] == [8, 9, 10, 11]
 
 
 def test_layer_pool_runs_the_deepest_full_pool_else_the_oldest_query(model):  # noqa: F811

@@ -249,16 +249,15 @@ class LayerPool(Scheduler):
     @torch.inference_mode()
     def step(self) -> list[Answer]:
         k = self.next_layer()
-        forced: list[Answer] = []
         if self.deadline_s is not None:
             k = self.first_layer_if_urgent(k)
             forced = self.force_late(self.clock() + self.step_estimate(k, len(self.pools[k])))
-            if not self.pools[k]:
+            if forced:  # answered now, not after the step they leave to avoid
                 return forced
         pool = self.pools[k]
         group = [pool.popleft() for _ in range(min(self.max_batch, len(pool)))]
         started = time.perf_counter()
-        answers = forced + self.run_layer(k, group)
+        answers = self.run_layer(k, group)
         elapsed = time.perf_counter() - started
         key = (k, _bucket(len(group)))
         self.step_s[key] = 0.8 * self.step_s[key] + 0.2 * elapsed if key in self.step_s else elapsed
