@@ -157,10 +157,11 @@ def bundle(args: argparse.Namespace) -> None:
             {"artifact": Path(path).name, "backbone": meta.backbone_name, "policy": policy, "values": values}
         )
     if args.runtimes:
-        subprocess.run(
-            [sys.executable, str(BENCHMARKS / "runtimes.py"), "--write-bundle", str(out / "runtimes")]
-            + (["--mirror", args.mirror] if args.mirror else []),
-            check=True,
+        run_benchmark(
+            "runtimes.py",
+            "--write-bundle",
+            str(out / "runtimes"),
+            *(["--mirror", args.mirror] if args.mirror else []),
         )
         for entry in json.loads((out / "runtimes" / "runtimes.json").read_text()):
             save_backbone(entry["backbone"])
@@ -177,6 +178,11 @@ def bundle(args: argparse.Namespace) -> None:
         f"wrote {out}: {len(cases)} training cases, {len(replays)} replays, "
         f"{len(manifest['wheels'])} wheels, {size / 2**20:.1f} MiB"
     )
+
+
+def run_benchmark(script: str, *arguments: str) -> None:
+    """``benchmarks/<script>`` with ``arguments`` in this interpreter; its failure stops the kit."""
+    subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], check=True)
 
 
 def materialize(args: argparse.Namespace) -> None:
@@ -204,65 +210,53 @@ def run(args: argparse.Namespace) -> None:
         cases = ",".join(
             f"{args.backbones / case.split(':')[0]}:{case.split(':')[1]}" for case in manifest["cases"]
         )
-        subprocess.run(
-            [
-                sys.executable,
-                str(BENCHMARKS / "train_throughput.py"),
-                *common,
-                "--cases",
-                cases,
-                "--steps",
-                str(args.steps),
-                "--rounds",
-                str(args.rounds),
-                "--weights",
-                "random, of each backbone's architecture (benchmarks/gpu/kit.py materialize)",
-                "--out",
-                str(args.results / f"train_throughput_{tag}.json"),
-            ],
-            check=True,
+        run_benchmark(
+            "train_throughput.py",
+            *common,
+            "--cases",
+            cases,
+            "--steps",
+            str(args.steps),
+            "--rounds",
+            str(args.rounds),
+            "--weights",
+            "random, of each backbone's architecture (benchmarks/gpu/kit.py materialize)",
+            "--out",
+            str(args.results / f"train_throughput_{tag}.json"),
         )
     for replay in manifest["replays"]:
         recipe = replay["artifact"].split(".")[1]
-        subprocess.run(
-            [
-                sys.executable,
-                str(BENCHMARKS / "exit_latency.py"),
-                *common,
-                "--replay",
-                str(args.bundle / "artifacts" / replay["artifact"]),
-                "--backbone",
-                str(args.backbones / replay["backbone"]),
-                "--policy",
-                replay["policy"],
-                "--values",
-                replay["values"],
-                "--precisions",
-                args.precisions,
-                "--repeats",
-                str(args.repeats),
-                "--out",
-                str(args.results / f"exit_latency_{tag}_{recipe}.json"),
-            ],
-            check=True,
+        run_benchmark(
+            "exit_latency.py",
+            *common,
+            "--replay",
+            str(args.bundle / "artifacts" / replay["artifact"]),
+            "--backbone",
+            str(args.backbones / replay["backbone"]),
+            "--policy",
+            replay["policy"],
+            "--values",
+            replay["values"],
+            "--precisions",
+            args.precisions,
+            "--repeats",
+            str(args.repeats),
+            "--out",
+            str(args.results / f"exit_latency_{tag}_{recipe}.json"),
         )
     if (args.bundle / "runtimes" / "runtimes.json").is_file():
-        subprocess.run(
-            [
-                sys.executable,
-                str(BENCHMARKS / "runtimes.py"),
-                "--bundle",
-                str(args.bundle / "runtimes"),
-                "--backbones",
-                str(args.backbones),
-                "--device",
-                args.device,
-                "--repeats",
-                str(args.repeats),
-                "--out",
-                str(args.results / f"runtimes_{tag}.json"),
-            ],
-            check=True,
+        run_benchmark(
+            "runtimes.py",
+            "--bundle",
+            str(args.bundle / "runtimes"),
+            "--backbones",
+            str(args.backbones),
+            "--device",
+            args.device,
+            "--repeats",
+            str(args.repeats),
+            "--out",
+            str(args.results / f"runtimes_{tag}.json"),
         )
 
 
