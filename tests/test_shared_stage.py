@@ -2,6 +2,7 @@
 the same DeeBERT, and a baseline of other settings is refused."""
 
 import json
+import shutil
 
 import pytest
 from safetensors.torch import load_file
@@ -93,3 +94,22 @@ def test_a_model_of_other_inputs_is_refused(models, resources, tmp_path, capsys,
     error = capsys.readouterr().err
     assert named in error.splitlines()[-1]
     assert not (tmp_path / "m" / "training.json").exists()
+
+
+def test_a_baseline_trained_in_another_checkout_is_the_same_start(models, resources, tmp_path):
+    moved = tmp_path / "baseline"  # as if trained where the backbones lay in another resources folder
+    shutil.copytree(models["baseline"], moved)
+    record = json.loads((moved / "training.json").read_text())
+    record["backbone"]["location"] = record["first_stage"]["backbone"] = "/elsewhere/resources/backbones/tiny"
+    (moved / "training.json").write_text(json.dumps(record))
+    args = [
+        "train",
+        *TRAIN,
+        "--recipe",
+        "deebert",
+        "--resources",
+        str(resources),
+        "--out",
+        str(tmp_path / "m"),
+    ]
+    assert main([*args, "--finetuned-from", str(moved)]) == 0

@@ -120,7 +120,7 @@ def _train(
     first_stage = first_stage_inputs(
         recipe,
         start,
-        resolved.location,
+        resolved,
         spec.name,
         data.seed,
         data.max_length,

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastexit_bench.errors import FastExitError
 from fastexit_bench.io import sha256_file
+from fastexit_bench.locations import ResolvedBackbone
 from fastexit_bench.training.config import TrainConfig
 from fastexit_bench.training.recipes import Recipe, get_recipe
 
@@ -42,10 +43,16 @@ def starts_from_baseline(
     )
 
 
+def backbone_identity(backbone: ResolvedBackbone) -> str:
+    """What a backbone is, wherever its copy lies: the name asked for and what that copy is. Not the folder it
+    was loaded from: a baseline trained in another checkout (another resources folder) is the same start."""
+    return f"{backbone.requested} ({backbone.source})"
+
+
 def first_stage_inputs(
     recipe: Recipe,
     start: Any,
-    backbone_location: str,
+    backbone: ResolvedBackbone,
     dataset: str,
     seed: int,
     max_length: int,
@@ -60,7 +67,7 @@ def first_stage_inputs(
     inputs = {
         "stage": asdict(stage),
         "model": asdict(start),
-        "backbone": backbone_location,
+        "backbone": backbone_identity(backbone),
         "dataset": dataset,
         "seed": seed,
         "max_length": max_length,
@@ -81,6 +88,8 @@ def check_shareable(record: Any, folder: Path, recipe: Recipe, inputs: dict[str,
             f"first stage; start from a baseline model"
         )
     theirs = record.first_stage
+    if theirs:  # older records kept the backbone's folder here: compare what the backbone is
+        theirs = {**theirs, "backbone": backbone_identity(record.backbone)}
     if not theirs:
         raise FastExitError(
             f"{folder} does not record what its fine-tune computed from (trained before "
