@@ -119,6 +119,16 @@ def test_option_names_are_the_commands_own():
         assert used <= known, (command, used - known)
 
 
+def test_a_regression_dataset_is_swept_only_with_policies_that_decide_on_regression():
+    config = yaml.safe_load((ROOT / "config" / "reference.yaml").read_text())
+    settings = experiment_settings({"experiments": config["experiments"]}, "glue_small")
+    assert settings.sweep_policies("pabee", "regression") == ["patience"]
+    assert settings.sweep_policies("berxit", "regression") == ["patience", "learned"]
+    assert settings.sweep_policies("deebert", "regression") == ["patience"]  # no entropy: no classes
+    assert "entropy" in settings.sweep_policies("deebert")
+    assert settings.options("sweep", "berxit", "stsb")["policies"] == "patience,learned"
+
+
 def test_policy_pattern_takes_names_and_import_paths_of_any_case():
     pattern = re.compile(
         _schema()["properties"]["experiments"]["additionalProperties"]["properties"]["policies"]["items"][

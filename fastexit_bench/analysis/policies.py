@@ -55,11 +55,13 @@ class ExitPolicy(ABC):
         reads: which per-layer outputs a decision needs, for cost accounting: "logits" (every head
             up to the exit runs), "exit_scores" (BERxiT's scorer runs each layer, one head at the
             exit), or "nothing" (only the exit layer's head runs).
+        tasks: the tasks it can decide on (a policy reading class probabilities has none on regression).
     """
 
     name: ClassVar[str]
     parameter: ClassVar[str] = "threshold"
     reads: ClassVar[Reads] = "logits"
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
 
     @abstractmethod
     def grid(self, outputs: LayerOutputs) -> Sequence[float]:
@@ -165,6 +167,7 @@ class Entropy(ThresholdPolicy):
 
     name = "entropy"
     bounds = (0.0, float("inf"))
+    tasks = ("classification",)
 
     def grid(self, outputs: LayerOutputs) -> Sequence[float]:
         return list(np.linspace(0.0, np.log(outputs.logits.shape[-1]), 13))
@@ -198,6 +201,7 @@ class MaxProb(ThresholdPolicy):
     name = "max_prob"
     below = False
     bounds = (0.0, 1.0)
+    tasks = ("classification",)
 
     def grid(self, outputs: LayerOutputs) -> Sequence[float]:
         return list(np.round(np.linspace(1.0 / outputs.logits.shape[-1], 1.0, 13), 4))

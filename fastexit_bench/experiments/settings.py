@@ -203,22 +203,24 @@ class ExperimentSettings:
         """Whether ``recipe`` starts from the experiment's baseline of the same seed (``training.shared``)."""
         return self.share_finetune and starts_from_baseline(recipe, self.recipes, self.stages)
 
-    def sweep_policies(self, recipe_name: str) -> list[str]:
-        """The experiment's policies that the recipe's model can run (learned-exit ones need its scorer), plus
-        its paper policy (its paper table needs it)."""
+    def sweep_policies(self, recipe_name: str, task: str = "classification") -> list[str]:
+        """The experiment's policies that the recipe's model can run on ``task`` (learned-exit ones need its
+        scorer; those reading class probabilities need classes), plus its paper policy where it can run
+        (its paper table needs it)."""
         recipe = get_recipe(recipe_name)
-        policies = [
-            p
-            for p in self.policies or DEFAULT_POLICIES
-            if recipe.learned_exit or resolve_policy(p).reads != "exit_scores"
-        ]
-        return policies + (
-            [recipe.exit_policy] if recipe.exit_policy and recipe.exit_policy not in policies else []
-        )
 
-    def options(self, command: str, recipe: str | None = None) -> dict[str, Any]:
+        def runs(name: str) -> bool:
+            policy = resolve_policy(name)
+            return task in policy.tasks and (recipe.learned_exit or policy.reads != "exit_scores")
+
+        policies = [p for p in self.policies or DEFAULT_POLICIES if runs(p)]
+        paper = recipe.exit_policy
+        return policies + ([paper] if paper and paper not in policies and runs(paper) else [])
+
+    def options(self, command: str, recipe: str | None = None, dataset: str | None = None) -> dict[str, Any]:
         """The options of ``fastexit-bench COMMAND`` that carry this experiment's settings (for
-        :func:`command_options`); ``recipe`` for ``train`` and ``sweep``."""
+        :func:`command_options`); ``recipe`` for ``train`` and ``sweep``, ``dataset`` for ``sweep`` (its
+        task decides which policies can run)."""
         execution = asdict(self.train.execution)
         if command == "stage":
             return {**_fields(self.data, DATA_KEYS)}
@@ -239,7 +241,9 @@ class ExperimentSettings:
         if command == "latency":
             return {"examples": self.latency.examples, **execution}
         if command == "sweep":
-            policies = self.sweep_policies(recipe)
+            policies = self.sweep_policies(
+                recipe, DATASETS.get(dataset).task if dataset else "classification"
+            )
             return {
                 "policies": ",".join(policies) if self.policies and policies else None,
                 "grid": {p: v for p, v in self.grids.items() if p in policies},

@@ -105,7 +105,8 @@ def options(command, locations=True):
 
     def params(wildcards):
         recipe = getattr(wildcards, "recipe", None)
-        settings = experiment(wildcards.experiment).options(command, recipe)
+        dataset = getattr(wildcards, "dataset", None)
+        settings = experiment(wildcards.experiment).options(command, recipe, dataset)
         return f"{LOCATIONS if locations else ''} {command_options(**settings)}".strip()
 
     return params
