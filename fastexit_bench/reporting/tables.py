@@ -249,12 +249,15 @@ def exits_table(points: pd.DataFrame, artifacts: Sequence[ExitArtifact], shown: 
 
 
 def write_table(frame: pd.DataFrame, stem: Path, title: str, notes: Sequence[str] = ()) -> list[Path]:
-    """``stem``.md (with title and notes), .tex and .csv, each written atomically."""
+    """``stem``.md (with title and notes), .tex and .csv, each written atomically. A cell with no value (a
+    metric column of another dataset's rows) prints empty, not ``nan``."""
     stem = Path(stem)
     paths = [stem.with_suffix(suffix) for suffix in TABLE_SUFFIXES]
+    shown = frame.astype(object).where(frame.notna(), None)
     texts = [
-        f"# {title}\n\n{frame.to_markdown(index=False)}\n" + "".join(f"\n{note}\n" for note in notes),
-        frame.to_latex(index=False, caption=title),
+        f"# {title}\n\n{shown.to_markdown(index=False, missingval='')}\n"
+        + "".join(f"\n{note}\n" for note in notes),
+        frame.to_latex(index=False, caption=title, na_rep=""),
         frame.to_csv(index=False),
     ]
     for path, text in zip(paths, texts):
