@@ -11,28 +11,17 @@ from fastexit_bench.cli import main
 from tests.test_train_evaluate_cli import TRAIN
 
 
+def train_args(recipe, resources, out, *extra):
+    return ["train", *TRAIN, "--recipe", recipe, "--resources", str(resources), "--out", str(out), *extra]
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, resources):
     root = tmp_path_factory.mktemp("shared")
 
     def train(recipe, name, *extra):
         out = root / name
-        assert (
-            main(
-                [
-                    "train",
-                    *TRAIN,
-                    "--recipe",
-                    recipe,
-                    "--resources",
-                    str(resources),
-                    "--out",
-                    str(out),
-                    *extra,
-                ]
-            )
-            == 0
-        )
+        assert main(train_args(recipe, resources, out, *extra)) == 0
         return out
 
     baseline = train("baseline", "baseline")
@@ -77,20 +66,10 @@ def test_deebert_from_the_saved_baseline_is_the_same_model(models):
 )
 def test_a_model_of_other_inputs_is_refused(models, resources, tmp_path, capsys, change, named):
     source = models[change[1]] if change[0] == "--from" else models["baseline"]
-    args = [
-        "train",
-        *TRAIN,
-        "--recipe",
-        "deebert",
-        "--resources",
-        str(resources),
-        "--out",
-        str(tmp_path / "m"),
-        "--finetuned-from",
-        str(source),
-        *(change if change[0] != "--from" else []),
-    ]
-    assert main(args) == 2
+    extra = change if change[0] != "--from" else []
+    assert (
+        main(train_args("deebert", resources, tmp_path / "m", "--finetuned-from", str(source), *extra)) == 2
+    )
     error = capsys.readouterr().err
     assert named in error.splitlines()[-1]
     assert not (tmp_path / "m" / "training.json").exists()
@@ -102,14 +81,4 @@ def test_a_baseline_trained_in_another_checkout_is_the_same_start(models, resour
     record = json.loads((moved / "training.json").read_text())
     record["backbone"]["location"] = record["first_stage"]["backbone"] = "/elsewhere/resources/backbones/tiny"
     (moved / "training.json").write_text(json.dumps(record))
-    args = [
-        "train",
-        *TRAIN,
-        "--recipe",
-        "deebert",
-        "--resources",
-        str(resources),
-        "--out",
-        str(tmp_path / "m"),
-    ]
-    assert main([*args, "--finetuned-from", str(moved)]) == 0
+    assert main(train_args("deebert", resources, tmp_path / "m", "--finetuned-from", str(moved))) == 0
