@@ -141,6 +141,12 @@ class CachedPooledFeatures:
         return model.exits_on_pooled(batch.inputs["pooled"], last_only)
 
 
+def power_of_two_at_least(size: int) -> int:
+    """The smallest power of two >= ``size``: the buckets batch sizes are grouped into (compiled shapes,
+    serving step times), since compaction makes a new batch size at almost every exit."""
+    return 1 << (size - 1).bit_length()
+
+
 def evaluation_batches(
     source: TokenBatches | CachedPooledFeatures, batch_size: int, by_length: bool = True
 ) -> list[Tensor]:

@@ -29,6 +29,7 @@ from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import RUNTIMES, Execution, running
 from fastexit_bench.io import atomic_path, write_json
 from fastexit_bench.models.early_exit import EarlyExitModel
+from fastexit_bench.runtime.batches import power_of_two_at_least
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def bucketed(graph: Callable[..., Any]) -> Callable[..., Any]:
 
     def call(*inputs: Tensor) -> Any:
         batch, tokens = inputs[0].shape[:2]
-        to_batch = 1 << (batch - 1).bit_length()
+        to_batch = power_of_two_at_least(batch)
         to_tokens = -(-tokens // SHAPE_BUCKET_TOKENS) * SHAPE_BUCKET_TOKENS
         if inputs[0].is_cuda:
             torch.compiler.cudagraph_mark_step_begin()  # earlier outputs were copied out: their memory is free

@@ -40,7 +40,7 @@ from fastexit_bench.analysis.artifact import LayerOutputs
 from fastexit_bench.analysis.policies import ExitPolicy, resolve_policy
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.registry import Registry
-from fastexit_bench.runtime.batches import TokenBatches
+from fastexit_bench.runtime.batches import TokenBatches, power_of_two_at_least
 from fastexit_bench.runtime.engine import EarlyExitEngine, exit_logits, leaving_after, run_step
 
 
@@ -197,11 +197,6 @@ class InFlight:
     scores: list[float] = field(default_factory=list)
 
 
-def _bucket(size: int) -> int:
-    """The power of two at or above ``size``: batch sizes whose step times are kept together."""
-    return 1 << (size - 1).bit_length()
-
-
 def padded(queries: list[InFlight]) -> tuple[Tensor, Tensor]:
     """The queries' hidden states right-padded into one batch, and its mask (True on their own tokens)."""
     hidden = torch.nn.utils.rnn.pad_sequence([q.hidden for q in queries], batch_first=True)
@@ -259,14 +254,14 @@ class LayerPool(Scheduler):
         started = time.perf_counter()
         answers = self.run_layer(k, group)
         elapsed = time.perf_counter() - started
-        key = (k, _bucket(len(group)))
+        key = (k, power_of_two_at_least(len(group)))
         self.step_s[key] = 0.8 * self.step_s[key] + 0.2 * elapsed if key in self.step_s else elapsed
         return answers
 
     def step_estimate(self, k: int, waiting: int) -> float:
         """How long layer ``k``'s next step takes, on ``waiting`` queries (up to a batch): its recent time at
         that batch size's bucket, else the longest measured at layer ``k`` (0 before any)."""
-        key = (k, _bucket(min(waiting, self.max_batch)))
+        key = (k, power_of_two_at_least(min(waiting, self.max_batch)))
         if key in self.step_s:
             return self.step_s[key]
         return max((t for (layer, _), t in self.step_s.items() if layer == k), default=0.0)
