@@ -98,12 +98,9 @@ class Case:
     tokenizer: PreTrainedTokenizerBase
     backbone: str
     artifact_path: Path
+    artifact: ExitArtifact
     rows: datasets.Dataset
     point: tuple[str, str, float]
-
-    @property
-    def artifact(self) -> ExitArtifact:
-        return ExitArtifact.load(self.artifact_path)
 
 
 def reference_case(name: str, mirror: str | None, resources: str | None) -> Case:
@@ -119,7 +116,7 @@ def reference_case(name: str, mirror: str | None, resources: str | None) -> Case
     model, tokenizer, _ = build_model(ModelSpec(**artifact.metadata.model), resources)
     backbone = resolve_backbone(artifact.metadata.model["backbone"], resources).location
     rows = artifact_rows(artifact, tokenizer, mirror)
-    return Case(name, model, tokenizer, backbone, path, rows, point)
+    return Case(name, model, tokenizer, backbone, path, artifact, rows, point)
 
 
 def bundled_cases(bundle: Path, backbones: Path) -> list[Case]:
@@ -127,10 +124,12 @@ def bundled_cases(bundle: Path, backbones: Path) -> list[Case]:
     cases = []
     for entry in json.loads((bundle / BUNDLE_CASES).read_text()):
         path = bundle / "artifacts" / entry["artifact"]
-        meta, backbone = ExitArtifact.load(path).metadata, str(backbones / entry["backbone"])
+        artifact, backbone = ExitArtifact.load(path), str(backbones / entry["backbone"])
+        meta = artifact.metadata
         model, tokenizer, _ = build_model(replace(ModelSpec(**meta.model), backbone=backbone))
         rows = bundled_rows(bundle / "tokenized", entry["backbone"], meta.dataset, meta.split)
-        cases.append(Case(entry["name"], model, tokenizer, backbone, path, rows, tuple(entry["point"])))
+        point = tuple(entry["point"])
+        cases.append(Case(entry["name"], model, tokenizer, backbone, path, artifact, rows, point))
     return cases
 
 
