@@ -24,7 +24,7 @@ from fastexit_bench.training.losses import (
     student_distillation_loss,
 )
 from fastexit_bench.training.recipes import RECIPES, get_recipe, student_layer_indices
-from fastexit_bench.training.trainer import DevSet, Trainer
+from fastexit_bench.training.trainer import DevSet, StageLog, Trainer
 from tests.test_early_exit_model import tiny_backbone
 
 CONFIG = TrainConfig(lr=1e-3, epochs=1, batch_size=4, max_steps=3)
@@ -101,6 +101,23 @@ def test_recipe_runs_and_losses_are_finite(name, task):
         assert epoch.steps == 3 and torch.isfinite(torch.tensor(epoch.train_loss))
         assert len(epoch.dev_metric) == (recipe.student_layers if student else model.num_layers)
     assert trainer.model.num_layers == (recipe.student_layers or recipe.num_layers or model.num_layers)
+
+
+@pytest.mark.parametrize(
+    ("task", "finished"), [("regression", False), ("regression", True), ("classification", False)]
+)
+def test_regression_exits_start_at_the_training_label_mean(task, finished):
+    """From 0 on 0-5 scores, joint training of every exit collapsed to one constant answer (STS-B)."""
+    recipe = get_recipe("pabee")
+    model, data = build(recipe, task), token_data(task)
+    before = snapshot(model)
+    logs = [StageLog(stage="joint", lr=1e-3)] if finished else None
+    Trainer(model, recipe, data, dev_set(task), task, CONFIG, finished=logs)
+    if task == "classification" or finished:  # a finished first stage's heads are trained already
+        assert_same(before, model)
+    else:
+        mean = sum(data.dataset["labels"]) / len(data)
+        assert all(head.classifier.bias.item() == pytest.approx(mean) for head in model.heads)
 
 
 @pytest.mark.parametrize("template", TEMPLATES)

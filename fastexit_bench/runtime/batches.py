@@ -46,6 +46,10 @@ class TokenBatches:
     def has_labels(self) -> bool:
         return "labels" in self.dataset.column_names
 
+    def label_mean(self) -> float:
+        """The mean label (where a regression model's exits start, ``EarlyExitModel.start_outputs_at``)."""
+        return float(np.mean(self.dataset["labels"]))
+
     def lengths(self) -> np.ndarray:
         """Tokens per example (for length grouping and bucketing)."""
         return self._lengths

@@ -209,6 +209,8 @@ class Trainer:
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.saved_at: str | None = None  # what the last checkpoint written holds, for an interrupt's message
         self.teacher: EarlyExitModel | None = None  # while a distilling stage runs
+        if task == "regression" and not self.finished:  # heads of a finished first stage are trained already
+            model.start_outputs_at(train_data.label_mean())
         self.device = next(model.parameters()).device
         self.execution = resolve(config.execution, self.device)
         self.fingerprint = json.dumps(
