@@ -25,7 +25,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from gpu.kit import artifact_rows, bundled_rows
+from gpu.kit import bundled_rows
 
 from fastexit_bench import provenance
 from fastexit_bench.analysis.artifact import ExitArtifact
@@ -40,6 +40,7 @@ from fastexit_bench.locations import Locations
 from fastexit_bench.models.saved import ModelSpec, build_model, load_trained
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads
+from fastexit_bench.runtime.trained import artifact_rows
 
 
 def tokenized_rows(tokenized: Path | None, backbone: str, dataset: str, split: str, load) -> datasets.Dataset:
@@ -59,7 +60,7 @@ def replayed_model(args: argparse.Namespace, device):
         meta.backbone_name,
         meta.dataset,
         meta.split,
-        lambda: artifact_rows(artifact, tokenizer, args.mirror),
+        lambda: artifact_rows(artifact, tokenizer, Locations(mirror=args.mirror)),
     )
     source = TokenBatches(rows, tokenizer, device)
     if not np.array_equal(source.lengths(), artifact.lengths):

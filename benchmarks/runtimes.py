@@ -37,7 +37,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
-from gpu.kit import artifact_rows, bundled_rows, save_rows
+from gpu.kit import bundled_rows, save_rows
 from transformers import AutoModel, PreTrainedTokenizerBase
 
 from fastexit_bench import provenance
@@ -47,6 +47,7 @@ from fastexit_bench.analysis.sweep import SweepFiles
 from fastexit_bench.data.spec import DATASETS
 from fastexit_bench.execution import Execution, ExecutionConfig, cpu_supports_bf16, resolve, running
 from fastexit_bench.io import write_json
+from fastexit_bench.locations import Locations
 from fastexit_bench.models.backbones import resolve_backbone
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.models.saved import ModelSpec, build_model
@@ -54,6 +55,7 @@ from fastexit_bench.reporting.paper import timed_points
 from fastexit_bench.runtime.batches import TokenBatches, evaluation_batches
 from fastexit_bench.runtime.compiled import with_runtime
 from fastexit_bench.runtime.latency import realized_vs_predicted, set_threads, time_call, timed_passes
+from fastexit_bench.runtime.trained import artifact_rows
 from fastexit_bench.serving.loadgen import serve
 from fastexit_bench.serving.schedulers import LayerPool
 
@@ -115,7 +117,7 @@ def reference_case(name: str, mirror: str | None, resources: str | None) -> Case
     artifact = ExitArtifact.load(path)
     model, tokenizer, _ = build_model(ModelSpec(**artifact.metadata.model), resources)
     backbone = resolve_backbone(artifact.metadata.model["backbone"], resources).location
-    rows = artifact_rows(artifact, tokenizer, mirror)
+    rows = artifact_rows(artifact, tokenizer, Locations(mirror=mirror))
     return Case(name, model, tokenizer, backbone, path, artifact, rows, point)
 
 

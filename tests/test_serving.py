@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from fastexit_bench.analysis.artifact import LayerOutputs
+from fastexit_bench.analysis.artifact import ExitArtifact, LayerOutputs
 from fastexit_bench.analysis.policies import POLICIES, resolve_policy
 from fastexit_bench.cli import main
 from fastexit_bench.runtime.predict import predict
@@ -198,44 +198,25 @@ def test_the_rate_search_finds_the_largest_rate_under_the_bound():
     assert max_rate_under_bound(lambda r: run_at(1e9), 50.0, 1000.0, steps=3)[0] == 0
 
 
-def test_serve_bench_writes_a_record_and_a_plot(tmp_path, resources):
-    model_dir = tmp_path / "deebert"
-    assert (
-        main(["train", *TRAIN, "--recipe", "deebert", "--resources", str(resources), "--out", str(model_dir)])
-        == 0
-    )
+def serve_bench_args(served, out, resources, *extra):
+    """A quick serve-bench run of ``served`` (a model folder or an artefact) on a CPU, fp32, one thread."""
+    quick = ["--policy", "entropy", "--value", "0.5", "--examples", "16", "--queries", "24"]
+    quick += ["--search-steps", "2", "--warmup", "4", "--threads", "1", "--out", str(out)]
+    where = ["--resources", str(resources), "--device", "cpu", "--precision", "fp32"]
+    return ["serve-bench", str(served), *quick, *where, *extra]
+
+
+@pytest.fixture(scope="module")
+def deebert_dir(tmp_path_factory, resources):
+    model_dir = tmp_path_factory.mktemp("serving") / "deebert"
+    argv = ["train", *TRAIN, "--recipe", "deebert", "--resources", str(resources), "--out", str(model_dir)]
+    assert main(argv) == 0
+    return model_dir
+
+
+def test_serve_bench_writes_a_record_and_a_plot(tmp_path, resources, deebert_dir):
     out = tmp_path / "serving.json"
-    assert (
-        main(
-            [
-                "serve-bench",
-                str(model_dir),
-                "--policy",
-                "entropy",
-                "--value",
-                "0.5",
-                "--examples",
-                "16",
-                "--queries",
-                "24",
-                "--search-steps",
-                "2",
-                "--warmup",
-                "4",
-                "--resources",
-                str(resources),
-                "--device",
-                "cpu",
-                "--precision",
-                "fp32",
-                "--threads",
-                "1",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(serve_bench_args(deebert_dir, out, resources)) == 0
     record = ServingRecord.from_dict(json.loads(out.read_text()), str(out))
     assert set(record.results) == set(SCHEDULERS)
     for results in record.results.values():
@@ -251,6 +232,33 @@ def test_serve_bench_writes_a_record_and_a_plot(tmp_path, resources):
     overload = record.results["layer-pool-deadline"]["overload"]
     assert overload["queries"] == 24 and 0 <= overload["forced_share"] <= 1
     assert (tmp_path / "serving.png").is_file() and (tmp_path / "serving.pdf").is_file()
+
+
+def test_serve_bench_replays_an_artefact_where_the_weights_are_gone(tmp_path, resources, deebert_dir):
+    """A model of the artefact's architecture, fresh heads: exits and answers are the artefact's."""
+    artefact = tmp_path / "test.npz"
+    evaluate = ["evaluate", str(deebert_dir), "--split", "test", "--max-eval", "12", "--out", str(artefact)]
+    assert main([*evaluate, "--resources", str(resources), "--device", "cpu", "--precision", "fp32"]) == 0
+    out = tmp_path / "replayed.json"
+    only = [
+        "--schedulers",
+        "full-depth,layer-pool,layer-pool-deadline",
+        "--scenarios",
+        "offline,server,overload",
+    ]
+    assert (
+        main(serve_bench_args(artefact, out, resources, *only)) == 0
+    )  # checks every scheduler's exits first
+    record = ServingRecord.from_dict(json.loads(out.read_text()), str(out))
+    recorded = ExitArtifact.load(artefact).predictions
+    exits = resolve_policy("entropy").exit_layers(recorded, 0.5)
+    assert record.model.replayed and record.model.split == record.settings.split == "test"
+    assert record.model.examples == 12  # --examples 16 asks for more rows than the artefact holds
+    assert record.mean_exit_layer == pytest.approx(exits.mean())
+    assert set(record.results) == {"full-depth", "layer-pool", "layer-pool-deadline"}
+    right = recorded.predictions()[exits - 1, np.arange(12)] == recorded.labels  # the recorded answers
+    overload = record.results["layer-pool"]["overload"]
+    assert overload["accuracy"] == pytest.approx(right[query_examples(12, 24, 0)].mean())
 
 
 def test_serve_bench_refuses_the_oracle(tmp_path, capsys):

@@ -49,21 +49,6 @@ def bundled_rows(tokenized: Path, backbone: str, dataset: str, split: str) -> da
     return datasets.load_from_disk(str(Path(tokenized) / f"{Path(backbone).name}.{dataset}.{split}"))
 
 
-def artifact_rows(artifact, tokenizer, mirror: str | None) -> datasets.Dataset:
-    """An artefact's own examples from the mirror, tokenized as its model was (the subsample's seed and size,
-    the max length); callers check them against the artefact's token lengths."""
-    from fastexit_bench.data.config import DataConfig
-    from fastexit_bench.data.spec import DATASETS
-    from fastexit_bench.data.tokenized import load_tokenized
-    from fastexit_bench.locations import Locations
-
-    meta, examples = artifact.metadata, len(artifact.lengths)
-    data = DataConfig(max_train=examples, max_eval=examples, max_length=meta.max_length, seed=meta.seed)
-    return load_tokenized(DATASETS.get(meta.dataset), meta.split, tokenizer, data, Locations(mirror=mirror))[
-        1
-    ]
-
-
 def _download_wheel(name: str, out: Path) -> None:
     """The CPython 3.12 wheel of ``name`` at the version installed here; built here if only an sdist exists."""
     pin = f"{name}=={version(name)}"
@@ -110,6 +95,7 @@ def bundle(args: argparse.Namespace) -> None:
     from fastexit_bench.locations import Locations
     from fastexit_bench.models.backbones import load_backbone
     from fastexit_bench.provenance import collect
+    from fastexit_bench.runtime.trained import artifact_rows
 
     out = args.out
     if out.exists():
@@ -148,9 +134,7 @@ def bundle(args: argparse.Namespace) -> None:
         path, policy, values = entry.split(":")
         artifact = ExitArtifact.load(Path(path))
         meta = artifact.metadata
-        rows = artifact_rows(artifact, save_backbone(meta.backbone_name), args.mirror)
-        if list(rows["length"]) != artifact.lengths.tolist():
-            raise SystemExit(f"the mirror's rows are not the examples of {path} (token lengths differ)")
+        rows = artifact_rows(artifact, save_backbone(meta.backbone_name), Locations(mirror=args.mirror))
         save_rows(rows, out / "tokenized" / f"{meta.backbone_name}.{meta.dataset}.{meta.split}")
         shutil.copy(path, out / "artifacts" / Path(path).name)
         replays.append(

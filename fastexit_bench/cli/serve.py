@@ -39,12 +39,20 @@ def add_parser(commands) -> None:
         "serve a model under load: full-depth, compaction and the layer-pool schedulers (plain, adaptive, deadline)",
         "  fastexit-bench serve-bench results/m/sst2/deebert/seed0 --policy entropy --value 0.3 \\\n"
         "      --mirror ../shared/data --bound-ms 50 --out serving.json\n"
+        "  fastexit-bench serve-bench results/reference/sst2_full/exits/sst2.deebert.seed0.validation.npz \\\n"
+        "      --policy entropy --value 0.3 --mirror ../shared/data --out replayed.json   # weights gone\n"
         "SingleStream (p50/p90/p99 latency), Offline (throughput) and Server (the largest Poisson rate whose p99\n"
         "stays under --bound-ms), Overload (--overload x full depth's Server rate: p99, accuracy, exits a deadline\n"
         "forced). Every scheduler's exits are checked against the policy's before timing.\n",
         run_serve_bench,
     )
-    parser.add_argument("model", type=Path, help="model folder written by `fastexit-bench train`")
+    parser.add_argument(
+        "model",
+        type=Path,
+        help="model folder written by `fastexit-bench train`, or an evaluation artefact (.npz) whose weights are "
+        "gone: a model of its architecture (pretrained backbone, fresh heads) is served with its exits and "
+        "answers replayed from the artefact, on its own split",
+    )
     parser.add_argument(
         "--policy", required=True, help="exit policy: a built-in name or package.module:Class"
     )
@@ -119,10 +127,11 @@ def run_serve_bench(args: argparse.Namespace) -> None:
     from fastexit_bench.io import check_output_file, file_set
     from fastexit_bench.reporting.plots import FIGURE_SUFFIXES, serving_latency
     from fastexit_bench.runtime.trained import model_files
-    from fastexit_bench.serving.bench import serve_bench
+    from fastexit_bench.serving.bench import is_artifact, serve_bench
 
     for path, suffix in ((args.out, ".json"), *((args.out.with_suffix(s), s) for s in FIGURE_SUFFIXES)):
-        check_output_file(path, inputs=model_files(args.model), overwrite=args.overwrite, suffix=suffix)
+        inputs = [args.model] if is_artifact(args.model) else model_files(args.model)
+        check_output_file(path, inputs=inputs, overwrite=args.overwrite, suffix=suffix)
     settings = from_args(
         ServingSettings, args, scenarios=tuple(args.scenarios), schedulers=tuple(args.schedulers)
     )

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
 
+from fastexit_bench.analysis.artifact import ArtifactMetadata, ExitArtifact, LayerOutputs
 from fastexit_bench.data.config import DataConfig
 from fastexit_bench.data.loading import LoadedSplit
 from fastexit_bench.data.spec import DATASETS, DatasetSpec
@@ -22,7 +24,7 @@ from fastexit_bench.errors import DataError
 from fastexit_bench.execution import Execution, ExecutionConfig, resolve
 from fastexit_bench.locations import Locations
 from fastexit_bench.models.early_exit import EarlyExitModel
-from fastexit_bench.models.saved import INFO, WEIGHTS, TrainingRecord, load_trained
+from fastexit_bench.models.saved import INFO, WEIGHTS, ModelSpec, TrainingRecord, build_model, load_trained
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.runtime.compiled import SegmentedModel, with_runtime
 
@@ -102,6 +104,69 @@ def open_trained(
         loaded,
         rows,
         TokenBatches(rows, tokenizer, device),
+        device,
+        resolved,
+    )
+
+
+def artifact_rows(artifact: ExitArtifact, tokenizer: Any, where: Locations) -> datasets.Dataset:
+    """An artefact's own examples, tokenized as its model was (the subsample's seed and size, the max length),
+    refused unless their token lengths are the artefact's."""
+    meta, examples = artifact.metadata, len(artifact.lengths)
+    data = DataConfig(max_train=examples, max_eval=examples, max_length=meta.max_length, seed=meta.seed)
+    rows = load_tokenized(DATASETS.get(meta.dataset), meta.split, tokenizer, data, where)[1]
+    if not np.array_equal(np.asarray(rows["length"]), artifact.lengths):
+        raise DataError(
+            f"the {meta.dataset} {meta.split} rows found (mirror {where.mirror or 'none'}) are not the examples "
+            "the artefact was evaluated on (their token lengths differ); give the mirror it was evaluated from"
+        )
+    return rows
+
+
+@dataclass
+class ReplayedSplit:
+    """An evaluation artefact opened to be timed where its trained weights are not: a model of its
+    architecture (its pretrained backbone, fresh heads; compute does not depend on weight values) and that
+    model under the run's runtime, a seeded subsample of the artefact's own rows, and their ``recorded``
+    outputs, which every exit and answer is replayed from (``Scheduler.replaying``, ``runtime.engine``)."""
+
+    artifact: Path
+    metadata: ArtifactMetadata
+    model: EarlyExitModel
+    runner: EarlyExitModel | SegmentedModel
+    source: TokenBatches
+    recorded: LayerOutputs
+    device: torch.device
+    execution: Execution
+
+
+def open_replayed(
+    path: Path,
+    *,
+    examples: int | None = None,
+    execution: ExecutionConfig | None = None,
+    where: Locations | None = None,
+    seed: int = 0,
+) -> ReplayedSplit:
+    """Open the artefact at ``path`` for replay on ``examples`` of its rows (a subsample seeded by ``seed``;
+    None: all)."""
+    where = where or Locations()
+    device = resolve_device(where.device)
+    artifact = ExitArtifact.load(path)
+    model, tokenizer, _ = build_model(ModelSpec(**artifact.metadata.model), where.resources)
+    rows = artifact_rows(artifact, tokenizer, where)
+    chosen = np.arange(len(rows))
+    if examples is not None and examples < len(rows):
+        chosen = np.sort(np.random.default_rng(seed).choice(len(rows), examples, replace=False))
+    resolved = resolve(execution or ExecutionConfig(), device)
+    model = model.to(device).eval()
+    return ReplayedSplit(
+        Path(path),
+        artifact.metadata,
+        model,
+        with_runtime(model, resolved),
+        TokenBatches(rows.select(chosen), tokenizer, device),
+        artifact.predictions.select(chosen),
         device,
         resolved,
     )

@@ -10,6 +10,7 @@ throughput (no server sustains more than it can do with every query queued).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,14 @@ from fastexit_bench.locations import Locations
 from fastexit_bench.models.tracing import measure_fvcore
 from fastexit_bench.runtime.latency import set_threads
 from fastexit_bench.runtime.predict import predict
-from fastexit_bench.runtime.trained import open_trained
+from fastexit_bench.runtime.trained import open_replayed, open_trained
 from fastexit_bench.serving.loadgen import Served, max_rate_under_bound, poisson_arrivals, serve
 from fastexit_bench.serving.record import ServedModel, ServingEnvironment, ServingRecord, ServingSettings
 from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
 
 
 def serve_bench(
-    folder: Path,
+    path: Path,
     policy_name: str,
     value: float,
     settings: ServingSettings,
@@ -42,52 +43,89 @@ def serve_bench(
     config: dict[str, Any],
     log: Callable[[str], None] = print,
 ) -> ServingRecord:
-    """Serve the model in ``folder`` at ``policy_name`` = ``value`` under every scheduler and scenario of
-    ``settings`` (:func:`run_benchmark`); ``config`` is recorded as the run's provenance."""
+    """Serve the model in folder ``path`` at ``policy_name`` = ``value`` under every scheduler and scenario of
+    ``settings`` (:func:`run_benchmark`); ``config`` is recorded as the run's provenance. ``path`` may instead
+    be an evaluation artefact (``.npz``): a model of its architecture is served with every exit and answer
+    replayed from its recorded outputs (``runtime.trained.open_replayed``), where its weights are not kept."""
     policy = resolve_policy(policy_name)
     if policy.name == "oracle":
         raise PolicyError(
             "the oracle policy reads the labels, which a served query does not have; choose another"
         )
     threads = set_threads(threads)
-    trained = open_trained(
-        folder, settings.split, examples=settings.examples, execution=execution, where=where
-    )
-    model, source, task = trained.model, trained.source, trained.dataset.task
+    if is_artifact(path):
+        opened = open_replayed(
+            path, examples=settings.examples, execution=execution, where=where, seed=settings.seed
+        )
+        meta = opened.metadata
+        served = ServedModel(
+            str(path),
+            meta.dataset,
+            meta.recipe,
+            meta.seed,
+            meta.backbone.requested,
+            meta.split,
+            len(opened.source),
+            replayed=True,
+        )
+        settings = replace(settings, split=meta.split)  # an artefact holds one split
+    else:
+        opened = open_trained(
+            path, settings.split, examples=settings.examples, execution=execution, where=where
+        )
+        record = opened.record
+        served = ServedModel(
+            str(path),
+            record.dataset,
+            record.recipe,
+            record.seed,
+            record.backbone.requested,
+            settings.split,
+            len(opened.source),
+        )
+    model, source = opened.model, opened.source
+    task = opened.recorded.task if served.replayed else opened.dataset.task
     flops = measure_fvcore(model)  # fp32 tracing, outside the block that holds cast weights
-    with running(model.config, trained.execution, trained.device, inference=model.layers):
-        outputs = predict(model, source, task)
+    with running(model.config, opened.execution, opened.device, inference=model.layers):
+        outputs = opened.recorded if served.replayed else predict(model, source, task)
         policy.fit(
             outputs
         )  # calibrated policies: temperatures from the served split (exits matter, not scores)
         exits = policy.exit_layers(outputs, value)
         predicted = flops.speedup(exits, source.lengths(), policy.reads, model.num_layers)
         log(
-            f"{trained.record.recipe} on {trained.record.dataset} ({settings.split}, {len(source)} examples), "
-            f"{policy.name} at {value}: mean exit layer {exits.mean():.2f} of {model.num_layers}, FLOPs-predicted "
-            f"speed-up {predicted:.2f}x; {settings.queries} queries per measurement"
+            f"{served.recipe} on {served.dataset} ({served.split}, {len(source)} examples"
+            f"{', replayed' if served.replayed else ''}), {policy.name} at {value}: mean exit layer "
+            f"{exits.mean():.2f} of {model.num_layers}, FLOPs-predicted speed-up {predicted:.2f}x; "
+            f"{settings.queries} queries per measurement"
         )
-        results = run_benchmark(trained.runner, source, task, policy, value, outputs, settings, log=log)
-    record = trained.record
+        results = run_benchmark(
+            opened.runner,
+            source,
+            task,
+            policy,
+            value,
+            outputs,
+            settings,
+            replay=served.replayed,
+            log=log,
+        )
     return ServingRecord(
-        model=ServedModel(
-            str(folder),
-            record.dataset,
-            record.recipe,
-            record.seed,
-            record.backbone.requested,
-            settings.split,
-            len(source),
-        ),
+        model=served,
         policy=policy.name,
         value=value,
         settings=settings,
-        environment=ServingEnvironment(str(trained.device), threads, trained.execution),
+        environment=ServingEnvironment(str(opened.device), threads, opened.execution),
         mean_exit_layer=float(exits.mean()),
         predicted_speedup=predicted,
         results=results,
         provenance=provenance.collect(config=config),
     )
+
+
+def is_artifact(path: Path) -> bool:
+    """Whether ``path`` names an evaluation artefact (served by replay) rather than a model folder."""
+    return Path(path).suffix == ".npz"
 
 
 def query_examples(examples: int, queries: int, seed: int) -> np.ndarray:
@@ -120,10 +158,12 @@ def run_benchmark(
     value: float,
     outputs: LayerOutputs,
     settings: ServingSettings,
+    replay: bool = False,
     log=print,
 ) -> dict[str, dict[str, Any]]:
     """Every scheduler of ``settings`` under every scenario; ``model``: the model under the run's runtime;
-    ``outputs``: the eager model's outputs on ``source`` (what the exits are checked against)."""
+    ``outputs``: the eager model's outputs on ``source`` (what the exits are checked against), or with
+    ``replay`` recorded outputs that every scheduler decides and answers on."""
     exits = policy.exit_layers(outputs, value)
     predictions = outputs.predictions()
     every = np.arange(len(source))
@@ -132,7 +172,7 @@ def run_benchmark(
     for name in settings.schedulers:
 
         def fresh(examples: np.ndarray, name: str = name, deadline: bool = True) -> Scheduler:
-            return make_scheduler(
+            scheduler = make_scheduler(
                 name,
                 model,
                 source,
@@ -144,6 +184,7 @@ def run_benchmark(
                 settings.max_wait_ms / 1e3,
                 settings.deadline_s if deadline else None,
             )
+            return scheduler.replaying(outputs) if replay else scheduler
 
         expected = np.full(len(every), model.num_layers) if name == "full-depth" else exits
         check_exits(fresh(every, deadline=False), expected, predictions[expected - 1, every])

@@ -50,7 +50,9 @@ class ServingSettings:
 
 @dataclass(frozen=True)
 class ServedModel:
-    """The trained model served (its folder and run) and the examples its queries ask about."""
+    """The trained model served (its folder and run, or with ``replayed`` its evaluation artefact: a model of
+    its architecture with exits and answers replayed from its recorded outputs) and the examples its queries
+    ask about."""
 
     path: str
     dataset: str
@@ -59,6 +61,7 @@ class ServedModel:
     backbone: str
     split: str
     examples: int
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
