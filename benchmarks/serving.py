@@ -4,7 +4,8 @@ point within a dev budget (default: at most 1 point below full depth), then one 
     python benchmarks/serving.py MODEL SELECTION [MODEL SELECTION ...] --mirror ../shared/data \\
         --out-dir results/benchmarks
 
-MODEL is a folder from `fastexit-bench train`, SELECTION its sweep's OUT.selection.csv. Each model writes
+MODEL is a folder from `fastexit-bench train`, or an evaluation artefact (.npz) of a model whose weights are
+gone (served by replay: `serve-bench` on an artefact), SELECTION its sweep's OUT.selection.csv. Each model writes
 ``serving_<device>_<dataset>_<recipe>.json`` (and its p99-vs-load plot) to ``--out-dir``. Goals (issue 18,
 CPU): layer-pool sustains >= 1.3x compaction's Server rate at the same p99 bound and >= 0.8x the
 FLOPs-predicted speed-up over full depth; queries that never exit see a SingleStream p99 <= 1.05x full
@@ -20,10 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from fastexit_bench import provenance
+from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
 from fastexit_bench.cli import main
 from fastexit_bench.device import resolve_device
 from fastexit_bench.reporting.tables import paper_policy
+from fastexit_bench.serving.bench import is_artifact
 from fastexit_bench.serving.record import ServingRecord, ServingSettings
 from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
 
@@ -89,6 +92,15 @@ def table(records: list[ServingRecord]) -> str:
     return "\n".join(lines)
 
 
+def served_run(model: Path) -> tuple[str, str]:
+    """The dataset and recipe of a model folder or of an evaluation artefact."""
+    if is_artifact(model):
+        meta = ExitArtifact.load(model).metadata
+        return meta.dataset, meta.recipe
+    info = json.loads((model / "training.json").read_text())
+    return info["dataset"], info["recipe"]
+
+
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pairs", nargs="+", type=Path, help="MODEL SELECTION, repeated")
@@ -104,8 +116,8 @@ def run(argv: list[str] | None = None) -> None:
     records = []
     for model, selection in zip(args.pairs[::2], args.pairs[1::2]):
         policy, value = operating_point(selection, args.target)
-        info = json.loads((model / "training.json").read_text())
-        out = args.out_dir / f"serving_{device}_{info['dataset']}_{info['recipe']}.json"
+        dataset, recipe = served_run(model)
+        out = args.out_dir / f"serving_{device}_{dataset}_{recipe}.json"
         status = main(
             [
                 "serve-bench",
