@@ -120,6 +120,28 @@ def test_a_deadline_forces_late_queries_in_every_pool_and_runs_layer_1_first_whe
     assert not scheduler.pools[1] and [q.query for q in scheduler.pools[0]] == [8, 9, 10, 11]
 
 
+def test_a_deadline_shrinks_layer_1s_batch_to_what_its_oldest_hopeful_query_can_wait(model):  # noqa: F811
+    data = token_data(rows=24, seed=7)
+    policy = resolve_policy("static")
+    schedulers = [
+        make_scheduler(name, model, data, np.arange(12), "classification", policy, 6, 8, deadline_s=1.0)
+        for name in ("layer-pool-deadline", "layer-pool")
+    ]
+    now = [0.0]
+    for scheduler in schedulers:
+        scheduler.start(lambda: now[0])
+        for query in range(12):
+            scheduler.admit(query, 0.1 * query)
+        scheduler.step_s = {(0, 1): 0.1, (0, 2): 0.2, (0, 4): 0.4, (0, 8): 0.8}  # layer 1's step times
+    deadline, plain = schedulers
+    now[0] = 0.45  # query 0 has 0.55 s left: a step of 4 queries fits, of 8 does not
+    assert deadline.batch_size(0) == 4 and plain.batch_size(0) == 8
+    now[0] = 0.95  # query 0 has 0.05 s, too little for any step; query 1 has 0.15 s: one query fits
+    assert deadline.batch_size(0) == 1
+    now[0] = 2.5  # every query is past its deadline already: a full batch serves the most
+    assert deadline.batch_size(0) == 8
+
+
 def test_layer_pool_runs_the_deepest_full_pool_else_the_oldest_query(model):  # noqa: F811
     data = token_data(rows=8, seed=1)
     pool = LayerPool(
