@@ -53,41 +53,33 @@ def serve_bench(
             "the oracle policy reads the labels, which a served query does not have; choose another"
         )
     threads = set_threads(threads)
-    if is_artifact(path):
+    replayed = is_artifact(path)
+    if replayed:
         opened = open_replayed(
             path, examples=settings.examples, execution=execution, where=where, seed=settings.seed
         )
-        meta = opened.metadata
-        served = ServedModel(
-            str(path),
-            meta.dataset,
-            meta.recipe,
-            meta.seed,
-            meta.backbone.requested,
-            meta.split,
-            len(opened.source),
-            replayed=True,
-        )
-        settings = replace(settings, split=meta.split)  # an artefact holds one split
+        run = opened.metadata  # the artefact's model run
+        settings = replace(settings, split=run.split)  # an artefact holds one split
     else:
         opened = open_trained(
             path, settings.split, examples=settings.examples, execution=execution, where=where
         )
-        record = opened.record
-        served = ServedModel(
-            str(path),
-            record.dataset,
-            record.recipe,
-            record.seed,
-            record.backbone.requested,
-            settings.split,
-            len(opened.source),
-        )
+        run = opened.record
+    served = ServedModel(
+        str(path),
+        run.dataset,
+        run.recipe,
+        run.seed,
+        run.backbone.requested,
+        settings.split,
+        len(opened.source),
+        replayed,
+    )
     model, source = opened.model, opened.source
-    task = opened.recorded.task if served.replayed else opened.dataset.task
+    task = opened.recorded.task if replayed else opened.dataset.task
     flops = measure_fvcore(model)  # fp32 tracing, outside the block that holds cast weights
     with running(model.config, opened.execution, opened.device, inference=model.layers):
-        outputs = opened.recorded if served.replayed else predict(model, source, task)
+        outputs = opened.recorded if replayed else predict(model, source, task)
         policy.fit(
             outputs
         )  # calibrated policies: temperatures from the served split (exits matter, not scores)
@@ -95,7 +87,7 @@ def serve_bench(
         predicted = flops.speedup(exits, source.lengths(), policy.reads, model.num_layers)
         log(
             f"{served.recipe} on {served.dataset} ({served.split}, {len(source)} examples"
-            f"{', replayed' if served.replayed else ''}), {policy.name} at {value}: mean exit layer "
+            f"{', replayed' if replayed else ''}), {policy.name} at {value}: mean exit layer "
             f"{exits.mean():.2f} of {model.num_layers}, FLOPs-predicted speed-up {predicted:.2f}x; "
             f"{settings.queries} queries per measurement"
         )
@@ -107,7 +99,7 @@ def serve_bench(
             value,
             outputs,
             settings,
-            replay=served.replayed,
+            replay=replayed,
             log=log,
         )
     return ServingRecord(
