@@ -10,7 +10,7 @@ from fastexit_bench.analysis.artifact import ExitArtifact, LayerOutputs
 from fastexit_bench.analysis.policies import POLICIES, resolve_policy
 from fastexit_bench.cli import main
 from fastexit_bench.runtime.predict import predict
-from fastexit_bench.serving.bench import query_examples
+from fastexit_bench.serving.bench import in_turns, median_run, query_examples
 from fastexit_bench.serving.loadgen import Served, max_rate_under_bound, poisson_arrivals, serve
 from fastexit_bench.serving.record import SCHEDULERS, ServingRecord
 from fastexit_bench.serving.schedulers import LayerPool, make_scheduler
@@ -220,10 +220,23 @@ def test_the_rate_search_finds_the_largest_rate_under_the_bound():
     assert max_rate_under_bound(lambda r: run_at(1e9), 50.0, 1000.0, steps=3)[0] == 0
 
 
+def test_repeated_runs_take_turns_and_report_the_median_one():
+    order = []
+
+    def measure(name, seed):
+        order.append((name, seed))
+        return {"rate": {"a": [3.0, 1.0, 2.0], "b": [5.0, 4.0, 6.0]}[name][seed], "seed": seed}
+
+    runs = in_turns(["a", "b"], 3, measure)
+    assert order == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert median_run(runs["a"], "rate") == {"rate": 2.0, "seed": 2, "runs": [3.0, 1.0, 2.0]}
+    assert median_run(runs["b"][:2], "rate")["rate"] == 4.0  # the lower middle of an even count
+
+
 def serve_bench_args(served, out, resources, *extra):
     """A quick serve-bench run of ``served`` (a model folder or an artefact) on a CPU, fp32, one thread."""
     quick = ["--policy", "entropy", "--value", "0.5", "--examples", "16", "--queries", "24"]
-    quick += ["--search-steps", "2", "--warmup", "4", "--threads", "1", "--out", str(out)]
+    quick += ["--search-steps", "2", "--repeats", "1", "--warmup", "4", "--threads", "1", "--out", str(out)]
     where = ["--resources", str(resources), "--device", "cpu", "--precision", "fp32"]
     return ["serve-bench", str(served), *quick, *where, *extra]
 
@@ -238,13 +251,15 @@ def deebert_dir(tmp_path_factory, resources):
 
 def test_serve_bench_writes_a_record_and_a_plot(tmp_path, resources, deebert_dir):
     out = tmp_path / "serving.json"
-    assert main(serve_bench_args(deebert_dir, out, resources)) == 0
+    assert main(serve_bench_args(deebert_dir, out, resources, "--repeats", "2")) == 0
     record = ServingRecord.from_dict(json.loads(out.read_text()), str(out))
     assert set(record.results) == set(SCHEDULERS)
     for results in record.results.values():
         assert results["single_stream"]["all"]["queries"] == 24
         assert results["offline"]["throughput_per_s"] > 0
-        assert len(results["server"]["tried"]) == 2
+        server = results["server"]
+        assert len(server["tried"]) == 2 and server["rate_at_bound_per_s"] == min(server["runs"])
+        assert len(results["overload"]["runs"]) == 2
     assert set(record.goals()) >= {
         "layer_pool_over_compaction_rate",
         "of_predicted_speedup",

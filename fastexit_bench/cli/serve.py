@@ -109,6 +109,12 @@ def add_parser(commands) -> None:
         help="bisection steps of the Server rate search",
     )
     parser.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=defaults.repeats,
+        help="Server searches and Overload runs per scheduler, in turns; the median one is reported",
+    )
+    parser.add_argument(
         "--warmup", type=nonnegative_int, default=defaults.warmup, help="untimed queries first"
     )
     parser.add_argument(

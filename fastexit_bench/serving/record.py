@@ -23,6 +23,9 @@ class ServingSettings:
         rests on its 21 slowest.
     max_batch / max_wait_ms: the batch limit of every scheduler and the dynamic batcher's longest wait.
     bound_ms: the Server scenario's p99 bound; search_steps: bisection steps of the rate search.
+    repeats: Server searches and Overload runs per scheduler, taken in turns over the schedulers, each with
+        its own arrivals; the run reported is the median one (the lower middle), since on a shared machine
+        one search's rate moved 20 % between runs minutes apart, more than the gaps the goals are read on.
     warmup: queries served, untimed, before each scheduler's runs.
     deadline_ms: the latency a deadline scheduler forces exits to keep (None: ``bound_ms``).
     overload: the Overload scenario's Poisson rate, as a multiple of full depth's Server rate at the bound
@@ -34,6 +37,7 @@ class ServingSettings:
     max_wait_ms: float = 0.0
     bound_ms: float = 50.0
     search_steps: int = 7
+    repeats: int = 3
     warmup: int = 64
     seed: int = 0
     scenarios: tuple[str, ...] = SCENARIOS
