@@ -255,7 +255,7 @@ def test_serve_bench_writes_a_record_and_a_plot(tmp_path, resources, deebert_dir
     record = ServingRecord.from_dict(json.loads(out.read_text()), str(out))
     assert set(record.results) == set(SCHEDULERS)
     for results in record.results.values():
-        assert results["single_stream"]["all"]["queries"] == 24
+        assert results["single_stream"]["all"]["queries"] == 48 and results["single_stream"]["runs"] == 2
         assert results["offline"]["throughput_per_s"] > 0
         server = results["server"]
         assert len(server["tried"]) == 2 and server["rate_at_bound_per_s"] == min(server["runs"])

@@ -112,7 +112,7 @@ def add_parser(commands) -> None:
         "--repeats",
         type=positive_int,
         default=defaults.repeats,
-        help="Server searches and Overload runs per scheduler, in turns; the median one is reported",
+        help="SingleStream (pooled), Server and Overload runs per scheduler, in turns; the median is reported",
     )
     parser.add_argument(
         "--warmup", type=nonnegative_int, default=defaults.warmup, help="untimed queries first"

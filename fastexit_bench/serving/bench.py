@@ -3,9 +3,9 @@
 Before anything is timed, each scheduler serves every example once (Offline) and its exits and predictions
 are checked against the policy applied to the model's own outputs (what `sweep` computes); a scheduler
 that disagrees is refused, since its timing would measure another policy. Each scheduler then gets a
-warm-up run, SingleStream and Offline; then the Server searches, whose ceiling is each scheduler's own
-Offline throughput (no server sustains more than it can do with every query queued), and the Overload runs,
-each repeated in turns over the schedulers with the median run reported.
+warm-up run and Offline; then SingleStream (its runs' latencies pooled), the Server searches, whose ceiling is
+each scheduler's own Offline throughput (no server sustains more than it can do with every query queued), and
+the Overload runs (the median run reported), each repeated in turns over the schedulers.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from fastexit_bench.runtime.trained import open_replayed, open_trained
 from fastexit_bench.serving.loadgen import Served, max_rate_under_bound, poisson_arrivals, serve
 from fastexit_bench.serving.record import ServedModel, ServingEnvironment, ServingRecord, ServingSettings
 from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
+
+Measured = TypeVar("Measured")
 
 
 def serve_bench(
@@ -186,30 +188,34 @@ def run_benchmark(
         fresh_by_name[name] = fresh
         serve(fresh(examples[: settings.warmup]), settings.warmup, np.zeros(settings.warmup))
         results[name] = {}
-        if "single-stream" in settings.scenarios:
-            served = serve(fresh(examples), settings.queries)
-            never = (
-                exits[examples] == model.num_layers
-            )  # the policy's, so every scheduler is read on the same queries
+        if "offline" in settings.scenarios or "server" in settings.scenarios:  # the server's ceiling
+            offline = offline_by_name[name] = serve(
+                fresh(examples), settings.queries, np.zeros(settings.queries)
+            )
+            results[name]["offline"] = {
+                "throughput_per_s": offline.throughput_per_s(),
+                **offline.latency_ms(),
+            }
+            log(f"{name:<11} offline {offline.throughput_per_s():.1f} queries/s")
+    if "single-stream" in settings.scenarios:
+        # the policy's never-exiting queries, so that every scheduler is read on the same ones
+        never = exits[examples] == model.num_layers
+        streams = in_turns(
+            fresh_by_name,
+            settings.repeats,
+            lambda name, _: serve(fresh_by_name[name](examples), settings.queries),
+        )
+        for name, runs in streams.items():
+            pooled = Served.pooled(runs)
             results[name]["single_stream"] = {
-                "all": served.latency_ms(),
-                "never_exit": served.latency_ms(never),
+                "all": pooled.latency_ms(),
+                "never_exit": pooled.latency_ms(np.tile(never, len(runs))),
+                "runs": len(runs),
             }
             log(
-                f"{name:<11} single-stream p50 {served.latency_ms()['p50_ms']:.2f} ms, "
-                f"p99 {served.latency_ms()['p99_ms']:.2f} ms"
+                f"{name:<11} single-stream p50 {pooled.latency_ms()['p50_ms']:.2f} ms, "
+                f"p99 {pooled.latency_ms()['p99_ms']:.2f} ms ({len(runs)} runs pooled)"
             )
-        if "offline" not in settings.scenarios and "server" not in settings.scenarios:
-            continue
-        offline_by_name[name] = serve(
-            fresh(examples), settings.queries, np.zeros(settings.queries)
-        )  # the server's ceiling too
-        if "offline" in settings.scenarios:
-            results[name]["offline"] = {
-                "throughput_per_s": offline_by_name[name].throughput_per_s(),
-                **offline_by_name[name].latency_ms(),
-            }
-            log(f"{name:<11} offline {offline_by_name[name].throughput_per_s():.1f} queries/s")
     if "server" in settings.scenarios:
         searches = in_turns(
             fresh_by_name,
@@ -235,11 +241,11 @@ def run_benchmark(
 
 
 def in_turns(
-    names: Iterable[str], repeats: int, measure: Callable[[str, int], dict[str, Any]]
-) -> dict[str, list[dict[str, Any]]]:
-    """``measure(name, seed)`` ``repeats`` times per name, taking the names in turns (so that a slow spell of a
-    shared machine falls on every scheduler alike), the i-th turn with arrivals seed ``i``."""
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    names: Iterable[str], repeats: int, measure: Callable[[str, int], Measured]
+) -> dict[str, list[Measured]]:
+    """``measure(name, turn)`` ``repeats`` times per name, taking the names in turns (so that a slow spell of a
+    shared machine falls on every scheduler alike); a measurement with arrivals seeds them with ``turn``."""
+    runs: dict[str, list[Measured]] = {name: [] for name in names}
     for turn in range(repeats):
         for name, found in runs.items():
             found.append(measure(name, turn))

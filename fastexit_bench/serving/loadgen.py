@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -32,6 +32,11 @@ class Served:
     exit_layers: np.ndarray
     predictions: np.ndarray
     forced: np.ndarray
+
+    @classmethod
+    def pooled(cls, runs: list[Served]) -> Served:
+        """Several runs' queries as one sample, for latency percentiles (its throughput means nothing)."""
+        return cls(*(np.concatenate([getattr(run, f.name) for run in runs]) for f in fields(cls)))
 
     @property
     def latencies_s(self) -> np.ndarray:

@@ -23,9 +23,10 @@ class ServingSettings:
         rests on its 21 slowest.
     max_batch / max_wait_ms: the batch limit of every scheduler and the dynamic batcher's longest wait.
     bound_ms: the Server scenario's p99 bound; search_steps: bisection steps of the rate search.
-    repeats: Server searches and Overload runs per scheduler, taken in turns over the schedulers, each with
-        its own arrivals; the run reported is the median one (the lower middle), since on a shared machine
-        one search's rate moved 20 % between runs minutes apart, more than the gaps the goals are read on.
+    repeats: SingleStream runs, Server searches and Overload runs per scheduler, taken in turns over the
+        schedulers, each Poisson run with its own arrivals; SingleStream's latencies are pooled, of the others
+        the median run (the lower middle) is reported, since on a shared machine one search's rate moved 20 %
+        between runs minutes apart, more than the gaps the goals are read on.
     warmup: queries served, untimed, before each scheduler's runs.
     deadline_ms: the latency a deadline scheduler forces exits to keep (None: ``bound_ms``).
     overload: the Overload scenario's Poisson rate, as a multiple of full depth's Server rate at the bound
