@@ -567,17 +567,26 @@ def test_sigint_to_a_training_process_exits_130_with_one_line(resources, tmp_pat
     argv = [*TRAIN, "--dataset", "bbc_news", "--resources", str(resources), "--out", str(out)]
     argv[argv.index("--max-steps") + 1] = "100000"
     argv[argv.index("--epochs") + 1] = "1000"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fastexit_bench", *argv, "--checkpoint-every", "1"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-    )
-    deadline = time.monotonic() + 120
-    while not (out / "train.ckpt").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    # A run started in the background inherits SIGINT ignored, and Python then never raises KeyboardInterrupt;
+    # a handler here (not an ignore) leaves the child SIGINT's default, as from a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fastexit_bench", *argv, "--checkpoint-every", "1"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "train.ckpt").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()  # never leave training (1,000 epochs) running behind a failed assertion
     assert process.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "run the same command again to resume" in err.strip().splitlines()[-1]
     assert (out / "train.ckpt").is_file() and not (out / "training.json").exists()
