@@ -70,7 +70,8 @@ CALIBRATION_LEGEND = (
 def paper_legend(timed: bool) -> str:
     latency_note = (
         "Measured time saving / speed-up: the early-exit engine against the same model at full depth, "
-        "same batches, one process (CPU perf_counter or CUDA events); first seed only."
+        "same batches, one process (CPU perf_counter or CUDA events); mean over the seeds timed (the workflow "
+        "times the first seed)."
         if timed
         else "No latency measured for this experiment."
     )

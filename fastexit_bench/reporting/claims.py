@@ -385,7 +385,7 @@ def claims_markdown(record: ClaimsRecord, inputs: Sequence[str]) -> str:
             f"({', '.join(inputs)}); definitions in `fastexit_bench/reporting/claims.yaml`. Δ: mean metric change "
             "against the baseline in points over seeds, [mean 95% interval bounds]; FLOPs speed-up: fvcore at true "
             "lengths (FastBERT's convention for published claims); measured: the early-exit engine against the "
-            "same model at full depth, first seed. vs static: the mean gain over the best alternative that does not "
+            "same model at full depth, mean over the seeds timed (the workflow times the first). vs static: the mean gain over the best alternative that does not "
             "decide per example at no more FLOPs (the same model's static exits and the fixed-depth models, chosen "
             "on dev), [mean paired 95% interval bounds], and which alternative. Verdicts: met (every goal on the mean "
             f"over seeds and on each seed, {MIN_SEEDS} seeds or more); {PROVISIONAL} (the same on fewer seeds: the "
