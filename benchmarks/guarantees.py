@@ -7,7 +7,8 @@ choose a value: the papers' point estimate (the fastest value within δ points o
 risk-controlled rule (``analysis.risk``: harm rate <= δ with probability >= 1 - ε, fixed-sequence binomial
 tests). On the test sample: the accuracy drop against full depth, whether it exceeds δ (a violation), and the
 layer speed-up (layers / mean exit layer). Goal: the risk-controlled rule's violation rate <= ε on every
-model; the point estimate's rate is reported beside it.
+model; the point estimate's rate is reported beside it. Classification models only: the risk is a rate of
+answers that early exit makes wrong, which a regression answer (STS-B) never is exactly.
 
     python benchmarks/guarantees.py --out results/benchmarks/guarantees.json
 """
@@ -46,7 +47,8 @@ def pooled(selection: LayerOutputs, reported: LayerOutputs) -> LayerOutputs:
 
 
 def artefact_pairs() -> list[tuple[str, str, ExitArtifact, ExitArtifact]]:
-    """(experiment, sweep stem, selection artefact, reported artefact) of every early-exit reference model."""
+    """(experiment, sweep stem, selection artefact, reported artefact) of every early-exit reference
+    classification model."""
     pairs = []
     for record_path in sorted(REFERENCE.glob("*/sweeps/*.json")):
         record = json.loads(record_path.read_text())
@@ -55,6 +57,7 @@ def artefact_pairs() -> list[tuple[str, str, ExitArtifact, ExitArtifact]]:
         if (
             paper_policy(selection.metadata.recipe) is None
             or record["reported_split"] == record["artifact"]["split"]
+            or selection.predictions.task != "classification"
         ):
             continue
         reported = ExitArtifact.load(stem.with_name(f"{stem.name}.{record['reported_split']}.npz"))
