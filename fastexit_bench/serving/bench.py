@@ -220,8 +220,8 @@ def run_benchmark(
         searches = in_turns(
             fresh_by_name,
             settings.repeats,
-            lambda name, seed: server_search(
-                fresh_by_name[name], examples, offline_by_name[name], settings, seed, log
+            lambda name, turn: server_search(
+                fresh_by_name[name], examples, offline_by_name[name], settings, turn, log
             ),
         )
         for name, found in searches.items():
@@ -234,7 +234,7 @@ def run_benchmark(
                 else f"{name:<11} server: no rate tried kept p99 <= {settings.bound_ms} ms (reported as 0)"
             )
     if "overload" in settings.scenarios:
-        overload(fresh_by_name, results, outputs, settings, log)
+        overload(fresh_by_name, results, outputs, examples, settings, log)
     if settings.queries < 100:
         log(f"note: with {settings.queries} queries, p99 is the slowest query; use --queries 1000 or more")
     return results
@@ -259,10 +259,20 @@ def median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return {**chosen, "runs": [run[key] for run in runs]}
 
 
+def serve_poisson(
+    fresh: Callable[..., Scheduler], examples: np.ndarray, rate: float, settings: ServingSettings, turn: int
+) -> Served:
+    """``settings.queries`` queries arriving as a Poisson process at ``rate``, the ``turn``-th repeat's
+    arrivals (seed ``settings.seed + turn``)."""
+    arrivals = poisson_arrivals(settings.queries, rate, settings.seed + turn)
+    return serve(fresh(examples), settings.queries, arrivals)
+
+
 def overload(
     fresh_by_name: dict[str, Callable[..., Scheduler]],
     results: dict[str, dict[str, Any]],
     outputs: LayerOutputs,
+    examples: np.ndarray,
     settings: ServingSettings,
     log=print,
 ) -> None:
@@ -274,16 +284,11 @@ def overload(
         log("overload: needs full depth's Server rate (the full-depth scheduler and the server scenario)")
         return
     rate = settings.overload * full
-    examples = query_examples(len(outputs.labels), settings.queries, settings.seed)
     labels = outputs.labels[examples]
     scored = outputs.task == "classification"  # accuracy: a regression value is never "right"
 
-    def run_at_overload(name: str, seed: int) -> dict[str, Any]:
-        served = serve(
-            fresh_by_name[name](examples),
-            settings.queries,
-            poisson_arrivals(settings.queries, rate, settings.seed + seed),
-        )
+    def run_at_overload(name: str, turn: int) -> dict[str, Any]:
+        served = serve_poisson(fresh_by_name[name], examples, rate, settings, turn)
         right, forced = served.predictions == labels, served.forced
         return {
             "rate_per_s": rate,
@@ -305,17 +310,13 @@ def overload(
 
 
 def server_search(
-    fresh, examples: np.ndarray, offline: Served, settings: ServingSettings, seed: int = 0, log=print
+    fresh, examples: np.ndarray, offline: Served, settings: ServingSettings, turn: int = 0, log=print
 ) -> dict[str, Any]:
-    """One bisection for the largest Poisson rate whose p99 stays under the bound, with arrivals seed
-    ``settings.seed + seed``, up to the scheduler's ``offline`` throughput."""
+    """One bisection for the largest Poisson rate whose p99 stays under the bound, with the ``turn``-th
+    repeat's arrivals, up to the scheduler's ``offline`` throughput."""
 
     def run_at(rate: float) -> Served:
-        served = serve(
-            fresh(examples),
-            settings.queries,
-            poisson_arrivals(settings.queries, rate, settings.seed + seed),
-        )
+        served = serve_poisson(fresh, examples, rate, settings, turn)
         log(f"  server search: {rate:.1f} queries/s offered, p99 {served.latency_ms()['p99_ms']:.2f} ms")
         return served
 
