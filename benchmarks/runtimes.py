@@ -4,7 +4,8 @@ For each reference early-exit model at its paper policy's dev <= 1 pt point, at 
 pre-collated batches of the reported split: full depth under plain `transformers` eager (the backbone's own
 forward, no heads), and full depth and early exit under each runtime of the engine (eager PyTorch,
 torch.compile per layer and head, and per device: ONNX Runtime on a CPU, CUDA graphs on a GPU; fp32; and
-eager PyTorch in bf16 autocast, its layers' weights cast once, on a GPU or a CPU with native bf16). From
+eager PyTorch and the compiled runtimes but ONNX Runtime again in bf16 autocast, the layers' weights cast
+once, on a GPU or a CPU with native bf16). From
 these: realized / predicted per runtime (early exit against full depth under the *same* runtime: the honest
 speed-up) and early exit against full depth under eager PyTorch (what a speed-up measured against eager
 alone would claim). Above batch 1, early exit is also timed with layer-pool (``serving.schedulers``: every
@@ -45,7 +46,14 @@ from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.policies import resolve_policy
 from fastexit_bench.analysis.sweep import SweepFiles
 from fastexit_bench.data.spec import DATASETS
-from fastexit_bench.execution import Execution, ExecutionConfig, cpu_supports_bf16, resolve, running
+from fastexit_bench.execution import (
+    FP32_ONLY_RUNTIMES,
+    Execution,
+    ExecutionConfig,
+    cpu_supports_bf16,
+    resolve,
+    running,
+)
 from fastexit_bench.io import write_json
 from fastexit_bench.locations import Locations
 from fastexit_bench.models.backbones import resolve_backbone
@@ -67,15 +75,24 @@ CASES = {  # model: (experiment, dataset, recipe); seed 0, its sweep's reported 
 }
 POINT = "dev drop<=1pt"
 BUNDLE_CASES = "runtimes.json"
-RUNTIME_LABELS = ("eager", "compile", "cudagraphs", "onnxruntime", "eager-bf16")
+BF16 = "-bf16"
+RUNTIME_LABELS = (
+    "eager",
+    "compile",
+    "cudagraphs",
+    "onnxruntime",
+    *(f"{runtime}{BF16}" for runtime in ("eager", "compile", "cudagraphs")),
+)
 
 
 def configurations(device: torch.device) -> dict[str, Execution]:
     """How the engine runs under each label on ``device``: fp32 eager and the compiled runtimes that device
-    has (ONNX Runtime on a CPU, CUDA graphs on a GPU), and eager bf16 with the attention `auto` picks."""
+    has (ONNX Runtime on a CPU, CUDA graphs on a GPU), and each of those that runs bf16 in bf16 (``-bf16``,
+    with the attention `auto` picks; its layers' weights cast once)."""
     compiled = ("compile", "onnxruntime") if device.type == "cpu" else ("compile", "cudagraphs")
     out = {runtime: Execution("fp32", "sdpa", runtime) for runtime in ("eager", *compiled)}
-    out["eager-bf16"] = resolve(ExecutionConfig(precision="bf16"), device)
+    for runtime in [r for r in ("eager", *compiled) if r not in FP32_ONLY_RUNTIMES]:
+        out[f"{runtime}{BF16}"] = resolve(ExecutionConfig(precision="bf16", runtime=runtime), device)
     return out
 
 
@@ -365,8 +382,8 @@ def main() -> None:
         "--runtimes",
         nargs="+",
         choices=RUNTIME_LABELS,
-        help="engine configurations to time (default: every one the device has; eager-bf16 on a CPU only "
-        "with native bf16)",
+        help="engine configurations to time (default: every one the device has; the bf16 ones on a CPU "
+        "only with native bf16)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
@@ -386,7 +403,7 @@ def main() -> None:
     device = torch.device(args.device)
     settings = configurations(device)
     args.runtimes = args.runtimes or [
-        r for r in settings if r != "eager-bf16" or device.type != "cpu" or cpu_supports_bf16()
+        r for r in settings if not r.endswith(BF16) or device.type != "cpu" or cpu_supports_bf16()
     ]
     if unknown := [r for r in args.runtimes if r not in settings]:
         parser.error(f"{', '.join(unknown)} cannot run on {device.type}; choose from {', '.join(settings)}")

@@ -30,6 +30,8 @@ RUNTIMES = ("eager", "compile", "cudagraphs", "onnxruntime")
 """How inference runs the model (``runtime.compiled``): PyTorch eager, each layer and head through
 ``torch.compile``, the same with CUDA graphs on bucketed shapes, or each through ONNX Runtime; training
 always runs eager."""
+FP32_ONLY_RUNTIMES = ("onnxruntime",)
+"""Runtimes that run fp32 only (the exported graphs are fp32); ``auto`` resolves to fp32 under them."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,8 @@ def resolve(config: ExecutionConfig, device: torch.device, cpu_bf16: bool | None
     if config.runtime not in RUNTIMES:
         raise FastExitError(f"runtime {config.runtime!r} is not one of {RUNTIMES}")
     precision = resolve_precision(config.precision, device, cpu_bf16)
-    if config.runtime != "eager" and config.precision == "auto":
-        precision = "fp32"  # the compiled runtimes run fp32 (runtime.compiled)
+    if config.runtime in FP32_ONLY_RUNTIMES and config.precision == "auto":
+        precision = "fp32"
     return Execution(precision, resolve_attention(config.attention, device, precision), config.runtime)
 
 

@@ -1,5 +1,6 @@
-"""The compiled runtimes (torch.compile and ONNX Runtime per layer and head) answer exactly as eager PyTorch:
-the same exits under every policy, the same predictions, through the engine and through `evaluate`/`latency`."""
+"""The compiled runtimes (torch.compile and ONNX Runtime per layer and head) answer exactly as eager PyTorch in
+fp32: the same exits under every policy, the same predictions, through the engine and through
+`evaluate`/`latency`; compiled bf16 within bf16's rounding of eager bf16, its engine exactly as its own outputs."""
 
 import copy
 import importlib.util
@@ -12,7 +13,7 @@ from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.policies import POLICIES, resolve_policy
 from fastexit_bench.cli import main
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.execution import Execution, ExecutionConfig
+from fastexit_bench.execution import Execution, ExecutionConfig, resolve, running
 from fastexit_bench.locations import Locations
 from fastexit_bench.runtime.batches import TokenBatches
 from fastexit_bench.runtime.compiled import bucketed, with_runtime
@@ -101,10 +102,31 @@ def test_onnx_graphs_are_exported_once_per_weights(model, tmp_path):  # noqa: F8
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
 
 
-def test_compiled_runtimes_refuse_low_precision(model, tmp_path):  # noqa: F811
-    for runtime in ("compile", "cudagraphs", "onnxruntime"):
-        with pytest.raises(FastExitError, match="--precision fp32"):
-            with_runtime(model, Execution("bf16", "eager", runtime), tmp_path)
+def test_compiled_bf16_rounds_like_eager_bf16_and_exits_where_its_own_outputs_say(model, tmp_path):  # noqa: F811
+    execution = Execution("bf16", "eager", "compile")
+    model = copy.deepcopy(model)
+    tokens = token_data(rows=24, seed=7)
+    data = TokenBatches(tokens.dataset, tokens.tokenizer, "cpu")
+    runner = with_runtime(model, execution, tmp_path)
+    with running(model.config, execution, torch.device("cpu"), inference=model.layers):
+        eager = predict(model, data, "classification", batch_size=8)
+        outputs = predict(runner, data, "classification", batch_size=8)
+        np.testing.assert_allclose(outputs.logits, eager.logits, rtol=0.05, atol=0.05)  # bf16: ~3 digits
+        for name in ONE_POLICY_PER_INPUT:
+            policy = resolve_policy(name)
+            for value in policy.grid(outputs)[1::3]:
+                expected = policy.exit_layers(outputs, value)
+                out = EarlyExitEngine(runner, policy, value, "classification").run_source(data, 5, True)
+                np.testing.assert_array_equal(out.exit_layers, expected)
+                assert same_answers(out.logits, outputs, expected)
+
+
+def test_onnxruntime_refuses_low_precision_and_auto_resolves_to_fp32(model, tmp_path):  # noqa: F811
+    with pytest.raises(FastExitError, match="--precision fp32"):
+        with_runtime(model, Execution("bf16", "eager", "onnxruntime"), tmp_path)
+    cpu = torch.device("cpu")
+    assert resolve(ExecutionConfig(runtime="onnxruntime"), cpu, cpu_bf16=True).precision == "fp32"
+    assert resolve(ExecutionConfig(runtime="compile"), cpu, cpu_bf16=True).precision == "bf16"
 
 
 @pytest.mark.skipif(not HAS_ORT, reason="needs the onnx extra: pip install 'fastexit-bench[onnx]'")

@@ -97,7 +97,7 @@ def add_execution_args(parser: argparse.ArgumentParser, inference: bool = False)
             default=defaults.runtime,
             help="eager PyTorch, or each layer and head compiled (torch.compile; cudagraphs: with CUDA "
             "graphs on bucketed shapes) or run by ONNX Runtime (pip install 'fastexit-bench[onnx]'); "
-            "the compiled runtimes run fp32",
+            "onnxruntime runs fp32",
         )
 
 

@@ -137,7 +137,8 @@ def realized_vs_predicted(
     sweep's on these examples at that precision. With ``replay`` (recorded outputs of every example of
     ``source``), exits are decided on those instead of the model's own heads (see ``runtime.engine``). With
     ``runner`` (the model under another runtime, ``runtime.compiled``) the engines run that, and their exits
-    and predictions must equal those of the eager model's outputs."""
+    and predictions must equal those of that runner's own full-depth outputs (a compiled bf16 graph's
+    numbers are close to eager's, not equal; that fp32 runtimes equal eager is tested)."""
     from fastexit_bench.models.tracing import measure_fvcore
 
     flops = measure_fvcore(model)  # fp32 tracing, outside the block that holds cast weights
@@ -163,7 +164,7 @@ def _realized_vs_predicted(
     from fastexit_bench.runtime.engine import EarlyExitEngine
     from fastexit_bench.runtime.predict import predict
 
-    outputs = replay if replay is not None else predict(model, source, task)
+    outputs = replay if replay is not None else predict(runner, source, task)
     lengths = source.lengths()
     baseline = EarlyExitEngine(runner, resolve_policy("static"), model.num_layers, task)
     engines = {label: EarlyExitEngine(runner, policy, value, task) for label, policy, value in points}

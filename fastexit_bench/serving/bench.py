@@ -82,7 +82,7 @@ def serve_bench(
     task = opened.recorded.task if replayed else opened.dataset.task
     flops = measure_fvcore(model)  # fp32 tracing, outside the block that holds cast weights
     with running(model.config, opened.execution, opened.device, inference=model.layers):
-        outputs = opened.recorded if replayed else predict(model, source, task)
+        outputs = opened.recorded if replayed else predict(opened.runner, source, task)
         policy.fit(
             outputs
         )  # calibrated policies: temperatures from the served split (exits matter, not scores)
