@@ -16,7 +16,7 @@ from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import Execution, ExecutionConfig, resolve, running
 from fastexit_bench.locations import Locations
 from fastexit_bench.runtime.batches import TokenBatches
-from fastexit_bench.runtime.compiled import bucketed, with_runtime
+from fastexit_bench.runtime.compiled import bucketed, own_code, segments, with_runtime
 from fastexit_bench.runtime.config import LatencyConfig
 from fastexit_bench.runtime.engine import EarlyExitEngine
 from fastexit_bench.runtime.latency import measure_latency, same_answers
@@ -71,6 +71,15 @@ def test_every_policy_exits_where_eager_exits(model, runtime, device, tmp_path):
                 )
                 np.testing.assert_array_equal(out.exit_layers, expected)
                 assert same_answers(out.logits, eager, expected)
+
+
+def test_each_segment_compiles_under_a_code_object_of_its_own(model):  # noqa: F811
+    parts = segments(model)
+    functions = {name: own_code(segment, name) for name, segment in parts.items()}
+    assert len({f.__func__.__code__ for f in functions.values()}) == len(parts)  # one graph cache each
+    hidden, additive = model.embed(torch.ones(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long))
+    with torch.no_grad():
+        torch.testing.assert_close(functions["layer_1"](hidden, additive), parts["layer_1"](hidden, additive))
 
 
 def test_bucketed_segments_see_few_shapes_and_answer_for_the_real_rows_only():
