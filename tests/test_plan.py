@@ -90,11 +90,11 @@ def test_plan_prints_jobs_rows_and_gpu_hours(capsys):
     out = capsys.readouterr().out
     assert "jobs: stage_data 12, train 48, evaluate 96, sweep 48, latency 12, report 1" in out
     assert (
-        "| ag_news | distilled-6 | google-bert/bert-base-uncased | 108,000 | hub copy (published size) |"
+        "| ag_news | distilled-6 | 1 | google-bert/bert-base-uncased | 108,000 | hub copy (published size) |"
         in out
     )
     assert (
-        "| book_review | fastbert | google-bert/bert-base-chinese | ? | unknown" in out
+        "| book_review | fastbert | 1 | google-bert/bert-base-chinese | ? | unknown" in out
     )  # no hub copy, no mirror
     assert "GPU-hours at 50 sustained TFLOP/s" in out
 

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 
 from fastexit_bench.analysis.operating_points import OperatingPointSpec
 from fastexit_bench.data.config import DataConfig
+from fastexit_bench.errors import FastExitError
 from fastexit_bench.execution import ExecutionConfig
 from fastexit_bench.experiments.settings import command_options, experiment_settings
 from fastexit_bench.pooling import DEFAULT_POOLING
@@ -104,6 +105,31 @@ def test_experiment_keys_become_typed_settings_and_command_options():
     )
     assert command_options(**settings.options("report")) == "--layout deebert --reference baseline"
     assert settings.runs()[-1].stem == "sst2.deebert.seed1" and settings.job_counts()["train"] == 4
+
+
+def test_a_recipe_can_train_on_seeds_of_its_own():
+    """The reference campaign trains baselines and early-exit models on three seeds, fixed-depth rivals on one."""
+    raw = {
+        "datasets": ["sst2"],
+        "backbone": "minilm-l6",
+        "recipes": ["baseline", "fastbert", "truncated-1"],
+        "seeds": [0],
+        "seeds_by_recipe": {"baseline": [0, 1, 2], "fastbert": [0, 1, 2]},
+        "latency_examples": 8,
+    }
+    validate({"experiments": {"e": raw}}, str(SCHEMA))
+    settings = experiment_settings({"experiments": {"e": raw}}, "e")
+    assert [run.stem for run in settings.runs() if run.recipe != "fastbert"] == [
+        "sst2.baseline.seed0",
+        "sst2.baseline.seed1",
+        "sst2.baseline.seed2",
+        "sst2.truncated-1.seed0",
+    ]
+    assert [run.stem for run in settings.latency_runs()] == ["sst2.fastbert.seed0"]
+    assert settings.job_counts()["train"] == 7
+    stray = {**raw, "seeds_by_recipe": {"deebert": [1]}}
+    with pytest.raises(FastExitError, match=r"seeds_by_recipe names \['deebert'\]"):
+        experiment_settings({"experiments": {"e": stray}}, "e")
 
 
 def test_option_names_are_the_commands_own():

@@ -154,7 +154,7 @@ def _evaluation_flops(
 
 @dataclass(frozen=True)
 class TrainingWork:
-    """One (dataset, recipe)'s training for one seed."""
+    """One (dataset, recipe)'s training for one seed, and how many seeds train it."""
 
     dataset: str
     recipe: str
@@ -166,6 +166,7 @@ class TrainingWork:
     shares_baseline: bool = False
     evaluation_flops: float | None = None
     cpu_hours: float | None = None
+    seeds: int = 1
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,17 @@ def training_work(
         per_example = TRAINED * sizes.forward_flops(sizes.layers, max_length)
         cpu_hours = (flops + (evaluation or 0.0)) / (rate.examples_per_s * per_example) / 3600
     return TrainingWork(
-        dataset, recipe_name, backbone, rows, source, rows * epochs, flops, shared, evaluation, cpu_hours
+        dataset,
+        recipe_name,
+        backbone,
+        rows,
+        source,
+        rows * epochs,
+        flops,
+        shared,
+        evaluation,
+        cpu_hours,
+        len(settings.seeds_for(recipe_name)),
     )
 
 
@@ -267,15 +278,14 @@ class Plan:
 
     experiment: str
     jobs: dict[str, int]
-    seeds: int
     work: list[TrainingWork]
     tflops: float
     rates: CpuRates | None = None
 
     def total(self, field: str) -> float | None:
         """Sum of ``field`` over every seed and the rows where it is known (None when it is known nowhere)."""
-        values = [v for v in (getattr(w, field) for w in self.work) if v is not None]
-        return self.seeds * float(sum(values)) if values else None
+        known = [(w.seeds, getattr(w, field)) for w in self.work if getattr(w, field) is not None]
+        return float(sum(seeds * value for seeds, value in known)) if known else None
 
     @property
     def unknown(self) -> int:
@@ -297,16 +307,16 @@ class Plan:
             "jobs: " + ", ".join(f"{rule} {n}" for rule, n in self.jobs.items() if n),
             "",
             (
-                "| dataset | recipe | backbone | train rows | rows from | examples x epochs | PFLOPs | GPU-hours | "
-                "CPU-hours |"
+                "| dataset | recipe | seeds | backbone | train rows | rows from | examples x epochs | PFLOPs | "
+                "GPU-hours | CPU-hours |"
             ),
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for w in self.work:
             pflops = None if w.flops is None else w.flops / 1e15
             recipe = f"{w.recipe} (from baseline)" if w.shares_baseline else w.recipe
             lines.append(
-                f"| {w.dataset} | {recipe} | {w.backbone} | {number(w.rows)} | {w.rows_source} | "
+                f"| {w.dataset} | {recipe} | {w.seeds} | {w.backbone} | {number(w.rows)} | {w.rows_source} | "
                 f"{number(w.example_epochs)} | {number(pflops)} | {number(self.gpu_hours(w.flops))} | "
                 f"{number(w.cpu_hours)} |"
             )
@@ -314,7 +324,7 @@ class Plan:
         lines += [
             "",
             (
-                f"total over {self.seeds} seed(s): {number(self.total('example_epochs'))} examples x epochs, "
+                f"total over every seed: {number(self.total('example_epochs'))} examples x epochs, "
                 f"{number(None if flops is None else flops / 1e15)} PFLOPs of training, "
                 f"{number(self.gpu_hours(flops))} GPU-hours at {self.tflops:g} sustained TFLOP/s "
                 "(an upper bound: every example at max_length; evaluation adds one forward pass per "
@@ -346,8 +356,8 @@ class Plan:
         cpu = next(iter(self.rates.rates.values())).cpu if self.rates.rates else "?"
         evaluation = self.total("evaluation_flops")
         return (
-            f"CPU-hours of training and evaluation: {'?' if hours is None else f'{hours:.2g}'} over {self.seeds} "
-            f"seed(s) ({'?' if evaluation is None else f'{evaluation / 1e15:.2g}'} PFLOPs of evaluation), at "
+            f"CPU-hours of training and evaluation: {'?' if hours is None else f'{hours:.2g}'} over every "
+            f"seed ({'?' if evaluation is None else f'{evaluation / 1e15:.2g}'} PFLOPs of evaluation), at "
             f"the rates measured on {cpu} ({measured}; {self.rates.source}); each job also starts Python and "
             "loads its model (seconds), and latency timing adds a minute or two per early-exit model"
         )
@@ -366,4 +376,4 @@ def plan(
         for d in settings.datasets
         for r in settings.recipes
     ]
-    return Plan(settings.name, settings.job_counts(), len(settings.seeds), work, tflops, rates)
+    return Plan(settings.name, settings.job_counts(), work, tflops, rates)

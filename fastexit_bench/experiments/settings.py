@@ -108,6 +108,7 @@ class ExperimentSettings:
     backbone: str | dict[str, str]
     recipes: tuple[str, ...]
     seeds: tuple[int, ...] = (0,)
+    seeds_by_recipe: dict[str, tuple[int, ...]] = field(default_factory=dict)  # recipe -> its own seeds
     policies: tuple[str, ...] | None = None  # None: every built-in policy that applies to the model
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -120,6 +121,13 @@ class ExperimentSettings:
     grids: dict[str, tuple[float, ...]] = field(default_factory=dict)
     preset: str | None = None
 
+    def __post_init__(self) -> None:
+        if stray := sorted(set(self.seeds_by_recipe) - set(self.recipes)):
+            raise FastExitError(
+                f"experiment {self.name!r}: seeds_by_recipe names {stray}, which are not among its recipes "
+                f"{list(self.recipes)}; add them to recipes or remove them from seeds_by_recipe"
+            )
+
     @classmethod
     def from_config(cls, name: str, raw: dict[str, Any]) -> ExperimentSettings:
         """From one entry of ``config["experiments"]`` (presets applied, validated by the schema)."""
@@ -130,6 +138,7 @@ class ExperimentSettings:
             backbone=raw["backbone"],
             recipes=tuple(raw["recipes"]),
             seeds=tuple(raw.get("seeds", cls.seeds)),
+            seeds_by_recipe={r: tuple(s) for r, s in raw.get("seeds_by_recipe", {}).items()},
             policies=tuple(raw["policies"]) if raw.get("policies") else None,
             data=_typed(DataConfig, raw, DATA_KEYS),
             train=_typed(
@@ -169,18 +178,23 @@ class ExperimentSettings:
             )
         return self.backbone[language]
 
+    def seeds_for(self, recipe: str) -> tuple[int, ...]:
+        """The seeds ``recipe`` trains: its own (``seeds_by_recipe``), else the experiment's."""
+        return self.seeds_by_recipe.get(recipe, self.seeds)
+
     def runs(self) -> list[Run]:
         """Every (dataset, recipe, seed) the experiment trains."""
-        return [Run(d, r, s) for d in self.datasets for r in self.recipes for s in self.seeds]
+        return [Run(d, r, s) for d in self.datasets for r in self.recipes for s in self.seeds_for(r)]
 
     def latency_runs(self) -> list[Run]:
-        """The runs timed: early-exit models of the first seed (none when ``latency_examples`` is 0)."""
+        """The runs timed: early-exit models of their recipe's first seed (none when ``latency_examples`` is
+        0)."""
         if not self.latency.examples:
             return []
         return [
             run
             for run in self.runs()
-            if run.seed == self.seeds[0] and get_recipe(run.recipe).exit_policy is not None
+            if run.seed == self.seeds_for(run.recipe)[0] and get_recipe(run.recipe).exit_policy is not None
         ]
 
     def job_counts(self) -> dict[str, int]:
