@@ -284,8 +284,8 @@ class Plan:
 
     def total(self, field: str) -> float | None:
         """Sum of ``field`` over every seed and the rows where it is known (None when it is known nowhere)."""
-        known = [(w.seeds, getattr(w, field)) for w in self.work if getattr(w, field) is not None]
-        return float(sum(seeds * value for seeds, value in known)) if known else None
+        known = [w.seeds * value for w in self.work if (value := getattr(w, field)) is not None]
+        return float(sum(known)) if known else None
 
     @property
     def unknown(self) -> int:
