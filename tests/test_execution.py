@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from fastexit_bench.errors import FastExitError
-from fastexit_bench.execution import Execution, ExecutionConfig, resolve, resolve_precision, running
+from fastexit_bench.execution import (
+    Execution,
+    ExecutionConfig,
+    attention,
+    resolve,
+    resolve_precision,
+    running,
+)
 from fastexit_bench.models.early_exit import EarlyExitModel
 from fastexit_bench.runtime.batches import length_grouped_order
 from fastexit_bench.runtime.predict import predict
@@ -92,6 +99,20 @@ def test_killed_bf16_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
             _trained("bf16", config, data, tmp_path / "train.ckpt")
     resumed, _, _ = _trained("bf16", config, data, tmp_path / "train.ckpt")
     assert_same(snapshot(uninterrupted), resumed)
+
+
+def test_attention_holds_inside_the_block_and_is_restored_after_it():
+    config = tiny_backbone().config
+    config._attn_implementation = "sdpa"
+    with attention(config, "eager"):
+        assert config._attn_implementation == "eager"
+        with attention(config, "eager"):  # already set: left alone
+            assert config._attn_implementation == "eager"
+        assert config._attn_implementation == "eager"
+        with pytest.raises(RuntimeError), attention(config, "sdpa"):
+            raise RuntimeError
+        assert config._attn_implementation == "eager"
+    assert config._attn_implementation == "sdpa"
 
 
 def test_sdpa_and_length_sorted_batches_give_the_eager_logits_in_fp32():
