@@ -14,6 +14,7 @@ Importing this module needs no torch (the CLI reads the defaults).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
@@ -32,6 +33,15 @@ RUNTIMES = ("eager", "compile", "cudagraphs", "onnxruntime")
 always runs eager."""
 FP32_ONLY_RUNTIMES = ("onnxruntime",)
 """Runtimes that run fp32 only (the exported graphs are fp32); ``auto`` resolves to fp32 under them."""
+
+ONEDNN_PRIMITIVE_CACHE = 16384
+"""Kernels oneDNN keeps built, one per operation and input shape (its own default: 1024). In bf16 on a CPU
+every matrix product is a oneDNN kernel, and early exit runs layers on many shapes (the rows still in a
+batch x the tokens they keep): at the default, compaction serving SST-2 FastBERT rebuilt evicted kernels and
+reached 0.68x the throughput it has with room for every shape, at no measured memory cost
+(``benchmarks/onednn_cache.py``). Set when this module is imported, before the first kernel is built; a
+value already in the environment wins."""
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_PRIMITIVE_CACHE))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from fastexit_bench.cli.common import (
     positive_int,
     subcommand,
 )
-from fastexit_bench.serving.record import SCENARIOS, SCHEDULERS, ServingSettings
+from fastexit_bench.serving.record import CLOCK_KINDS, SCENARIOS, SCHEDULERS, ServingSettings
 
 
 def _names_from(known: tuple[str, ...]):
@@ -101,6 +101,13 @@ def add_parser(commands) -> None:
         type=positive_float,
         default=defaults.overload,
         help="the Overload scenario's rate as a multiple of full depth's Server rate",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=CLOCK_KINDS,
+        default=defaults.clock,
+        help="time read on the wall clock, or on a virtual one that charges each model call its measured cost "
+        "(compares schedulers without a noisy machine's hiccups; docs/serving.md)",
     )
     parser.add_argument(
         "--search-steps",

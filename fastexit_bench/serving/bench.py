@@ -27,6 +27,7 @@ from fastexit_bench.models.tracing import measure_fvcore
 from fastexit_bench.runtime.latency import set_threads
 from fastexit_bench.runtime.predict import predict
 from fastexit_bench.runtime.trained import open_replayed, open_trained
+from fastexit_bench.serving.clocks import RealClock, make_clock
 from fastexit_bench.serving.loadgen import Served, max_rate_under_bound, poisson_arrivals, serve
 from fastexit_bench.serving.record import ServedModel, ServingEnvironment, ServingRecord, ServingSettings
 from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
@@ -93,6 +94,7 @@ def serve_bench(
             f"{', replayed' if replayed else ''}), {policy.name} at {value}: mean exit layer "
             f"{exits.mean():.2f} of {model.num_layers}, FLOPs-predicted speed-up {predicted:.2f}x; "
             f"{settings.queries} queries per measurement"
+            + (", on the virtual clock" if settings.clock == "virtual" else "")
         )
         results = run_benchmark(
             opened.runner,
@@ -162,6 +164,8 @@ def run_benchmark(
     exits = policy.exit_layers(outputs, value)
     predictions = outputs.predictions()
     every = np.arange(len(source))
+    clock = make_clock(settings.clock)
+    model = clock.model(model)  # on the virtual clock, charged to it
     results: dict[str, dict[str, Any]] = {}
     fresh_by_name: dict[str, Callable[..., Scheduler]] = {}
     offline_by_name: dict[str, Served] = {}
@@ -186,11 +190,11 @@ def run_benchmark(
         expected = np.full(len(every), model.num_layers) if name == "full-depth" else exits
         check_exits(fresh(every, deadline=False), expected, predictions[expected - 1, every])
         fresh_by_name[name] = fresh
-        serve(fresh(examples[: settings.warmup]), settings.warmup, np.zeros(settings.warmup))
+        serve(fresh(examples[: settings.warmup]), settings.warmup, np.zeros(settings.warmup), clock)
         results[name] = {}
         if "offline" in settings.scenarios or "server" in settings.scenarios:  # the server's ceiling
             offline = offline_by_name[name] = serve(
-                fresh(examples), settings.queries, np.zeros(settings.queries)
+                fresh(examples), settings.queries, np.zeros(settings.queries), clock
             )
             results[name]["offline"] = {
                 "throughput_per_s": offline.throughput_per_s(),
@@ -203,7 +207,7 @@ def run_benchmark(
         streams = in_turns(
             fresh_by_name,
             settings.repeats,
-            lambda name, _: serve(fresh_by_name[name](examples), settings.queries),
+            lambda name, _: serve(fresh_by_name[name](examples), settings.queries, clock=clock),
         )
         for name, runs in streams.items():
             pooled = Served.pooled(runs)
@@ -221,7 +225,7 @@ def run_benchmark(
             fresh_by_name,
             settings.repeats,
             lambda name, turn: server_search(
-                fresh_by_name[name], examples, offline_by_name[name], settings, turn, log
+                fresh_by_name[name], examples, offline_by_name[name], settings, clock, turn, log
             ),
         )
         for name, found in searches.items():
@@ -234,7 +238,7 @@ def run_benchmark(
                 else f"{name:<11} server: no rate tried kept p99 <= {settings.bound_ms} ms (reported as 0)"
             )
     if "overload" in settings.scenarios:
-        overload(fresh_by_name, results, outputs, examples, settings, log)
+        overload(fresh_by_name, results, outputs, examples, settings, clock, log)
     if settings.queries < 100:
         log(f"note: with {settings.queries} queries, p99 is the slowest query; use --queries 1000 or more")
     return results
@@ -260,12 +264,17 @@ def median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 
 def serve_poisson(
-    fresh: Callable[..., Scheduler], examples: np.ndarray, rate: float, settings: ServingSettings, turn: int
+    fresh: Callable[..., Scheduler],
+    examples: np.ndarray,
+    rate: float,
+    settings: ServingSettings,
+    clock: RealClock,
+    turn: int,
 ) -> Served:
     """``settings.queries`` queries arriving as a Poisson process at ``rate``, the ``turn``-th repeat's
-    arrivals (seed ``settings.seed + turn``)."""
+    arrivals (seed ``settings.seed + turn``), on ``clock``."""
     arrivals = poisson_arrivals(settings.queries, rate, settings.seed + turn)
-    return serve(fresh(examples), settings.queries, arrivals)
+    return serve(fresh(examples), settings.queries, arrivals, clock)
 
 
 def overload(
@@ -274,6 +283,7 @@ def overload(
     outputs: LayerOutputs,
     examples: np.ndarray,
     settings: ServingSettings,
+    clock: RealClock,
     log=print,
 ) -> None:
     """Every scheduler at ``settings.overload`` x full depth's Server rate at the bound: p99, accuracy on the
@@ -288,7 +298,7 @@ def overload(
     scored = outputs.task == "classification"  # accuracy: a regression value is never "right"
 
     def run_at_overload(name: str, turn: int) -> dict[str, Any]:
-        served = serve_poisson(fresh_by_name[name], examples, rate, settings, turn)
+        served = serve_poisson(fresh_by_name[name], examples, rate, settings, clock, turn)
         right, forced = served.predictions == labels, served.forced
         return {
             "rate_per_s": rate,
@@ -310,13 +320,19 @@ def overload(
 
 
 def server_search(
-    fresh, examples: np.ndarray, offline: Served, settings: ServingSettings, turn: int = 0, log=print
+    fresh,
+    examples: np.ndarray,
+    offline: Served,
+    settings: ServingSettings,
+    clock: RealClock,
+    turn: int = 0,
+    log=print,
 ) -> dict[str, Any]:
     """One bisection for the largest Poisson rate whose p99 stays under the bound, with the ``turn``-th
     repeat's arrivals, up to the scheduler's ``offline`` throughput."""
 
     def run_at(rate: float) -> Served:
-        served = serve_poisson(fresh, examples, rate, settings, turn)
+        served = serve_poisson(fresh, examples, rate, settings, clock, turn)
         log(f"  server search: {rate:.1f} queries/s offered, p99 {served.latency_ms()['p99_ms']:.2f} ms")
         return served
 

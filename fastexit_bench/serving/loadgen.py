@@ -13,12 +13,12 @@ one thread: while the scheduler steps, arrivals queue up and are admitted at the
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
 
+from fastexit_bench.serving.clocks import RealClock
 from fastexit_bench.serving.schedulers import Scheduler
 
 
@@ -60,9 +60,12 @@ def poisson_arrivals(queries: int, rate_per_s: float, seed: int) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(gaps[:-1])])
 
 
-def serve(scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None) -> Served:
+def serve(
+    scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None, clock: RealClock | None = None
+) -> Served:
     """Serve ``queries`` queries arriving at ``arrivals`` (seconds from the start; sorted), or, with None,
-    one at a time as in SingleStream (each arrives when the previous is answered)."""
+    one at a time as in SingleStream (each arrives when the previous is answered); on ``clock`` (default the
+    real one; a ``VirtualClock`` must be the one the scheduler's model is charged to)."""
     closed_loop = arrivals is None
     arrival = np.zeros(queries) if closed_loop else np.asarray(arrivals, dtype=float)
     answered = np.full(queries, np.nan)
@@ -70,17 +73,18 @@ def serve(scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None
     predictions = np.zeros(queries)
     forced = np.zeros(queries, dtype=bool)
     issued = done = 0
-    start = time.perf_counter()
-    scheduler.start(lambda: time.perf_counter() - start)
+    clock = clock or RealClock()
+    clock.start()
+    scheduler.start(clock.now)
     while done < queries:
-        now = time.perf_counter() - start
+        now = clock.now()
         while issued < queries and arrival[issued] <= now and (not closed_loop or issued == done):
             scheduler.admit(issued, float(arrival[issued]))
             issued += 1
         ready = scheduler.ready_at()
         if ready <= now:
             answers = scheduler.step()
-            finished = time.perf_counter() - start
+            finished = clock.now()
             for answer in answers:
                 answered[answer.query], exit_layers[answer.query] = finished, answer.exit_layer
                 predictions[answer.query], forced[answer.query] = answer.prediction, answer.forced
@@ -92,7 +96,7 @@ def serve(scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None
         wake = min(ready, upcoming)
         if wake == np.inf:
             raise RuntimeError(f"scheduler {scheduler.name} holds unanswered queries but has no work to do")
-        time.sleep(max(0.0, wake - (time.perf_counter() - start)))
+        clock.wait_until(wake)
     return Served(arrival, answered, exit_layers, predictions, forced)
 
 

@@ -12,6 +12,9 @@ from fastexit_bench.records import VersionedRecord
 
 SCENARIOS = ("single-stream", "offline", "server", "overload")
 SCHEDULERS = ("full-depth", "compaction", "layer-pool", "layer-pool-adaptive", "layer-pool-deadline")
+CLOCK_KINDS = ("real", "virtual")
+"""What serving time is read on (``serving.clocks``): wall-clock time, or the virtual clock that charges
+model calls their measured cost, for comparing schedulers on a noisy machine."""
 SERVING_FORMAT_VERSION = 1
 
 
@@ -31,6 +34,9 @@ class ServingSettings:
     deadline_ms: the latency a deadline scheduler forces exits to keep (None: ``bound_ms``).
     overload: the Overload scenario's Poisson rate, as a multiple of full depth's Server rate at the bound
         (a load full depth cannot serve within it): p99, accuracy and forced exits of every scheduler.
+    clock: what time is read on (``CLOCK_KINDS``): ``real``, or ``virtual``, where time moves by the measured
+        cost of each model call and the host's CPU time, so that a noisy machine's hiccups do not decide a
+        comparison of schedulers (``serving.clocks``).
     """
 
     queries: int = 2048
@@ -47,6 +53,7 @@ class ServingSettings:
     examples: int = 512
     deadline_ms: float | None = None
     overload: float = 1.5
+    clock: str = "real"
 
     @property
     def deadline_s(self) -> float:

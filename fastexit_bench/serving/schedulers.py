@@ -253,9 +253,9 @@ class LayerPool(Scheduler):
                 return forced
         pool = self.pools[k]
         group = [pool.popleft() for _ in range(self.batch_size(k))]
-        started = time.perf_counter()
+        started = self.clock()
         answers = self.run_layer(k, group)
-        elapsed = time.perf_counter() - started
+        elapsed = self.clock() - started
         key = (k, power_of_two_at_least(len(group)))
         # up at once to a slower step, down slowly: a deadline kept on the mean step time is missed on every
         # slower one (on 2 shared CPU cores, an EMA left 4-7 % of answers late at 1.5x full depth's load)
