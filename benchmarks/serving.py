@@ -25,8 +25,11 @@ from fastexit_bench.analysis.artifact import ExitArtifact
 from fastexit_bench.analysis.sweep import SELECTION_COLUMNS, read_sweep_csv
 from fastexit_bench.cli import main
 from fastexit_bench.device import resolve_device
+from fastexit_bench.locations import Locations
 from fastexit_bench.reporting.tables import paper_policy
+from fastexit_bench.runtime.trained import ReplayedSplit, TrainedSplit, open_replayed, open_trained
 from fastexit_bench.serving.bench import is_artifact
+from fastexit_bench.serving.clocks import RealClock
 from fastexit_bench.serving.record import ServingRecord, ServingSettings
 from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
 
@@ -51,17 +54,41 @@ def add_served_model(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def scheduler_for(trained, name: str, policy, value: float, examples: np.ndarray) -> Scheduler:
-    """Scheduler ``name`` serving ``trained`` (a ``runtime.trained.TrainedSplit``) with serving's batch limit."""
-    task = trained.dataset.task
-    return make_scheduler(
-        name, trained.runner, trained.source, examples, task, policy, value, ServingSettings.max_batch
+def open_served(model: Path, mirror: str) -> TrainedSplit | ReplayedSplit:
+    """A model folder, or an evaluation artefact to replay (weights gone), on serving's examples of its split."""
+    settings, where = ServingSettings(), Locations(mirror=mirror)
+    if is_artifact(model):
+        return open_replayed(model, examples=settings.examples, where=where, seed=settings.seed)
+    return open_trained(model, settings.split, examples=settings.examples, where=where)
+
+
+def run_of(opened: TrainedSplit | ReplayedSplit):
+    """The served model's run (dataset, recipe, seed): its training record, or the replayed artefact's."""
+    return opened.metadata if isinstance(opened, ReplayedSplit) else opened.record
+
+
+def scheduler_for(
+    opened: TrainedSplit | ReplayedSplit,
+    name: str,
+    policy,
+    value: float,
+    examples: np.ndarray,
+    clock: RealClock | None = None,
+) -> Scheduler:
+    """Scheduler ``name`` serving ``opened`` (replaying an artefact's outputs) with serving's batch limit,
+    its model charged to ``clock`` where that is virtual."""
+    replayed = isinstance(opened, ReplayedSplit)
+    task = opened.recorded.task if replayed else opened.dataset.task
+    runner = (clock or RealClock()).model(opened.runner)
+    scheduler = make_scheduler(
+        name, runner, opened.source, examples, task, policy, value, ServingSettings.max_batch
     )
+    return scheduler.replaying(opened.recorded) if replayed else scheduler
 
 
 def served_header(args: argparse.Namespace, record, policy: str, value: float, threads: int) -> dict:
     """What every served-model benchmark's JSON starts with: provenance (its arguments), the model's run
-    (a ``TrainingRecord``), the operating point and the threads."""
+    (a ``TrainingRecord``, or a replayed artefact's metadata), the operating point and the threads."""
     return {
         "provenance": provenance.collect(config={k: str(v) for k, v in vars(args).items()}),
         "model": {"dataset": record.dataset, "recipe": record.recipe, "seed": record.seed},
