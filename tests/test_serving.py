@@ -177,21 +177,23 @@ def test_an_exit_leaves_at_once_and_a_later_arrival_does_not_wait_for_the_batch(
     assert not any(pool.pools)
 
 
-def test_the_adaptive_pool_runs_compaction_when_light_and_layer_pool_under_load(model):  # noqa: F811
+def test_the_adaptive_pool_runs_a_lone_query_through_the_engine_and_others_through_the_pools(model):  # noqa: F811
     data = token_data(rows=8, seed=1)
     static = resolve_policy("static")
     pool = make_scheduler(
-        "layer-pool-adaptive", model, data, np.arange(8), "classification", static, model.num_layers, 2
+        "layer-pool-adaptive", model, data, np.arange(8), "classification", static, model.num_layers, 4
     )
     pool.admit(0, 0.0)
     assert pool.light()
     [answer] = pool.step()  # every layer in one call: answered at full depth, nothing left in the pools
     assert answer.exit_layer == model.num_layers and not any(pool.pools)
-    for query in (1, 2, 3):
+    for query in (1, 2):
         pool.admit(query, 0.1)
-    assert not pool.light()  # a full batch waits: one layer-pool step
+    assert not pool.light()  # two wait (less than a batch): one layer-pool step
     pool.step()
-    assert [q.query for q in pool.pools[1]] == [1, 2] and not pool.light()  # queries in flight beyond layer 1
+    assert [q.query for q in pool.pools[1]] == [1, 2]
+    pool.admit(3, 0.2)
+    assert not pool.light()  # one waits, but queries are in flight beyond layer 1
 
 
 def test_poisson_arrivals_are_seeded_and_have_the_asked_rate():

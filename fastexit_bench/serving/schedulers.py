@@ -15,8 +15,8 @@ generator (``serving.loadgen``) owns the clock; schedulers never sleep.
   batches, the FastBERT #35 proposal), else the one holding the oldest query (no query waits behind newer
   ones forever). A query leaves the moment its exit is decided; an arrival joins layer 1's pool at the next
   step. Examples at different depths never share a layer call.
-- ``layer-pool-adaptive``: layer-pool under load, compaction when light: while no query is beyond layer 1
-  and fewer than ``max_batch`` wait, the waiting ones run every layer in one engine call.
+- ``layer-pool-adaptive``: layer-pool, but a lone query (the only one waiting, none in flight) runs every
+  layer in one engine call, without the pools' per-layer bookkeeping.
 - ``layer-pool-deadline``: layer-pool with a latency deadline: before a step, every query beyond layer 1
   whose time in the system would pass the deadline by the end of that step (step times measured per layer
   and batch size as it serves, as a slowly decaying upper envelope: an underestimate makes answers late),
@@ -375,10 +375,12 @@ class LayerPoolDeadline(LayerPool):
 
 @SCHEDULER_TYPES.add
 class LayerPoolAdaptive(LayerPool):
-    """Layer-pool under load, compaction when light: while no query is past layer 1 and fewer than a full
-    batch wait, the waiting queries run every layer in one engine call (a lone query then pays no per-layer
-    pool bookkeeping, where layer-pool loses to compaction); once a batch fills or queries are in flight,
-    layer-pool steps (where survivors of several batches merge, and it wins). Exits are the policy's in both."""
+    """Layer-pool, but a lone query runs every layer in one engine call: it then pays no per-layer pool
+    bookkeeping, the one place compaction's path is cheaper. Two or more queries take layer-pool's steps: with
+    oneDNN's kernel cache sized for early exit (``execution.ONEDNN_PRIMITIVE_CACHE``), layer-pool served every
+    load up to its capacity at a p99 as low as or lower than compaction's batches (on the virtual clock;
+    docs/serving.md), which an earlier rule (compaction while fewer than a batch waited) followed at 1.1-1.2x
+    layer-pool's p99. Exits are the policy's on both paths."""
 
     name = "layer-pool-adaptive"
 
@@ -387,8 +389,8 @@ class LayerPoolAdaptive(LayerPool):
         self.engine = EarlyExitEngine(self.model, self.policy, self.value, self.task)
 
     def light(self) -> bool:
-        """Whether the next step runs compaction: nothing beyond layer 1, less than a full batch in it."""
-        return len(self.pools[0]) < self.max_batch and not any(self.pools[1:])
+        """Whether the next step runs the engine: one query waits for layer 1 and none is beyond it."""
+        return len(self.pools[0]) == 1 and not any(self.pools[1:])
 
     @torch.inference_mode()
     def step(self) -> list[Answer]:
