@@ -29,7 +29,7 @@ from fastexit_bench.locations import Locations
 from fastexit_bench.reporting.tables import paper_policy
 from fastexit_bench.runtime.trained import ReplayedSplit, TrainedSplit, open_replayed, open_trained
 from fastexit_bench.serving.bench import is_artifact
-from fastexit_bench.serving.clocks import RealClock
+from fastexit_bench.serving.clocks import Clock
 from fastexit_bench.serving.record import ServingRecord, ServingSettings
 from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
 
@@ -73,13 +73,13 @@ def scheduler_for(
     policy,
     value: float,
     examples: np.ndarray,
-    clock: RealClock | None = None,
+    clock: Clock | None = None,
 ) -> Scheduler:
     """Scheduler ``name`` serving ``opened`` (replaying an artefact's outputs) with serving's batch limit,
     its model charged to ``clock`` where that is virtual."""
     replayed = isinstance(opened, ReplayedSplit)
     task = opened.recorded.task if replayed else opened.dataset.task
-    runner = (clock or RealClock()).model(opened.runner)
+    runner = clock.model(opened.runner) if clock else opened.runner
     scheduler = make_scheduler(
         name, runner, opened.source, examples, task, policy, value, ServingSettings.max_batch
     )

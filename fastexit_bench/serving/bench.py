@@ -27,7 +27,7 @@ from fastexit_bench.models.tracing import measure_fvcore
 from fastexit_bench.runtime.latency import set_threads
 from fastexit_bench.runtime.predict import predict
 from fastexit_bench.runtime.trained import open_replayed, open_trained
-from fastexit_bench.serving.clocks import RealClock, make_clock
+from fastexit_bench.serving.clocks import Clock, make_clock
 from fastexit_bench.serving.loadgen import Served, max_rate_under_bound, poisson_arrivals, serve
 from fastexit_bench.serving.record import ServedModel, ServingEnvironment, ServingRecord, ServingSettings
 from fastexit_bench.serving.schedulers import Scheduler, make_scheduler
@@ -268,7 +268,7 @@ def serve_poisson(
     examples: np.ndarray,
     rate: float,
     settings: ServingSettings,
-    clock: RealClock,
+    clock: Clock,
     turn: int,
 ) -> Served:
     """``settings.queries`` queries arriving as a Poisson process at ``rate``, the ``turn``-th repeat's
@@ -283,7 +283,7 @@ def overload(
     outputs: LayerOutputs,
     examples: np.ndarray,
     settings: ServingSettings,
-    clock: RealClock,
+    clock: Clock,
     log=print,
 ) -> None:
     """Every scheduler at ``settings.overload`` x full depth's Server rate at the bound: p99, accuracy on the
@@ -324,7 +324,7 @@ def server_search(
     examples: np.ndarray,
     offline: Served,
     settings: ServingSettings,
-    clock: RealClock,
+    clock: Clock,
     turn: int = 0,
     log=print,
 ) -> dict[str, Any]:

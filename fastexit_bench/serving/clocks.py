@@ -1,22 +1,25 @@
 """The clocks a scheduler is served on: the real one, and a virtual one for comparing schedulers on a noisy
 machine.
 
-On a shared 2-core machine the p99 of a run near a scheduler's capacity swings by 0.3-3.9x between two runs of
-one scheduler on the same arrivals (a timing hiccup anywhere grows the queue), more than the gaps between
+On a shared 2-core machine the median p99 of one scheduler near its capacity moved by up to 1.8x between two
+series of runs on the same arrivals (a hiccup anywhere grows the queue), more than the gaps between
 schedulers. The virtual clock takes the machine's noise out and leaves the scheduling in: time moves only
 by what the work costs. Each model call (embedding, a layer with or without its head, a head, an exit
-score) is charged a cost looked up by its kind and shape (every layer of an encoder costs the same), timed once per shape when first met (the median
-of a few calls, on the same model and runtime); the host's own work between calls (the scheduler's Python,
-padding, copies, the exit decision) is charged the CPU time of the serving thread, which a descheduled
-thread does not accrue; waiting for the next arrival costs nothing, as the clock jumps to it. Every
-scheduler of one benchmark shares the cost table, so equal calls cost every scheduler the same. The model
-it assumes is a host that waits for each call, as on the CPU.
+score) is charged a cost looked up by its kind and shape (every layer of an encoder costs the same), timed
+once when the shape is first met (the median of a few calls, on the same model and runtime); the host's
+own work between calls (the scheduler's Python, padding, copies, the exit decision) is charged the CPU time
+of the serving thread, which a descheduled thread does not accrue; waiting for the next arrival costs
+nothing, as the clock jumps to it. Every scheduler of one benchmark shares the cost table, so equal calls
+cost every scheduler the same; a machine slow while costs are measured makes every scheduler slower alike,
+so compare schedulers within a run. It models a host that waits for each call, as on the CPU, with every
+kernel already built (a first call's build is not charged).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,8 +34,28 @@ TIMED_CALLS = 5
 Result = TypeVar("Result")
 
 
-class RealClock:
-    """Wall-clock time since :meth:`start`; waiting sleeps."""
+class Clock(ABC):
+    """What a load generator reads time on (seconds since :meth:`start`) and waits with."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Time starts at 0 now."""
+
+    @abstractmethod
+    def now(self) -> float:
+        """Seconds since :meth:`start`."""
+
+    @abstractmethod
+    def wait_until(self, moment: float) -> None:
+        """Let time pass to ``moment``."""
+
+    def model(self, model: Any) -> Any:
+        """The model as schedulers served on this clock call it: itself."""
+        return model
+
+
+class RealClock(Clock):
+    """Wall-clock time; waiting sleeps."""
 
     def start(self) -> None:
         self.origin = time.perf_counter()
@@ -43,12 +66,8 @@ class RealClock:
     def wait_until(self, moment: float) -> None:
         time.sleep(max(0.0, moment - self.now()))
 
-    def model(self, model: Any) -> Any:
-        """The model as schedulers on this clock call it: itself."""
-        return model
 
-
-class VirtualClock(RealClock):
+class VirtualClock(Clock):
     """Time that advances by the cost of model calls and the serving thread's CPU time between them (module
     docstring); waiting jumps to the moment waited for."""
 
@@ -142,7 +161,7 @@ class CostedModel:
         )
 
 
-def make_clock(kind: str) -> RealClock:
+def make_clock(kind: str) -> Clock:
     """A clock of ``kind`` (``CLOCK_KINDS``)."""
     if kind not in CLOCK_KINDS:
         raise ValueError(f"clock {kind!r} is not one of {CLOCK_KINDS}")

@@ -7,7 +7,8 @@
 
 Arrivals are open-loop (except in SingleStream): a query's arrival time is fixed in advance, and its latency
 runs from that time to the moment its answer is on the host, so time a query spends waiting because the
-server was busy counts. Tokenization is done before the clock starts. The scheduler and the generator share
+server was busy counts. Tokenization is done before the clock starts. The clock is the wall clock or a
+virtual one that charges model calls their measured cost (``serving.clocks``). The scheduler and the generator share
 one thread: while the scheduler steps, arrivals queue up and are admitted at the next turn of the loop.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from fastexit_bench.serving.clocks import RealClock
+from fastexit_bench.serving.clocks import Clock, RealClock
 from fastexit_bench.serving.schedulers import Scheduler
 
 
@@ -61,7 +62,7 @@ def poisson_arrivals(queries: int, rate_per_s: float, seed: int) -> np.ndarray:
 
 
 def serve(
-    scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None, clock: RealClock | None = None
+    scheduler: Scheduler, queries: int, arrivals: np.ndarray | None = None, clock: Clock | None = None
 ) -> Served:
     """Serve ``queries`` queries arriving at ``arrivals`` (seconds from the start; sorted), or, with None,
     one at a time as in SingleStream (each arrives when the previous is answered); on ``clock`` (default the
