@@ -26,49 +26,47 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import torch
 from serving import add_served_model, open_served, operating_point, run_of, scheduler_for, served_header
 
 from fastexit_bench.analysis.policies import resolve_policy
-from fastexit_bench.execution import ONEDNN_PRIMITIVE_CACHE
+from fastexit_bench.execution import ONEDNN_PRIMITIVE_CACHE, running
 from fastexit_bench.io import write_json
 from fastexit_bench.runtime.latency import set_threads
 from fastexit_bench.serving.bench import query_examples
+from fastexit_bench.serving.loadgen import serve
 from fastexit_bench.serving.record import ServingSettings
 
-SCHEDULERS = ("full-depth", "compaction", "layer-pool")
+SERVED = ("full-depth", "compaction", "layer-pool")
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """In this process (its cache already sized): the served run, and each scheduler's Offline throughput
     per order, first met and met again."""
-    import torch
-
-    from fastexit_bench.execution import running
-    from fastexit_bench.serving.loadgen import serve
-
     set_threads(args.threads)
     policy_name, value = operating_point(args.selection, args.target)
     policy, opened = resolve_policy(policy_name), open_served(args.model, args.mirror)
     settings = ServingSettings()
     orders = [query_examples(len(opened.source), settings.queries, seed) for seed in range(args.orders)]
     run_record = run_of(opened)
-    out: dict[str, Any] = {
-        "model": {"dataset": run_record.dataset, "recipe": run_record.recipe, "seed": run_record.seed}
-    }
+    throughput: dict[str, dict[str, list[float]]] = {}
     model = opened.model
     with (
         running(model.config, opened.execution, opened.device, inference=model.layers),
         torch.inference_mode(),
     ):
-        for name in SCHEDULERS:
+        for name in SERVED:
             passes = {"first": [], "again": []}
             for throughputs in passes.values():
                 for examples in orders:
                     scheduler = scheduler_for(opened, name, policy, value, examples)
                     served = serve(scheduler, len(examples), np.zeros(len(examples)))
                     throughputs.append(served.throughput_per_s())
-            out[name] = passes
-    return out
+            throughput[name] = passes
+    return {
+        "model": {"dataset": run_record.dataset, "recipe": run_record.recipe, "seed": run_record.seed},
+        "throughput_per_s": throughput,
+    }
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -83,20 +81,18 @@ def run(argv: list[str] | None = None) -> None:
     if args.worker:
         print(json.dumps(measure(args)))
         return
-    by_capacity = {}
+    runs = {}
     for capacity in [int(c) for c in args.capacities.split(",")]:
         env = {**os.environ, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": str(capacity)}
         worker = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--worker"]
         done = subprocess.run(worker, env=env, capture_output=True, text=True, check=True)
-        by_capacity[capacity] = json.loads(done.stdout.strip().splitlines()[-1])
-    served = SimpleNamespace(**by_capacity[capacity].pop("model"))
-    for measured in by_capacity.values():
-        measured.pop("model", None)
+        runs[capacity] = json.loads(done.stdout.strip().splitlines()[-1])
+    by_capacity = {capacity: run["throughput_per_s"] for capacity, run in runs.items()}
     largest = max(by_capacity)
     print(f"Offline queries/s, median over {args.orders} orders; x: against the largest cache ({largest})")
     print("| scheduler | cache | orders met first | met again |")
     print("|---|---|---|---|")
-    for name in SCHEDULERS:
+    for name in SERVED:
         top = np.median(by_capacity[largest][name]["again"])
         for capacity, measured in by_capacity.items():
             first, again = (float(np.median(measured[name][kind])) for kind in ("first", "again"))
@@ -106,7 +102,9 @@ def run(argv: list[str] | None = None) -> None:
         write_json(
             args.out,
             {
-                **served_header(args, served, policy_name, value, args.threads),
+                **served_header(
+                    args, SimpleNamespace(**runs[largest]["model"]), policy_name, value, args.threads
+                ),
                 "throughput_per_s": {str(c): m for c, m in by_capacity.items()},
             },
         )

@@ -66,7 +66,6 @@ def run(argv: list[str] | None = None) -> None:
     policy_name, value = operating_point(args.selection, args.target)
     policy = resolve_policy(policy_name)
     opened = open_served(args.model, args.mirror)
-    run_record = run_of(opened)
     schedulers, rates = labelled(args.schedulers.split(",")), [float(r) for r in args.rates.split(",")]
     names = [label for label, _ in schedulers]
     examples = query_examples(len(opened.source), args.queries, settings.seed)
@@ -107,7 +106,7 @@ def run(argv: list[str] | None = None) -> None:
                     "to_better_rival": medians[name] / better if better else None,
                 }
             )
-    record = run_record
+    record = run_of(opened)
     print(
         f"{record.dataset} {record.recipe} seed {record.seed}, {policy.name} = {value:.3g}, {args.queries} queries "
         f"per run, {args.repeats} repeats, {threads} threads, {args.clock} clock; p99 ms (median of repeats, "

@@ -39,8 +39,8 @@ ONEDNN_PRIMITIVE_CACHE = 16384
 every matrix product is a oneDNN kernel, and early exit runs layers on many shapes (the rows still in a
 batch x the tokens they keep): at the default, compaction serving the SST-2 reference models rebuilt evicted
 kernels and reached 0.52x (DeeBERT) and 0.66x (FastBERT) the Offline throughput it has with room for every
-shape, at no measured memory cost (``benchmarks/onednn_cache.py``). Set when this module is imported, before the first kernel is built; a
-value already in the environment wins."""
+shape, at no measured memory cost (``benchmarks/onednn_cache.py``). Set when this module is imported, before
+the first kernel is built; a value already in the environment wins."""
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_PRIMITIVE_CACHE))
 
 

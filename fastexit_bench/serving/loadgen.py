@@ -8,8 +8,9 @@
 Arrivals are open-loop (except in SingleStream): a query's arrival time is fixed in advance, and its latency
 runs from that time to the moment its answer is on the host, so time a query spends waiting because the
 server was busy counts. Tokenization is done before the clock starts. The clock is the wall clock or a
-virtual one that charges model calls their measured cost (``serving.clocks``). The scheduler and the generator share
-one thread: while the scheduler steps, arrivals queue up and are admitted at the next turn of the loop.
+virtual one that charges model calls their measured cost (``serving.clocks``). The scheduler and the
+generator share one thread: while the scheduler steps, arrivals queue up and are admitted at the next turn
+of the loop.
 """
 
 from __future__ import annotations

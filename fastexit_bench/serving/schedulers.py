@@ -396,8 +396,7 @@ class LayerPoolAdaptive(LayerPool):
     def step(self) -> list[Answer]:
         if not self.light():
             return super().step()
-        queries = [self.pools[0].popleft().query for _ in range(len(self.pools[0]))]
-        return self.run_through(self.engine, queries)
+        return self.run_through(self.engine, [self.pools[0].popleft().query])
 
 
 def make_scheduler(
